@@ -1,0 +1,228 @@
+//! A healthy snapshot to start unit tests from: the same shape as the fault matrix's guest
+//! (eth0 00:16:3e:00:00:01, 10.77.0.10/24 and secondary .11, gateway 10.77.0.1).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::snapshot::*;
+
+pub const MAC: &str = "00:16:3e:00:00:01";
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+pub fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+pub fn route(dst: &str, gw: Option<&str>, oif: u32, kind: &str) -> Route {
+    Route {
+        table: TABLE_MAIN,
+        kind: kind.into(),
+        destination: dst.parse().unwrap(),
+        gateway: gw.map(ip),
+        oif: Some(oif),
+        prefsrc: None,
+        metric: None,
+        protocol: "static".into(),
+        linkdown: false,
+        nexthops: vec![],
+    }
+}
+
+pub fn lookup(src: &str, oif: u32, kind: &str) -> RouteLookup {
+    RouteLookup {
+        destination: ip("192.0.2.1"),
+        source: ip(src),
+        source_ifindex: 2,
+        outcome: LookupOutcome::Route {
+            kind: kind.into(),
+            table: Some(TABLE_MAIN),
+            oif: Some(oif),
+            gateway: Some(ip("10.77.0.1")),
+            prefsrc: None,
+        },
+    }
+}
+
+pub fn sysctl(now: &str) -> Sysctl {
+    Sysctl {
+        now: Some(now.into()),
+        error: None,
+        after_reboot: None,
+    }
+}
+
+pub fn healthy() -> Snapshot {
+    let links = vec![
+        Link {
+            index: 1,
+            name: "lo".into(),
+            admin_up: true,
+            carrier: true,
+            loopback: true,
+            operstate: "unknown".into(),
+            ..Default::default()
+        },
+        Link {
+            index: 2,
+            name: "eth0".into(),
+            mac: Some(MAC.into()),
+            mtu: Some(1500),
+            admin_up: true,
+            carrier: true,
+            operstate: "up".into(),
+            ..Default::default()
+        },
+    ];
+    let addresses = vec![
+        Address {
+            ifindex: 1,
+            address: ip("127.0.0.1"),
+            prefix_len: 8,
+            scope: "host".into(),
+        },
+        Address {
+            ifindex: 2,
+            address: ip("10.77.0.10"),
+            prefix_len: 24,
+            scope: "global".into(),
+        },
+        Address {
+            ifindex: 2,
+            address: ip("10.77.0.11"),
+            prefix_len: 24,
+            scope: "global".into(),
+        },
+    ];
+    let routes = vec![
+        route("0.0.0.0/0", Some("10.77.0.1"), 2, "unicast"),
+        route("10.77.0.0/24", None, 2, "unicast"),
+    ];
+    let mut sysctls = BTreeMap::new();
+    for (k, v) in [
+        ("net.ipv4.icmp_echo_ignore_all", "0"),
+        ("net.ipv6.icmp.echo_ignore_all", "0"),
+        ("net.ipv4.icmp_ratelimit", "1000"),
+        ("net.ipv4.icmp_ratemask", "6168"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+        ("net.ipv4.conf.eth0.rp_filter", "1"),
+        ("net.ipv4.conf.lo.rp_filter", "0"),
+    ] {
+        sysctls.insert(k.to_string(), sysctl(v));
+    }
+    let mut drivers = BTreeMap::new();
+    drivers.insert(
+        "eth0".into(),
+        NicDriver {
+            has_device: true,
+            driver: Some("virtio_net".into()),
+        },
+    );
+    drivers.insert("lo".into(), NicDriver::default());
+    Snapshot {
+        version: SNAPSHOT_VERSION,
+        taken_at: "2026-01-01T00:00:00Z".into(),
+        client: None,
+        links: Gathered::Ok(links),
+        addresses: Gathered::Ok(addresses),
+        routes: Gathered::Ok(routes),
+        rules: Gathered::Ok(vec![]),
+        neighbours: Gathered::Ok(vec![Neighbour {
+            ifindex: 2,
+            address: ip("10.77.0.1"),
+            mac: Some("02:00:00:00:00:01".into()),
+            state: NeighbourState::Reachable,
+        }]),
+        reply_lookups: Gathered::Ok(vec![
+            lookup("10.77.0.10", 2, "unicast"),
+            lookup("10.77.0.11", 2, "unicast"),
+        ]),
+        drivers: Gathered::Ok(drivers),
+        sysctls: Gathered::Ok(sysctls),
+        network_config: Gathered::Ok(vec![InterfaceConfig {
+            file: "/etc/sysconfig/network-scripts/ifcfg-eth0".into(),
+            format: ConfigFormat::Ifcfg,
+            interface: Some("eth0".into()),
+            mac: None,
+            method: AddressingMethod::Dhcp,
+            addresses: vec![],
+            gateway: None,
+        }]),
+        icmp: Gathered::Ok(IcmpCounters {
+            at_ms: 10_000,
+            in_msgs: 5,
+            in_echos: 5,
+            out_echo_reps: 5,
+            ..Default::default()
+        }),
+        icmp_previous: None,
+        dmi: Gathered::Ok(Dmi {
+            sys_vendor: Some("Alibaba Cloud".into()),
+            product_name: Some("Alibaba Cloud ECS".into()),
+        }),
+        metadata: MetadataState::Ok(InstanceMetadata {
+            hardened: true,
+            mac: MAC.into(),
+            private_ipv4: Some(v4("10.77.0.10")),
+            interfaces: vec![MetadataInterface {
+                mac: MAC.into(),
+                eni_id: Some("eni-primary".into()),
+                primary_ip: Some(v4("10.77.0.10")),
+                prefix_len: Some(24),
+                prefix_from: Some("netmask".into()),
+                gateway: Some(v4("10.77.0.1")),
+                private_ipv4s: vec![v4("10.77.0.10"), v4("10.77.0.11")],
+                vswitch_cidr: Some("10.77.0.0/24".parse().unwrap()),
+                vpc_cidr: Some("10.0.0.0/8".parse().unwrap()),
+            }],
+            ..Default::default()
+        }),
+    }
+}
+
+/// Runs a check on a snapshot changed by `edit`.
+pub fn judge(
+    check: fn(&Snapshot) -> crate::report::Finding,
+    edit: impl FnOnce(&mut Snapshot),
+) -> crate::report::Finding {
+    let mut s = healthy();
+    edit(&mut s);
+    check(&s)
+}
+
+pub fn links(s: &mut Snapshot) -> &mut Vec<Link> {
+    match &mut s.links {
+        Gathered::Ok(v) => v,
+        _ => panic!("links failed"),
+    }
+}
+pub fn addresses(s: &mut Snapshot) -> &mut Vec<Address> {
+    match &mut s.addresses {
+        Gathered::Ok(v) => v,
+        _ => panic!("addresses failed"),
+    }
+}
+pub fn routes(s: &mut Snapshot) -> &mut Vec<Route> {
+    match &mut s.routes {
+        Gathered::Ok(v) => v,
+        _ => panic!("routes failed"),
+    }
+}
+pub fn metadata(s: &mut Snapshot) -> &mut InstanceMetadata {
+    match &mut s.metadata {
+        MetadataState::Ok(m) => m,
+        _ => panic!("no metadata"),
+    }
+}
+pub fn sysctls(s: &mut Snapshot) -> &mut BTreeMap<String, Sysctl> {
+    match &mut s.sysctls {
+        Gathered::Ok(v) => v,
+        _ => panic!("sysctls failed"),
+    }
+}
+pub fn no_metadata(s: &mut Snapshot) {
+    s.metadata = MetadataState::NotProbed {
+        reason: "metadata.mode = \"never\"".into(),
+    };
+}

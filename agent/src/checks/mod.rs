@@ -1,0 +1,231 @@
+//! Checks: pure functions of a snapshot, one file per family (`link.rs` holds `link.primary`,
+//! `link.secondary`, `link.driver`, ...). [`CATALOGUE`] is the explicit list, in report order.
+
+pub mod addr;
+pub mod icmp;
+pub mod link;
+pub mod neigh;
+pub mod route;
+pub mod sysctl;
+
+use crate::report::{Finding, Report, REPORT_VERSION};
+use crate::snapshot::Snapshot;
+
+/// A check: its stable id (also its metric label) and the function that judges.
+pub struct Check {
+    pub id: &'static str,
+    pub judge: fn(&Snapshot) -> Finding,
+}
+
+pub const CATALOGUE: &[Check] = &[
+    Check {
+        id: link::PRIMARY,
+        judge: link::primary,
+    },
+    Check {
+        id: link::SECONDARY,
+        judge: link::secondary,
+    },
+    Check {
+        id: link::DRIVER,
+        judge: link::driver,
+    },
+    Check {
+        id: addr::PRIMARY,
+        judge: addr::primary,
+    },
+    Check {
+        id: addr::SECONDARY,
+        judge: addr::secondary,
+    },
+    Check {
+        id: addr::CONFIG,
+        judge: addr::config,
+    },
+    Check {
+        id: route::DEFAULT,
+        judge: route::default_route,
+    },
+    Check {
+        id: route::REPLY,
+        judge: route::reply,
+    },
+    Check {
+        id: neigh::GATEWAY,
+        judge: neigh::gateway,
+    },
+    Check {
+        id: sysctl::ICMP_ECHO,
+        judge: sysctl::icmp_echo,
+    },
+    Check {
+        id: sysctl::ICMP_ECHO6,
+        judge: sysctl::icmp_echo6,
+    },
+    Check {
+        id: sysctl::RP_FILTER,
+        judge: sysctl::rp_filter,
+    },
+    Check {
+        id: sysctl::ICMP_RATELIMIT,
+        judge: sysctl::icmp_ratelimit,
+    },
+    Check {
+        id: icmp::LIVE,
+        judge: icmp::live,
+    },
+];
+
+/// Judges a snapshot with every check.
+pub fn evaluate(snapshot: &Snapshot) -> Vec<Finding> {
+    CATALOGUE.iter().map(|c| (c.judge)(snapshot)).collect()
+}
+
+pub fn report(snapshot: &Snapshot, started: std::time::Instant) -> Report {
+    let checks = evaluate(snapshot);
+    Report {
+        version: REPORT_VERSION,
+        generated_at: crate::now_rfc3339(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        checks,
+    }
+}
+
+use std::net::IpAddr;
+
+use crate::snapshot::{Address, Link, Route, TABLE_MAIN};
+
+/// Which interface is primary and how we know.
+#[derive(Debug)]
+pub struct Primary<'a> {
+    pub link: &'a Link,
+    /// `metadata MAC`, `default route`, or `only addressed interface`.
+    pub chosen_by: &'static str,
+}
+
+/// Why the primary interface could not be named.
+#[derive(Debug, PartialEq)]
+pub enum NoPrimary {
+    /// The links could not be read.
+    Links(String),
+    /// Metadata names a MAC that no interface has.
+    MacMissing(String),
+    /// No metadata, no default route, no addressed interface.
+    Unknowable,
+}
+
+/// DESIGN.md: the metadata MAC's interface, else the default-route device.
+pub fn primary_interface(s: &Snapshot) -> Result<Primary<'_>, NoPrimary> {
+    let links = s.links.ok().map_err(|e| NoPrimary::Links(e.to_string()))?;
+    if let Some(md) = s.metadata.ok() {
+        return links
+            .iter()
+            .find(|l| {
+                l.mac
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(&md.mac))
+            })
+            .map(|link| Primary {
+                link,
+                chosen_by: "metadata MAC",
+            })
+            .ok_or_else(|| NoPrimary::MacMissing(md.mac.clone()));
+    }
+    if let Some(link) = default_routes_v4(s)
+        .first()
+        .and_then(|r| r.oif.or_else(|| r.nexthops.first().map(|h| h.oif)))
+        .and_then(|oif| links.iter().find(|l| l.index == oif))
+    {
+        return Ok(Primary {
+            link,
+            chosen_by: "default route",
+        });
+    }
+    let addrs = s.addresses.ok().map(Vec::as_slice).unwrap_or_default();
+    crate::sources::reply_sources(links, addrs)
+        .first()
+        .and_then(|a| links.iter().find(|l| l.index == a.ifindex))
+        .map(|link| Primary {
+            link,
+            chosen_by: "only addressed interface",
+        })
+        .ok_or(NoPrimary::Unknowable)
+}
+
+/// The finding for a check that cannot proceed without the primary interface.
+pub fn no_primary(id: &str, why: NoPrimary) -> Finding {
+    match why {
+        NoPrimary::Links(e) => Finding::unknown(id, format!("cannot read the interfaces: {e}")),
+        NoPrimary::MacMissing(mac) => Finding::unknown(
+            id,
+            format!("no interface has the primary ENI's MAC {mac} (see link.primary)"),
+        ),
+        NoPrimary::Unknowable => Finding::unknown(
+            id,
+            "cannot tell which interface is primary: no metadata, no default route, no addressed interface",
+        ),
+    }
+}
+
+/// IPv4 default routes of the main table, best (lowest metric) first.
+pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
+    let mut v: Vec<&Route> = s
+        .routes
+        .ok()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| {
+                    r.table == TABLE_MAIN && r.is_default() && r.destination.addr().is_ipv4()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|r| r.metric.unwrap_or(0));
+    v
+}
+
+pub fn link_name(s: &Snapshot, index: u32) -> String {
+    s.links
+        .ok()
+        .ok()
+        .and_then(|ls| ls.iter().find(|l| l.index == index))
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| format!("if{index}"))
+}
+
+/// Global IPv4 addresses on an interface.
+pub fn ipv4_on(s: &Snapshot, ifindex: u32) -> Vec<&Address> {
+    s.addresses
+        .ok()
+        .map(|v| {
+            v.iter()
+                .filter(|a| a.ifindex == ifindex && a.address.is_ipv4() && a.scope == "global")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The address replies are judged for: `--client`, else the stand-in the lookups used.
+pub fn reply_target(s: &Snapshot) -> IpAddr {
+    match s.client {
+        Some(c @ IpAddr::V4(_)) => c,
+        _ => s
+            .reply_lookups
+            .ok()
+            .ok()
+            .and_then(|l| l.first())
+            .map(|l| l.destination)
+            .unwrap_or(IpAddr::V4(crate::sources::PUBLIC_PROBES[0])),
+    }
+}
+
+/// The reply target, as a person reads it.
+pub fn target_label(s: &Snapshot) -> String {
+    match s.client {
+        Some(IpAddr::V4(c)) => format!("client {c}"),
+        _ => format!("an Internet client (stand-in {})", reply_target(s)),
+    }
+}
+
+#[cfg(test)]
+pub mod fixture;

@@ -1,0 +1,155 @@
+//! `neigh.gateway`: can the instance reach its gateway at layer 2? Passive: reads the kernel's
+//! neighbour (ARP) entry for the gateway the default route uses (and the assigned one); an entry
+//! stuck FAILED or INCOMPLETE means every reply to the outside is dropped before it leaves.
+
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use super::{default_routes_v4, link_name};
+use crate::report::Finding;
+use crate::snapshot::{Neighbour, Snapshot};
+
+pub const GATEWAY: &str = "neigh.gateway";
+
+pub fn gateway(s: &Snapshot) -> Finding {
+    let neighbours = match s.neighbours.ok() {
+        Ok(n) => n,
+        Err(e) => {
+            return Finding::unknown(GATEWAY, format!("cannot read the neighbour table: {e}"))
+        }
+    };
+    // The gateways replies actually use, then the assigned one.
+    let mut gateways: Vec<(IpAddr, Option<u32>)> = default_routes_v4(s)
+        .iter()
+        .flat_map(|r| r.hops())
+        .filter_map(|(gw, oif)| gw.map(|g| (g, oif)))
+        .collect();
+    if let Some(g) = s
+        .metadata
+        .ok()
+        .and_then(|m| m.primary())
+        .and_then(|e| e.gateway)
+    {
+        if !gateways.iter().any(|(x, _)| *x == IpAddr::V4(g)) {
+            gateways.push((IpAddr::V4(g), None));
+        }
+    }
+    if gateways.is_empty() {
+        return Finding::unknown(
+            GATEWAY,
+            "no gateway to look for: no default route via a gateway and no metadata",
+        );
+    }
+    let entry = |g: IpAddr, oif: Option<u32>| -> Option<&Neighbour> {
+        neighbours
+            .iter()
+            .find(|n| n.address == g && oif.is_none_or(|o| o == n.ifindex))
+    };
+    let mut seen = Vec::new();
+    let mut bad = Vec::new();
+    let mut missing = Vec::new();
+    for (g, oif) in &gateways {
+        match entry(*g, *oif) {
+            Some(n) => {
+                let dev = link_name(s, n.ifindex);
+                seen.push(json!({"gateway": g, "dev": dev, "state": n.state, "mac": n.mac}));
+                if n.state.is_unresolved() {
+                    bad.push((*g, dev, n.state));
+                }
+            }
+            None => missing.push(*g),
+        }
+    }
+    let evidence = json!({"entries": seen, "no_entry": missing});
+    if let Some((g, dev, state)) = bad.first() {
+        let state = serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_uppercase))
+            .unwrap_or_default();
+        return Finding::fail(GATEWAY, format!("the gateway {g} does not answer ARP on {dev} (neighbour entry {state}): nothing can leave the subnet"))
+            .evidence(evidence)
+            .remedy([
+                format!("arping -c 3 -I {dev} {g}   (active probe: sends ARP requests)"),
+                format!("ip neigh show {g}; ip -s link show dev {dev}"),
+                "check the address and prefix match the assigned ones (addr.primary) and the gateway is the vSwitch gateway (route.default); if both are right, the ENI or vSwitch is at fault: restart the instance or open a ticket".to_string(),
+            ]);
+    }
+    if seen.is_empty() {
+        let list = missing
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Finding::unknown(GATEWAY, format!("no neighbour entry for the gateway ({list}): nothing was sent through it recently (passive check)"))
+            .evidence(evidence)
+            .remedy([format!("send one packet through the gateway and look again: ip neigh show {}", missing[0])]);
+    }
+    Finding::ok(
+        GATEWAY,
+        format!(
+            "the gateway {} is resolved ({})",
+            seen[0]["gateway"].as_str().unwrap_or_default(),
+            seen[0]["state"].as_str().unwrap_or_default()
+        ),
+    )
+    .evidence(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixture::*;
+    use crate::report::Status;
+    use crate::snapshot::{Gathered, NeighbourState};
+
+    fn state(st: NeighbourState) -> impl FnOnce(&mut Snapshot) {
+        move |s| {
+            if let Gathered::Ok(n) = &mut s.neighbours {
+                n[0].state = st;
+            }
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(judge(gateway, |_| {}).status, Status::Ok);
+        assert_eq!(
+            judge(gateway, state(NeighbourState::Stale)).status,
+            Status::Ok
+        );
+        let f = judge(gateway, state(NeighbourState::Failed));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("10.77.0.1") && f.summary.contains("FAILED"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            judge(gateway, state(NeighbourState::Incomplete)).status,
+            Status::Fail
+        );
+        assert_eq!(
+            judge(gateway, |s| s.neighbours = Gathered::Ok(vec![])).status,
+            Status::Unknown
+        );
+        assert_eq!(
+            judge(gateway, |s| s.neighbours = Gathered::Failed("x".into())).status,
+            Status::Unknown
+        );
+        // The wrong gateway the default route uses is the one that fails.
+        let f = judge(gateway, |s| {
+            routes(s)[0].gateway = Some(ip("10.77.0.254"));
+            if let Gathered::Ok(n) = &mut s.neighbours {
+                n.push(Neighbour {
+                    ifindex: 2,
+                    address: ip("10.77.0.254"),
+                    mac: None,
+                    state: NeighbourState::Failed,
+                });
+            }
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("10.77.0.254"));
+    }
+}

@@ -1,0 +1,27 @@
+//! ecs-diag: tells an ECS instance's owner, with evidence, why its public IP cannot be pinged
+//! or reached. Architecture (DESIGN.md): `sources` gather → [`snapshot::Snapshot`] →
+//! `checks` judge (pure) → [`report::Report`] → CLI table / JSON.
+
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod report;
+pub mod snapshot;
+pub mod sources;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Now, as RFC 3339 in UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}

@@ -1,0 +1,373 @@
+//! The snapshot: every fact the checks judge, as plain serde data. Sources fill it, checks read
+//! it, `ecs-diag snapshot` prints it and `check --from` replays it.
+//!
+//! Each source's result is kept as [`Gathered`]: the facts, or the reason they could not be read,
+//! so a failed source turns the checks that need it into `unknown` instead of a silent `ok`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// One source's result: its facts, or why they are missing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Gathered<T> {
+    Ok(T),
+    Failed(String),
+}
+
+impl<T> Gathered<T> {
+    pub fn ok(&self) -> Result<&T, &str> {
+        match self {
+            Gathered::Ok(v) => Ok(v),
+            Gathered::Failed(e) => Err(e),
+        }
+    }
+}
+
+impl<T: Default> Default for Gathered<T> {
+    fn default() -> Self {
+        Gathered::Ok(T::default())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Snapshot {
+    pub version: u32,
+    /// RFC 3339.
+    pub taken_at: String,
+    /// The client address the route lookups were made for (`--client`), if any.
+    pub client: Option<IpAddr>,
+    pub links: Gathered<Vec<Link>>,
+    pub addresses: Gathered<Vec<Address>>,
+    pub routes: Gathered<Vec<Route>>,
+    pub rules: Gathered<Vec<Rule>>,
+    pub neighbours: Gathered<Vec<Neighbour>>,
+    /// Kernel route lookups for replies from each local IPv4 address.
+    pub reply_lookups: Gathered<Vec<RouteLookup>>,
+    /// NIC driver per interface name.
+    pub drivers: Gathered<BTreeMap<String, NicDriver>>,
+    /// Sysctls by dotted name.
+    pub sysctls: Gathered<BTreeMap<String, Sysctl>>,
+    pub network_config: Gathered<Vec<InterfaceConfig>>,
+    pub icmp: Gathered<IcmpCounters>,
+    /// An earlier sample (`check --window`, or the previous refresh); absent: compare with boot.
+    pub icmp_previous: Option<IcmpCounters>,
+    pub dmi: Gathered<Dmi>,
+    pub metadata: MetadataState,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Lower-case, colon separated.
+    pub mac: Option<String>,
+    pub mtu: Option<u32>,
+    /// IFF_UP: the administrator (or network config) brought it up.
+    pub admin_up: bool,
+    /// IFF_LOWER_UP: the NIC reports a carrier.
+    pub carrier: bool,
+    /// RFC 2863 operational state as the kernel reports it (`up`, `down`, `lowerlayerdown`, ...).
+    pub operstate: String,
+    pub loopback: bool,
+    /// `veth`, `bridge`, ... for virtual links; absent for physical NICs.
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Address {
+    pub ifindex: u32,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    /// `global`, `link`, `host`, ...
+    pub scope: String,
+}
+
+impl Address {
+    pub fn net(&self) -> Option<IpNet> {
+        IpNet::new(self.address, self.prefix_len).ok()
+    }
+}
+
+/// `unicast`, `local`, `blackhole`, `unreachable`, `prohibit`, ... as `ip route` names them.
+pub type RouteKind = String;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Route {
+    pub table: u32,
+    pub kind: RouteKind,
+    /// `0.0.0.0/0` for a default route.
+    pub destination: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub prefsrc: Option<IpAddr>,
+    pub metric: Option<u32>,
+    pub protocol: String,
+    /// The kernel marked the route's next hop link-down.
+    #[serde(default)]
+    pub linkdown: bool,
+    /// Multipath next hops (`nexthop via ... dev ...`).
+    #[serde(default)]
+    pub nexthops: Vec<NextHop>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NextHop {
+    pub gateway: Option<IpAddr>,
+    pub oif: u32,
+}
+
+impl Route {
+    pub fn is_default(&self) -> bool {
+        self.destination.prefix_len() == 0
+    }
+    /// Every (gateway, oif) this route can send through.
+    pub fn hops(&self) -> Vec<(Option<IpAddr>, Option<u32>)> {
+        if self.nexthops.is_empty() {
+            vec![(self.gateway, self.oif)]
+        } else {
+            self.nexthops
+                .iter()
+                .map(|h| (h.gateway, Some(h.oif)))
+                .collect()
+        }
+    }
+}
+
+pub const TABLE_MAIN: u32 = 254;
+pub const TABLE_LOCAL: u32 = 255;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rule {
+    pub family: String,
+    pub priority: u32,
+    pub table: u32,
+    /// `to_table`, `blackhole`, `unreachable`, `prohibit`, `goto`, `nop`.
+    pub action: String,
+    pub source: Option<IpNet>,
+    pub destination: Option<IpNet>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+}
+
+/// Neighbour (ARP/NDP) cache state, as `ip neigh` names it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighbourState {
+    Incomplete,
+    Reachable,
+    Stale,
+    Delay,
+    Probe,
+    Failed,
+    Noarp,
+    Permanent,
+    None,
+}
+
+impl NeighbourState {
+    /// The kernel could not (or not yet) resolve the address: nothing can be sent to it.
+    pub fn is_unresolved(self) -> bool {
+        matches!(self, NeighbourState::Failed | NeighbourState::Incomplete)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Neighbour {
+    pub ifindex: u32,
+    pub address: IpAddr,
+    pub mac: Option<String>,
+    pub state: NeighbourState,
+}
+
+/// "Which way would a reply from `source` to `destination` go?", answered by the kernel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouteLookup {
+    pub destination: IpAddr,
+    pub source: IpAddr,
+    /// The interface `source` is configured on.
+    pub source_ifindex: u32,
+    pub outcome: LookupOutcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupOutcome {
+    Route {
+        kind: RouteKind,
+        table: Option<u32>,
+        oif: Option<u32>,
+        gateway: Option<IpAddr>,
+        prefsrc: Option<IpAddr>,
+    },
+    /// The kernel refused: `errno` and its meaning for routing (`ENETUNREACH`: no route, ...).
+    Refused { errno: i32, meaning: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NicDriver {
+    /// The interface has a backing device in sysfs (physical or paravirtual NIC).
+    pub has_device: bool,
+    /// The bound driver's name (`virtio_net`, ...), if any.
+    pub driver: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Sysctl {
+    /// The running value, whitespace-normalised; absent when unreadable or not present.
+    pub now: Option<String>,
+    /// Why `now` is absent.
+    pub error: Option<String>,
+    /// The value the sysctl.d / sysctl.conf files would set at boot.
+    pub after_reboot: Option<PersistedSysctl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersistedSysctl {
+    pub value: String,
+    pub file: String,
+    pub line: usize,
+}
+
+/// Which tool persisted an interface's configuration.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigFormat {
+    Ifcfg,
+    Netplan,
+    Ifupdown,
+    NetworkManager,
+    Networkd,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressingMethod {
+    Dhcp,
+    Static,
+    /// Configured, but neither DHCP nor a static IPv4 address (e.g. `method=disabled`).
+    Other,
+}
+
+/// One persisted IPv4 configuration of an interface, from one file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterfaceConfig {
+    pub file: String,
+    pub format: ConfigFormat,
+    /// Interface name or name pattern the file applies to, if it says.
+    pub interface: Option<String>,
+    /// MAC address the file applies to, if it says.
+    pub mac: Option<String>,
+    pub method: AddressingMethod,
+    pub addresses: Vec<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// ICMP counters from `/proc/net/snmp` and `/proc/net/snmp6`, at one moment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct IcmpCounters {
+    /// Milliseconds since the Unix epoch when read.
+    pub at_ms: u64,
+    pub in_msgs: u64,
+    pub in_errors: u64,
+    pub in_echos: u64,
+    pub out_echo_reps: u64,
+    /// Kernels ≥ 6.0 only.
+    pub out_rate_limit_global: Option<u64>,
+    pub out_rate_limit_host: Option<u64>,
+    pub in_echos6: Option<u64>,
+    pub out_echo_replies6: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Dmi {
+    pub sys_vendor: Option<String>,
+    pub product_name: Option<String>,
+}
+
+impl Dmi {
+    /// The signal cloud-init's Alibaba data source uses.
+    pub fn is_alibaba_ecs(&self) -> bool {
+        self.product_name.as_deref() == Some("Alibaba Cloud ECS")
+            || self.sys_vendor.as_deref() == Some("Alibaba Cloud")
+    }
+}
+
+/// What the instance metadata service said, or why it was not asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataState {
+    /// Not asked: `mode = "never"`, or `auto` on a machine DMI does not call Alibaba Cloud ECS.
+    NotProbed {
+        reason: String,
+    },
+    Ok(InstanceMetadata),
+    Failed {
+        reason: String,
+    },
+}
+
+impl Default for MetadataState {
+    fn default() -> Self {
+        MetadataState::NotProbed {
+            reason: "not gathered".to_string(),
+        }
+    }
+}
+
+impl MetadataState {
+    pub fn ok(&self) -> Option<&InstanceMetadata> {
+        match self {
+            MetadataState::Ok(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InstanceMetadata {
+    /// The token (hardened) mode answered; false: plain requests were used.
+    pub hardened: bool,
+    pub instance_id: Option<String>,
+    pub region_id: Option<String>,
+    pub zone_id: Option<String>,
+    pub instance_type: Option<String>,
+    /// The primary ENI's MAC, lower-case.
+    pub mac: String,
+    pub private_ipv4: Option<Ipv4Addr>,
+    pub eipv4: Option<Ipv4Addr>,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub vpc_cidr: Option<Ipv4Net>,
+    pub vswitch_cidr: Option<Ipv4Net>,
+    pub interfaces: Vec<MetadataInterface>,
+}
+
+impl InstanceMetadata {
+    pub fn primary(&self) -> Option<&MetadataInterface> {
+        self.interfaces
+            .iter()
+            .find(|i| i.mac.eq_ignore_ascii_case(&self.mac))
+    }
+}
+
+/// One ENI as the cloud assigned it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MetadataInterface {
+    pub mac: String,
+    pub eni_id: Option<String>,
+    pub primary_ip: Option<Ipv4Addr>,
+    pub prefix_len: Option<u8>,
+    /// `netmask`, or `vswitch-cidr-block` where the netmask is not published.
+    pub prefix_from: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    /// Every private IPv4 of the ENI, primary included.
+    pub private_ipv4s: Vec<Ipv4Addr>,
+    pub vswitch_cidr: Option<Ipv4Net>,
+    pub vpc_cidr: Option<Ipv4Net>,
+}

@@ -1,0 +1,246 @@
+//! Sources: the only code that touches the OS. `gather` runs them all (metadata concurrently
+//! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
+
+pub mod metadata;
+pub mod netlink;
+pub mod network_config;
+pub mod snmp;
+pub mod sysctl;
+pub mod sysfs;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::config::{Config, MetadataMode};
+use crate::snapshot::{
+    Address, Dmi, Gathered, IcmpCounters, Link, MetadataState, RouteLookup, Snapshot,
+    SNAPSHOT_VERSION,
+};
+
+/// Stand-ins for "any Internet client" in reply-route lookups when no `--client` is given (the
+/// documentation ranges: a lookup sends nothing). The first not on a local subnet is used.
+pub const PUBLIC_PROBES: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(192, 0, 2, 1),
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(203, 0, 113, 1),
+];
+
+/// The stand-in Internet client for these local addresses.
+pub fn public_probe(addrs: &[Address]) -> Ipv4Addr {
+    let on_link = |p: Ipv4Addr| {
+        addrs
+            .iter()
+            .any(|a| a.net().is_some_and(|n| n.contains(&IpAddr::V4(p))))
+    };
+    PUBLIC_PROBES
+        .into_iter()
+        .find(|p| !on_link(*p))
+        .unwrap_or(PUBLIC_PROBES[0])
+}
+
+/// The sysctls every diagnosis reads; per-interface `rp_filter` are added for each link.
+pub const SYSCTLS: &[&str] = &[
+    "net.ipv4.icmp_echo_ignore_all",
+    "net.ipv4.icmp_echo_ignore_broadcasts",
+    "net.ipv6.icmp.echo_ignore_all",
+    "net.ipv4.icmp_ratelimit",
+    "net.ipv4.icmp_ratemask",
+    "net.ipv4.icmp_msgs_per_sec",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.default.rp_filter",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct GatherOptions {
+    /// `--client`: route lookups and verdicts for this source address.
+    pub client: Option<IpAddr>,
+}
+
+/// Whether to ask the metadata service, and if not, why.
+pub fn metadata_decision(mode: MetadataMode, dmi: &Gathered<Dmi>) -> Result<(), String> {
+    match (mode, dmi) {
+        (MetadataMode::Always, _) => Ok(()),
+        (MetadataMode::Never, _) => Err("metadata.mode = \"never\" in the config".to_string()),
+        (MetadataMode::Auto, Gathered::Ok(d)) if d.is_alibaba_ecs() => Ok(()),
+        (MetadataMode::Auto, Gathered::Ok(d)) => Err(format!(
+            "DMI does not say Alibaba Cloud ECS (product_name {:?}, sys_vendor {:?}); set metadata.mode = \"always\" to ask anyway",
+            d.product_name.as_deref().unwrap_or("absent"),
+            d.sys_vendor.as_deref().unwrap_or("absent")
+        )),
+        (MetadataMode::Auto, Gathered::Failed(e)) => {
+            Err(format!("cannot tell whether this is an ECS instance: {e}"))
+        }
+    }
+}
+
+/// Gathers every fact. Never fails as a whole: failed sources are recorded in the snapshot.
+pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
+    let dmi = sysfs::dmi(&config.paths.sys);
+    let decision = metadata_decision(config.metadata.mode, &dmi);
+    std::thread::scope(|scope| {
+        let metadata = scope.spawn(|| match decision {
+            Err(reason) => MetadataState::NotProbed { reason },
+            Ok(()) => match metadata::MetadataClient::new(&config.metadata).read() {
+                Ok(m) => MetadataState::Ok(m),
+                Err(e) => MetadataState::Failed {
+                    reason: e.to_string(),
+                },
+            },
+        });
+        let mut snapshot = gather_local(config, options);
+        snapshot.dmi = dmi;
+        snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
+            reason: "the metadata reader panicked".to_string(),
+        });
+        snapshot
+    })
+}
+
+fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let (links, addresses, routes, rules, neighbours, reply_lookups) = match runtime {
+        Err(e) => all_failed(format!("cannot start the netlink runtime: {e}")),
+        Ok(rt) => rt.block_on(gather_netlink(options)),
+    };
+
+    let link_names: Vec<&str> = links
+        .ok()
+        .map(|v| v.iter().map(|l| l.name.as_str()).collect())
+        .unwrap_or_default();
+    let mut sysctl_names: Vec<String> = SYSCTLS.iter().map(|s| s.to_string()).collect();
+    sysctl_names.extend(
+        link_names
+            .iter()
+            .filter(|n| !n.contains('.') && !n.contains('/'))
+            .map(|n| format!("net.ipv4.conf.{n}.rp_filter")),
+    );
+
+    Snapshot {
+        version: SNAPSHOT_VERSION,
+        taken_at: crate::now_rfc3339(),
+        client: options.client,
+        drivers: sysfs::drivers(&config.paths.sys, link_names.iter().copied()),
+        sysctls: sysctl::sysctls(&config.paths, &sysctl_names),
+        network_config: network_config::read(&config.paths.etc),
+        icmp: snmp::icmp(&config.paths.proc),
+        icmp_previous: None,
+        links,
+        addresses,
+        routes,
+        rules,
+        neighbours,
+        reply_lookups,
+        dmi: Gathered::Failed("not gathered".to_string()),
+        metadata: MetadataState::default(),
+    }
+}
+
+type NetlinkFacts = (
+    Gathered<Vec<Link>>,
+    Gathered<Vec<Address>>,
+    Gathered<Vec<crate::snapshot::Route>>,
+    Gathered<Vec<crate::snapshot::Rule>>,
+    Gathered<Vec<crate::snapshot::Neighbour>>,
+    Gathered<Vec<RouteLookup>>,
+);
+
+fn all_failed(e: String) -> NetlinkFacts {
+    (
+        Gathered::Failed(e.clone()),
+        Gathered::Failed(e.clone()),
+        Gathered::Failed(e.clone()),
+        Gathered::Failed(e.clone()),
+        Gathered::Failed(e.clone()),
+        Gathered::Failed(e),
+    )
+}
+
+async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
+    let nl = match netlink::Netlink::connect() {
+        Ok(nl) => nl,
+        Err(e) => return all_failed(e),
+    };
+    // One dump at a time: the kernel answers EBUSY to a second dump on the same socket.
+    let links = nl.links().await;
+    let addresses = nl.addresses().await;
+    let routes = nl.routes().await;
+    let rules = nl.rules().await;
+    let neighbours = nl.neighbours().await;
+    let reply_lookups = match (&links, &addresses) {
+        (Gathered::Ok(links), Gathered::Ok(addrs)) => {
+            let target = match options.client {
+                Some(IpAddr::V4(c)) => c,
+                _ => public_probe(addrs),
+            };
+            let mut out = Vec::new();
+            let mut failure = None;
+            for a in reply_sources(links, addrs) {
+                let IpAddr::V4(src) = a.address else { continue };
+                match nl.lookup(target, src, a.ifindex).await {
+                    Ok(l) => out.push(l),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            match failure {
+                Some(e) => Gathered::Failed(e),
+                None => Gathered::Ok(out),
+            }
+        }
+        _ => Gathered::Failed("no links or addresses to look up routes from".to_string()),
+    };
+    (links, addresses, routes, rules, neighbours, reply_lookups)
+}
+
+/// Global-scope IPv4 addresses on non-loopback links: where a reply to a client comes from.
+pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
+    addrs
+        .iter()
+        .filter(|a| a.address.is_ipv4() && a.scope == "global")
+        .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
+        .collect()
+}
+
+/// A second ICMP sample after `window`, for exact rates (`check --window`).
+pub fn icmp_sample(config: &Config) -> Gathered<IcmpCounters> {
+    snmp::icmp(&config.paths.proc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_probe_avoids_local_subnets() {
+        let a = |s: &str, p| Address {
+            ifindex: 2,
+            address: s.parse().unwrap(),
+            prefix_len: p,
+            scope: "global".into(),
+        };
+        assert_eq!(public_probe(&[a("10.0.0.5", 24)]), PUBLIC_PROBES[0]);
+        assert_eq!(public_probe(&[a("192.0.2.2", 24)]), PUBLIC_PROBES[1]);
+        assert_eq!(
+            public_probe(&[a("192.0.2.2", 24), a("198.51.100.9", 24)]),
+            PUBLIC_PROBES[2]
+        );
+    }
+
+    #[test]
+    fn metadata_is_only_probed_where_allowed() {
+        let ecs = Gathered::Ok(Dmi {
+            sys_vendor: Some("Alibaba Cloud".into()),
+            product_name: Some("Alibaba Cloud ECS".into()),
+        });
+        let other = Gathered::Ok(Dmi {
+            sys_vendor: Some("QEMU".into()),
+            product_name: Some("Standard PC".into()),
+        });
+        assert!(metadata_decision(MetadataMode::Auto, &ecs).is_ok());
+        let why = metadata_decision(MetadataMode::Auto, &other).unwrap_err();
+        assert!(why.contains("Standard PC"), "{why}");
+        assert!(metadata_decision(MetadataMode::Always, &other).is_ok());
+        assert!(metadata_decision(MetadataMode::Never, &ecs).is_err());
+        assert!(metadata_decision(MetadataMode::Auto, &Gathered::Failed("x".into())).is_err());
+    }
+}

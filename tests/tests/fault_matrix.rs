@@ -1,0 +1,817 @@
+//! The end-to-end fault matrix (DESIGN.md): for each fault, a fresh `guest` namespace (eth0 with
+//! the assigned address, a gateway, a loopback fake metadata service) and a `client` namespace
+//! at the other end of a veth pair that is also the gateway. Healthy first — a real `ping`
+//! works and every check is `ok` — then the fault is injected inside the namespaces, the real
+//! `ping` outcome is asserted, and the agent, run inside `guest`, must report the expected
+//! verdict on the expected check id and `fail` on no unrelated check.
+//!
+//! Traffic stays inside the namespaces; every namespace is removed on drop, even when a case
+//! fails. Needs root (CI is root), iproute2 and iputils-ping.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const MAC0: &str = "00:16:3e:00:00:01";
+const MAC1: &str = "00:16:3e:00:00:02";
+const GUEST_IP: &str = "10.77.0.10";
+const SECONDARY_IP: &str = "10.77.0.11";
+const GATEWAY: &str = "10.77.0.1";
+/// The "outside" client, on the client namespace's loopback: replies to it need the gateway.
+const CLIENT: &str = "198.18.0.2";
+const METADATA_PORT: u16 = 18080;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The agent binary cargo built next to this test (target/<profile>/ecs-diag).
+fn agent_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("ecs-diag");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p ecs-diag)",
+        bin.display()
+    );
+    bin
+}
+
+/// One guest/client pair of namespaces, with its fixture tree and fake metadata service.
+struct Topology {
+    guest: String,
+    client: String,
+    dir: tempfile::TempDir,
+    metadata: Option<Child>,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.metadata.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.guest, &self.client] {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+    }
+}
+
+fn metadata_doc(secondary_eni: bool) -> Value {
+    let eni = |mac: &str, ip: &str, ips: Value, gw: &str, cidr: &str, id: &str| {
+        let p = format!("network/interfaces/macs/{mac}/");
+        vec![
+            (format!("{p}primary-ip-address"), json!(ip)),
+            (format!("{p}netmask"), json!("255.255.255.0")),
+            (format!("{p}gateway"), json!(gw)),
+            (format!("{p}private-ipv4s"), json!(ips.to_string())),
+            (format!("{p}vswitch-cidr-block"), json!(cidr)),
+            (format!("{p}network-interface-id"), json!(id)),
+        ]
+    };
+    let mut m: BTreeMap<String, Value> = BTreeMap::new();
+    for (k, v) in [
+        ("mac", MAC0),
+        ("instance-id", "i-matrix"),
+        ("region-id", "cn-matrix"),
+        ("private-ipv4", GUEST_IP),
+        ("vswitch-cidr-block", "10.77.0.0/24"),
+        ("vpc-cidr-block", "10.0.0.0/8"),
+    ] {
+        m.insert(k.into(), json!(v));
+    }
+    let mut macs = format!("{MAC0}/\n");
+    m.extend(eni(
+        MAC0,
+        GUEST_IP,
+        json!([GUEST_IP, SECONDARY_IP]),
+        GATEWAY,
+        "10.77.0.0/24",
+        "eni-matrix0",
+    ));
+    if secondary_eni {
+        macs.push_str(&format!("{MAC1}/\n"));
+        m.extend(eni(
+            MAC1,
+            "10.77.2.10",
+            json!(["10.77.2.10"]),
+            "10.77.2.1",
+            "10.77.2.0/24",
+            "eni-matrix1",
+        ));
+    }
+    m.insert("network/interfaces/macs/".into(), json!(macs));
+    json!(m)
+}
+
+impl Topology {
+    fn new() -> Topology {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let t = Topology {
+            guest: format!("ecsdiag-g-{id}"),
+            client: format!("ecsdiag-c-{id}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            metadata: None,
+        };
+        must(&["ip", "netns", "add", &t.guest]);
+        must(&["ip", "netns", "add", &t.client]);
+        // Deterministic per-namespace sysctls, set before the links exist so they inherit them.
+        t.sysctl_g("net.ipv4.conf.all.rp_filter=0");
+        t.sysctl_g("net.ipv4.conf.default.rp_filter=0");
+        t.sysctl_g("net.ipv4.conf.all.promote_secondaries=1");
+        t.sysctl_g("net.ipv4.conf.default.promote_secondaries=1");
+        t.sysctl_c("net.ipv4.conf.all.rp_filter=0");
+        t.sysctl_c("net.ipv4.conf.default.rp_filter=0");
+        t.g(&["ip", "link", "set", "lo", "up"]);
+        t.c(&["ip", "link", "set", "lo", "up"]);
+        t.g(&[
+            "ip", "link", "add", "eth0", "address", MAC0, "type", "veth", "peer", "name", "gw0",
+            "netns", &t.client,
+        ]);
+        t.g(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{GUEST_IP}/24"),
+            "dev",
+            "eth0",
+        ]);
+        t.g(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SECONDARY_IP}/24"),
+            "dev",
+            "eth0",
+        ]);
+        t.g(&["ip", "link", "set", "eth0", "up"]);
+        t.c(&["ip", "addr", "add", &format!("{GATEWAY}/24"), "dev", "gw0"]);
+        t.c(&["ip", "addr", "add", &format!("{CLIENT}/32"), "dev", "lo"]);
+        t.c(&["ip", "link", "set", "gw0", "up"]);
+        t.g(&[
+            "ip", "route", "add", "default", "via", GATEWAY, "dev", "eth0",
+        ]);
+
+        // Fixture roots: DMI says ECS, eth0 is virtio_net, eth0 persisted as DHCP.
+        let root = t.dir.path();
+        std::fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+        std::fs::write(
+            root.join("sys/class/dmi/id/product_name"),
+            "Alibaba Cloud ECS\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("sys/class/dmi/id/sys_vendor"), "Alibaba Cloud\n").unwrap();
+        std::fs::create_dir_all(root.join("sys/bus/virtio/drivers/virtio_net")).unwrap();
+        std::fs::create_dir_all(root.join("sys/class/net/eth0/device")).unwrap();
+        std::os::unix::fs::symlink(
+            root.join("sys/bus/virtio/drivers/virtio_net"),
+            root.join("sys/class/net/eth0/device/driver"),
+        )
+        .unwrap();
+        t.write_ifcfg("DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n");
+        t.write_metadata(false);
+        std::fs::write(
+            root.join("config.toml"),
+            format!(
+                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let mut t = t;
+        t.start_metadata();
+        t
+    }
+
+    fn start_metadata(&mut self) {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.guest,
+                env!("CARGO_BIN_EXE_fake-metadata"),
+            ])
+            .arg(METADATA_PORT.to_string())
+            .arg(self.dir.path().join("metadata.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fake-metadata");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "fake metadata did not start");
+        self.metadata = Some(child);
+    }
+
+    fn write_metadata(&self, secondary_eni: bool) {
+        std::fs::write(
+            self.dir.path().join("metadata.json"),
+            metadata_doc(secondary_eni).to_string(),
+        )
+        .unwrap();
+    }
+
+    fn write_ifcfg(&self, text: &str) {
+        let d = self.dir.path().join("etc/sysconfig/network-scripts");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ifcfg-eth0"), text).unwrap();
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+    fn g(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.guest];
+        full.extend_from_slice(args);
+        must(&full);
+    }
+    fn c(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.client];
+        full.extend_from_slice(args);
+        must(&full);
+    }
+    fn sysctl_g(&self, kv: &str) {
+        self.g(&["sysctl", "-q", "-w", kv]);
+    }
+    fn sysctl_c(&self, kv: &str) {
+        self.c(&["sysctl", "-q", "-w", kv]);
+    }
+
+    /// A real ping from the outside client to `target`: did any reply come back?
+    fn ping(&self, target: &str) -> bool {
+        self.exec(
+            &self.client,
+            &[
+                "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", CLIENT, target,
+            ],
+        )
+        .status
+        .success()
+    }
+
+    /// Runs `ecs-diag check --json` inside the guest; returns id → (status, whole finding).
+    fn diagnose(&self, client: Option<&str>) -> BTreeMap<String, (String, Value)> {
+        let bin = agent_binary();
+        let config = self.dir.path().join("config.toml");
+        let mut args = vec![
+            bin.to_str().unwrap(),
+            "check",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        if let Some(c) = client {
+            args.extend(["--client", c]);
+        }
+        let out = self.exec(&self.guest, &args);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "agent output is not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        // The exit code follows the worst status.
+        let statuses: Vec<&str> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        let want = if statuses.contains(&"fail") {
+            2
+        } else if statuses.contains(&"warn") {
+            1
+        } else if statuses.contains(&"unknown") {
+            3
+        } else {
+            0
+        };
+        assert_eq!(out.status.code(), Some(want), "exit code for {statuses:?}");
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (c["status"].as_str().unwrap().to_string(), c.clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until the guest's neighbour entry for `ip` reaches `state`.
+    fn wait_neighbour(&self, ip: &str, state: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let out = self.exec(&self.guest, &["ip", "neigh", "show", ip, "dev", "eth0"]);
+            if String::from_utf8_lossy(&out.stdout).contains(state) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+fn show(report: &BTreeMap<String, (String, Value)>) -> String {
+    report
+        .iter()
+        .map(|(id, (st, f))| format!("  {st:<7} {id:<22} {}", f["summary"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The healthy baseline every case starts from: pings work and every check is ok.
+fn assert_healthy(t: &Topology) {
+    assert!(
+        t.ping(GUEST_IP),
+        "healthy: ping to the primary IP must work"
+    );
+    assert!(
+        t.ping(SECONDARY_IP),
+        "healthy: ping to the secondary IP must work"
+    );
+    for client in [Some(CLIENT), None] {
+        let report = t.diagnose(client);
+        assert_eq!(report.len(), 14, "every check reported:\n{}", show(&report));
+        let not_ok: Vec<_> = report.iter().filter(|(_, (st, _))| st != "ok").collect();
+        assert!(
+            not_ok.is_empty(),
+            "healthy (client {client:?}): every check must be ok:\n{}",
+            show(&report)
+        );
+    }
+}
+
+/// A fault: how to inject it, what the real ping does then, what the agent must say.
+struct Fault {
+    /// Address pinged after injection, and whether a reply must come back.
+    ping: &'static str,
+    ping_works: bool,
+    /// (check id, exact status) the agent must report.
+    expect: &'static [(&'static str, &'static str)],
+    /// Other checks that may also fail as a direct consequence of this fault.
+    consequences: &'static [&'static str],
+}
+
+fn prove(fault: Fault, inject: impl FnOnce(&Topology)) -> BTreeMap<String, (String, Value)> {
+    let t = Topology::new();
+    assert_healthy(&t);
+    inject(&t);
+    assert_eq!(
+        t.ping(fault.ping),
+        fault.ping_works,
+        "ground truth: ping {} after the fault",
+        fault.ping
+    );
+    let report = t.diagnose(Some(CLIENT));
+    println!("after the fault:\n{}", show(&report));
+    for (id, status) in fault.expect {
+        let (got, finding) = &report[*id];
+        assert_eq!(got, status, "{id} must be {status}:\n{}", show(&report));
+        assert!(!finding["summary"].as_str().unwrap().is_empty());
+        if *status == "fail" || *status == "warn" {
+            assert!(
+                finding["evidence"]
+                    .as_object()
+                    .is_some_and(|e| !e.is_empty()),
+                "{id} has evidence"
+            );
+            assert!(
+                !finding["remedy"].as_array().unwrap().is_empty() || *id == "route.default",
+                "{id} has a remedy"
+            );
+        }
+    }
+    for (id, (status, _)) in &report {
+        if status == "fail" {
+            assert!(
+                fault.expect.iter().any(|(e, _)| e == id)
+                    || fault.consequences.contains(&id.as_str()),
+                "unrelated check {id} failed:\n{}",
+                show(&report)
+            );
+        }
+    }
+    report
+}
+
+#[test]
+fn healthy_guest_is_all_ok() {
+    let t = Topology::new();
+    assert_healthy(&t);
+}
+
+#[test]
+fn primary_admin_down() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("link.primary", "fail")],
+            consequences: &["route.default", "route.reply"],
+        },
+        |t| t.g(&["ip", "link", "set", "eth0", "down"]),
+    );
+}
+
+#[test]
+fn primary_no_carrier() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("link.primary", "fail")],
+            consequences: &["route.default"],
+        },
+        |t| t.c(&["ip", "link", "set", "gw0", "down"]),
+    );
+    assert!(r["link.primary"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("no carrier"));
+}
+
+#[test]
+fn primary_ip_removed() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("addr.primary", "fail")],
+            consequences: &["route.default", "route.reply"],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "addr",
+                "del",
+                &format!("{GUEST_IP}/24"),
+                "dev",
+                "eth0",
+            ])
+        },
+    );
+}
+
+#[test]
+fn wrong_prefix() {
+    // A /16 instead of the vSwitch's /24: the gateway is still on-link, so ping works, but the
+    // rest of the VPC outside the /24 is unreachable: a warning.
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: true,
+            expect: &[("addr.primary", "warn")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "addr",
+                "del",
+                &format!("{GUEST_IP}/24"),
+                "dev",
+                "eth0",
+            ]);
+            t.g(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{GUEST_IP}/16"),
+                "dev",
+                "eth0",
+            ]);
+            t.g(&[
+                "ip", "route", "replace", "default", "via", GATEWAY, "dev", "eth0",
+            ]);
+        },
+    );
+    assert!(r["addr.primary"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("/16"));
+}
+
+#[test]
+fn static_ip_differs_from_assigned() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("addr.primary", "fail"), ("addr.config", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "addr",
+                "del",
+                &format!("{GUEST_IP}/24"),
+                "dev",
+                "eth0",
+            ]);
+            t.g(&["ip", "addr", "add", "10.77.0.99/24", "dev", "eth0"]);
+            t.g(&[
+                "ip", "route", "replace", "default", "via", GATEWAY, "dev", "eth0",
+            ]);
+            t.write_ifcfg(
+                "DEVICE=eth0\nBOOTPROTO=static\nIPADDR=10.77.0.99\nPREFIX=24\nGATEWAY=10.77.0.1\n",
+            );
+        },
+    );
+    assert!(r["addr.primary"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("10.77.0.99"));
+}
+
+#[test]
+fn default_route_missing() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("route.default", "fail"), ("route.reply", "fail")],
+            consequences: &[],
+        },
+        |t| t.g(&["ip", "route", "del", "default"]),
+    );
+}
+
+#[test]
+fn default_route_via_wrong_gateway() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("route.default", "fail")],
+            consequences: &["neigh.gateway"],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "route",
+                "replace",
+                "default",
+                "via",
+                "10.77.0.254",
+                "dev",
+                "eth0",
+            ])
+        },
+    );
+    assert!(r["route.default"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("10.77.0.254"));
+}
+
+#[test]
+fn blackhole_route_captures_replies() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("route.default", "fail"), ("route.reply", "fail")],
+            consequences: &[],
+        },
+        |t| t.g(&["ip", "route", "add", "blackhole", "198.18.0.0/16"]),
+    );
+    assert!(r["route.default"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("blackhole 198.18.0.0/16"));
+}
+
+#[test]
+fn unreachable_route_in_a_policy_table_captures_replies() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("route.default", "fail"), ("route.reply", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "route",
+                "add",
+                "unreachable",
+                "198.18.0.2/32",
+                "table",
+                "100",
+            ]);
+            t.g(&[
+                "ip",
+                "rule",
+                "add",
+                "to",
+                "198.18.0.0/16",
+                "table",
+                "100",
+                "priority",
+                "100",
+            ]);
+        },
+    );
+}
+
+#[test]
+fn icmp_echo_ignore_all() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("sysctl.icmp_echo", "fail")],
+            consequences: &[],
+        },
+        |t| t.sysctl_g("net.ipv4.icmp_echo_ignore_all=1"),
+    );
+}
+
+#[test]
+fn secondary_private_ip_not_configured() {
+    let r = prove(
+        Fault {
+            ping: SECONDARY_IP,
+            ping_works: false,
+            expect: &[("addr.secondary", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "addr",
+                "del",
+                &format!("{SECONDARY_IP}/24"),
+                "dev",
+                "eth0",
+            ])
+        },
+    );
+    assert!(r["addr.secondary"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains(SECONDARY_IP));
+}
+
+#[test]
+fn secondary_eni_without_interface() {
+    let r = prove(
+        Fault {
+            ping: "10.77.2.10",
+            ping_works: false,
+            expect: &[("link.secondary", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            // The cloud attached a second ENI (and routes its IP to this instance) but the OS
+            // has no interface for it.
+            t.write_metadata(true);
+            t.c(&["ip", "route", "add", "10.77.2.0/24", "dev", "gw0"]);
+        },
+    );
+    assert!(r["link.secondary"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("eni-matrix1"));
+}
+
+#[test]
+fn strict_rp_filter_with_asymmetric_reply_path() {
+    let r = prove(
+        Fault {
+            ping: "10.78.0.10",
+            ping_works: false,
+            expect: &[("sysctl.rp_filter", "fail"), ("route.reply", "warn")],
+            consequences: &[],
+        },
+        |t| {
+            // A second interface whose replies leave by eth0 (the default route), with strict
+            // reverse-path filtering on it.
+            t.g(&[
+                "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "gw1", "netns",
+                &t.client,
+            ]);
+            t.g(&["ip", "addr", "add", "10.78.0.10/24", "dev", "eth1"]);
+            t.g(&["ip", "link", "set", "eth1", "up"]);
+            t.c(&["ip", "addr", "add", "10.78.0.1/24", "dev", "gw1"]);
+            t.c(&["ip", "link", "set", "gw1", "up"]);
+            t.sysctl_g("net.ipv4.conf.eth1.rp_filter=1");
+        },
+    );
+    assert!(r["sysctl.rp_filter"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("eth1"));
+}
+
+#[test]
+fn loose_rp_filter_control_passes() {
+    // The control for the case above: the same asymmetric path with loose rp_filter pings fine
+    // and the agent does not blame rp_filter.
+    prove(
+        Fault {
+            ping: "10.78.0.10",
+            ping_works: true,
+            expect: &[("sysctl.rp_filter", "ok"), ("route.reply", "warn")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "gw1", "netns",
+                &t.client,
+            ]);
+            t.g(&["ip", "addr", "add", "10.78.0.10/24", "dev", "eth1"]);
+            t.g(&["ip", "link", "set", "eth1", "up"]);
+            t.c(&["ip", "addr", "add", "10.78.0.1/24", "dev", "gw1"]);
+            t.c(&["ip", "link", "set", "gw1", "up"]);
+            t.sysctl_g("net.ipv4.conf.eth1.rp_filter=2");
+        },
+    );
+}
+
+#[test]
+fn gateway_neighbour_failed() {
+    let t_expect = Fault {
+        ping: GUEST_IP,
+        ping_works: false,
+        expect: &[("neigh.gateway", "fail")],
+        consequences: &[],
+    };
+    let t = Topology::new();
+    assert_healthy(&t);
+    // The gateway stops answering ARP; the client keeps a static entry for the guest so it
+    // never needs to ask (and so never teaches the guest its address).
+    let mac = String::from_utf8_lossy(
+        &t.exec(&t.guest, &["cat", "/sys/class/net/eth0/address"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    t.sysctl_c("net.ipv4.conf.gw0.arp_ignore=8");
+    t.c(&[
+        "ip",
+        "neigh",
+        "replace",
+        GUEST_IP,
+        "lladdr",
+        &mac,
+        "dev",
+        "gw0",
+        "nud",
+        "permanent",
+    ]);
+    t.g(&["ip", "neigh", "flush", "dev", "eth0"]);
+    assert!(
+        !t.ping(t_expect.ping),
+        "ground truth: ping fails when the gateway does not answer ARP"
+    );
+    assert!(
+        t.wait_neighbour(GATEWAY, "FAILED"),
+        "the guest's gateway entry reaches FAILED"
+    );
+    let report = t.diagnose(Some(CLIENT));
+    assert_eq!(report["neigh.gateway"].0, "fail", "{}", show(&report));
+    assert!(report["neigh.gateway"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("FAILED"));
+    for (id, (status, _)) in &report {
+        assert!(
+            status != "fail" || id == "neigh.gateway",
+            "unrelated check {id} failed:\n{}",
+            show(&report)
+        );
+    }
+}

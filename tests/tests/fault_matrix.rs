@@ -8,6 +8,9 @@
 //! Traffic stays inside the namespaces; every namespace is removed on drop, even when a case
 //! fails. Needs root (CI is root), iproute2 and iputils-ping.
 
+// Test harness: a failed set-up step should stop the case loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

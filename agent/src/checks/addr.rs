@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 use serde_json::json;
 
-use super::{ipv4_on, no_primary, primary_interface};
+use super::{assigned_values, ipv4_on, no_primary, primary_interface};
 use crate::report::Finding;
 use crate::snapshot::{AddressingMethod, InterfaceConfig, MetadataInterface, Snapshot};
 
@@ -53,14 +53,17 @@ pub fn primary(s: &Snapshot) -> Finding {
                     "dhclient {name}   (or: ip addr add <ip>/<prefix> dev {name})"
                 )]);
         }
-        return Finding::skipped(
-            PRIMARY,
-            format!(
-                "no instance metadata to compare with; {name} has {}",
-                have_s.join(", ")
+        let what = format!(
+            "{name} has {}; cannot compare it with the assigned address",
+            have_s.join(", ")
+        );
+        return match assigned_values(s, PRIMARY, &what) {
+            Err(f) => f.evidence(json!({"interface": name, "ipv4": have_s})),
+            Ok(_) => Finding::unknown(
+                PRIMARY,
+                format!("{what}: metadata names no private IPv4 for the primary ENI"),
             ),
-        )
-        .evidence(json!({"interface": name, "ipv4": have_s}));
+        };
     };
     let prefix_s = prefix.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
     let want = format!("{ip}/{prefix_s}");
@@ -124,11 +127,13 @@ pub fn primary(s: &Snapshot) -> Finding {
 }
 
 pub fn secondary(s: &Snapshot) -> Finding {
-    let Some(md) = s.metadata.ok() else {
-        return Finding::skipped(
-            SECONDARY,
-            "no instance metadata: the assigned secondary private IPs are unknown",
-        );
+    let md = match assigned_values(
+        s,
+        SECONDARY,
+        "cannot tell which secondary private IPs are assigned",
+    ) {
+        Ok(m) => m,
+        Err(f) => return f,
     };
     let (Ok(links), Ok(addrs)) = (s.links.ok(), s.addresses.ok()) else {
         return Finding::unknown(SECONDARY, "cannot read interfaces or addresses");
@@ -255,7 +260,16 @@ pub fn config(s: &Snapshot) -> Finding {
         format!("switch {} to DHCP (BOOTPROTO=dhcp / dhcp4: true / inet dhcp / method=auto / DHCP=yes), or correct the static values", c.file)
     };
     let Some((ip, prefix, eni)) = assigned(s) else {
-        // No metadata: compare with what runs now.
+        if let Err(f) = assigned_values(
+            s,
+            CONFIG,
+            "cannot compare the persisted configuration with the assigned values",
+        ) {
+            if f.status == crate::report::Status::Unknown {
+                return f.evidence(evidence);
+            }
+        }
+        // Deliberately no metadata: compare with what runs now.
         let now: Vec<Ipv4Net> = ipv4_on(s, p.link.index)
             .into_iter()
             .filter_map(v4)
@@ -390,6 +404,22 @@ mod tests {
             judge(primary, |s| s.addresses = Gathered::Failed("x".into())).status,
             Status::Unknown
         );
+    }
+
+    #[test]
+    fn failed_metadata_is_unknown_not_skipped() {
+        for check in [primary, secondary] {
+            let f = judge(check, metadata_failed);
+            assert_eq!(f.status, Status::Unknown, "{}", f.summary);
+            assert!(f.summary.contains("timed out"), "{}", f.summary);
+        }
+        // DHCP needs no assigned values to be right; a static address does.
+        assert_eq!(judge(config, metadata_failed).status, Status::Ok);
+        let f = judge(config, |s| {
+            metadata_failed(s);
+            s.network_config = Gathered::Ok(vec![static_config("10.77.0.10/24", "10.77.0.1")]);
+        });
+        assert_eq!(f.status, Status::Unknown, "{}", f.summary);
     }
 
     #[test]

@@ -226,3 +226,8 @@ pub fn no_metadata(s: &mut Snapshot) {
         reason: "metadata.mode = \"never\"".into(),
     };
 }
+pub fn metadata_failed(s: &mut Snapshot) {
+    s.metadata = MetadataState::Failed {
+        reason: "metadata service at http://100.100.100.200: timed out".into(),
+    };
+}

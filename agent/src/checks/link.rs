@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{ipv4_on, no_primary, primary_interface};
+use super::{assigned_values, ipv4_on, no_primary, primary_interface};
 use crate::report::Finding;
 use crate::snapshot::{Link, Snapshot};
 
@@ -94,11 +94,13 @@ pub fn primary(s: &Snapshot) -> Finding {
 }
 
 pub fn secondary(s: &Snapshot) -> Finding {
-    let Some(md) = s.metadata.ok() else {
-        return Finding::skipped(
-            SECONDARY,
-            "no instance metadata: the secondary ENIs the cloud attached are unknown",
-        );
+    let md = match assigned_values(
+        s,
+        SECONDARY,
+        "cannot tell which secondary ENIs are attached",
+    ) {
+        Ok(m) => m,
+        Err(f) => return f,
     };
     let links = match s.links.ok() {
         Ok(l) => l,
@@ -301,6 +303,7 @@ mod tests {
         });
         assert_eq!(f.status, Status::Ok);
         assert_eq!(judge(secondary, no_metadata).status, Status::Skipped);
+        assert_eq!(judge(secondary, metadata_failed).status, Status::Unknown);
         assert_eq!(
             judge(secondary, |s| s.links = Gathered::Failed("x".into())).status,
             Status::Unknown

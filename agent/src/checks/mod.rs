@@ -167,6 +167,28 @@ pub fn no_primary(id: &str, why: NoPrimary) -> Finding {
     }
 }
 
+/// For checks comparing with what the cloud assigned: the metadata, or the finding to return —
+/// `skipped` where it was deliberately not asked (not ECS, `mode = "never"`), `unknown` where
+/// asking failed (timeout, garbage, ...), each with the reason.
+pub fn assigned_values<'a>(
+    s: &'a Snapshot,
+    id: &str,
+    what: &str,
+) -> Result<&'a crate::snapshot::InstanceMetadata, Finding> {
+    use crate::snapshot::MetadataState;
+    match &s.metadata {
+        MetadataState::Ok(m) => Ok(m),
+        MetadataState::NotProbed { reason } => Err(Finding::skipped(
+            id,
+            format!("{what}: instance metadata not consulted ({reason})"),
+        )),
+        MetadataState::Failed { reason } => Err(Finding::unknown(
+            id,
+            format!("{what}: cannot read the assigned values: {reason}"),
+        )),
+    }
+}
+
 /// IPv4 default routes of the main table, best (lowest metric) first.
 pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
     let mut v: Vec<&Route> = s

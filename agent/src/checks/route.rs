@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::{
-    default_routes_v4, link_name, no_primary, primary_interface, reply_target as target,
-    target_label,
+    assigned_values, default_routes_v4, link_name, no_primary, primary_interface,
+    reply_target as target, target_label,
 };
 use crate::report::Finding;
 use crate::snapshot::{LookupOutcome, Route, Snapshot};
@@ -173,14 +173,22 @@ pub fn default_route(s: &Snapshot) -> Finding {
                 )
                 .evidence(evidence);
             }
-            Finding::ok(
-                DEFAULT,
-                format!(
-                    "default route `{}` (no metadata to compare the gateway with)",
-                    default_texts[0]
-                ),
-            )
-            .evidence(evidence)
+            let what = format!(
+                "default route `{}`; its gateway is not compared with the vSwitch gateway",
+                default_texts[0]
+            );
+            match assigned_values(s, DEFAULT, &what) {
+                // Failed metadata: say so. Not consulted, or no gateway published: judged as is.
+                Err(f) if f.status == crate::report::Status::Unknown => f.evidence(evidence),
+                _ => Finding::ok(
+                    DEFAULT,
+                    format!(
+                        "default route `{}` (no assigned gateway to compare with)",
+                        default_texts[0]
+                    ),
+                )
+                .evidence(evidence),
+            }
         }
     }
 }
@@ -331,6 +339,18 @@ mod tests {
     #[test]
     fn default_without_metadata() {
         assert_eq!(judge(default_route, no_metadata).status, Status::Ok);
+        assert_eq!(
+            judge(default_route, metadata_failed).status,
+            Status::Unknown
+        );
+        assert_eq!(
+            judge(default_route, |s| {
+                metadata_failed(s);
+                routes(s).clear();
+            })
+            .status,
+            Status::Fail
+        );
         assert_eq!(
             judge(default_route, |s| {
                 no_metadata(s);

@@ -1,0 +1,253 @@
+//! The `ecs-diag` binary as users and scripts run it: exit codes, JSON contract, clear errors
+//! for bad input, replay of a saved snapshot, degraded sources, no root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecs-diag");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/echo-ignored.snapshot.json"
+);
+
+fn ecs_diag(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let p = dir.join("config.toml");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A config that never probes metadata and reads no host configuration files.
+fn isolated(dir: &Path, extra: &str) -> String {
+    write_config(
+        dir,
+        &format!(
+            "[metadata]\nmode = \"never\"\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{extra}",
+            dir.display()
+        ),
+    )
+}
+
+fn statuses(report: &Value) -> std::collections::BTreeMap<String, String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replays_a_saved_snapshot_with_the_contract_json() {
+    let out = ecs_diag(&["check", "--json", "--from", FIXTURE]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a failing check exits 2; {}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], 1);
+    assert!(report["generated_at"].as_str().unwrap().contains('T'));
+    assert!(report["duration_ms"].as_f64().is_some());
+    let s = statuses(&report);
+    assert_eq!(s.len(), 14);
+    assert_eq!(s["sysctl.icmp_echo"], "fail");
+    assert_eq!(
+        s["addr.primary"], "skipped",
+        "no metadata: comparisons are skipped"
+    );
+    let echo = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "sysctl.icmp_echo")
+        .unwrap();
+    assert_eq!(echo["evidence"]["now"], "1");
+    assert_eq!(
+        echo["remedy"][0],
+        "sysctl -w net.ipv4.icmp_echo_ignore_all=0"
+    );
+}
+
+#[test]
+fn table_has_no_colour_when_not_a_terminal() {
+    let out = ecs_diag(&["check", "--from", FIXTURE]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("STATUS"));
+    assert!(text.contains("→ sysctl -w net.ipv4.icmp_echo_ignore_all=0"));
+    assert!(!text.contains('\x1b'));
+}
+
+#[test]
+fn client_must_match_the_snapshot() {
+    let out = ecs_diag(&["check", "--from", FIXTURE, "--client", "192.0.2.99"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("198.18.0.2"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[metadata]\nmode = \"sometimes\"\n");
+    let out = ecs_diag(&["check", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(78));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&cfg) && e.contains("sometimes") && e.contains("always"),
+        "{e}"
+    );
+
+    let cfg = write_config(dir.path(), "[metadata]\ntimeout_ms = 0\n");
+    let e = stderr(&ecs_diag(&["check", "--config", &cfg]));
+    assert!(e.contains("metadata.timeout_ms"), "{e}");
+
+    let out = ecs_diag(&["check", "--config", "/nonexistent/ecs-diag.toml"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("/nonexistent/ecs-diag.toml"));
+}
+
+#[test]
+fn unreadable_or_garbage_snapshot_is_a_clear_error() {
+    let out = ecs_diag(&["check", "--from", "/nonexistent/s.json"]);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(stderr(&out).contains("/nonexistent/s.json"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.json");
+    std::fs::write(&p, "{\"not\": \"a snapshot\"").unwrap();
+    let out = ecs_diag(&["check", "--from", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(
+        stderr(&out).contains("is not an ecs-diag snapshot"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    assert_eq!(ecs_diag(&["check", "--bogus"]).status.code(), Some(64));
+    assert_eq!(
+        ecs_diag(&["check", "--client", "not-an-ip"]).status.code(),
+        Some(64)
+    );
+    assert_eq!(ecs_diag(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn snapshot_round_trips_through_check_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = isolated(dir.path(), "");
+    let snap = ecs_diag(&["snapshot", "--config", &cfg]);
+    assert!(snap.status.success(), "{}", stderr(&snap));
+    let p = dir.path().join("snap.json");
+    std::fs::write(&p, &snap.stdout).unwrap();
+    let out = ecs_diag(&["check", "--json", "--from", p.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = statuses(&report);
+    assert_eq!(s.len(), 14);
+    // Metadata was not probed: its comparisons say so instead of guessing.
+    assert_eq!(s["link.secondary"], "skipped");
+    assert_eq!(s["addr.secondary"], "skipped");
+    let snap: Value = serde_json::from_slice(&snap.stdout).unwrap();
+    assert!(snap["metadata"]["not_probed"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("never"));
+}
+
+#[test]
+fn unreadable_proc_makes_the_affected_checks_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = isolated(dir.path(), "proc = \"/nonexistent-proc\"\n");
+    let out = ecs_diag(&["check", "--json", "--config", &cfg]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let find = |id: &str| checks.iter().find(|c| c["id"] == id).unwrap().clone();
+    assert_eq!(find("icmp.live")["status"], "unknown");
+    assert!(find("icmp.live")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent-proc/net/snmp"));
+    assert_eq!(find("sysctl.icmp_echo")["status"], "unknown");
+    assert!(find("sysctl.icmp_echo")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("/nonexistent-proc/sys"));
+    // Netlink-based checks still judge.
+    assert_ne!(find("link.primary")["status"], "unknown");
+}
+
+#[test]
+fn metadata_service_that_is_down_turns_comparisons_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    // A closed loopback port: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[metadata]\nmode = \"always\"\nurl = \"http://127.0.0.1:{port}\"\ntimeout_ms = 300\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n", dir.path().display()),
+    );
+    let out = ecs_diag(&["snapshot", "--config", &cfg]);
+    let snap: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = snap["metadata"]["failed"]["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
+    let p = dir.path().join("snap.json");
+    std::fs::write(&p, &out.stdout).unwrap();
+    let report: Value = serde_json::from_slice(
+        &ecs_diag(&["check", "--json", "--from", p.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let s = statuses(&report);
+    assert_eq!(s["link.secondary"], "unknown");
+    assert_eq!(s["addr.secondary"], "unknown");
+}
+
+#[test]
+fn runs_without_root() {
+    // As nobody: netlink and /proc still work; nothing panics; a report comes out.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = isolated(dir.path(), "");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "check",
+            "--json",
+            "--config",
+            &cfg,
+        ])
+        .output();
+    let Ok(out) = out else {
+        panic!("setpriv (util-linux) is needed for this test");
+    };
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report as nobody ({e}): {}", stderr(&out)));
+    assert_eq!(statuses(&report).len(), 14);
+}

@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -44,19 +43,6 @@ fn must(args: &[&str]) {
         "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The agent binary cargo built next to this test (target/<profile>/ecs-diag).
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("ecs-diag");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p ecs-diag)",
-        bin.display()
-    );
-    bin
 }
 
 /// One guest/client pair of namespaces, with its fixture tree and fake metadata service.
@@ -280,10 +266,9 @@ impl Topology {
 
     /// Runs `ecs-diag check --json` inside the guest; returns id → (status, whole finding).
     fn diagnose(&self, client: Option<&str>) -> BTreeMap<String, (String, Value)> {
-        let bin = agent_binary();
         let config = self.dir.path().join("config.toml");
         let mut args = vec![
-            bin.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_ecs-diag-under-test"),
             "check",
             "--json",
             "--config",

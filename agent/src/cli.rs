@@ -1,4 +1,5 @@
-//! The command line: `check` (one-shot diagnosis) and `snapshot` (the facts as JSON).
+//! The command line: `check` (one-shot diagnosis), `serve` (the daemon) and `snapshot` (the
+//! facts as JSON).
 //! Exit codes for `check` follow DESIGN.md (2 fail, 1 warn, 3 unknown, 0 ok); errors before a
 //! diagnosis use the sysexits codes 64 (usage), 66 (unreadable input), 78 (bad config).
 
@@ -47,6 +48,11 @@ pub enum Command {
         /// Take a second ICMP counter sample after this many seconds, for exact rates.
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         window: Option<u64>,
+    },
+    /// Run the daemon: refresh periodically and serve the report, metrics and health over HTTP.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Print every gathered fact as JSON (replay it with `check --from`).
     Snapshot {
@@ -145,6 +151,7 @@ pub fn run(cli: Cli) -> i32 {
             }
             report.exit_code()
         }
+        Command::Serve { config } => crate::daemon::run(config),
         Command::Snapshot { config, client } => {
             let config = match load_config(config.as_deref()) {
                 Ok(c) => c,

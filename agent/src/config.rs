@@ -65,13 +65,32 @@ impl MetadataConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Client CIDRs allowed when `listen` is not a loopback address (required then); others
+    /// get 403. Loopback clients are always allowed. Additive to DESIGN.md's contract.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Also serve on this unix socket (mode 0660). Additive to DESIGN.md's contract.
+    pub unix_socket: Option<PathBuf>,
+    /// `POST /v1/diagnose` runs at most once per this many seconds. Additive.
+    pub diagnose_min_interval_s: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:9717".to_string(),
+            allow: Vec::new(),
+            unix_socket: None,
+            diagnose_min_interval_s: 10,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Validated in [`Config::parse`], so this only fails on a config built by hand.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|_| format!("server.listen = {:?} is not an address:port", self.listen))
     }
 }
 
@@ -79,11 +98,17 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RefreshConfig {
     pub interval_s: u64,
+    /// A refresh taking longer is abandoned and the previous report is served marked stale.
+    /// Additive to DESIGN.md's contract.
+    pub timeout_s: u64,
 }
 
 impl Default for RefreshConfig {
     fn default() -> Self {
-        RefreshConfig { interval_s: 30 }
+        RefreshConfig {
+            interval_s: 30,
+            timeout_s: 20,
+        }
     }
 }
 
@@ -176,10 +201,28 @@ impl Config {
                 m.budget_ms
             ));
         }
-        if self.server.listen.parse::<SocketAddr>().is_err() {
+        let Ok(listen) = self.server.listen.parse::<SocketAddr>() else {
             return Err(format!(
                 "server.listen = {:?}: expected an address and port such as \"127.0.0.1:9717\"",
                 self.server.listen
+            ));
+        };
+        if !listen.ip().is_loopback() && self.server.allow.is_empty() {
+            return Err(format!(
+                "server.listen = {:?} is not a loopback address: also set server.allow to the client CIDRs allowed to connect, e.g. allow = [\"10.0.0.0/8\"]",
+                self.server.listen
+            ));
+        }
+        if self.server.diagnose_min_interval_s > 3600 {
+            return Err(format!(
+                "server.diagnose_min_interval_s = {}: expected seconds between 0 and 3600",
+                self.server.diagnose_min_interval_s
+            ));
+        }
+        if !(1..=3600).contains(&self.refresh.timeout_s) {
+            return Err(format!(
+                "refresh.timeout_s = {}: expected seconds between 1 and 3600",
+                self.refresh.timeout_s
             ));
         }
         if !(1..=86_400).contains(&self.refresh.interval_s) {
@@ -251,6 +294,17 @@ sys = "/tmp/x/sys"
         assert!(e.contains("metadata.url"), "{e}");
         let e = Config::parse("[server]\nlisten = \"localhost\"\n").unwrap_err();
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn public_listen_needs_an_allow_list() {
+        let e = Config::parse("[server]\nlisten = \"0.0.0.0:9717\"\n").unwrap_err();
+        assert!(e.contains("server.allow"), "{e}");
+        let c = Config::parse("[server]\nlisten = \"0.0.0.0:9717\"\nallow = [\"10.0.0.0/8\"]\n")
+            .unwrap();
+        assert_eq!(c.server.allow.len(), 1);
+        let e = Config::parse("[server]\nallow = [\"not-a-cidr\"]\n").unwrap_err();
+        assert!(e.contains("allow"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod metrics;
 pub mod report;
 pub mod snapshot;
 pub mod sources;

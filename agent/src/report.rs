@@ -84,6 +84,10 @@ pub struct Report {
     /// RFC 3339.
     pub generated_at: String,
     pub duration_ms: f64,
+    /// `serve` only: the last refresh failed or timed out and this older report is served.
+    /// Additive to DESIGN.md's contract; absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
     pub checks: Vec<Finding>,
 }
 
@@ -158,6 +162,7 @@ mod tests {
             version: REPORT_VERSION,
             generated_at: "2026-01-01T00:00:00Z".into(),
             duration_ms: 1.0,
+            stale: false,
             checks: statuses
                 .iter()
                 .enumerate()

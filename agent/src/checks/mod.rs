@@ -87,6 +87,7 @@ pub fn report(snapshot: &Snapshot, started: std::time::Instant) -> Report {
         version: REPORT_VERSION,
         generated_at: crate::now_rfc3339(),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        stale: false,
         checks,
     }
 }

@@ -1,0 +1,363 @@
+//! `ecs-diag serve`: refreshes the diagnosis every `refresh.interval_s` and publishes the result
+//! (report, its JSON and the encoded metrics) through a `watch` channel that the HTTP handlers
+//! only read, so a scrape or a report read never triggers a diagnosis. ICMP rates use the
+//! counters of the previous refresh. SIGHUP reloads the config (an invalid one is logged and
+//! the old one kept), SIGTERM/SIGINT shut down gracefully; under systemd it signals readiness
+//! and pings the watchdog.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::{prometheus_text, Metrics};
+use crate::report::Report;
+use crate::snapshot::IcmpCounters;
+use crate::sources::{self, GatherOptions};
+
+/// What the handlers serve: everything pre-encoded once per refresh.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// None until the first refresh completes.
+    pub report: Option<Arc<Report>>,
+    pub report_json: Arc<Vec<u8>>,
+    pub metrics_openmetrics: Arc<String>,
+    pub metrics_text: Arc<String>,
+    /// Unix seconds of the served report.
+    pub refreshed_at: Option<f64>,
+}
+
+/// How a refresh ended.
+#[derive(Debug)]
+pub enum Refresh {
+    Done(Arc<Report>),
+    /// Another refresh is still running.
+    Busy,
+    TimedOut,
+    Failed(String),
+}
+
+#[derive(Default)]
+struct EngineState {
+    metrics: Metrics,
+    previous_icmp: Option<IcmpCounters>,
+    last_diagnose: Option<Instant>,
+}
+
+/// Runs diagnoses and publishes them.
+pub struct Engine {
+    config: RwLock<Arc<Config>>,
+    /// A gather is running (it may outlive an abandoned, timed-out refresh).
+    busy: Arc<AtomicBool>,
+    state: Mutex<EngineState>,
+    tx: watch::Sender<Arc<Published>>,
+}
+
+/// Clears the busy flag when the gather thread ends, however it ends.
+struct BusyGuard(Arc<AtomicBool>);
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Engine {
+    pub fn new(config: Config) -> (Arc<Engine>, watch::Receiver<Arc<Published>>) {
+        let engine = Engine {
+            config: RwLock::new(Arc::new(config)),
+            busy: Arc::new(AtomicBool::new(false)),
+            state: Mutex::new(EngineState::default()),
+            tx: watch::channel(Arc::new(Published::default())).0,
+        };
+        let engine = Arc::new(engine);
+        let rx = engine.tx.subscribe();
+        engine.publish_metrics_only();
+        (engine, rx)
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, config: Config) {
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(config),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, EngineState> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `POST /v1/diagnose` gate: Ok if a fresh diagnosis may start now, else how long to wait.
+    pub fn claim_diagnose(&self) -> Result<(), Duration> {
+        let min = Duration::from_secs(self.config().server.diagnose_min_interval_s);
+        let mut st = self.state();
+        if let Some(last) = st.last_diagnose {
+            let since = last.elapsed();
+            if since < min {
+                return Err(min - since);
+            }
+        }
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(Duration::from_secs(1));
+        }
+        st.last_diagnose = Some(Instant::now());
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+
+    /// Gathers and judges once (on a blocking thread, bounded by `refresh.timeout_s`) and
+    /// publishes the result; on timeout or failure the previous report stays, marked stale.
+    pub async fn refresh(&self) -> Refresh {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Refresh::Busy;
+        }
+        let guard = BusyGuard(self.busy.clone());
+        let config = self.config();
+        let previous = self.state().previous_icmp.clone();
+        let timeout = Duration::from_secs(config.refresh.timeout_s);
+        let task = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let started = Instant::now();
+            let mut snapshot = sources::gather(&config, &GatherOptions::default());
+            snapshot.icmp_previous = previous;
+            let report = crate::checks::report(&snapshot, started);
+            (snapshot, report)
+        });
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok((snapshot, report))) => {
+                let report = Arc::new(report);
+                {
+                    let mut st = self.state();
+                    st.previous_icmp = snapshot.icmp.ok().ok().cloned();
+                    st.metrics
+                        .record(&snapshot, &report, crate::unix_ms() as f64 / 1000.0);
+                }
+                self.publish(Some(report.clone()), Some(crate::unix_ms() as f64 / 1000.0));
+                Refresh::Done(report)
+            }
+            Ok(Err(e)) => {
+                tracing::error!("refresh failed: {e}");
+                self.mark_stale("error");
+                Refresh::Failed(e.to_string())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "refresh took longer than refresh.timeout_s = {}s: serving the previous report, marked stale",
+                    timeout.as_secs()
+                );
+                self.mark_stale("timeout");
+                Refresh::TimedOut
+            }
+        }
+    }
+
+    fn mark_stale(&self, result: &'static str) {
+        self.state().metrics.record_failure(result);
+        let current = self.tx.borrow().clone();
+        let report = current.report.as_ref().map(|r| {
+            let mut r = (**r).clone();
+            r.stale = true;
+            Arc::new(r)
+        });
+        self.publish(report, current.refreshed_at);
+    }
+
+    fn publish_metrics_only(&self) {
+        self.publish(None, None);
+    }
+
+    fn publish(&self, report: Option<Arc<Report>>, refreshed_at: Option<f64>) {
+        let openmetrics = self.state().metrics.openmetrics();
+        let report_json = report
+            .as_ref()
+            .and_then(|r| serde_json::to_vec(&**r).ok())
+            .unwrap_or_default();
+        let published = Published {
+            report,
+            report_json: Arc::new(report_json),
+            metrics_text: Arc::new(prometheus_text(&openmetrics)),
+            metrics_openmetrics: Arc::new(openmetrics),
+            refreshed_at,
+        };
+        self.tx.send_replace(Arc::new(published));
+    }
+}
+
+fn init_logging() {
+    let stderr_tty = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(stderr_tty)
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false);
+    // journald stamps each line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// `ecs-diag serve`: returns the process exit code.
+pub fn run(config_path: Option<PathBuf>) -> i32 {
+    init_logging();
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return crate::cli::EXIT_CONFIG;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return 71;
+        }
+    };
+    runtime.block_on(serve(config_path, config))
+}
+
+async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let (engine, _) = Engine::new(config.clone());
+    let app = crate::http::router(crate::http::AppState::new(engine.clone()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let listen = match config.server.listen_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return crate::cli::EXIT_CONFIG;
+        }
+    };
+    let tcp = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen on {listen}: {e}");
+            return 71;
+        }
+    };
+    tracing::info!("listening on http://{listen}");
+    let mut servers = vec![tokio::spawn(crate::http::serve_tcp(
+        tcp,
+        app.clone(),
+        Arc::new(config.server.allow.clone()),
+        shutdown_rx.clone(),
+    ))];
+    if let Some(path) = &config.server.unix_socket {
+        match crate::http::bind_unix(path) {
+            Ok(l) => {
+                tracing::info!("listening on unix:{}", path.display());
+                servers.push(tokio::spawn(crate::http::serve_unix(
+                    l,
+                    app.clone(),
+                    shutdown_rx.clone(),
+                )));
+            }
+            Err(e) => {
+                tracing::error!("cannot listen on unix socket {}: {e}", path.display());
+                return 71;
+            }
+        }
+    }
+
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return 71;
+    };
+
+    // The first report, then readiness.
+    if let Refresh::Done(r) = engine.refresh().await {
+        tracing::info!(
+            "first diagnosis: {} checks in {:.1} ms",
+            r.checks.len(),
+            r.duration_ms
+        );
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+
+    let mut interval_s = config.refresh.interval_s;
+    let mut ticker = new_ticker(interval_s);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let engine = engine.clone();
+                // In its own task, so a slow refresh never delays signals.
+                tokio::spawn(async move {
+                    if let Refresh::Busy = engine.refresh().await {
+                        tracing::warn!("previous refresh still running: skipped this one");
+                    }
+                });
+            }
+            _ = hup.recv() => {
+                match Config::load(config_path.as_deref()) {
+                    Ok(new) => {
+                        if new.server != engine.config().server {
+                            tracing::warn!("config reloaded; [server] changes take effect after a restart");
+                        } else {
+                            tracing::info!("config reloaded");
+                        }
+                        if new.refresh.interval_s != interval_s {
+                            interval_s = new.refresh.interval_s;
+                            ticker = new_ticker(interval_s);
+                        }
+                        engine.set_config(new);
+                    }
+                    Err(e) => tracing::error!("config reload failed, keeping the previous config: {e}"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = shutdown_tx.send(true);
+    for s in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+    }
+    if let Some(path) = &config.server.unix_socket {
+        let _ = std::fs::remove_file(path);
+    }
+    0
+}
+
+fn new_ticker(interval_s: u64) -> tokio::time::Interval {
+    let period = Duration::from_secs(interval_s);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}

@@ -90,12 +90,9 @@ impl Metrics {
             "1 when the last refresh failed or timed out and the previous report is served",
             stale.clone(),
         );
-        let refresh_duration = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]
-            .into_iter(),
-        );
+        let refresh_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         registry.register_with_unit(
             "refresh_duration",
             "Time to gather and judge one diagnosis",

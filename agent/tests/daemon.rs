@@ -1,0 +1,486 @@
+//! `ecs-diag serve` as a process: the HTTP API and metrics through real sockets, a real
+//! Prometheus scraping it, hostile clients, config reload, a hanging source, shutdown.
+//! Everything listens on loopback (or inside a namespace the test creates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecs-diag");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Isolated config: no host /etc, metadata never unless `extra` says otherwise.
+fn config_text(dir: &Path, port: u16, extra: &str) -> String {
+    let metadata = if extra.contains("[metadata]") {
+        ""
+    } else {
+        "[metadata]\nmode = \"never\"\n"
+    };
+    format!(
+        "{metadata}[server]\nlisten = \"127.0.0.1:{port}\"\ndiagnose_min_interval_s = 0\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{extra}",
+        dir.display()
+    )
+}
+
+impl Daemon {
+    fn start(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            config_text(dir.path(), port, extra),
+        )
+        .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(dir.path().join("config.toml"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut d = Daemon {
+            child,
+            port,
+            dir,
+            stderr,
+        };
+        d.wait_for(
+            |d| d.get("/healthz").1.contains("\"fresh\""),
+            "first report",
+        );
+        d
+    }
+
+    fn request(&self, raw: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    fn wait_for(&mut self, cond: impl Fn(&Daemon) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cond(self)))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let exited = self.child.try_wait().ok().flatten();
+        panic!(
+            "timed out waiting for {what}; daemon exit status {exited:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        assert!(Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+#[test]
+fn promtool_accepts_the_metrics() {
+    let mut d = Daemon::start("");
+    let (status, body) = d.get("/metrics");
+    assert_eq!(status, 200);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Prometheus server on loopback with a temporary config, killed on drop.
+struct Prometheus(Child, u16, tempfile::TempDir);
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_daemon_and_answers_a_query() {
+    let mut d = Daemon::start("[refresh]\ninterval_s = 1\n");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ecs-diag\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n", d.port),
+    )
+    .unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package) is needed");
+    let _p = Prometheus(child, port, dir);
+    let query = "ecs_diag_check_status%7Bcheck%3D%22sysctl.icmp_echo%22%2Cstatus%3D%22ok%22%7D";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(
+                s,
+                "GET /api/v1/query?query={query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                last = body.to_string();
+                if let Ok(v) = serde_json::from_str::<Value>(body) {
+                    if let Some(r) = v["data"]["result"].as_array().and_then(|r| r.first()) {
+                        assert_eq!(r["metric"]["job"], "ecs-diag");
+                        assert_eq!(r["value"][1], "1", "sysctl.icmp_echo is ok on this machine");
+                        return;
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("Prometheus never returned the check status; last answer: {last}");
+}
+
+#[test]
+fn hostile_clients_do_not_hurt() {
+    let mut d = Daemon::start("");
+    // Garbage request line.
+    let (status, _) = d.request("\x00\x01 garbage\r\n\r\n");
+    assert_eq!(status, 400);
+    // Oversized headers.
+    let big = "a".repeat(32 * 1024);
+    let (status, _) = d.request(&format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
+    ));
+    assert_eq!(status, 431);
+    // A body where none is expected, larger than allowed.
+    let body = "x".repeat(64 * 1024);
+    let (status, _) = d.request(&format!("POST /v1/diagnose HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    assert_eq!(status, 413);
+    // Unknown path: JSON 404.
+    let (status, body) = d.get("/etc/passwd");
+    assert_eq!(status, 404);
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
+
+    // 1,000 idle connections, then a health check must still answer.
+    let rss_before = d.rss_kib();
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    let started = Instant::now();
+    let (status, _) = d.get("/healthz");
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_secs(2),
+        "/healthz took {took:?} with 1000 idle connections"
+    );
+    let rss_during = d.rss_kib();
+    drop(idle);
+    assert!(
+        rss_during < rss_before + 32 * 1024,
+        "RSS grew from {rss_before} to {rss_during} KiB"
+    );
+    // Still alive, never panicked.
+    assert_eq!(d.get("/healthz").0, 200);
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+#[test]
+fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
+    let mut d = Daemon::start("");
+    let cfg = d.dir.path().join("config.toml");
+    std::fs::write(&cfg, "[metadata]\nmode = \"sometimes\"\n").unwrap();
+    d.signal("-HUP");
+    d.wait_for(|d| d.log().contains("config reload failed"), "reload error");
+    let log = d.log();
+    assert!(
+        log.contains("sometimes") && log.contains(cfg.to_str().unwrap()),
+        "{log}"
+    );
+    assert_eq!(d.get("/healthz").0, 200);
+    std::fs::write(
+        &cfg,
+        config_text(d.dir.path(), d.port, "[refresh]\ninterval_s = 1\n"),
+    )
+    .unwrap();
+    d.signal("-HUP");
+    d.wait_for(|d| d.log().contains("config reloaded"), "reload");
+}
+
+/// A metadata fake whose answers can be made to hang.
+fn hanging_metadata(hang: Arc<AtomicBool>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let hang = hang.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                        break;
+                    }
+                }
+                if hang.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_secs(4));
+                    return;
+                }
+                let (status, body) = if first.contains("/latest/meta-data/mac ") {
+                    (200, "00:16:3e:00:00:01")
+                } else {
+                    (404, "")
+                };
+                let mut s = s;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_hanging_source_leaves_the_old_report_marked_stale_then_recovers() {
+    let hang = Arc::new(AtomicBool::new(false));
+    let port = hanging_metadata(hang.clone());
+    let mut d = Daemon::start(&format!(
+        "[metadata]\nmode = \"always\"\nurl = \"http://127.0.0.1:{port}\"\ntimeout_ms = 3000\nbudget_ms = 3000\n[refresh]\ninterval_s = 1\ntimeout_s = 1\n"
+    ));
+    let first: Value = serde_json::from_str(&d.get("/v1/report").1).unwrap();
+    assert!(first.get("stale").is_none());
+    hang.store(true, Ordering::SeqCst);
+    let is_stale = |d: &Daemon| {
+        serde_json::from_str::<Value>(&d.get("/v1/report").1).unwrap()["stale"] == true
+    };
+    d.wait_for(is_stale, "a stale report");
+    let stale: Value = serde_json::from_str(&d.get("/v1/report").1).unwrap();
+    assert_eq!(
+        stale["checks"].as_array().unwrap().len(),
+        14,
+        "the previous findings stay served"
+    );
+    assert!(d.get("/healthz").1.contains("\"stale\""));
+    assert!(d.get("/metrics").1.contains("ecs_diag_report_stale 1"));
+    hang.store(false, Ordering::SeqCst);
+    d.wait_for(|d| !is_stale(d), "recovery");
+    assert!(d.get("/metrics").1.contains("ecs_diag_report_stale 0"));
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_removes_the_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ecs-diag.sock");
+    let port = free_port();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg_dir.path().join("c.toml"),
+        format!("[metadata]\nmode = \"never\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nunix_socket = \"{}\"\n[paths]\netc = \"{1}/etc\"\nsys = \"{1}/sys\"\n", sock.display(), cfg_dir.path().display()),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg_dir.path().join("c.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answered = false;
+    while Instant::now() < deadline && !answered {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            answered = out.starts_with("HTTP/1.1 200") && out.contains("\"fresh\"");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answered, "served on the unix socket");
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists(), "socket removed on shutdown");
+}
+
+/// In a namespace of its own: a daemon on 0.0.0.0 with an allow-list answers a client from an
+/// allowed address and refuses one from another address with 403.
+#[test]
+fn non_loopback_listener_enforces_the_allow_list() {
+    let ns = format!("ecsdiag-allow-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    struct Cleanup(String, Option<Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let mut cleanup = Cleanup(ns.clone(), None);
+    run(&["ip", "link", "set", "lo", "up"]);
+    run(&["ip", "addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    run(&["ip", "addr", "add", "10.98.0.1/32", "dev", "lo"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("[metadata]\nmode = \"never\"\n[server]\nlisten = \"0.0.0.0:9717\"\nallow = [\"10.99.0.0/24\"]\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n", dir.path().display()),
+    )
+    .unwrap();
+    cleanup.1 = Some(
+        Command::new("ip")
+            .args(["netns", "exec", &ns, BIN, "serve", "--config"])
+            .arg(dir.path().join("c.toml"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // A local connection's source address is the destination address itself.
+    let fetch = |addr: &str| {
+        let script = format!("exec 3<>/dev/tcp/{addr}/9717 && printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3");
+        Command::new("ip")
+            .args(["netns", "exec", &ns, "bash", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut allowed = String::new();
+    while Instant::now() < deadline && !allowed.starts_with("HTTP/1.1 200") {
+        allowed = String::from_utf8_lossy(&fetch("10.99.0.1").stdout).into_owned();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        allowed.starts_with("HTTP/1.1 200"),
+        "allowed client: {allowed}"
+    );
+    let refused = String::from_utf8_lossy(&fetch("10.98.0.1").stdout).into_owned();
+    assert!(
+        refused.starts_with("HTTP/1.1 403"),
+        "client outside server.allow: {refused}"
+    );
+    assert!(refused.contains("server.allow"));
+}

@@ -110,7 +110,7 @@ impl Daemon {
         ))
     }
 
-    fn wait_for(&mut self, cond: impl Fn(&Daemon) -> bool, what: &str) {
+    fn wait_for(&self, cond: impl Fn(&Daemon) -> bool, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cond(self)))
@@ -151,7 +151,7 @@ impl Daemon {
 
 #[test]
 fn promtool_accepts_the_metrics() {
-    let mut d = Daemon::start("");
+    let d = Daemon::start("");
     let (status, body) = d.get("/metrics");
     assert_eq!(status, 200);
     let mut promtool = Command::new("promtool")
@@ -177,7 +177,8 @@ fn promtool_accepts_the_metrics() {
 }
 
 /// A Prometheus server on loopback with a temporary config, killed on drop.
-struct Prometheus(Child, u16, tempfile::TempDir);
+/// Holds the server and its data directory until the test ends.
+struct Prometheus(Child, #[allow(dead_code)] tempfile::TempDir);
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -187,7 +188,7 @@ impl Drop for Prometheus {
 
 #[test]
 fn prometheus_scrapes_the_daemon_and_answers_a_query() {
-    let mut d = Daemon::start("[refresh]\ninterval_s = 1\n");
+    let d = Daemon::start("[refresh]\ninterval_s = 1\n");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     std::fs::write(
@@ -209,7 +210,7 @@ fn prometheus_scrapes_the_daemon_and_answers_a_query() {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus (Debian package) is needed");
-    let _p = Prometheus(child, port, dir);
+    let _p = Prometheus(child, dir);
     let query = "ecs_diag_check_status%7Bcheck%3D%22sysctl.icmp_echo%22%2Cstatus%3D%22ok%22%7D";
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
@@ -239,7 +240,7 @@ fn prometheus_scrapes_the_daemon_and_answers_a_query() {
 
 #[test]
 fn hostile_clients_do_not_hurt() {
-    let mut d = Daemon::start("");
+    let d = Daemon::start("");
     // Garbage request line.
     let (status, _) = d.request("\x00\x01 garbage\r\n\r\n");
     assert_eq!(status, 400);
@@ -284,7 +285,7 @@ fn hostile_clients_do_not_hurt() {
 
 #[test]
 fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
-    let mut d = Daemon::start("");
+    let d = Daemon::start("");
     let cfg = d.dir.path().join("config.toml");
     std::fs::write(&cfg, "[metadata]\nmode = \"sometimes\"\n").unwrap();
     d.signal("-HUP");
@@ -346,7 +347,7 @@ fn hanging_metadata(hang: Arc<AtomicBool>) -> u16 {
 fn a_hanging_source_leaves_the_old_report_marked_stale_then_recovers() {
     let hang = Arc::new(AtomicBool::new(false));
     let port = hanging_metadata(hang.clone());
-    let mut d = Daemon::start(&format!(
+    let d = Daemon::start(&format!(
         "[metadata]\nmode = \"always\"\nurl = \"http://127.0.0.1:{port}\"\ntimeout_ms = 3000\nbudget_ms = 3000\n[refresh]\ninterval_s = 1\ntimeout_s = 1\n"
     ));
     let first: Value = serde_json::from_str(&d.get("/v1/report").1).unwrap();

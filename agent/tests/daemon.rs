@@ -73,7 +73,7 @@ impl Daemon {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let mut d = Daemon {
+        let d = Daemon {
             child,
             port,
             dir,
@@ -120,9 +120,15 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let exited = self.child.try_wait().ok().flatten();
+        let state = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("State:"))
+                    .map(str::to_string)
+            });
         panic!(
-            "timed out waiting for {what}; daemon exit status {exited:?}; log:\n{}",
+            "timed out waiting for {what}; daemon {state:?}; log:\n{}",
             self.log()
         );
     }

@@ -257,7 +257,9 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
             return 71;
         }
     };
-    tracing::info!("listening on http://{listen}");
+    // Port 0 asks the kernel for a free port; the log names the one bound.
+    let bound = tcp.local_addr().unwrap_or(listen);
+    tracing::info!("listening on http://{bound}");
     let mut servers = vec![tokio::spawn(crate::http::serve_tcp(
         tcp,
         app.clone(),

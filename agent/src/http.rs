@@ -276,7 +276,7 @@ pub async fn serve_tcp(
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
-        let (mut stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -289,13 +289,7 @@ pub async fn serve_tcp(
             _ = shutdown.changed() => return,
         };
         if !client_allowed(peer.ip(), &allow) {
-            tokio::spawn(async move {
-                let body = r#"{"error":"this client address is not in server.allow"}"#;
-                let msg = format!("HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes()))
-                        .await;
-            });
+            tokio::spawn(refuse(stream));
             continue;
         }
         let Some(slot) = Slot::take(&open) else {
@@ -308,6 +302,30 @@ pub async fn serve_tcp(
             serve_connection(stream, app, shutdown).await;
         });
     }
+}
+
+/// Answers 403 to a client outside `server.allow`. The request is read first (bounded), so
+/// closing does not reset the connection before the client has read the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut buf = [0u8; 1024];
+        let mut seen = Vec::new();
+        while seen.len() < MAX_HEADER_BYTES && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = r#"{"error":"this client address is not in server.allow"}"#;
+        let msg = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(msg.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Binds a unix socket (replacing a stale one) readable by owner and group.

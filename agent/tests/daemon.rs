@@ -53,10 +53,10 @@ fn config_text(dir: &Path, port: u16, extra: &str) -> String {
 impl Daemon {
     fn start(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // Port 0: the daemon binds a free port and logs it (no race with parallel tests).
         std::fs::write(
             dir.path().join("config.toml"),
-            config_text(dir.path(), port, extra),
+            config_text(dir.path(), 0, extra),
         )
         .unwrap();
         let mut child = Command::new(BIN)
@@ -73,6 +73,19 @@ impl Daemon {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let log = stderr.lock().unwrap().clone();
+            if let Some(p) = log
+                .split("listening on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u16>().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "daemon never listened:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let d = Daemon {
             child,
             port,
@@ -304,7 +317,7 @@ fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
     assert_eq!(d.get("/healthz").0, 200);
     std::fs::write(
         &cfg,
-        config_text(d.dir.path(), d.port, "[refresh]\ninterval_s = 1\n"),
+        config_text(d.dir.path(), 0, "[refresh]\ninterval_s = 1\n"),
     )
     .unwrap();
     d.signal("-HUP");
@@ -380,7 +393,7 @@ fn a_hanging_source_leaves_the_old_report_marked_stale_then_recovers() {
 fn sigterm_shuts_down_gracefully_and_removes_the_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ecs-diag.sock");
-    let port = free_port();
+    let port = 0; // the kernel picks; this test talks over the unix socket
     let cfg_dir = tempfile::tempdir().unwrap();
     std::fs::write(
         cfg_dir.path().join("c.toml"),

@@ -504,3 +504,48 @@ fn non_loopback_listener_enforces_the_allow_list() {
     );
     assert!(refused.contains("server.allow"));
 }
+
+/// Under systemd (`Type=notify`): READY=1 once the first report is served, WATCHDOG=1 pings at
+/// half the watchdog period, STOPPING=1 on SIGTERM — over a real NOTIFY_SOCKET.
+#[test]
+fn notifies_systemd_readiness_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::fs::write(dir.path().join("c.toml"), config_text(dir.path(), 0, "")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("c.toml"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 256];
+    let recv = |seen: &mut Vec<String>, buf: &mut [u8]| {
+        let n = sock.recv(buf).expect("a notification");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    while !(seen.iter().any(|m| m.contains("READY=1"))
+        && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3)
+    {
+        recv(&mut seen, &mut buf);
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    while !seen.iter().any(|m| m.contains("STOPPING=1")) {
+        recv(&mut seen, &mut buf);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let ready = seen.iter().position(|m| m.contains("READY=1")).unwrap();
+    assert!(
+        seen[..ready].iter().all(|m| !m.contains("WATCHDOG")),
+        "ready first: {seen:?}"
+    );
+}

@@ -32,6 +32,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Diagnose once and print the findings.
+    #[command(
+        after_long_help = "Exit status: 0 every check ok or skipped; 1 some check warns; 2 some check fails; 3 some check is unknown (and none warns or fails); 64 usage error; 66 unreadable snapshot; 78 bad config file."
+    )]
     Check {
         /// Print the JSON report instead of a table.
         #[arg(long)]

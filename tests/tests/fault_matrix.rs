@@ -315,6 +315,28 @@ impl Topology {
             .collect()
     }
 
+    /// A second interface (eth1, 10.78.0.10/24, peer gw1 in the client) whose replies leave by
+    /// eth0, the default route: an asymmetric path for traffic arriving on eth1.
+    fn add_asymmetric_eth1(&self) {
+        self.g(&[
+            "ip",
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "gw1",
+            "netns",
+            &self.client,
+        ]);
+        self.g(&["ip", "addr", "add", "10.78.0.10/24", "dev", "eth1"]);
+        self.g(&["ip", "link", "set", "eth1", "up"]);
+        self.c(&["ip", "addr", "add", "10.78.0.1/24", "dev", "gw1"]);
+        self.c(&["ip", "link", "set", "gw1", "up"]);
+    }
+
     /// Waits until the guest's neighbour entry for `ip` reaches `state`.
     fn wait_neighbour(&self, ip: &str, state: &str) -> bool {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -705,16 +727,7 @@ fn strict_rp_filter_with_asymmetric_reply_path() {
             consequences: &[],
         },
         |t| {
-            // A second interface whose replies leave by eth0 (the default route), with strict
-            // reverse-path filtering on it.
-            t.g(&[
-                "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "gw1", "netns",
-                &t.client,
-            ]);
-            t.g(&["ip", "addr", "add", "10.78.0.10/24", "dev", "eth1"]);
-            t.g(&["ip", "link", "set", "eth1", "up"]);
-            t.c(&["ip", "addr", "add", "10.78.0.1/24", "dev", "gw1"]);
-            t.c(&["ip", "link", "set", "gw1", "up"]);
+            t.add_asymmetric_eth1();
             t.sysctl_g("net.ipv4.conf.eth1.rp_filter=1");
         },
     );
@@ -736,14 +749,7 @@ fn loose_rp_filter_control_passes() {
             consequences: &[],
         },
         |t| {
-            t.g(&[
-                "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "gw1", "netns",
-                &t.client,
-            ]);
-            t.g(&["ip", "addr", "add", "10.78.0.10/24", "dev", "eth1"]);
-            t.g(&["ip", "link", "set", "eth1", "up"]);
-            t.c(&["ip", "addr", "add", "10.78.0.1/24", "dev", "gw1"]);
-            t.c(&["ip", "link", "set", "gw1", "up"]);
+            t.add_asymmetric_eth1();
             t.sysctl_g("net.ipv4.conf.eth1.rp_filter=2");
         },
     );

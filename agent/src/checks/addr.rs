@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 use serde_json::json;
 
-use super::{assigned_values, ipv4_on, no_primary, primary_interface};
+use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
 use crate::report::Finding;
 use crate::snapshot::{AddressingMethod, InterfaceConfig, MetadataInterface, Snapshot};
 
@@ -142,11 +142,7 @@ pub fn secondary(s: &Snapshot) -> Finding {
     let mut present = Vec::new();
     let mut remedy = Vec::new();
     for eni in &md.interfaces {
-        let link = links.iter().find(|l| {
-            l.mac
-                .as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case(&eni.mac))
-        });
+        let link = link_with_mac(links, &eni.mac);
         let primary_ip = eni.primary_ip;
         for ip in eni
             .private_ipv4s

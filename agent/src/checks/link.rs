@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{assigned_values, ipv4_on, no_primary, primary_interface};
+use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
 use crate::report::Finding;
 use crate::snapshot::{Link, Snapshot};
 
@@ -115,11 +115,7 @@ pub fn secondary(s: &Snapshot) -> Finding {
         .filter(|i| !i.mac.eq_ignore_ascii_case(&md.mac))
     {
         let eni_name = eni.eni_id.clone().unwrap_or_else(|| eni.mac.clone());
-        let Some(l) = links.iter().find(|l| {
-            l.mac
-                .as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case(&eni.mac))
-        }) else {
+        let Some(l) = link_with_mac(links, &eni.mac) else {
             problems.push(
                 json!({"eni": eni_name, "mac": eni.mac, "problem": "no OS interface has this MAC"}),
             );

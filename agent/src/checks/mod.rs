@@ -119,13 +119,7 @@ pub enum NoPrimary {
 pub fn primary_interface(s: &Snapshot) -> Result<Primary<'_>, NoPrimary> {
     let links = s.links.ok().map_err(|e| NoPrimary::Links(e.to_string()))?;
     if let Some(md) = s.metadata.ok() {
-        return links
-            .iter()
-            .find(|l| {
-                l.mac
-                    .as_deref()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(&md.mac))
-            })
+        return link_with_mac(links, &md.mac)
             .map(|link| Primary {
                 link,
                 chosen_by: "metadata MAC",
@@ -151,6 +145,15 @@ pub fn primary_interface(s: &Snapshot) -> Result<Primary<'_>, NoPrimary> {
             chosen_by: "only addressed interface",
         })
         .ok_or(NoPrimary::Unknowable)
+}
+
+/// The OS interface with this MAC (metadata MACs are lower-case; compare case-insensitively).
+pub fn link_with_mac<'a>(links: &'a [Link], mac: &str) -> Option<&'a Link> {
+    links.iter().find(|l| {
+        l.mac
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+    })
 }
 
 /// The finding for a check that cannot proceed without the primary interface.

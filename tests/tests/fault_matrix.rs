@@ -264,8 +264,34 @@ impl Topology {
         .success()
     }
 
+    /// `count` pings at 0.2 s intervals; how many replies came back.
+    fn ping_count(&self, target: &str, count: u32, v6: bool) -> u32 {
+        let count = count.to_string();
+        let mut args = vec!["ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1"];
+        if v6 {
+            args.push("-6");
+        } else {
+            args.extend(["-I", CLIENT]);
+        }
+        args.push(target);
+        let out = self.exec(&self.client, &args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(", ")
+            .find_map(|part| part.strip_suffix(" received"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ping summary in: {text}"))
+    }
+
     /// Runs `ecs-diag check --json` inside the guest; returns id → (status, whole finding).
     fn diagnose(&self, client: Option<&str>) -> BTreeMap<String, (String, Value)> {
+        self.diagnose_with(client, &[])
+    }
+
+    fn diagnose_with(
+        &self,
+        client: Option<&str>,
+        extra: &[&str],
+    ) -> BTreeMap<String, (String, Value)> {
         let config = self.dir.path().join("config.toml");
         let mut args = vec![
             env!("CARGO_BIN_EXE_ecs-diag-under-test"),
@@ -277,6 +303,7 @@ impl Topology {
         if let Some(c) = client {
             args.extend(["--client", c]);
         }
+        args.extend_from_slice(extra);
         let out = self.exec(&self.guest, &args);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -804,6 +831,113 @@ fn gateway_neighbour_failed() {
     for (id, (status, _)) in &report {
         assert!(
             status != "fail" || id == "neigh.gateway",
+            "unrelated check {id} failed:\n{}",
+            show(&report)
+        );
+    }
+}
+
+#[test]
+fn icmp_echo6_ignore_all() {
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: true,
+            expect: &[("sysctl.icmp_echo6", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "fd77::10/64",
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            t.c(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "fd77::1/64",
+                "dev",
+                "gw0",
+                "nodad",
+            ]);
+            assert!(
+                t.ping_count("fd77::10", 3, true) > 0,
+                "IPv6 ping works before the fault"
+            );
+            t.sysctl_g("net.ipv6.icmp.echo_ignore_all=1");
+            assert_eq!(
+                t.ping_count("fd77::10", 3, true),
+                0,
+                "ground truth: IPv6 ping fails"
+            );
+        },
+    );
+}
+
+#[test]
+fn echo_replies_rate_limited() {
+    let r = prove(
+        Fault {
+            // After the burst the kernel's per-client budget is spent: the next pings get nothing.
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("sysctl.icmp_ratelimit", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            // Echo reply (type 0) added to the mask, one reply per 10 s per client.
+            t.sysctl_g("net.ipv4.icmp_ratemask=6169");
+            t.sysctl_g("net.ipv4.icmp_ratelimit=10000");
+            let got = t.ping_count(GUEST_IP, 20, false);
+            assert!(
+                got <= 10,
+                "ground truth: most of 20 pings lose their reply, {got} came back"
+            );
+        },
+    );
+    assert!(r["sysctl.icmp_ratelimit"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("10000 ms"));
+}
+
+/// `check --window`: the agent samples the counters while a real ping runs.
+fn windowed_check_while_pinging(t: &Topology) -> BTreeMap<String, (String, Value)> {
+    std::thread::scope(|scope| {
+        let agent = scope.spawn(|| t.diagnose_with(Some(CLIENT), &["--window", "3"]));
+        std::thread::sleep(Duration::from_millis(500));
+        t.ping_count(GUEST_IP, 8, false);
+        agent.join().unwrap()
+    })
+}
+
+#[test]
+fn icmp_live_window_sees_requests_answered_then_unanswered() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    let healthy = windowed_check_while_pinging(&t);
+    assert_eq!(healthy["icmp.live"].0, "ok", "{}", show(&healthy));
+    assert!(healthy["icmp.live"].1["summary"]
+        .as_str()
+        .unwrap()
+        .contains("all were answered"));
+
+    t.sysctl_g("net.ipv4.icmp_echo_ignore_all=1");
+    let report = windowed_check_while_pinging(&t);
+    assert_eq!(report["icmp.live"].0, "fail", "{}", show(&report));
+    let ev = &report["icmp.live"].1["evidence"];
+    assert!(ev["echo_requests_in"].as_u64().unwrap() >= 5, "{ev}");
+    assert_eq!(ev["echo_replies_out"], 0);
+    for (id, (status, _)) in &report {
+        assert!(
+            status != "fail" || id == "icmp.live" || id == "sysctl.icmp_echo",
             "unrelated check {id} failed:\n{}",
             show(&report)
         );

@@ -339,6 +339,19 @@ mod tests {
     #[test]
     fn default_without_metadata() {
         assert_eq!(judge(default_route, no_metadata).status, Status::Ok);
+        // Metadata names the primary ENI but publishes no gateway, and the default route
+        // leaves by another interface: a warning (the gateway itself cannot be judged).
+        let f = judge(default_route, |s| {
+            metadata(s).interfaces[0].gateway = None;
+            links(s).push(crate::snapshot::Link {
+                index: 3,
+                name: "eth1".into(),
+                ..Default::default()
+            });
+            routes(s)[0].oif = Some(3);
+        });
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        assert!(f.summary.contains("not on eth0"), "{}", f.summary);
         assert_eq!(
             judge(default_route, metadata_failed).status,
             Status::Unknown

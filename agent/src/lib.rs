@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod firewall;
 pub mod http;
 pub mod metrics;
 pub mod report;

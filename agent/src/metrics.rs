@@ -55,6 +55,7 @@ pub fn source_results(s: &Snapshot) -> Vec<(&'static str, bool)> {
         ("network_config", ok(&s.network_config)),
         ("icmp", ok(&s.icmp)),
         ("dmi", ok(&s.dmi)),
+        ("firewall", ok(&s.firewall)),
         (
             "metadata",
             !matches!(s.metadata, MetadataState::Failed { .. }),

@@ -59,6 +59,14 @@ pub struct Snapshot {
     pub icmp_previous: Option<IcmpCounters>,
     pub dmi: Gathered<Dmi>,
     pub metadata: MetadataState,
+    /// iptables/ip6tables rulesets, both backends. Snapshots from before it existed replay
+    /// as "not gathered", never as an empty (accept-all) firewall.
+    #[serde(default = "not_in_snapshot")]
+    pub firewall: Gathered<Vec<crate::sources::firewall::Ruleset>>,
+}
+
+fn not_in_snapshot<T>() -> Gathered<T> {
+    Gathered::Failed("not recorded in this snapshot".to_string())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -157,6 +157,7 @@ pub fn healthy() -> Snapshot {
             ..Default::default()
         }),
         icmp_previous: None,
+        firewall: Gathered::Ok(vec![]),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),
             product_name: Some("Alibaba Cloud ECS".into()),

@@ -2,6 +2,7 @@
 //! `link.secondary`, `link.driver`, ...). [`CATALOGUE`] is the explicit list, in report order.
 
 pub mod addr;
+pub mod firewall;
 pub mod icmp;
 pub mod link;
 pub mod neigh;
@@ -69,6 +70,18 @@ pub const CATALOGUE: &[Check] = &[
     Check {
         id: sysctl::ICMP_RATELIMIT,
         judge: sysctl::icmp_ratelimit,
+    },
+    Check {
+        id: firewall::ICMP_IN,
+        judge: firewall::icmp_in,
+    },
+    Check {
+        id: firewall::ICMP_OUT,
+        judge: firewall::icmp_out,
+    },
+    Check {
+        id: firewall::ICMP6,
+        judge: firewall::icmp6,
     },
     Check {
         id: icmp::LIVE,

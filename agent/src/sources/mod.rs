@@ -1,6 +1,7 @@
 //! Sources: the only code that touches the OS. `gather` runs them all (metadata concurrently
 //! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
 
+pub mod firewall;
 pub mod metadata;
 pub mod netlink;
 pub mod network_config;
@@ -125,6 +126,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         network_config: network_config::read(&config.paths.etc),
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
+        firewall: firewall::read(&config.paths.proc),
         links,
         addresses,
         routes,

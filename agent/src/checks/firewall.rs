@@ -1,0 +1,552 @@
+//! `firewall.icmp_in`, `firewall.icmp_out`, `firewall.icmp6`: the verdict of the guest's whole
+//! iptables/ip6tables ruleset (every table, both backends) for an inbound echo request from the
+//! client and for the outbound echo reply, naming the deciding rule with its counters, and the
+//! remedy in the terms of whatever manages the rules (firewalld, ufw, plain iptables).
+//! Evidence: the saved rulesets, walked by `firewall::eval`.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde_json::json;
+
+use super::{ipv4_on, no_primary, primary_interface, reply_target};
+use crate::firewall::eval::{evaluate, CtState, Decision, Packet, Verdict};
+use crate::report::Finding;
+use crate::snapshot::Snapshot;
+use crate::sources::firewall::Ruleset;
+
+pub const ICMP_IN: &str = "firewall.icmp_in";
+pub const ICMP_OUT: &str = "firewall.icmp_out";
+pub const ICMP6: &str = "firewall.icmp6";
+
+/// Stand-in IPv6 client (documentation prefix) when `--client` is not an IPv6 address.
+const PUBLIC_PROBE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+/// Who writes the rules, so the remedy speaks its language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manager {
+    Firewalld,
+    Ufw,
+    Plain,
+}
+
+pub fn manager(rulesets: &[Ruleset]) -> Manager {
+    let chains = rulesets
+        .iter()
+        .filter_map(|r| r.tables.ok().ok())
+        .flatten()
+        .flat_map(|t| t.chains.iter().map(|c| c.name.as_str()));
+    let mut m = Manager::Plain;
+    for c in chains {
+        if c.starts_with("ufw-") || c.starts_with("ufw6-") {
+            return Manager::Ufw;
+        }
+        if c.starts_with("IN_") || c.ends_with("_direct") || c.starts_with("INPUT_ZONES") {
+            m = Manager::Firewalld;
+        }
+    }
+    m
+}
+
+/// One ruleset's verdict, for the evidence.
+fn ruleset_evidence(r: &Ruleset, d: &Decision) -> serde_json::Value {
+    json!({"backend": r.backend, "family": r.family, "tool": r.tool, "verdict": d.verdict, "decided_by": d.decider, "uncertain": d.uncertain})
+}
+
+struct Judged {
+    /// The first ruleset that does not accept, with its decision.
+    blocked: Option<(Ruleset, Decision)>,
+    uncertain: Vec<String>,
+    unreadable: Vec<String>,
+    accepted_by: Option<String>,
+    evidence: Vec<serde_json::Value>,
+}
+
+fn judge_rulesets(rulesets: &[Ruleset], family: &str, packet: &Packet) -> Judged {
+    let mut j = Judged {
+        blocked: None,
+        uncertain: Vec::new(),
+        unreadable: Vec::new(),
+        accepted_by: None,
+        evidence: Vec::new(),
+    };
+    for r in rulesets.iter().filter(|r| r.family == family) {
+        match r.tables.ok() {
+            Err(e) => {
+                j.unreadable
+                    .push(format!("{} ({} backend): {e}", r.tool, r.backend));
+                j.evidence
+                    .push(json!({"backend": r.backend, "tool": r.tool, "unreadable": e}));
+            }
+            Ok(tables) => {
+                let d = evaluate(tables, packet);
+                j.evidence.push(ruleset_evidence(r, &d));
+                j.uncertain.extend(d.uncertain.iter().cloned());
+                if d.verdict != Verdict::Accept {
+                    if j.blocked.is_none() {
+                        j.blocked = Some((r.clone(), d));
+                    }
+                } else if let Some(dec) = &d.decider {
+                    j.accepted_by.get_or_insert(format!(
+                        "{} {} rule {}",
+                        dec.table,
+                        dec.chain,
+                        dec.position.unwrap_or(0)
+                    ));
+                }
+            }
+        }
+    }
+    j
+}
+
+fn remedy(m: Manager, r: &Ruleset, d: &Decision, v6: bool, inbound: bool) -> Vec<String> {
+    let tool = if v6 { "ip6tables" } else { "iptables" };
+    let (proto, kind) = match (v6, inbound) {
+        (false, true) => ("-p icmp --icmp-type echo-request", "echo-request"),
+        (false, false) => ("-p icmp --icmp-type echo-reply", "echo-reply"),
+        (true, true) => ("-p ipv6-icmp --icmpv6-type echo-request", "echo-request"),
+        (true, false) => ("-p ipv6-icmp --icmpv6-type echo-reply", "echo-reply"),
+    };
+    let Some(dec) = &d.decider else { return vec![] };
+    let table = if dec.table == "filter" {
+        String::new()
+    } else {
+        format!("-t {} ", dec.table)
+    };
+    let fix = match dec.position {
+        Some(pos) => format!("{tool} {table}-I {} {pos} {proto} -j ACCEPT   (ahead of the deciding rule; or delete it: {tool} {table}-D {} {pos})", dec.chain, dec.chain),
+        None => format!("{tool} {table}-A {} {proto} -j ACCEPT   (the chain's policy drops it)", dec.chain),
+    };
+    let legacy = if r.backend == "legacy" {
+        format!(" (rules in the legacy backend: use {tool}-legacy)")
+    } else {
+        String::new()
+    };
+    match m {
+        Manager::Firewalld => vec![
+            format!("firewalld manages these rules: firewall-cmd --list-all; firewall-cmd --permanent --remove-icmp-block={kind}; firewall-cmd --reload"),
+            format!("if a direct rule blocks it: firewall-cmd --permanent --direct --get-all-rules; then {fix}"),
+        ],
+        Manager::Ufw => vec![
+            format!("ufw manages these rules: keep `-A ufw-before-input {proto} -j ACCEPT` in /etc/ufw/before.rules{}, then ufw reload", if v6 { " (before6.rules for IPv6)" } else { "" }),
+            format!("now, without waiting for ufw: {fix}"),
+        ],
+        Manager::Plain => vec![
+            format!("{fix}{legacy}"),
+            format!("persist it: netfilter-persistent save (Debian/Ubuntu, package iptables-persistent) or service {tool} save (RHEL family / Alibaba Cloud Linux)"),
+        ],
+    }
+}
+
+/// The whole finding for one direction of one family.
+fn verdict_finding(
+    id: &str,
+    rulesets: &[Ruleset],
+    family: &str,
+    packet: Packet,
+    what: &str,
+) -> Finding {
+    let v6 = family == "ipv6";
+    let j = judge_rulesets(rulesets, family, &packet);
+    let packet_ev = json!({"src": packet.src, "dst": packet.dst, "in": packet.in_if, "out": packet.out_if, "icmp_type": packet.icmp_type, "conntrack": format!("{:?}", packet.ct)});
+    let evidence = json!({"packet": packet_ev, "rulesets": j.evidence});
+    let m = manager(rulesets);
+    if let Some((r, d)) = &j.blocked {
+        let Some(dec) = &d.decider else {
+            return Finding::unknown(id, "a ruleset blocks without naming a rule")
+                .evidence(evidence);
+        };
+        let how = match d.verdict {
+            Verdict::Reject => format!("rejects ({})", dec.reject_with.clone().unwrap_or_default()),
+            _ => "drops".to_string(),
+        };
+        let at = match dec.position {
+            Some(p) => format!("rule {p} of {} {}: `{}`", dec.table, dec.chain, dec.rule),
+            None => format!(
+                "the {} policy of {} {}",
+                dec.rule.split_whitespace().nth(1).unwrap_or("DROP"),
+                dec.table,
+                dec.chain
+            ),
+        };
+        let summary = format!(
+            "{} ({} backend) {how} {what}: {at} ({} packets so far)",
+            if v6 { "ip6tables" } else { "iptables" },
+            r.backend,
+            dec.packets
+        );
+        if !d.uncertain.is_empty() {
+            return Finding::unknown(
+                id,
+                format!(
+                    "probably: {summary}; but an earlier match could not be evaluated: {}",
+                    d.uncertain.join("; ")
+                ),
+            )
+            .evidence(evidence)
+            .remedy(remedy(m, r, d, v6, packet.inbound));
+        }
+        return Finding::fail(id, summary).evidence(evidence).remedy(remedy(
+            m,
+            r,
+            d,
+            v6,
+            packet.inbound,
+        ));
+    }
+    if !j.unreadable.is_empty() {
+        return Finding::unknown(
+            id,
+            format!("cannot read the ruleset: {}", j.unreadable.join("; ")),
+        )
+        .evidence(evidence)
+        .remedy(["run ecs-diag as root (iptables-save needs CAP_NET_ADMIN)"]);
+    }
+    if !j.uncertain.is_empty() {
+        return Finding::unknown(id, format!("no rule drops {what} as far as the ruleset can be evaluated, but these matches could not be: {}", j.uncertain.join("; "))).evidence(evidence);
+    }
+    let by = j
+        .accepted_by
+        .map(|a| format!(" (accepted by {a})"))
+        .unwrap_or_else(|| " (no rule or policy stops it)".to_string());
+    Finding::ok(id, format!("the firewall lets {what} through{by}")).evidence(evidence)
+}
+
+fn rulesets(s: &Snapshot, id: &str) -> Result<Vec<Ruleset>, Finding> {
+    s.firewall
+        .ok()
+        .cloned()
+        .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))
+}
+
+fn local_addresses(s: &Snapshot) -> Vec<IpAddr> {
+    s.addresses
+        .ok()
+        .map(|v| v.iter().map(|a| a.address).collect())
+        .unwrap_or_default()
+}
+
+/// The primary interface's name and the address a client pings (assigned IP if present).
+fn primary_v4(s: &Snapshot, id: &str) -> Result<(String, IpAddr), Finding> {
+    let p = primary_interface(s).map_err(|e| no_primary(id, e))?;
+    let assigned = s.metadata.ok().and_then(|m| m.private_ipv4).map(IpAddr::V4);
+    let on_if: Vec<IpAddr> = ipv4_on(s, p.link.index).iter().map(|a| a.address).collect();
+    let ip = assigned
+        .filter(|a| on_if.contains(a))
+        .or(on_if.first().copied());
+    match ip {
+        Some(ip) => Ok((p.link.name.clone(), ip)),
+        None => Err(Finding::unknown(
+            id,
+            format!(
+                "{} has no IPv4 address to judge pings to (see addr.primary)",
+                p.link.name
+            ),
+        )),
+    }
+}
+
+fn client_v4(s: &Snapshot) -> IpAddr {
+    reply_target(s)
+}
+
+pub fn icmp_in(s: &Snapshot) -> Finding {
+    let rs = match rulesets(s, ICMP_IN) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let (dev, ip) = match primary_v4(s, ICMP_IN) {
+        Ok(x) => x,
+        Err(f) => return f,
+    };
+    let client = client_v4(s);
+    let packet = Packet {
+        src: client,
+        dst: ip,
+        in_if: Some(dev),
+        out_if: None,
+        icmp_type: 8,
+        icmp_code: 0,
+        ct: CtState::New,
+        inbound: true,
+        local: local_addresses(s),
+    };
+    verdict_finding(
+        ICMP_IN,
+        &rs,
+        "ipv4",
+        packet,
+        &format!("echo requests from {client} to {ip}"),
+    )
+}
+
+pub fn icmp_out(s: &Snapshot) -> Finding {
+    let rs = match rulesets(s, ICMP_OUT) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let (dev, ip) = match primary_v4(s, ICMP_OUT) {
+        Ok(x) => x,
+        Err(f) => return f,
+    };
+    let client = client_v4(s);
+    let packet = Packet {
+        src: ip,
+        dst: client,
+        in_if: None,
+        out_if: Some(dev),
+        icmp_type: 0,
+        icmp_code: 0,
+        ct: CtState::Established,
+        inbound: false,
+        local: local_addresses(s),
+    };
+    verdict_finding(
+        ICMP_OUT,
+        &rs,
+        "ipv4",
+        packet,
+        &format!("echo replies from {ip} to {client}"),
+    )
+}
+
+pub fn icmp6(s: &Snapshot) -> Finding {
+    let rs = match rulesets(s, ICMP6) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let p = match primary_interface(s) {
+        Ok(p) => p,
+        Err(e) => return no_primary(ICMP6, e),
+    };
+    let v6 = s.addresses.ok().ok().and_then(|v| {
+        v.iter()
+            .find(|a| a.ifindex == p.link.index && a.address.is_ipv6() && a.scope == "global")
+            .map(|a| a.address)
+    });
+    let Some(ip) = v6 else {
+        return Finding::skipped(
+            ICMP6,
+            format!(
+                "{} has no global IPv6 address: nothing to ping over IPv6",
+                p.link.name
+            ),
+        );
+    };
+    let client = match s.client {
+        Some(c @ IpAddr::V6(_)) => c,
+        _ => IpAddr::V6(PUBLIC_PROBE6),
+    };
+    let dev = p.link.name.clone();
+    let inbound = Packet {
+        src: client,
+        dst: ip,
+        in_if: Some(dev.clone()),
+        out_if: None,
+        icmp_type: 128,
+        icmp_code: 0,
+        ct: CtState::New,
+        inbound: true,
+        local: local_addresses(s),
+    };
+    let f = verdict_finding(
+        ICMP6,
+        &rs,
+        "ipv6",
+        inbound,
+        &format!("IPv6 echo requests from {client} to {ip}"),
+    );
+    if f.status != crate::report::Status::Ok {
+        return f;
+    }
+    let outbound = Packet {
+        src: ip,
+        dst: client,
+        in_if: None,
+        out_if: Some(dev),
+        icmp_type: 129,
+        icmp_code: 0,
+        ct: CtState::Established,
+        inbound: false,
+        local: local_addresses(s),
+    };
+    let out = verdict_finding(
+        ICMP6,
+        &rs,
+        "ipv6",
+        outbound,
+        &format!("IPv6 echo replies from {ip} to {client}"),
+    );
+    if out.status != crate::report::Status::Ok {
+        return out;
+    }
+    Finding::ok(
+        ICMP6,
+        format!("the firewall lets IPv6 echo requests to {ip} in and the replies out"),
+    )
+    .evidence(json!({"in": f.evidence, "out": out.evidence}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::fixture::{addresses, ip, judge as judge_check};
+    use crate::firewall::iptables::parse_save;
+    use crate::report::Status;
+    use crate::snapshot::Gathered;
+
+    fn with_rules(v4: &str) -> impl FnOnce(&mut Snapshot) {
+        let tables = parse_save(v4).unwrap();
+        move |s| {
+            s.firewall = Gathered::Ok(vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv4".into(),
+                tool: "iptables-nft-save".into(),
+                tables: Gathered::Ok(tables),
+            }]);
+        }
+    }
+
+    fn filter(input_policy: &str, rules: &str) -> String {
+        format!("*filter\n:INPUT {input_policy} [5:420]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{rules}COMMIT\n")
+    }
+
+    #[test]
+    fn in_paths() {
+        assert_eq!(judge_check(icmp_in, |_| {}).status, Status::Ok);
+        let f = judge_check(
+            icmp_in,
+            with_rules(&filter(
+                "ACCEPT",
+                "[7:588] -A INPUT -p icmp -m icmp --icmp-type 8 -j DROP\n",
+            )),
+        );
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("rule 1 of filter INPUT") && f.summary.contains("7 packets"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0]
+                .starts_with("iptables -I INPUT 1 -p icmp --icmp-type echo-request -j ACCEPT"),
+            "{:?}",
+            f.remedy
+        );
+        let f = judge_check(
+            icmp_in,
+            with_rules(&filter("DROP", "-A INPUT -i lo -j ACCEPT\n")),
+        );
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("DROP policy of filter INPUT"),
+            "{}",
+            f.summary
+        );
+        let f = judge_check(
+            icmp_in,
+            with_rules(&filter(
+                "ACCEPT",
+                "-A INPUT -m set --match-set bad src -j DROP\n",
+            )),
+        );
+        assert_eq!(f.status, Status::Unknown);
+        assert!(f.summary.contains("set --match-set bad src"));
+        assert_eq!(
+            judge_check(icmp_in, |s| s.firewall =
+                Gathered::Failed("no iptables".into()))
+            .status,
+            Status::Unknown
+        );
+        let f = judge_check(icmp_in, |s| {
+            s.firewall = Gathered::Ok(vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv4".into(),
+                tool: "iptables-nft-save".into(),
+                tables: Gathered::Failed("Permission denied (you must be root)".into()),
+            }]);
+        });
+        assert_eq!(f.status, Status::Unknown);
+        assert!(f.summary.contains("you must be root"));
+    }
+
+    #[test]
+    fn client_decides() {
+        let rules = filter(
+            "ACCEPT",
+            "-A INPUT -s 198.18.0.2/32 -j REJECT --reject-with icmp-host-prohibited\n",
+        );
+        let f = judge_check(icmp_in, |s| {
+            with_rules(&rules)(s);
+            s.client = Some(ip("198.18.0.2"));
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("rejects (icmp-host-prohibited)"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(judge_check(icmp_in, with_rules(&rules)).status, Status::Ok);
+    }
+
+    #[test]
+    fn out_paths() {
+        assert_eq!(judge_check(icmp_out, |_| {}).status, Status::Ok);
+        let rules = "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p icmp -m icmp --icmp-type 0 -j DROP\nCOMMIT\n";
+        let f = judge_check(icmp_out, with_rules(rules));
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.remedy[0].contains("-I OUTPUT 1 -p icmp --icmp-type echo-reply -j ACCEPT"));
+        assert_eq!(
+            judge_check(icmp_out, |s| s.firewall = Gathered::Failed("x".into())).status,
+            Status::Unknown
+        );
+    }
+
+    #[test]
+    fn managers_shape_the_remedy() {
+        let ufw = "*filter\n:INPUT DROP [0:0]\n:ufw-before-input - [0:0]\n-A INPUT -j ufw-before-input\nCOMMIT\n";
+        let f = judge_check(icmp_in, with_rules(ufw));
+        assert!(
+            f.remedy[0].contains("/etc/ufw/before.rules"),
+            "{:?}",
+            f.remedy
+        );
+        let fwd = "*filter\n:INPUT ACCEPT [0:0]\n:IN_public - [0:0]\n-A INPUT -j IN_public\n-A IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n";
+        let f = judge_check(icmp_in, with_rules(fwd));
+        assert!(f.remedy[0].contains("firewall-cmd"), "{:?}", f.remedy);
+    }
+
+    #[test]
+    fn icmp6_paths() {
+        assert_eq!(judge_check(icmp6, |_| {}).status, Status::Skipped);
+        let add_v6 = |s: &mut Snapshot| {
+            addresses(s).push(crate::snapshot::Address {
+                ifindex: 2,
+                address: ip("fd77::10"),
+                prefix_len: 64,
+                scope: "global".into(),
+            })
+        };
+        assert_eq!(judge_check(icmp6, add_v6).status, Status::Ok);
+        let tables = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP\nCOMMIT\n").unwrap();
+        let f = judge_check(icmp6, |s| {
+            add_v6(s);
+            s.firewall = Gathered::Ok(vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv6".into(),
+                tool: "ip6tables-nft-save".into(),
+                tables: Gathered::Ok(tables),
+            }]);
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.remedy[0].starts_with("ip6tables -I INPUT 1 -p ipv6-icmp"),
+            "{:?}",
+            f.remedy
+        );
+        assert_eq!(
+            judge_check(icmp6, |s| s.firewall = Gathered::Failed("x".into())).status,
+            Status::Unknown
+        );
+    }
+}

@@ -949,3 +949,346 @@ fn icmp_live_window_sees_requests_answered_then_unanswered() {
         );
     }
 }
+
+// ---- Guest firewall (iptables/ip6tables, both backends) ----
+
+fn firewall_case(
+    expect: &'static [(&'static str, &'static str)],
+    ping_works: bool,
+    rules: &[&[&str]],
+) -> BTreeMap<String, (String, Value)> {
+    let rules: Vec<Vec<String>> = rules
+        .iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect();
+    prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works,
+            expect,
+            consequences: &[],
+        },
+        move |t| {
+            for r in &rules {
+                let args: Vec<&str> = r.iter().map(String::as_str).collect();
+                t.g(&args);
+            }
+        },
+    )
+}
+
+fn summary(r: &BTreeMap<String, (String, Value)>, id: &str) -> String {
+    r[id].1["summary"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn firewall_input_drops_echo_request() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-request",
+            "-j",
+            "DROP",
+        ]],
+    );
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.contains("rule 1 of filter INPUT") && s.contains("-j DROP"),
+        "{s}"
+    );
+    // The counters show the ground-truth pings hit this rule.
+    let hits = r["firewall.icmp_in"].1["evidence"]["rulesets"][0]["decided_by"]["packets"]
+        .as_u64()
+        .unwrap();
+    assert!(hits >= 3, "rule counters moved: {hits}");
+}
+
+#[test]
+fn firewall_output_drops_echo_reply() {
+    firewall_case(
+        &[("firewall.icmp_out", "fail")],
+        false,
+        &[&[
+            "iptables",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-reply",
+            "-j",
+            "DROP",
+        ]],
+    );
+}
+
+#[test]
+fn firewall_input_policy_drop_without_icmp_accept() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            &["iptables", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ],
+            &[
+                "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT",
+            ],
+            &["iptables", "-P", "INPUT", "DROP"],
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("DROP policy of filter INPUT"));
+}
+
+#[test]
+fn firewall_drop_reached_through_a_user_chain() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            &["iptables", "-N", "blocklist"],
+            &["iptables", "-A", "blocklist", "-p", "icmp", "-j", "DROP"],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-s",
+                "198.18.0.0/16",
+                "-j",
+                "blocklist",
+            ],
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("filter blocklist"));
+}
+
+#[test]
+fn firewall_drop_only_for_the_client_address() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[&[
+            "iptables", "-A", "INPUT", "-s", CLIENT, "-p", "icmp", "-j", "DROP",
+        ]],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains(CLIENT));
+}
+
+#[test]
+fn firewall_client_decides_the_verdict() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    t.g(&[
+        "iptables", "-A", "INPUT", "-s", CLIENT, "-p", "icmp", "-j", "DROP",
+    ]);
+    assert!(
+        !t.ping(GUEST_IP),
+        "ground truth: this client's pings are dropped"
+    );
+    assert_eq!(t.diagnose(Some(CLIENT))["firewall.icmp_in"].0, "fail");
+    // Any other source is let through: without --client the verdict is ok.
+    let other = t.diagnose(None);
+    assert_eq!(other["firewall.icmp_in"].0, "ok", "{}", show(&other));
+}
+
+#[test]
+fn firewall_reject_host_prohibited_as_firewalld_does() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            &["iptables", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-host-prohibited",
+            ],
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("rejects (icmp-host-prohibited)"));
+}
+
+#[test]
+fn firewall_raw_table_drop() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[&[
+            "iptables",
+            "-t",
+            "raw",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "8",
+            "-j",
+            "DROP",
+        ]],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("of raw PREROUTING"));
+}
+
+#[test]
+fn firewall_legacy_backend_drop() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[&["iptables-legacy", "-A", "INPUT", "-p", "icmp", "-j", "DROP"]],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("legacy backend"));
+}
+
+#[test]
+fn firewall_ip6tables_drops_icmpv6_echo() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: true,
+            expect: &[("firewall.icmp6", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            assert!(
+                t.ping_count("fd77::10", 3, true) > 0,
+                "IPv6 ping works before the fault"
+            );
+            t.g(&[
+                "ip6tables",
+                "-A",
+                "INPUT",
+                "-p",
+                "ipv6-icmp",
+                "--icmpv6-type",
+                "echo-request",
+                "-j",
+                "DROP",
+            ]);
+            assert_eq!(
+                t.ping_count("fd77::10", 3, true),
+                0,
+                "ground truth: IPv6 ping fails"
+            );
+        },
+    );
+    assert!(summary(&r, "firewall.icmp6").contains("ip6tables"));
+}
+
+#[test]
+fn firewall_drops_that_do_not_touch_icmp_are_ok() {
+    firewall_case(
+        &[
+            ("firewall.icmp_in", "ok"),
+            ("firewall.icmp_out", "ok"),
+            ("firewall.icmp6", "ok"),
+        ],
+        true,
+        &[
+            &[
+                "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "23", "-j", "DROP",
+            ],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "udp",
+                "-m",
+                "multiport",
+                "--dports",
+                "137:139,445",
+                "-j",
+                "DROP",
+            ],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-s",
+                "203.0.113.0/24",
+                "-j",
+                "DROP",
+            ],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "icmp",
+                "--icmp-type",
+                "timestamp-request",
+                "-j",
+                "DROP",
+            ],
+            &[
+                "iptables", "-A", "OUTPUT", "-p", "tcp", "--dport", "25", "-j", "REJECT",
+            ],
+            &[
+                "ip6tables",
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "--dport",
+                "23",
+                "-j",
+                "DROP",
+            ],
+        ],
+    );
+}
+
+#[test]
+fn firewall_icmp_accept_ahead_of_a_catch_all_drop_is_ok() {
+    firewall_case(
+        &[("firewall.icmp_in", "ok")],
+        true,
+        &[
+            &["iptables", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "icmp",
+                "--icmp-type",
+                "echo-request",
+                "-j",
+                "ACCEPT",
+            ],
+            &["iptables", "-A", "INPUT", "-j", "DROP"],
+        ],
+    );
+}

@@ -56,6 +56,7 @@ pub fn source_results(s: &Snapshot) -> Vec<(&'static str, bool)> {
         ("icmp", ok(&s.icmp)),
         ("dmi", ok(&s.dmi)),
         ("firewall", ok(&s.firewall)),
+        ("nftables", ok(&s.nftables)),
         (
             "metadata",
             !matches!(s.metadata, MetadataState::Failed { .. }),

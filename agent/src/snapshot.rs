@@ -63,6 +63,9 @@ pub struct Snapshot {
     /// as "not gathered", never as an empty (accept-all) firewall.
     #[serde(default = "not_in_snapshot")]
     pub firewall: Gathered<Vec<crate::sources::firewall::Ruleset>>,
+    /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
+    #[serde(default = "not_in_snapshot")]
+    pub nftables: Gathered<Option<crate::firewall::nft::NftRuleset>>,
 }
 
 fn not_in_snapshot<T>() -> Gathered<T> {

@@ -1292,3 +1292,49 @@ fn firewall_icmp_accept_ahead_of_a_catch_all_drop_is_ok() {
         ],
     );
 }
+
+#[test]
+fn firewall_native_nft_inet_table_drop() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("firewall.icmp_in", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.g(&["nft", "add", "table", "inet", "guard"]);
+            t.g(&[
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "guard",
+                "input",
+                "{ type filter hook input priority 0; policy accept; }",
+            ]);
+            t.g(&[
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "guard",
+                "input",
+                "icmp",
+                "type",
+                "echo-request",
+                "counter",
+                "drop",
+            ]);
+        },
+    );
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.starts_with("nftables drops") && s.contains("inet guard input"),
+        "{s}"
+    );
+    assert!(r["firewall.icmp_in"].1["remedy"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("nft insert rule inet guard input position"));
+}

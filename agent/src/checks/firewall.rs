@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
 use crate::firewall::eval::{evaluate, CtState, Decision, Packet, Verdict};
+use crate::firewall::nft::{self, NftRuleset};
 use crate::report::Finding;
+use crate::snapshot::Gathered;
 use crate::snapshot::Snapshot;
 use crate::sources::firewall::Ruleset;
 
@@ -29,8 +31,21 @@ pub enum Manager {
     Plain,
 }
 
-pub fn manager(rulesets: &[Ruleset]) -> Manager {
-    let chains = rulesets
+/// What the firewall checks read: the iptables rulesets and the native nftables tables.
+pub struct Firewall<'a> {
+    pub rulesets: &'a [Ruleset],
+    /// `Ok(None)`: nft is not installed.
+    pub nft: Result<Option<&'a NftRuleset>, &'a str>,
+}
+
+pub fn manager(fw: &Firewall) -> Manager {
+    if let Ok(Some(rs)) = fw.nft {
+        if rs.tables.iter().any(|t| t.name == "firewalld") {
+            return Manager::Firewalld;
+        }
+    }
+    let chains = fw
+        .rulesets
         .iter()
         .filter_map(|r| r.tables.ok().ok())
         .flatten()
@@ -61,7 +76,7 @@ struct Judged {
     evidence: Vec<serde_json::Value>,
 }
 
-fn judge_rulesets(rulesets: &[Ruleset], family: &str, packet: &Packet) -> Judged {
+fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
     let mut j = Judged {
         blocked: None,
         uncertain: Vec::new(),
@@ -69,7 +84,7 @@ fn judge_rulesets(rulesets: &[Ruleset], family: &str, packet: &Packet) -> Judged
         accepted_by: None,
         evidence: Vec::new(),
     };
-    for r in rulesets.iter().filter(|r| r.family == family) {
+    for r in fw.rulesets.iter().filter(|r| r.family == family) {
         match r.tables.ok() {
             Err(e) => {
                 j.unreadable
@@ -96,7 +111,51 @@ fn judge_rulesets(rulesets: &[Ruleset], family: &str, packet: &Packet) -> Judged
             }
         }
     }
+    match fw.nft {
+        Err(e) => {
+            j.unreadable.push(format!("nft -j list ruleset: {e}"));
+            j.evidence.push(json!({"backend": "nftables", "tool": "nft", "unreadable": e}));
+        }
+        Ok(None) => j.evidence.push(json!({"backend": "nftables", "tool": "nft", "note": "nft is not installed: native nftables tables not read"})),
+        Ok(Some(rs)) => {
+            let d = nft::evaluate(rs, packet);
+            let native = Ruleset { backend: "native".into(), family: family.into(), tool: "nft".into(), tables: Gathered::Ok(vec![]) };
+            j.evidence.push(ruleset_evidence(&native, &d));
+            j.uncertain.extend(d.uncertain.iter().cloned());
+            if d.verdict != Verdict::Accept {
+                if j.blocked.is_none() {
+                    j.blocked = Some((native, d));
+                }
+            } else if let Some(dec) = &d.decider {
+                j.accepted_by.get_or_insert(format!("nftables {} {} rule {}", dec.table, dec.chain, dec.position.unwrap_or(0)));
+            }
+        }
+    }
     j
+}
+
+/// The remedy in nft's own syntax for a native nftables decision.
+fn nft_remedy(m: Manager, d: &Decision, v6: bool, inbound: bool) -> Vec<String> {
+    let Some(dec) = &d.decider else { return vec![] };
+    let stmt = match (v6, inbound) {
+        (false, true) => "icmp type echo-request accept",
+        (false, false) => "icmp type echo-reply accept",
+        (true, true) => "icmpv6 type echo-request accept",
+        (true, false) => "icmpv6 type echo-reply accept",
+    };
+    let fix = match dec.handle {
+        Some(h) => format!("nft insert rule {} {} position {h} {stmt}   (ahead of the deciding rule; or delete it: nft delete rule {} {} handle {h})", dec.table, dec.chain, dec.table, dec.chain),
+        None => format!("nft add rule {} {} {stmt}   (the chain's policy drops it)", dec.table, dec.chain),
+    };
+    if m == Manager::Firewalld {
+        let kind = if inbound {
+            "echo-request"
+        } else {
+            "echo-reply"
+        };
+        return vec![format!("firewalld manages these rules: firewall-cmd --list-all; firewall-cmd --permanent --remove-icmp-block={kind}; firewall-cmd --reload"), format!("otherwise: {fix}")];
+    }
+    vec![fix, "persist it in /etc/nftables.conf (Debian/Ubuntu) or /etc/sysconfig/nftables.conf (RHEL family), loaded by nftables.service".to_string()]
 }
 
 fn remedy(m: Manager, r: &Ruleset, d: &Decision, v6: bool, inbound: bool) -> Vec<String> {
@@ -139,18 +198,12 @@ fn remedy(m: Manager, r: &Ruleset, d: &Decision, v6: bool, inbound: bool) -> Vec
 }
 
 /// The whole finding for one direction of one family.
-fn verdict_finding(
-    id: &str,
-    rulesets: &[Ruleset],
-    family: &str,
-    packet: Packet,
-    what: &str,
-) -> Finding {
+fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: &str) -> Finding {
     let v6 = family == "ipv6";
-    let j = judge_rulesets(rulesets, family, &packet);
+    let j = judge_rulesets(fw, family, &packet);
     let packet_ev = json!({"src": packet.src, "dst": packet.dst, "in": packet.in_if, "out": packet.out_if, "icmp_type": packet.icmp_type, "conntrack": format!("{:?}", packet.ct)});
     let evidence = json!({"packet": packet_ev, "rulesets": j.evidence});
-    let m = manager(rulesets);
+    let m = manager(fw);
     if let Some((r, d)) = &j.blocked {
         let Some(dec) = &d.decider else {
             return Finding::unknown(id, "a ruleset blocks without naming a rule")
@@ -169,12 +222,21 @@ fn verdict_finding(
                 dec.chain
             ),
         };
-        let summary = format!(
-            "{} ({} backend) {how} {what}: {at} ({} packets so far)",
-            if v6 { "ip6tables" } else { "iptables" },
-            r.backend,
-            dec.packets
-        );
+        let who = if r.tool == "nft" {
+            "nftables".to_string()
+        } else {
+            format!(
+                "{} ({} backend)",
+                if v6 { "ip6tables" } else { "iptables" },
+                r.backend
+            )
+        };
+        let summary = format!("{who} {how} {what}: {at} ({} packets so far)", dec.packets);
+        let remedy = if r.tool == "nft" {
+            nft_remedy(m, d, v6, packet.inbound)
+        } else {
+            remedy(m, r, d, v6, packet.inbound)
+        };
         if !d.uncertain.is_empty() {
             return Finding::unknown(
                 id,
@@ -184,15 +246,9 @@ fn verdict_finding(
                 ),
             )
             .evidence(evidence)
-            .remedy(remedy(m, r, d, v6, packet.inbound));
+            .remedy(remedy);
         }
-        return Finding::fail(id, summary).evidence(evidence).remedy(remedy(
-            m,
-            r,
-            d,
-            v6,
-            packet.inbound,
-        ));
+        return Finding::fail(id, summary).evidence(evidence).remedy(remedy);
     }
     if !j.unreadable.is_empty() {
         return Finding::unknown(
@@ -212,11 +268,15 @@ fn verdict_finding(
     Finding::ok(id, format!("the firewall lets {what} through{by}")).evidence(evidence)
 }
 
-fn rulesets(s: &Snapshot, id: &str) -> Result<Vec<Ruleset>, Finding> {
-    s.firewall
+fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
+    let rulesets = s
+        .firewall
         .ok()
-        .cloned()
-        .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))
+        .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))?;
+    Ok(Firewall {
+        rulesets,
+        nft: s.nftables.ok().map(Option::as_ref),
+    })
 }
 
 fn local_addresses(s: &Snapshot) -> Vec<IpAddr> {
@@ -251,7 +311,7 @@ fn client_v4(s: &Snapshot) -> IpAddr {
 }
 
 pub fn icmp_in(s: &Snapshot) -> Finding {
-    let rs = match rulesets(s, ICMP_IN) {
+    let fw = match rulesets(s, ICMP_IN) {
         Ok(r) => r,
         Err(f) => return f,
     };
@@ -273,7 +333,7 @@ pub fn icmp_in(s: &Snapshot) -> Finding {
     };
     verdict_finding(
         ICMP_IN,
-        &rs,
+        &fw,
         "ipv4",
         packet,
         &format!("echo requests from {client} to {ip}"),
@@ -281,7 +341,7 @@ pub fn icmp_in(s: &Snapshot) -> Finding {
 }
 
 pub fn icmp_out(s: &Snapshot) -> Finding {
-    let rs = match rulesets(s, ICMP_OUT) {
+    let fw = match rulesets(s, ICMP_OUT) {
         Ok(r) => r,
         Err(f) => return f,
     };
@@ -303,7 +363,7 @@ pub fn icmp_out(s: &Snapshot) -> Finding {
     };
     verdict_finding(
         ICMP_OUT,
-        &rs,
+        &fw,
         "ipv4",
         packet,
         &format!("echo replies from {ip} to {client}"),
@@ -311,7 +371,7 @@ pub fn icmp_out(s: &Snapshot) -> Finding {
 }
 
 pub fn icmp6(s: &Snapshot) -> Finding {
-    let rs = match rulesets(s, ICMP6) {
+    let fw = match rulesets(s, ICMP6) {
         Ok(r) => r,
         Err(f) => return f,
     };
@@ -351,7 +411,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
     };
     let f = verdict_finding(
         ICMP6,
-        &rs,
+        &fw,
         "ipv6",
         inbound,
         &format!("IPv6 echo requests from {client} to {ip}"),
@@ -372,7 +432,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
     };
     let out = verdict_finding(
         ICMP6,
-        &rs,
+        &fw,
         "ipv6",
         outbound,
         &format!("IPv6 echo replies from {ip} to {client}"),
@@ -548,5 +608,43 @@ mod tests {
             judge_check(icmp6, |s| s.firewall = Gathered::Failed("x".into())).status,
             Status::Unknown
         );
+    }
+
+    fn with_nft(json: &str) -> impl FnOnce(&mut Snapshot) {
+        let rs = nft::parse_json(json).unwrap();
+        move |s| s.nftables = Gathered::Ok(Some(rs))
+    }
+
+    const NFT_DROP: &str = r#"{"nftables":[
+        {"table":{"family":"inet","name":"filter"}},
+        {"chain":{"family":"inet","table":"filter","name":"input","hook":"input","prio":0,"policy":"accept"}},
+        {"rule":{"family":"inet","table":"filter","chain":"input","handle":4,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"icmp","field":"type"}},"right":"echo-request"}},{"counter":{"packets":9,"bytes":756}},{"drop":null}]}}
+    ]}"#;
+
+    #[test]
+    fn native_nft_paths() {
+        let f = judge_check(icmp_in, with_nft(NFT_DROP));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.starts_with("nftables drops") && f.summary.contains("9 packets"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0].starts_with(
+                "nft insert rule inet filter input position 4 icmp type echo-request accept"
+            ),
+            "{:?}",
+            f.remedy
+        );
+        assert_eq!(judge_check(icmp_out, with_nft(NFT_DROP)).status, Status::Ok);
+        let f = judge_check(icmp_in, |s| {
+            s.nftables = Gathered::Failed("Operation not permitted".into())
+        });
+        assert_eq!(f.status, Status::Unknown);
+        assert!(f.summary.contains("Operation not permitted"));
+        let firewalld = NFT_DROP.replace("\"filter\"", "\"firewalld\"");
+        let f = judge_check(icmp_in, with_nft(&firewalld));
+        assert!(f.remedy[0].contains("firewall-cmd"), "{:?}", f.remedy);
     }
 }

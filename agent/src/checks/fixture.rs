@@ -158,6 +158,7 @@ pub fn healthy() -> Snapshot {
         }),
         icmp_previous: None,
         firewall: Gathered::Ok(vec![]),
+        nftables: Gathered::Ok(None),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),
             product_name: Some("Alibaba Cloud ECS".into()),

@@ -62,6 +62,9 @@ pub struct Decider {
     pub bytes: u64,
     /// `--reject-with` for REJECT.
     pub reject_with: Option<String>,
+    /// nftables rule handle (native nft rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +306,7 @@ impl Walk<'_> {
                 packets: rule.packets,
                 bytes: rule.bytes,
                 reject_with,
+                handle: None,
             };
             if !unknown.is_empty() {
                 // Could not tell whether this rule matches: record it and assume it does not.
@@ -369,6 +373,7 @@ impl Walk<'_> {
                     packets: chain.packets,
                     bytes: chain.bytes,
                     reject_with: None,
+                    handle: None,
                 },
             ),
             _ => Flow::Return,

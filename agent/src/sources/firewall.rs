@@ -114,6 +114,18 @@ fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset>
     None
 }
 
+/// The native nftables ruleset (`nft -j list ruleset`); `Ok(None)` when nft is not installed.
+pub fn read_nft() -> Gathered<Option<crate::firewall::nft::NftRuleset>> {
+    match run_tool(&["nft", "-j", "list", "ruleset"], TOOL_TIMEOUT) {
+        Ok(None) => Gathered::Ok(None),
+        Ok(Some(text)) => match crate::firewall::nft::parse_json(&text) {
+            Ok(rs) => Gathered::Ok(Some(rs)),
+            Err(e) => Gathered::Failed(format!("nft -j list ruleset: {e}")),
+        },
+        Err(e) => Gathered::Failed(e),
+    }
+}
+
 /// Whether the kernel has legacy tables for this family (cheap: no tool runs).
 fn legacy_in_use(proc_root: &Path, names_file: &str) -> bool {
     std::fs::read_to_string(proc_root.join("net").join(names_file))

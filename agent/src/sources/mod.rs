@@ -127,6 +127,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
         firewall: firewall::read(&config.paths.proc),
+        nftables: firewall::read_nft(),
         links,
         addresses,
         routes,

@@ -1,0 +1,588 @@
+//! Native nftables rulesets (`nft -j list ruleset`): tables of every family with their base
+//! chains' hooks and priorities, rules as expression lists, and named sets; and the verdict of
+//! those base chains for a packet. Tables that iptables-nft manages (`ip filter` with chain
+//! `INPUT`, ...) are left out here: `iptables-nft-save` already shows them in iptables terms.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::eval::{CtState, Decider, Decision, Packet, Verdict};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NftRuleset {
+    pub tables: Vec<NftTable>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NftTable {
+    pub family: String,
+    pub name: String,
+    pub chains: Vec<NftChain>,
+    /// Named sets: name → elements as nft prints them.
+    pub sets: Vec<(String, Vec<Value>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NftChain {
+    pub name: String,
+    /// Base chains only.
+    pub hook: Option<String>,
+    pub prio: Option<i64>,
+    pub policy: Option<String>,
+    pub rules: Vec<NftRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct NftRule {
+    pub handle: u64,
+    pub expr: Vec<Value>,
+}
+
+const XTABLES_TABLES: &[&str] = &["filter", "raw", "mangle", "nat", "security"];
+const XTABLES_CHAINS: &[&str] = &["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
+
+/// Parses `nft -j list ruleset`. Errors say what was expected.
+pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let items = doc
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or("expected an object with an \"nftables\" array")?;
+    let mut rs = NftRuleset::default();
+    let table_of = |rs: &mut NftRuleset, family: &str, name: &str| -> usize {
+        if let Some(i) = rs
+            .tables
+            .iter()
+            .position(|t| t.family == family && t.name == name)
+        {
+            return i;
+        }
+        rs.tables.push(NftTable {
+            family: family.into(),
+            name: name.into(),
+            ..Default::default()
+        });
+        rs.tables.len() - 1
+    };
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for item in items {
+        if let Some(t) = item.get("table") {
+            table_of(&mut rs, &s(t, "family"), &s(t, "name"));
+        } else if let Some(c) = item.get("chain") {
+            let i = table_of(&mut rs, &s(c, "family"), &s(c, "table"));
+            rs.tables[i].chains.push(NftChain {
+                name: s(c, "name"),
+                hook: c.get("hook").and_then(Value::as_str).map(str::to_string),
+                prio: c.get("prio").and_then(Value::as_i64),
+                policy: c.get("policy").and_then(Value::as_str).map(str::to_string),
+                rules: Vec::new(),
+            });
+        } else if let Some(r) = item.get("rule") {
+            let i = table_of(&mut rs, &s(r, "family"), &s(r, "table"));
+            let chain = s(r, "chain");
+            let rule = NftRule {
+                handle: r.get("handle").and_then(Value::as_u64).unwrap_or(0),
+                expr: r
+                    .get("expr")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            match rs.tables[i].chains.iter_mut().find(|c| c.name == chain) {
+                Some(c) => c.rules.push(rule),
+                None => return Err(format!("rule {} for an unknown chain {chain}", rule.handle)),
+            }
+        } else if let Some(set) = item.get("set") {
+            let i = table_of(&mut rs, &s(set, "family"), &s(set, "table"));
+            let elems = set
+                .get("elem")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            rs.tables[i].sets.push((s(set, "name"), elems));
+        }
+    }
+    // What iptables-nft manages is read through iptables-nft-save instead.
+    rs.tables.retain(|t| {
+        !(matches!(t.family.as_str(), "ip" | "ip6")
+            && XTABLES_TABLES.contains(&t.name.as_str())
+            && t.chains
+                .iter()
+                .any(|c| XTABLES_CHAINS.contains(&c.name.as_str())))
+    });
+    Ok(rs)
+}
+
+/// A rule rendered close to `nft list` syntax, for evidence.
+pub fn render(expr: &[Value]) -> String {
+    fn val(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(a) => a.iter().map(val).collect::<Vec<_>>().join(","),
+            Value::Object(o) => {
+                if let Some(p) = o.get("payload") {
+                    return format!("{} {}", val(&p["protocol"]), val(&p["field"]));
+                }
+                if let Some(m) = o.get("meta") {
+                    return format!("meta {}", val(&m["key"]));
+                }
+                if let Some(c) = o.get("ct") {
+                    return format!("ct {}", val(&c["key"]));
+                }
+                if let Some(p) = o.get("prefix") {
+                    return format!("{}/{}", val(&p["addr"]), val(&p["len"]));
+                }
+                if let Some(s) = o.get("set") {
+                    return format!("{{ {} }}", val(s).replace(',', ", "));
+                }
+                if let Some(r) = o.get("range") {
+                    return format!("{}-{}", val(&r[0]), val(&r[1]));
+                }
+                Value::Object(o.clone()).to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+    expr.iter()
+        .map(|e| {
+            if let Some(m) = e.get("match") {
+                let op = m["op"].as_str().unwrap_or("==");
+                let op = if op == "==" || op == "in" {
+                    String::new()
+                } else {
+                    format!("{op} ")
+                };
+                format!("{} {op}{}", val(&m["left"]), val(&m["right"]))
+            } else if let Some(c) = e.get("counter") {
+                format!(
+                    "counter packets {} bytes {}",
+                    val(&c["packets"]),
+                    val(&c["bytes"])
+                )
+            } else if let Some(j) = e.get("jump") {
+                format!("jump {}", val(&j["target"]))
+            } else if let Some(g) = e.get("goto") {
+                format!("goto {}", val(&g["target"]))
+            } else if let Some(r) = e.get("reject") {
+                match r.get("expr") {
+                    Some(x) => format!("reject with {} {}", val(&r["type"]), val(x)),
+                    None => "reject".to_string(),
+                }
+            } else if let Some(o) = e.as_object() {
+                o.keys().next().cloned().unwrap_or_default()
+            } else {
+                val(e)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+enum M {
+    Yes,
+    No,
+    Unknown(String),
+}
+
+fn icmp_name(v6: bool, t: u8) -> &'static str {
+    match (v6, t) {
+        (false, 0) => "echo-reply",
+        (false, 8) => "echo-request",
+        (true, 128) => "echo-request",
+        (true, 129) => "echo-reply",
+        _ => "",
+    }
+}
+
+/// The packet's value for a match's left-hand side, as the strings/numbers nft prints.
+fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
+    let v6 = p.dst.is_ipv6();
+    let str_ = |s: &str| Ok(Some(vec![Value::String(s.to_string())]));
+    if let Some(pl) = left.get("payload") {
+        let proto = pl["protocol"].as_str().unwrap_or_default();
+        let field = pl["field"].as_str().unwrap_or_default();
+        return match (proto, field) {
+            ("ip", _) | ("ip6", _) if (proto == "ip6") != v6 => Ok(None),
+            ("ip" | "ip6", "saddr") => str_(&p.src.to_string()),
+            ("ip" | "ip6", "daddr") => str_(&p.dst.to_string()),
+            ("ip", "protocol") => str_("icmp"),
+            ("ip6", "nexthdr") => str_("ipv6-icmp"),
+            ("icmp", "type") | ("icmpv6", "type") if (proto == "icmpv6") == v6 => Ok(Some(vec![
+                Value::String(icmp_name(v6, p.icmp_type).to_string()),
+                Value::from(p.icmp_type),
+            ])),
+            ("icmp", "code") | ("icmpv6", "code") => Ok(Some(vec![Value::from(p.icmp_code)])),
+            // A header the packet does not have: the match fails.
+            ("icmp" | "icmpv6", _) | ("tcp" | "udp" | "th" | "sctp" | "dccp", _) => Ok(None),
+            _ => Err(format!("payload {proto} {field}")),
+        };
+    }
+    if let Some(m) = left.get("meta") {
+        let key = m["key"].as_str().unwrap_or_default();
+        return match key {
+            "l4proto" => Ok(Some(vec![
+                Value::String(if v6 { "ipv6-icmp" } else { "icmp" }.into()),
+                Value::from(if v6 { 58 } else { 1 }),
+            ])),
+            "nfproto" => str_(if v6 { "ipv6" } else { "ipv4" }),
+            "protocol" => str_(if v6 { "ip6" } else { "ip" }),
+            "iifname" | "iif" => match &p.in_if {
+                Some(i) => str_(i),
+                None => Ok(None),
+            },
+            "oifname" | "oif" => match &p.out_if {
+                Some(i) => str_(i),
+                None => Ok(None),
+            },
+            "mark" => Ok(Some(vec![Value::from(0)])),
+            "pkttype" => str_("host"),
+            other => Err(format!("meta {other}")),
+        };
+    }
+    if let Some(c) = left.get("ct") {
+        return match c["key"].as_str().unwrap_or_default() {
+            "state" => str_(match p.ct {
+                CtState::New => "new",
+                CtState::Established => "established",
+            }),
+            "mark" => Ok(Some(vec![Value::from(0)])),
+            other => Err(format!("ct {other}")),
+        };
+    }
+    Err(format!("match on {left}"))
+}
+
+/// Does one packet value equal/lie in one nft right-hand value?
+fn contains(right: &Value, v: &Value, sets: &[(String, Vec<Value>)]) -> Option<bool> {
+    match right {
+        Value::String(s) if s.starts_with('@') => {
+            let elems = &sets.iter().find(|(n, _)| n == &s[1..])?.1;
+            Some(elems.iter().any(|e| contains(e, v, sets) == Some(true)))
+        }
+        Value::String(_) | Value::Number(_) => Some(right == v),
+        Value::Array(a) => Some(a.iter().any(|r| contains(r, v, sets) == Some(true))),
+        Value::Object(o) => {
+            if let Some(s) = o.get("set") {
+                return contains(s, v, sets);
+            }
+            if let Some(e) = o.get("elem") {
+                return contains(e.get("val").unwrap_or(e), v, sets);
+            }
+            let ip: IpAddr = v.as_str()?.parse().ok()?;
+            if let Some(p) = o.get("prefix") {
+                let net =
+                    IpNet::new(p["addr"].as_str()?.parse().ok()?, p["len"].as_u64()? as u8).ok()?;
+                return Some(net.contains(&ip));
+            }
+            if let Some(r) = o.get("range") {
+                let (a, b): (IpAddr, IpAddr) =
+                    (r[0].as_str()?.parse().ok()?, r[1].as_str()?.parse().ok()?);
+                return Some(a <= ip && ip <= b);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn match_expr(m: &Value, p: &Packet, sets: &[(String, Vec<Value>)]) -> M {
+    let op = m["op"].as_str().unwrap_or("==");
+    let values = match left_value(&m["left"], p) {
+        Err(what) => return M::Unknown(what),
+        Ok(None) => return M::No,
+        Ok(Some(v)) => v,
+    };
+    let hit = values
+        .iter()
+        .map(|v| contains(&m["right"], v, sets))
+        .collect::<Vec<_>>();
+    let Some(any) = hit
+        .iter()
+        .copied()
+        .try_fold(false, |acc, h| h.map(|h| acc || h))
+    else {
+        return M::Unknown(format!("{} {op} {}", m["left"], m["right"]));
+    };
+    match op {
+        "==" | "in" => {
+            if any {
+                M::Yes
+            } else {
+                M::No
+            }
+        }
+        "!=" => {
+            if any {
+                M::No
+            } else {
+                M::Yes
+            }
+        }
+        other => M::Unknown(format!("operator {other}")),
+    }
+}
+
+enum Flow {
+    Verdict(Verdict, Decider),
+    Return,
+}
+
+struct Walk<'a> {
+    table: &'a NftTable,
+    packet: &'a Packet,
+    uncertain: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn run(&mut self, chain: &NftChain, depth: usize) -> Flow {
+        if depth > 64 {
+            self.uncertain
+                .push(format!("chain nesting deeper than 64 at {}", chain.name));
+            return Flow::Return;
+        }
+        'rules: for (i, rule) in chain.rules.iter().enumerate() {
+            let mut counters = (0u64, 0u64);
+            let decider = |with: Option<String>, counters: (u64, u64)| Decider {
+                table: format!("{} {}", self.table.family, self.table.name),
+                chain: chain.name.clone(),
+                position: Some(i + 1),
+                rule: format!("{}  # handle {}", render(&rule.expr), rule.handle),
+                packets: counters.0,
+                bytes: counters.1,
+                reject_with: with,
+                handle: Some(rule.handle),
+            };
+            for e in &rule.expr {
+                if let Some(m) = e.get("match") {
+                    match match_expr(m, self.packet, &self.table.sets) {
+                        M::Yes => continue,
+                        M::No => continue 'rules,
+                        M::Unknown(what) => {
+                            self.uncertain
+                                .push(format!("{what} (in `{}`)", render(&rule.expr)));
+                            continue 'rules;
+                        }
+                    }
+                }
+                if let Some(c) = e.get("counter") {
+                    counters = (
+                        c["packets"].as_u64().unwrap_or(0),
+                        c["bytes"].as_u64().unwrap_or(0),
+                    );
+                    continue;
+                }
+                let key = e
+                    .as_object()
+                    .and_then(|o| o.keys().next().cloned())
+                    .unwrap_or_default();
+                match key.as_str() {
+                    "accept" => return Flow::Verdict(Verdict::Accept, decider(None, counters)),
+                    "drop" => return Flow::Verdict(Verdict::Drop, decider(None, counters)),
+                    "reject" => {
+                        let with = e["reject"]
+                            .get("expr")
+                            .and_then(Value::as_str)
+                            .unwrap_or("port-unreachable")
+                            .to_string();
+                        return Flow::Verdict(Verdict::Reject, decider(Some(with), counters));
+                    }
+                    "return" => break 'rules,
+                    "jump" | "goto" => {
+                        let target = e[&key]["target"].as_str().unwrap_or_default();
+                        let Some(sub) = self.table.chains.iter().find(|c| c.name == target) else {
+                            continue;
+                        };
+                        match self.run(sub, depth + 1) {
+                            Flow::Verdict(v, d) => return Flow::Verdict(v, d),
+                            Flow::Return if key == "goto" => break 'rules,
+                            Flow::Return => continue 'rules,
+                        }
+                    }
+                    // Rate limits pass packets at ping rates; logging, marks and comments do not decide.
+                    "limit" | "log" | "comment" | "mangle" | "meta" | "ct" | "notrack"
+                    | "quota" | "counter" => {}
+                    "queue" => {
+                        self.uncertain.push(format!(
+                            "queue: a userspace program decides (`{}`)",
+                            render(&rule.expr)
+                        ));
+                        break 'rules;
+                    }
+                    other => {
+                        self.uncertain
+                            .push(format!("statement {other} (in `{}`)", render(&rule.expr)));
+                        continue 'rules;
+                    }
+                }
+            }
+        }
+        match &chain.policy {
+            Some(p) if p == "drop" => Flow::Verdict(
+                Verdict::Drop,
+                Decider {
+                    table: format!("{} {}", self.table.family, self.table.name),
+                    chain: chain.name.clone(),
+                    position: None,
+                    rule: format!("policy drop of {}", chain.name),
+                    packets: 0,
+                    bytes: 0,
+                    reject_with: None,
+                    handle: None,
+                },
+            ),
+            _ => Flow::Return,
+        }
+    }
+}
+
+/// The verdict of the native nft base chains a packet crosses, in hook then priority order.
+pub fn evaluate(rs: &NftRuleset, p: &Packet) -> Decision {
+    let v6 = p.dst.is_ipv6();
+    let hooks: &[&str] = if p.inbound {
+        &["ingress", "prerouting", "input"]
+    } else {
+        &["output", "postrouting"]
+    };
+    let mut bases: Vec<(usize, i64, &NftTable, &NftChain)> = Vec::new();
+    for t in &rs.tables {
+        let applies = match t.family.as_str() {
+            "inet" => true,
+            "ip" => !v6,
+            "ip6" => v6,
+            "netdev" => p.inbound,
+            _ => false,
+        };
+        if !applies {
+            continue;
+        }
+        for c in &t.chains {
+            if let (Some(h), Some(prio)) = (&c.hook, c.prio) {
+                if let Some(order) = hooks.iter().position(|x| x == h) {
+                    bases.push((order, prio, t, c));
+                }
+            }
+        }
+    }
+    bases.sort_by_key(|(order, prio, _, _)| (*order, *prio));
+    let mut uncertain = Vec::new();
+    let mut accepted_by = None;
+    for (_, _, t, c) in bases {
+        let mut w = Walk {
+            table: t,
+            packet: p,
+            uncertain: Vec::new(),
+        };
+        let flow = w.run(c, 0);
+        uncertain.extend(w.uncertain);
+        if let Flow::Verdict(v, d) = flow {
+            if v != Verdict::Accept {
+                return Decision {
+                    verdict: v,
+                    decider: Some(d),
+                    uncertain,
+                };
+            }
+            accepted_by = Some(d);
+        }
+    }
+    Decision {
+        verdict: Verdict::Accept,
+        decider: accepted_by,
+        uncertain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("fixtures/nft-inet-and-iptables-nft.json");
+
+    fn packet(src: &str, dst: &str, t: u8, inbound: bool) -> Packet {
+        Packet {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            in_if: inbound.then(|| "eth0".to_string()),
+            out_if: (!inbound).then(|| "eth0".to_string()),
+            icmp_type: t,
+            icmp_code: 0,
+            ct: if inbound {
+                CtState::New
+            } else {
+                CtState::Established
+            },
+            inbound,
+            local: vec![],
+        }
+    }
+
+    #[test]
+    fn parses_and_leaves_iptables_nft_tables_out() {
+        let rs = parse_json(FIXTURE).unwrap();
+        assert_eq!(rs.tables.len(), 1, "ip filter belongs to iptables-nft");
+        let t = &rs.tables[0];
+        assert_eq!((t.family.as_str(), t.name.as_str()), ("inet", "filter"));
+        assert_eq!(t.chains[0].hook.as_deref(), Some("input"));
+        assert_eq!(t.chains[0].rules.len(), 6);
+        assert_eq!(
+            render(&t.chains[0].rules[0].expr),
+            "ip saddr 198.18.0.0/16 icmp type echo-request counter packets 0 bytes 0 drop"
+        );
+        assert!(parse_json("{}").unwrap_err().contains("nftables"));
+        assert!(parse_json("nope").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn verdicts_from_the_fixture() {
+        let rs = parse_json(FIXTURE).unwrap();
+        // From the blocked range: rule 1 drops.
+        let d = evaluate(&rs, &packet("198.18.0.2", "10.77.0.10", 8, true));
+        assert_eq!(d.verdict, Verdict::Drop);
+        assert_eq!(d.decider.unwrap().position, Some(1));
+        // Elsewhere: falls through to `jump sub`, which rejects ICMP with host-prohibited.
+        let d = evaluate(&rs, &packet("192.0.2.1", "10.77.0.10", 8, true));
+        assert_eq!(d.verdict, Verdict::Reject);
+        let dec = d.decider.unwrap();
+        assert_eq!(
+            (dec.chain.as_str(), dec.reject_with.as_deref()),
+            ("sub", Some("host-prohibited"))
+        );
+        // IPv6 echo request: accepted by the icmpv6 set rule.
+        let d = evaluate(&rs, &packet("2001:db8::1", "fd77::10", 128, true));
+        assert_eq!(d.verdict, Verdict::Accept);
+        assert!(d.uncertain.is_empty(), "{:?}", d.uncertain);
+        // Outbound: no output chain.
+        assert_eq!(
+            evaluate(&rs, &packet("10.77.0.10", "192.0.2.1", 0, false)).verdict,
+            Verdict::Accept
+        );
+    }
+
+    #[test]
+    fn policy_drop_named_sets_and_unknown_expressions() {
+        let rs = parse_json(r#"{"nftables":[
+            {"table":{"family":"inet","name":"t"}},
+            {"chain":{"family":"inet","table":"t","name":"in","hook":"input","prio":0,"policy":"drop"}},
+            {"set":{"family":"inet","table":"t","name":"ok","type":"ipv4_addr","elem":[{"prefix":{"addr":"192.0.2.0","len":24}}]}},
+            {"rule":{"family":"inet","table":"t","chain":"in","handle":3,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@ok"}},{"accept":null}]}},
+            {"rule":{"family":"inet","table":"t","chain":"in","handle":4,"expr":[{"match":{"op":"==","left":{"fib":{"result":"type","flags":["daddr"]}},"right":"local"}},{"accept":null}]}}
+        ]}"#).unwrap();
+        assert_eq!(
+            evaluate(&rs, &packet("192.0.2.9", "10.77.0.10", 8, true)).verdict,
+            Verdict::Accept
+        );
+        let d = evaluate(&rs, &packet("198.18.0.2", "10.77.0.10", 8, true));
+        assert_eq!(d.verdict, Verdict::Drop);
+        assert_eq!(d.decider.unwrap().rule, "policy drop of in");
+        assert!(d.uncertain[0].contains("fib"), "{:?}", d.uncertain);
+    }
+}

@@ -59,6 +59,7 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, Stri
         s
     });
     let started = Instant::now();
+    let mut poll = Duration::from_micros(100);
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
@@ -70,7 +71,11 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, Stri
                     argv.join(" ")
                 ));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {
+                // Most tools finish in a few milliseconds: poll fast first, then back off.
+                std::thread::sleep(poll);
+                poll = (poll * 2).min(Duration::from_millis(20));
+            }
             Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
         }
     };
@@ -136,42 +141,42 @@ fn legacy_in_use(proc_root: &Path, names_file: &str) -> bool {
 /// Every ruleset that can hold rules on this machine. Fails as a whole only when no iptables
 /// tool is installed at all.
 pub fn read(proc_root: &Path) -> Gathered<Vec<Ruleset>> {
-    let mut out = Vec::new();
-    let mut any_tool = false;
-    for (family, nft, legacy, plain, names) in [
-        (
+    // The two families are independent: read them side by side.
+    let per_family = |family: &str, nft: &str, legacy: &str, plain: &str, names: &str| {
+        let mut out = Vec::new();
+        if let Some(r) = read_one("nft", family, &[nft]) {
+            out.push(r);
+        }
+        if legacy_in_use(proc_root, names) {
+            // Older distributions ship only the legacy tool, as plain iptables-save.
+            out.extend(read_one("legacy", family, &[legacy, plain]));
+        } else if out.is_empty() {
+            // Neither variant-specific tool: a plain iptables-save is the only reader.
+            out.extend(read_one("unknown", family, &[plain]));
+        }
+        out
+    };
+    let out: Vec<Ruleset> = std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| {
+            per_family(
+                "ipv6",
+                "ip6tables-nft-save",
+                "ip6tables-legacy-save",
+                "ip6tables-save",
+                "ip6_tables_names",
+            )
+        });
+        let mut v4 = per_family(
             "ipv4",
             "iptables-nft-save",
             "iptables-legacy-save",
             "iptables-save",
             "ip_tables_names",
-        ),
-        (
-            "ipv6",
-            "ip6tables-nft-save",
-            "ip6tables-legacy-save",
-            "ip6tables-save",
-            "ip6_tables_names",
-        ),
-    ] {
-        if let Some(r) = read_one("nft", family, &[nft]) {
-            any_tool = true;
-            out.push(r);
-        }
-        if legacy_in_use(proc_root, names) {
-            // Older distributions ship only the legacy tool, as plain iptables-save.
-            if let Some(r) = read_one("legacy", family, &[legacy, plain]) {
-                any_tool = true;
-                out.push(r);
-            }
-        } else if out.iter().all(|r| r.family != family) {
-            // Neither variant-specific tool: a plain iptables-save is the only reader.
-            if let Some(r) = read_one("unknown", family, &[plain]) {
-                any_tool = true;
-                out.push(r);
-            }
-        }
-    }
+        );
+        v4.extend(v6.join().unwrap_or_default());
+        v4
+    });
+    let any_tool = !out.is_empty();
     if !any_tool {
         return Gathered::Failed(
             "no iptables-save is installed (package iptables): the firewall rules cannot be read"

@@ -87,8 +87,17 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
                 },
             },
         });
+        // The firewall tools are separate processes: run them while netlink is read.
+        let firewall = scope.spawn(|| firewall::read(&config.paths.proc));
+        let nftables = scope.spawn(firewall::read_nft);
         let mut snapshot = gather_local(config, options);
         snapshot.dmi = dmi;
+        snapshot.firewall = firewall
+            .join()
+            .unwrap_or_else(|_| Gathered::Failed("the firewall reader panicked".to_string()));
+        snapshot.nftables = nftables
+            .join()
+            .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string()));
         snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
             reason: "the metadata reader panicked".to_string(),
         });
@@ -126,8 +135,9 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         network_config: network_config::read(&config.paths.etc),
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
-        firewall: firewall::read(&config.paths.proc),
-        nftables: firewall::read_nft(),
+        // Filled in by `gather`, which reads the firewall concurrently.
+        firewall: Gathered::Failed("not gathered".to_string()),
+        nftables: Gathered::Failed("not gathered".to_string()),
         links,
         addresses,
         routes,

@@ -57,6 +57,7 @@ pub fn source_results(s: &Snapshot) -> Vec<(&'static str, bool)> {
         ("dmi", ok(&s.dmi)),
         ("firewall", ok(&s.firewall)),
         ("nftables", ok(&s.nftables)),
+        ("listeners", ok(&s.listeners)),
         (
             "metadata",
             !matches!(s.metadata, MetadataState::Failed { .. }),

@@ -66,6 +66,9 @@ pub struct Snapshot {
     /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
     #[serde(default = "not_in_snapshot")]
     pub nftables: Gathered<Option<crate::firewall::nft::NftRuleset>>,
+    /// Listening TCP and unconnected UDP sockets.
+    #[serde(default = "not_in_snapshot")]
+    pub listeners: Gathered<Vec<crate::sources::sockets::Listener>>,
 }
 
 fn not_in_snapshot<T>() -> Gathered<T> {

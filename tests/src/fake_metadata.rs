@@ -1,5 +1,6 @@
 //! A loopback fake of the ECS instance metadata service for the fault matrix, run inside the
-//! guest namespace: `fake-metadata PORT FILE.json`, where the JSON maps meta-data paths
+//! guest namespace: `fake-metadata PORT FILE.json [BIND-ADDRESS]` (default 127.0.0.1; the
+//! matrix also uses it as an ordinary TCP service on 0.0.0.0), where the JSON maps meta-data paths
 //! (relative to `/latest/meta-data/`) to bodies. The file is re-read on every request, so a
 //! test changes what the cloud "assigned" by rewriting it. `PUT /latest/api/token` answers a token, and
 //! GETs must carry it (hardened mode). Prints `ready` once listening.
@@ -12,8 +13,8 @@ const TOKEN: &str = "matrix-token";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: fake-metadata PORT FILE.json");
+    if !(3..=4).contains(&args.len()) {
+        eprintln!("usage: fake-metadata PORT FILE.json [BIND-ADDRESS]");
         std::process::exit(64);
     }
     let load = || -> Result<HashMap<String, String>, String> {
@@ -25,10 +26,11 @@ fn main() {
         eprintln!("fake-metadata: {}: {e}", args[2]);
         std::process::exit(66);
     }
-    let listener = match TcpListener::bind(format!("127.0.0.1:{}", args[1])) {
+    let bind = args.get(3).map(String::as_str).unwrap_or("127.0.0.1");
+    let listener = match TcpListener::bind(format!("{bind}:{}", args[1])) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("fake-metadata: bind 127.0.0.1:{}: {e}", args[1]);
+            eprintln!("fake-metadata: bind {bind}:{}: {e}", args[1]);
             std::process::exit(71);
         }
     };

@@ -1338,3 +1338,75 @@ fn firewall_native_nft_inet_table_drop() {
         .unwrap()
         .starts_with("nft insert rule inet guard input position"));
 }
+
+#[test]
+fn firewall_drops_a_listening_port() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    // A TCP service on 0.0.0.0:8080 in the guest.
+    let mut service = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.guest,
+            env!("CARGO_BIN_EXE_fake-metadata"),
+            "8080",
+        ])
+        .arg(t.dir.path().join("metadata.json"))
+        .arg("0.0.0.0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(service.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _service = Kill(service);
+    let connect = || {
+        t.exec(
+            &t.client,
+            &[
+                "timeout",
+                "2",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{GUEST_IP}/8080"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(connect(), "the service answers before the fault");
+    let before = t.diagnose(Some(CLIENT));
+    assert_eq!(before["firewall.ports"].0, "ok", "{}", show(&before));
+    assert!(summary(&before, "firewall.ports").contains("1 listening port"));
+
+    t.g(&[
+        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP",
+    ]);
+    assert!(!connect(), "ground truth: TCP connect to 8080 fails");
+    assert!(t.ping(GUEST_IP), "ping still works");
+    let report = t.diagnose(Some(CLIENT));
+    assert_eq!(report["firewall.ports"].0, "warn", "{}", show(&report));
+    assert!(summary(&report, "firewall.ports").contains("tcp/8080"));
+    assert_eq!(
+        report["firewall.ports"].1["remedy"][0],
+        "iptables -I INPUT 1 -p tcp --dport 8080 -j ACCEPT"
+    );
+    for (id, (status, _)) in &report {
+        assert!(
+            status != "fail",
+            "unrelated check {id} failed:\n{}",
+            show(&report)
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
-use crate::firewall::eval::{evaluate, CtState, Decision, Packet, Verdict};
+use crate::firewall::eval::{evaluate, Decision, Packet, Verdict, L4};
 use crate::firewall::nft::{self, NftRuleset};
 use crate::report::Finding;
 use crate::snapshot::Gathered;
@@ -19,6 +19,7 @@ use crate::sources::firewall::Ruleset;
 pub const ICMP_IN: &str = "firewall.icmp_in";
 pub const ICMP_OUT: &str = "firewall.icmp_out";
 pub const ICMP6: &str = "firewall.icmp6";
+pub const PORTS: &str = "firewall.ports";
 
 /// Stand-in IPv6 client (documentation prefix) when `--client` is not an IPv6 address.
 const PUBLIC_PROBE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
@@ -320,17 +321,7 @@ pub fn icmp_in(s: &Snapshot) -> Finding {
         Err(f) => return f,
     };
     let client = client_v4(s);
-    let packet = Packet {
-        src: client,
-        dst: ip,
-        in_if: Some(dev),
-        out_if: None,
-        icmp_type: 8,
-        icmp_code: 0,
-        ct: CtState::New,
-        inbound: true,
-        local: local_addresses(s),
-    };
+    let packet = Packet::icmp(client, ip, 8, true, &dev, local_addresses(s));
     verdict_finding(
         ICMP_IN,
         &fw,
@@ -350,17 +341,7 @@ pub fn icmp_out(s: &Snapshot) -> Finding {
         Err(f) => return f,
     };
     let client = client_v4(s);
-    let packet = Packet {
-        src: ip,
-        dst: client,
-        in_if: None,
-        out_if: Some(dev),
-        icmp_type: 0,
-        icmp_code: 0,
-        ct: CtState::Established,
-        inbound: false,
-        local: local_addresses(s),
-    };
+    let packet = Packet::icmp(ip, client, 0, false, &dev, local_addresses(s));
     verdict_finding(
         ICMP_OUT,
         &fw,
@@ -398,17 +379,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
         _ => IpAddr::V6(PUBLIC_PROBE6),
     };
     let dev = p.link.name.clone();
-    let inbound = Packet {
-        src: client,
-        dst: ip,
-        in_if: Some(dev.clone()),
-        out_if: None,
-        icmp_type: 128,
-        icmp_code: 0,
-        ct: CtState::New,
-        inbound: true,
-        local: local_addresses(s),
-    };
+    let inbound = Packet::icmp(client, ip, 128, true, &dev, local_addresses(s));
     let f = verdict_finding(
         ICMP6,
         &fw,
@@ -419,17 +390,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
     if f.status != crate::report::Status::Ok {
         return f;
     }
-    let outbound = Packet {
-        src: ip,
-        dst: client,
-        in_if: None,
-        out_if: Some(dev),
-        icmp_type: 129,
-        icmp_code: 0,
-        ct: CtState::Established,
-        inbound: false,
-        local: local_addresses(s),
-    };
+    let outbound = Packet::icmp(ip, client, 129, false, &dev, local_addresses(s));
     let out = verdict_finding(
         ICMP6,
         &fw,
@@ -445,6 +406,173 @@ pub fn icmp6(s: &Snapshot) -> Finding {
         format!("the firewall lets IPv6 echo requests to {ip} in and the replies out"),
     )
     .evidence(json!({"in": f.evidence, "out": out.evidence}))
+}
+
+/// Opening a port in the language of whatever manages the rules.
+fn port_remedy(m: Manager, r: &Ruleset, d: &Decision, proto: &str, port: u16) -> String {
+    let Some(dec) = &d.decider else {
+        return String::new();
+    };
+    match m {
+        Manager::Firewalld => {
+            return format!(
+                "firewall-cmd --permanent --add-port={port}/{proto} && firewall-cmd --reload"
+            )
+        }
+        Manager::Ufw => return format!("ufw allow {port}/{proto}"),
+        Manager::Plain => {}
+    }
+    if r.tool == "nft" {
+        return match dec.handle {
+            Some(h) => format!(
+                "nft insert rule {} {} position {h} {proto} dport {port} accept",
+                dec.table, dec.chain
+            ),
+            None => format!(
+                "nft add rule {} {} {proto} dport {port} accept",
+                dec.table, dec.chain
+            ),
+        };
+    }
+    let tool = if r.family == "ipv6" {
+        "ip6tables"
+    } else {
+        "iptables"
+    };
+    let table = if dec.table == "filter" {
+        String::new()
+    } else {
+        format!("-t {} ", dec.table)
+    };
+    match dec.position {
+        Some(pos) => format!(
+            "{tool} {table}-I {} {pos} -p {proto} --dport {port} -j ACCEPT",
+            dec.chain
+        ),
+        None => format!(
+            "{tool} {table}-A {} -p {proto} --dport {port} -j ACCEPT",
+            dec.chain
+        ),
+    }
+}
+
+pub fn ports(s: &Snapshot) -> Finding {
+    let fw = match rulesets(s, PORTS) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let listeners = match s.listeners.ok() {
+        Ok(l) => l,
+        Err(e) => {
+            return Finding::unknown(PORTS, format!("cannot read the listening sockets: {e}"))
+        }
+    };
+    let p = match primary_interface(s) {
+        Ok(p) => p,
+        Err(e) => return no_primary(PORTS, e),
+    };
+    let dev = p.link.name.clone();
+    let primary_v4 = primary_v4(s, PORTS).ok().map(|(_, ip)| ip);
+    let primary_v6 = s.addresses.ok().ok().and_then(|v| {
+        v.iter()
+            .find(|a| a.ifindex == p.link.index && a.address.is_ipv6() && a.scope == "global")
+            .map(|a| a.address)
+    });
+    let client = reply_target(s);
+    let client6 = match s.client {
+        Some(c @ IpAddr::V6(_)) => c,
+        _ => IpAddr::V6(PUBLIC_PROBE6),
+    };
+    let m = manager(&fw);
+    let mut results = Vec::new();
+    let mut blocked = Vec::new();
+    let mut remedy = Vec::new();
+    let mut uncertain = Vec::new();
+    let mut unreadable = Vec::new();
+    for l in listeners {
+        if l.address.is_loopback() {
+            continue;
+        }
+        // Wildcard listeners are reached at the primary address of their family.
+        let dst = if l.address.is_unspecified() {
+            match l.address {
+                IpAddr::V4(_) => primary_v4,
+                IpAddr::V6(_) => primary_v6,
+            }
+        } else {
+            Some(l.address)
+        };
+        let Some(dst) = dst else { continue };
+        let (family, src) = if dst.is_ipv6() {
+            ("ipv6", client6)
+        } else {
+            ("ipv4", client)
+        };
+        let proto = if l.proto == "tcp" { L4::Tcp } else { L4::Udp };
+        let packet = Packet::connect(src, dst, proto, l.port, &dev, local_addresses(s));
+        let j = judge_rulesets(&fw, family, &packet);
+        uncertain.extend(j.uncertain.iter().cloned());
+        unreadable.extend(j.unreadable.iter().cloned());
+        let name = format!("{}/{}", l.proto, l.port);
+        match &j.blocked {
+            Some((r, d)) => {
+                let dec = d.decider.as_ref();
+                let how = if d.verdict == Verdict::Reject { "rejected" } else { "dropped" };
+                let by = dec.map(|dec| match dec.position {
+                    Some(pos) => format!("rule {pos} of {} {}", dec.table, dec.chain),
+                    None => format!("the policy of {} {}", dec.table, dec.chain),
+                }).unwrap_or_default();
+                blocked.push(format!("{name} on {dst} {how} by {by}"));
+                remedy.push(port_remedy(m, r, d, &l.proto, l.port));
+                results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": d.verdict, "decided_by": dec}));
+            }
+            None => results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": "accept"})),
+        }
+    }
+    let evidence = json!({"client": client, "ports": results});
+    if !blocked.is_empty() {
+        remedy.sort();
+        remedy.dedup();
+        return Finding::warn(
+            PORTS,
+            format!(
+                "{} listening port(s) blocked for {}: {}",
+                blocked.len(),
+                super::target_label(s),
+                blocked.join("; ")
+            ),
+        )
+        .evidence(evidence)
+        .remedy(remedy);
+    }
+    if !unreadable.is_empty() {
+        return Finding::unknown(PORTS, format!("cannot read the ruleset: {}", unreadable[0]))
+            .evidence(evidence);
+    }
+    if !uncertain.is_empty() {
+        uncertain.sort();
+        uncertain.dedup();
+        return Finding::unknown(
+            PORTS,
+            format!(
+                "these matches could not be evaluated: {}",
+                uncertain.join("; ")
+            ),
+        )
+        .evidence(evidence);
+    }
+    if results.is_empty() {
+        return Finding::ok(PORTS, "no service listens beyond loopback").evidence(evidence);
+    }
+    Finding::ok(
+        PORTS,
+        format!(
+            "all {} listening port(s) are open to {}",
+            results.len(),
+            super::target_label(s)
+        ),
+    )
+    .evidence(evidence)
 }
 
 #[cfg(test)]
@@ -646,5 +774,92 @@ mod tests {
         let firewalld = NFT_DROP.replace("\"filter\"", "\"firewalld\"");
         let f = judge_check(icmp_in, with_nft(&firewalld));
         assert!(f.remedy[0].contains("firewall-cmd"), "{:?}", f.remedy);
+    }
+
+    fn listening(s: &mut Snapshot) {
+        use crate::sources::sockets::Listener;
+        s.listeners = Gathered::Ok(vec![
+            Listener {
+                proto: "tcp".into(),
+                address: ip("0.0.0.0"),
+                port: 22,
+            },
+            Listener {
+                proto: "tcp".into(),
+                address: ip("0.0.0.0"),
+                port: 8080,
+            },
+            Listener {
+                proto: "udp".into(),
+                address: ip("127.0.0.1"),
+                port: 323,
+            },
+        ]);
+    }
+
+    #[test]
+    fn ports_paths() {
+        assert_eq!(
+            judge_check(ports, |_| {}).summary,
+            "no service listens beyond loopback"
+        );
+        let f = judge_check(ports, listening);
+        assert_eq!(f.status, Status::Ok);
+        assert_eq!(
+            f.evidence["ports"].as_array().unwrap().len(),
+            2,
+            "loopback-only ports are not judged"
+        );
+        let rules = filter("ACCEPT", "-A INPUT -p tcp -m tcp --dport 8080 -j DROP\n-A INPUT -p tcp -m multiport --dports 8000:8100 -j REJECT\n");
+        let f = judge_check(ports, |s| {
+            listening(s);
+            with_rules(&rules)(s);
+        });
+        assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.summary
+                .contains("tcp/8080 on 10.77.0.10 dropped by rule 1 of filter INPUT"),
+            "{}",
+            f.summary
+        );
+        assert!(!f.summary.contains("tcp/22"));
+        assert_eq!(
+            f.remedy,
+            vec!["iptables -I INPUT 1 -p tcp --dport 8080 -j ACCEPT".to_string()]
+        );
+        let f = judge_check(ports, |s| {
+            listening(s);
+            with_rules(&filter(
+                "DROP",
+                "-A INPUT -p tcp --syn --dport 22 -j ACCEPT\n",
+            ))(s);
+        });
+        assert!(
+            f.summary.starts_with("1 listening port(s) blocked"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            judge_check(ports, |s| {
+                listening(s);
+                s.listeners = Gathered::Failed("x".into());
+            })
+            .status,
+            Status::Unknown
+        );
+        assert_eq!(
+            judge_check(ports, |s| {
+                listening(s);
+                s.firewall = Gathered::Failed("x".into());
+            })
+            .status,
+            Status::Unknown
+        );
+        let f = judge_check(ports, |s| {
+            listening(s);
+            with_rules(&filter("ACCEPT", "-A INPUT -m recent --rcheck -j DROP\n"))(s);
+        });
+        assert_eq!(f.status, Status::Unknown);
+        assert!(f.summary.contains("recent --rcheck"), "{}", f.summary);
     }
 }

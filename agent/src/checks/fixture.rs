@@ -159,6 +159,7 @@ pub fn healthy() -> Snapshot {
         icmp_previous: None,
         firewall: Gathered::Ok(vec![]),
         nftables: Gathered::Ok(None),
+        listeners: Gathered::Ok(vec![]),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),
             product_name: Some("Alibaba Cloud ECS".into()),

@@ -84,6 +84,10 @@ pub const CATALOGUE: &[Check] = &[
         judge: firewall::icmp6,
     },
     Check {
+        id: firewall::PORTS,
+        judge: firewall::ports,
+    },
+    Check {
         id: icmp::LIVE,
         judge: icmp::live,
     },

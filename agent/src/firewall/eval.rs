@@ -27,18 +27,110 @@ pub struct Packet {
     pub in_if: Option<String>,
     /// Set for outbound packets.
     pub out_if: Option<String>,
+    pub proto: L4,
+    /// ICMP type and code (ICMP packets only).
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// Destination port (TCP/UDP only; a TCP packet is a SYN).
+    pub dport: u16,
     pub ct: CtState,
     pub inbound: bool,
     /// Addresses configured on this host (for `addrtype LOCAL`).
     pub local: Vec<IpAddr>,
 }
 
+/// The transport protocol of the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    Icmp,
+    Tcp,
+    Udp,
+}
+
 impl Packet {
     fn v6(&self) -> bool {
         self.dst.is_ipv6()
     }
+
+    /// An ICMP/ICMPv6 packet of this type.
+    pub fn icmp(
+        src: IpAddr,
+        dst: IpAddr,
+        icmp_type: u8,
+        inbound: bool,
+        dev: &str,
+        local: Vec<IpAddr>,
+    ) -> Packet {
+        Packet {
+            src,
+            dst,
+            in_if: inbound.then(|| dev.to_string()),
+            out_if: (!inbound).then(|| dev.to_string()),
+            proto: L4::Icmp,
+            icmp_type,
+            icmp_code: 0,
+            dport: 0,
+            ct: if inbound {
+                CtState::New
+            } else {
+                CtState::Established
+            },
+            inbound,
+            local,
+        }
+    }
+
+    /// A new inbound TCP SYN or UDP datagram to `dport`.
+    pub fn connect(
+        src: IpAddr,
+        dst: IpAddr,
+        proto: L4,
+        dport: u16,
+        dev: &str,
+        local: Vec<IpAddr>,
+    ) -> Packet {
+        Packet {
+            proto,
+            dport,
+            icmp_type: 0,
+            ..Packet::icmp(src, dst, 0, true, dev, local)
+        }
+    }
+}
+
+/// `22`, `1000:2000` (iptables) or a comma list of those.
+fn port_in(spec: &str, port: u16) -> Option<bool> {
+    let mut any = false;
+    for item in spec.split(',') {
+        let (lo, hi) = match item.split_once(':') {
+            Some((a, b)) => (
+                if a.is_empty() { 0 } else { a.parse().ok()? },
+                if b.is_empty() {
+                    u16::MAX
+                } else {
+                    b.parse().ok()?
+                },
+            ),
+            None => {
+                let p = item.parse().ok()?;
+                (p, p)
+            }
+        };
+        any |= lo <= port && port <= hi;
+    }
+    Some(any)
+}
+
+/// `--tcp-flags MASK COMP` for a SYN: the masked flags must equal COMP.
+fn syn_matches(mask: &str, comp: &str) -> bool {
+    let has = |list: &str, f: &str| list == "ALL" || list.split(',').any(|x| x == f);
+    let flags = ["FIN", "SYN", "RST", "PSH", "ACK", "URG"];
+    flags.iter().all(|f| {
+        let in_mask = has(mask, f);
+        let in_comp = has(comp, f) && comp != "NONE";
+        let set = *f == "SYN";
+        !in_mask || set == in_comp
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,15 +276,15 @@ fn criterion(c: &Criterion, p: &Packet) -> Match {
         "-f" => Match::No,
         "-p" => {
             let proto = v.to_ascii_lowercase();
-            if p.v6() {
-                yes(matches!(
-                    proto.as_str(),
-                    "ipv6-icmp" | "icmpv6" | "58" | "all" | "0"
-                ))
-            } else {
-                yes(matches!(proto.as_str(), "icmp" | "1" | "all" | "0"))
-            }
+            let names: &[&str] = match (p.proto, p.v6()) {
+                (L4::Icmp, true) => &["ipv6-icmp", "icmpv6", "58"],
+                (L4::Icmp, false) => &["icmp", "1"],
+                (L4::Tcp, _) => &["tcp", "6"],
+                (L4::Udp, _) => &["udp", "17"],
+            };
+            yes(names.contains(&proto.as_str()) || proto == "all" || proto == "0")
         }
+        "icmp --icmp-type" | "icmp6 --icmpv6-type" if p.proto != L4::Icmp => Match::No,
         "icmp --icmp-type" | "icmp6 --icmpv6-type" => {
             if v == "any" {
                 Match::Yes
@@ -213,14 +305,26 @@ fn criterion(c: &Criterion, p: &Packet) -> Match {
             yes(v.split(',').any(|s| s == want))
         }
         k if k.starts_with("comment ") => return Match::Yes,
-        // Port matches never match an ICMP packet.
-        k if k.starts_with("multiport ")
-            || k.starts_with("tcp ")
-            || k.starts_with("udp ")
+        // Port matches: only on the protocol they name (never on ICMP).
+        k if (k.starts_with("tcp ") && p.proto != L4::Tcp)
+            || (k.starts_with("udp ") && p.proto != L4::Udp)
+            || (k.starts_with("multiport ") && p.proto == L4::Icmp)
             || k.starts_with("sctp ") =>
         {
             Match::No
         }
+        "tcp --dport"
+        | "tcp --destination-port"
+        | "udp --dport"
+        | "udp --destination-port"
+        | "multiport --dports"
+        | "multiport --destination-ports"
+        | "multiport --ports" => port_in(v, p.dport).map(yes).unwrap_or_else(unknown),
+        "tcp --syn" => Match::Yes,
+        "tcp --tcp-flags" => match v.split_once(' ') {
+            Some((mask, comp)) => yes(syn_matches(mask, comp)),
+            None => unknown(),
+        },
         "iprange --src-range" => in_range(v, p.src).map(yes).unwrap_or_else(unknown),
         "iprange --dst-range" => in_range(v, p.dst).map(yes).unwrap_or_else(unknown),
         "addrtype --src-type" => yes(addr_type(p, p.src, v)),
@@ -429,6 +533,8 @@ mod tests {
             dst: "10.77.0.10".parse().unwrap(),
             in_if: Some("eth0".into()),
             out_if: None,
+            proto: L4::Icmp,
+            dport: 0,
             icmp_type: 8,
             icmp_code: 0,
             ct: CtState::New,
@@ -443,6 +549,8 @@ mod tests {
             dst: "198.18.0.2".parse().unwrap(),
             in_if: None,
             out_if: Some("eth0".into()),
+            proto: L4::Icmp,
+            dport: 0,
             icmp_type: 0,
             icmp_code: 0,
             ct: CtState::Established,

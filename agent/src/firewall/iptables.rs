@@ -195,6 +195,7 @@ pub fn parse_rule(args: &[String]) -> ParsedRule {
     let mut criteria = Vec::new();
     let mut target = Target::None;
     let mut module = String::new();
+    let mut implicit = String::new();
     let mut negate = false;
     let mut i = 0;
     while i < args.len() {
@@ -251,6 +252,15 @@ pub fn parse_rule(args: &[String]) -> ParsedRule {
                 | "-p"
                 | "--protocol"
         );
+        if a == "-p" || a == "--protocol" {
+            // `-p tcp` loads the tcp match implicitly: `--dport` may follow without `-m tcp`.
+            if module.is_empty() {
+                implicit = values
+                    .first()
+                    .map(|p| p.to_ascii_lowercase())
+                    .unwrap_or_default();
+            }
+        }
         let key = if top_level {
             match a {
                 "--source" => "-s",
@@ -261,6 +271,8 @@ pub fn parse_rule(args: &[String]) -> ParsedRule {
                 other => other,
             }
             .to_string()
+        } else if module.is_empty() {
+            format!("{implicit} {a}")
         } else {
             format!("{module} {a}")
         };
@@ -372,6 +384,9 @@ COMMIT
                 vec!["--reject-with".into(), "icmp-host-prohibited".into()]
             )
         );
+        let r = parse_rule(&w("-p tcp --syn --dport 22 -j ACCEPT"));
+        assert_eq!(r.criteria[1].key, "tcp --syn");
+        assert_eq!(r.criteria[2].key, "tcp --dport");
         let r = parse_rule(&w("! -s 10.0.0.0/8 -g other"));
         assert!(r.criteria[0].negated);
         assert_eq!(r.target, Target::Goto("other".into()));

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::eval::{CtState, Decider, Decision, Packet, Verdict};
+use super::eval::{CtState, Decider, Decision, Packet, Verdict, L4};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct NftRuleset {
@@ -203,6 +203,17 @@ fn icmp_name(v6: bool, t: u8) -> &'static str {
     }
 }
 
+/// The names and number nft may print for the packet's transport protocol.
+fn l4_names(p: &Packet) -> Vec<Value> {
+    let (name, alt, n) = match (p.proto, p.dst.is_ipv6()) {
+        (L4::Icmp, true) => ("ipv6-icmp", "icmpv6", 58),
+        (L4::Icmp, false) => ("icmp", "icmp", 1),
+        (L4::Tcp, _) => ("tcp", "tcp", 6),
+        (L4::Udp, _) => ("udp", "udp", 17),
+    };
+    vec![Value::from(name), Value::from(alt), Value::from(n)]
+}
+
 /// The packet's value for a match's left-hand side, as the strings/numbers nft prints.
 fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
     let v6 = p.dst.is_ipv6();
@@ -214,12 +225,21 @@ fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
             ("ip", _) | ("ip6", _) if (proto == "ip6") != v6 => Ok(None),
             ("ip" | "ip6", "saddr") => str_(&p.src.to_string()),
             ("ip" | "ip6", "daddr") => str_(&p.dst.to_string()),
-            ("ip", "protocol") => str_("icmp"),
-            ("ip6", "nexthdr") => str_("ipv6-icmp"),
-            ("icmp", "type") | ("icmpv6", "type") if (proto == "icmpv6") == v6 => Ok(Some(vec![
-                Value::String(icmp_name(v6, p.icmp_type).to_string()),
-                Value::from(p.icmp_type),
-            ])),
+            ("ip", "protocol") | ("ip6", "nexthdr") => Ok(Some(l4_names(p))),
+            ("tcp", "dport") if p.proto == L4::Tcp => Ok(Some(vec![Value::from(p.dport)])),
+            ("udp", "dport") if p.proto == L4::Udp => Ok(Some(vec![Value::from(p.dport)])),
+            ("th", "dport") if p.proto != L4::Icmp => Ok(Some(vec![Value::from(p.dport)])),
+            ("tcp" | "udp" | "th", "sport") if p.proto != L4::Icmp => {
+                Err(format!("payload {proto} sport"))
+            }
+            ("icmp", "type") | ("icmpv6", "type")
+                if (proto == "icmpv6") == v6 && p.proto == L4::Icmp =>
+            {
+                Ok(Some(vec![
+                    Value::String(icmp_name(v6, p.icmp_type).to_string()),
+                    Value::from(p.icmp_type),
+                ]))
+            }
             ("icmp", "code") | ("icmpv6", "code") => Ok(Some(vec![Value::from(p.icmp_code)])),
             // A header the packet does not have: the match fails.
             ("icmp" | "icmpv6", _) | ("tcp" | "udp" | "th" | "sctp" | "dccp", _) => Ok(None),
@@ -229,10 +249,7 @@ fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
     if let Some(m) = left.get("meta") {
         let key = m["key"].as_str().unwrap_or_default();
         return match key {
-            "l4proto" => Ok(Some(vec![
-                Value::String(if v6 { "ipv6-icmp" } else { "icmp" }.into()),
-                Value::from(if v6 { 58 } else { 1 }),
-            ])),
+            "l4proto" => Ok(Some(l4_names(p))),
             "nfproto" => str_(if v6 { "ipv6" } else { "ipv4" }),
             "protocol" => str_(if v6 { "ip6" } else { "ip" }),
             "iifname" | "iif" => match &p.in_if {
@@ -276,6 +293,9 @@ fn contains(right: &Value, v: &Value, sets: &[(String, Vec<Value>)]) -> Option<b
             }
             if let Some(e) = o.get("elem") {
                 return contains(e.get("val").unwrap_or(e), v, sets);
+            }
+            if let (Some(r), Some(n)) = (o.get("range"), v.as_u64()) {
+                return Some(r[0].as_u64()? <= n && n <= r[1].as_u64()?);
             }
             let ip: IpAddr = v.as_str()?.parse().ok()?;
             if let Some(p) = o.get("prefix") {
@@ -508,21 +528,14 @@ mod tests {
     const FIXTURE: &str = include_str!("fixtures/nft-inet-and-iptables-nft.json");
 
     fn packet(src: &str, dst: &str, t: u8, inbound: bool) -> Packet {
-        Packet {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            in_if: inbound.then(|| "eth0".to_string()),
-            out_if: (!inbound).then(|| "eth0".to_string()),
-            icmp_type: t,
-            icmp_code: 0,
-            ct: if inbound {
-                CtState::New
-            } else {
-                CtState::Established
-            },
+        Packet::icmp(
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            t,
             inbound,
-            local: vec![],
-        }
+            "eth0",
+            vec![],
+        )
     }
 
     #[test]

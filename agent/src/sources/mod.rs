@@ -6,6 +6,7 @@ pub mod metadata;
 pub mod netlink;
 pub mod network_config;
 pub mod snmp;
+pub mod sockets;
 pub mod sysctl;
 pub mod sysfs;
 
@@ -135,6 +136,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         network_config: network_config::read(&config.paths.etc),
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
+        listeners: sockets::read(&config.paths.proc),
         // Filled in by `gather`, which reads the firewall concurrently.
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),

@@ -91,7 +91,13 @@ pub fn take_snapshot(
         std::thread::sleep(w);
         s
     });
-    let mut snapshot = sources::gather(config, &GatherOptions { client });
+    let mut snapshot = sources::gather(
+        config,
+        &GatherOptions {
+            client,
+            ..Default::default()
+        },
+    );
     if let Some(Gathered::Ok(first)) = first {
         snapshot.icmp_previous = Some(first);
     }

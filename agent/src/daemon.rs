@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::metrics::{prometheus_text, Metrics};
 use crate::report::Report;
 use crate::snapshot::IcmpCounters;
+use crate::sources::firewall::FirewallFacts;
 use crate::sources::{self, GatherOptions};
 
 /// What the handlers serve: everything pre-encoded once per refresh.
@@ -45,6 +46,7 @@ pub enum Refresh {
 struct EngineState {
     metrics: Metrics,
     previous_icmp: Option<IcmpCounters>,
+    firewall_cache: Option<FirewallFacts>,
     last_diagnose: Option<Instant>,
 }
 
@@ -127,12 +129,19 @@ impl Engine {
         }
         let guard = BusyGuard(self.busy.clone());
         let config = self.config();
-        let previous = self.state().previous_icmp.clone();
+        let (previous, cache) = {
+            let st = self.state();
+            (st.previous_icmp.clone(), st.firewall_cache.clone())
+        };
         let timeout = Duration::from_secs(config.refresh.timeout_s);
         let task = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let started = Instant::now();
-            let mut snapshot = sources::gather(&config, &GatherOptions::default());
+            let options = GatherOptions {
+                firewall_cache: cache,
+                ..Default::default()
+            };
+            let mut snapshot = sources::gather(&config, &options);
             snapshot.icmp_previous = previous;
             let report = crate::checks::report(&snapshot, started);
             (snapshot, report)
@@ -143,6 +152,12 @@ impl Engine {
                 {
                     let mut st = self.state();
                     st.previous_icmp = snapshot.icmp.ok().ok().cloned();
+                    // Reused next time if the ruleset's generation has not moved.
+                    st.firewall_cache = Some(FirewallFacts {
+                        firewall: snapshot.firewall.clone(),
+                        nftables: snapshot.nftables.clone(),
+                        genid: snapshot.nft_genid,
+                    });
                     st.metrics
                         .record(&snapshot, &report, crate::unix_ms() as f64 / 1000.0);
                 }

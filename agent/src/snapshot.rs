@@ -21,6 +21,13 @@ pub enum Gathered<T> {
 }
 
 impl<T> Gathered<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Gathered<U> {
+        match self {
+            Gathered::Ok(v) => Gathered::Ok(f(v)),
+            Gathered::Failed(e) => Gathered::Failed(e),
+        }
+    }
+
     pub fn ok(&self) -> Result<&T, &str> {
         match self {
             Gathered::Ok(v) => Ok(v),
@@ -62,10 +69,13 @@ pub struct Snapshot {
     /// iptables/ip6tables rulesets, both backends. Snapshots from before it existed replay
     /// as "not gathered", never as an empty (accept-all) firewall.
     #[serde(default = "not_in_snapshot")]
-    pub firewall: Gathered<Vec<crate::sources::firewall::Ruleset>>,
+    pub firewall: Gathered<std::sync::Arc<Vec<crate::sources::firewall::Ruleset>>>,
     /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
     #[serde(default = "not_in_snapshot")]
-    pub nftables: Gathered<Option<crate::firewall::nft::NftRuleset>>,
+    pub nftables: Gathered<Option<std::sync::Arc<crate::firewall::nft::NftRuleset>>>,
+    /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
+    #[serde(default)]
+    pub nft_genid: Option<u32>,
     /// Listening TCP and unconnected UDP sockets.
     #[serde(default = "not_in_snapshot")]
     pub listeners: Gathered<Vec<crate::sources::sockets::Listener>>,

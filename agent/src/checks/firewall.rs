@@ -276,7 +276,7 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
         .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))?;
     Ok(Firewall {
         rulesets,
-        nft: s.nftables.ok().map(Option::as_ref),
+        nft: s.nftables.ok().map(|n| n.as_deref()),
     })
 }
 
@@ -586,12 +586,12 @@ mod tests {
     fn with_rules(v4: &str) -> impl FnOnce(&mut Snapshot) {
         let tables = parse_save(v4).unwrap();
         move |s| {
-            s.firewall = Gathered::Ok(vec![Ruleset {
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
                 tables: Gathered::Ok(tables),
-            }]);
+            }]));
         }
     }
 
@@ -647,12 +647,12 @@ mod tests {
             Status::Unknown
         );
         let f = judge_check(icmp_in, |s| {
-            s.firewall = Gathered::Ok(vec![Ruleset {
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
                 tables: Gathered::Failed("Permission denied (you must be root)".into()),
-            }]);
+            }]));
         });
         assert_eq!(f.status, Status::Unknown);
         assert!(f.summary.contains("you must be root"));
@@ -719,12 +719,12 @@ mod tests {
         let tables = parse_save("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP\nCOMMIT\n").unwrap();
         let f = judge_check(icmp6, |s| {
             add_v6(s);
-            s.firewall = Gathered::Ok(vec![Ruleset {
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 backend: "nft".into(),
                 family: "ipv6".into(),
                 tool: "ip6tables-nft-save".into(),
                 tables: Gathered::Ok(tables),
-            }]);
+            }]));
         });
         assert_eq!(f.status, Status::Fail);
         assert!(
@@ -740,7 +740,7 @@ mod tests {
 
     fn with_nft(json: &str) -> impl FnOnce(&mut Snapshot) {
         let rs = nft::parse_json(json).unwrap();
-        move |s| s.nftables = Gathered::Ok(Some(rs))
+        move |s| s.nftables = Gathered::Ok(Some(std::sync::Arc::new(rs)))
     }
 
     const NFT_DROP: &str = r#"{"nftables":[

@@ -157,9 +157,10 @@ pub fn healthy() -> Snapshot {
             ..Default::default()
         }),
         icmp_previous: None,
-        firewall: Gathered::Ok(vec![]),
+        firewall: Gathered::Ok(std::sync::Arc::new(vec![])),
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
+        nft_genid: None,
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),
             product_name: Some("Alibaba Cloud ECS".into()),

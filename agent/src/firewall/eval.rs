@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::iptables::{parse_rule, Chain, Criterion, Table, Target};
+use super::iptables::{Chain, Criterion, Table, Target};
 
 /// Connection-tracking state of the packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,8 +370,8 @@ struct Walk<'a> {
 
 const MAX_DEPTH: usize = 64;
 
-impl Walk<'_> {
-    fn chain(&self, name: &str) -> Option<&Chain> {
+impl<'a> Walk<'a> {
+    fn chain(&self, name: &str) -> Option<&'a Chain> {
         self.table.chains.iter().find(|c| c.name == name)
     }
 
@@ -386,7 +386,7 @@ impl Walk<'_> {
             return Flow::Return;
         }
         'rules: for (i, rule) in chain.rules.iter().enumerate() {
-            let parsed = parse_rule(&rule.args);
+            let parsed = &chain.parsed_rules()[i];
             let mut unknown = Vec::new();
             let mut matched = true;
             for c in &parsed.criteria {
@@ -447,8 +447,7 @@ impl Walk<'_> {
                     user => {
                         // LOG, MARK, CT, NOTRACK, TRACE, ... are not chains: non-terminating.
                         if let Some(sub) = self.chain(user) {
-                            let sub = sub.clone();
-                            if let Flow::Verdict(v, d) = self.run(&sub, depth + 1) {
+                            if let Flow::Verdict(v, d) = self.run(sub, depth + 1) {
                                 return Flow::Verdict(v, d);
                             }
                         }
@@ -456,9 +455,8 @@ impl Walk<'_> {
                 },
                 Target::Goto(g) => {
                     if let Some(sub) = self.chain(g) {
-                        let sub = sub.clone();
                         // The end of a goto'd chain is the end of this one.
-                        match self.run(&sub, depth + 1) {
+                        match self.run(sub, depth + 1) {
                             Flow::Verdict(v, d) => return Flow::Verdict(v, d),
                             Flow::Return => break 'rules,
                         }

@@ -19,6 +19,16 @@ pub struct Chain {
     pub packets: u64,
     pub bytes: u64,
     pub rules: Vec<SavedRule>,
+    /// The rules parsed once, on first use, and kept with the chain (not serialised).
+    #[serde(skip)]
+    pub parsed: std::sync::OnceLock<Vec<ParsedRule>>,
+}
+
+impl Chain {
+    pub fn parsed_rules(&self) -> &[ParsedRule] {
+        self.parsed
+            .get_or_init(|| self.rules.iter().map(|r| parse_rule(&r.args)).collect())
+    }
 }
 
 /// A rule as saved: its tokens after `-A CHAIN`, and its counters.
@@ -49,6 +59,10 @@ impl SavedRule {
 
 /// Splits a line into shell-like words (double quotes group, `\"` escapes).
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    // Most rules have no quotes: split on whitespace without a character-by-character walk.
+    if !line.contains('"') {
+        return Ok(line.split_whitespace().map(str::to_string).collect());
+    }
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -92,34 +106,42 @@ fn counters(s: &str) -> Option<(u64, u64)> {
     Some((p.parse().ok()?, b.parse().ok()?))
 }
 
-/// Parses a whole `iptables-save` dump. Errors name the line.
-pub fn parse_save(text: &str) -> Result<Vec<Table>, String> {
-    let mut tables: Vec<Table> = Vec::new();
-    let mut current: Option<Table> = None;
-    for (n, raw) in text.lines().enumerate() {
+/// An `iptables-save` dump parsed line by line, as the tool writes it.
+#[derive(Debug, Default)]
+pub struct SaveParser {
+    tables: Vec<Table>,
+    current: Option<Table>,
+    line_no: usize,
+}
+
+impl SaveParser {
+    /// Takes the next line. Errors name the line.
+    pub fn feed(&mut self, raw: &str) -> Result<(), String> {
+        self.line_no += 1;
+        let n = self.line_no;
         let line = raw.trim();
-        let at = |msg: &str| format!("line {}: {msg}: {raw:?}", n + 1);
+        let at = |msg: &str| format!("line {n}: {msg}: {raw:?}");
         if line.is_empty() || line.starts_with('#') {
-            continue;
+            return Ok(());
         }
         if let Some(name) = line.strip_prefix('*') {
-            if current.is_some() {
+            if self.current.is_some() {
                 return Err(at("table starts before the previous COMMIT"));
             }
-            current = Some(Table {
+            self.current = Some(Table {
                 name: name.trim().to_string(),
                 chains: Vec::new(),
             });
-            continue;
+            return Ok(());
         }
-        let Some(table) = current.as_mut() else {
+        let Some(table) = self.current.as_mut() else {
             return Err(at("outside a table"));
         };
         if line == "COMMIT" {
-            if let Some(t) = current.take() {
-                tables.push(t);
+            if let Some(t) = self.current.take() {
+                self.tables.push(t);
             }
-            continue;
+            return Ok(());
         }
         if let Some(rest) = line.strip_prefix(':') {
             let mut parts = rest.split_whitespace();
@@ -133,8 +155,9 @@ pub fn parse_save(text: &str) -> Result<Vec<Table>, String> {
                 packets,
                 bytes,
                 rules: Vec::new(),
+                parsed: Default::default(),
             });
-            continue;
+            return Ok(());
         }
         let mut words = split_words(line).map_err(|e| at(&e))?;
         let (packets, bytes) = match words.first().and_then(|w| counters(w)) {
@@ -147,9 +170,8 @@ pub fn parse_save(text: &str) -> Result<Vec<Table>, String> {
         if words.first().map(String::as_str) != Some("-A") || words.len() < 2 {
             return Err(at("expected a rule (-A CHAIN ...)"));
         }
-        let chain_name = words[1].clone();
         let args = words.split_off(2);
-        let Some(chain) = table.chains.iter_mut().find(|c| c.name == chain_name) else {
+        let Some(chain) = table.chains.iter_mut().find(|c| c.name == words[1]) else {
             return Err(at("rule for an undeclared chain"));
         };
         chain.rules.push(SavedRule {
@@ -157,11 +179,24 @@ pub fn parse_save(text: &str) -> Result<Vec<Table>, String> {
             packets,
             bytes,
         });
+        Ok(())
     }
-    if current.is_some() {
-        return Err("the dump ends inside a table (no COMMIT)".to_string());
+
+    pub fn finish(self) -> Result<Vec<Table>, String> {
+        if self.current.is_some() {
+            return Err("the dump ends inside a table (no COMMIT)".to_string());
+        }
+        Ok(self.tables)
     }
-    Ok(tables)
+}
+
+/// Parses a whole `iptables-save` dump. Errors name the line.
+pub fn parse_save(text: &str) -> Result<Vec<Table>, String> {
+    let mut p = SaveParser::default();
+    for line in text.lines() {
+        p.feed(line)?;
+    }
+    p.finish()
 }
 
 /// One criterion of a rule; `negated` for `! ...`.

@@ -42,9 +42,35 @@ pub struct NftRule {
 }
 
 const XTABLES_TABLES: &[&str] = &["filter", "raw", "mangle", "nat", "security"];
-const XTABLES_CHAINS: &[&str] = &["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
 
-/// Parses `nft -j list ruleset`. Errors say what was expected.
+/// A table iptables-nft manages (`ip filter`, `ip6 raw`, ...), read through iptables-nft-save.
+pub fn is_xtables_table(family: &str, name: &str) -> bool {
+    matches!(family, "ip" | "ip6") && XTABLES_TABLES.contains(&name)
+}
+
+/// `nft -j list tables`: (family, name) pairs.
+pub fn parse_table_list(text: &str) -> Result<Vec<(String, String)>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let items = doc
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or("expected an object with an \"nftables\" array")?;
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("table"))
+        .map(|t| {
+            let s = |k: &str| {
+                t.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (s("family"), s("name"))
+        })
+        .collect())
+}
+
+/// Parses `nft -j list ruleset` (or `list table`). Errors say what was expected.
 pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let items = doc
@@ -111,13 +137,7 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
         }
     }
     // What iptables-nft manages is read through iptables-nft-save instead.
-    rs.tables.retain(|t| {
-        !(matches!(t.family.as_str(), "ip" | "ip6")
-            && XTABLES_TABLES.contains(&t.name.as_str())
-            && t.chains
-                .iter()
-                .any(|c| XTABLES_CHAINS.contains(&c.name.as_str())))
-    });
+    rs.tables.retain(|t| !is_xtables_table(&t.family, &t.name));
     Ok(rs)
 }
 
@@ -551,6 +571,9 @@ mod tests {
             "ip saddr 198.18.0.0/16 icmp type echo-request counter packets 0 bytes 0 drop"
         );
         assert!(parse_json("{}").unwrap_err().contains("nftables"));
+        let list = parse_table_list(r#"{"nftables":[{"metainfo":{}},{"table":{"family":"inet","name":"filter","handle":1}},{"table":{"family":"ip","name":"filter","handle":2}}]}"#).unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(is_xtables_table("ip", "filter") && !is_xtables_table("inet", "filter"));
         assert!(parse_json("nope").unwrap_err().contains("not JSON"));
     }
 

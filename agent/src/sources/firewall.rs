@@ -7,11 +7,12 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::iptables::{parse_save, Table};
+use crate::firewall::iptables::{SaveParser, Table};
 use crate::snapshot::Gathered;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,9 +28,19 @@ pub struct Ruleset {
     pub tables: Gathered<Vec<Table>>,
 }
 
-/// Runs a tool with a fixed argv; stdout on success, else an error naming the tool and what it
-/// said. `Ok(None)` when the tool is not installed.
-pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, String> {
+/// Runs a tool with a fixed argv and hands each line of its stdout to `on_line` as it
+/// arrives (so parsing overlaps the tool's own work). `Ok(false)` when the tool is not
+/// installed. A failing exit status, a timeout or an `on_line` error is an error naming the
+/// tool; stdout is always drained so the tool never blocks on a full pipe.
+pub fn run_tool_lines(
+    argv: &[&str],
+    timeout: Duration,
+    mut on_line: impl FnMut(&str) -> Result<(), String>,
+) -> Result<bool, String> {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+
     let mut child = match Command::new(argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -38,19 +49,26 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, Stri
         .spawn()
     {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(format!("cannot run {}: {e}", argv[0])),
     };
-    // Drain both pipes on threads so a large ruleset cannot fill a pipe and stall the tool.
-    let mut stdout = child.stdout.take();
+    let stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        if let Some(o) = stdout.as_mut() {
-            let _ = o.read_to_end(&mut s);
-        }
-        s
-    });
+    let child = Arc::new(Mutex::new(child));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    // The watchdog kills the tool at the deadline, which also ends the stdout loop below.
+    let watchdog = {
+        let (child, timed_out) = (child.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
+                timed_out.store(true, Ordering::SeqCst);
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+            }
+        })
+    };
     let err = std::thread::spawn(move || {
         let mut s = Vec::new();
         if let Some(e) = stderr.as_mut() {
@@ -58,76 +76,162 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, Stri
         }
         s
     });
-    let started = Instant::now();
-    let mut poll = Duration::from_micros(100);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if started.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{} did not finish within {timeout:?}",
-                    argv.join(" ")
-                ));
+    let mut failure = None;
+    if let Some(out) = stdout {
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, out);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if failure.is_none() {
+                        if let Err(e) = on_line(line.trim_end_matches('\n')) {
+                            failure = Some(format!("{} output: {e}", argv[0]));
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(format!("{} printed unreadable output: {e}", argv[0]));
+                    break;
+                }
             }
-            Ok(None) => {
-                // Most tools finish in a few milliseconds: poll fast first, then back off.
-                std::thread::sleep(poll);
-                poll = (poll * 2).min(Duration::from_millis(20));
-            }
-            Err(e) => return Err(format!("waiting for {}: {e}", argv[0])),
         }
-    };
-    let stdout = out.join().unwrap_or_default();
+    }
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let status = child
+        .lock()
+        .map_err(|_| "tool state poisoned".to_string())?
+        .wait();
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default())
         .trim()
         .to_string();
+    if timed_out.load(Ordering::SeqCst) {
+        return Err(format!(
+            "{} did not finish within {timeout:?}",
+            argv.join(" ")
+        ));
+    }
+    let status = status.map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
     if !status.success() {
         return Err(format!("{} failed ({status}): {stderr}", argv.join(" ")));
     }
-    String::from_utf8(stdout)
-        .map(Some)
-        .map_err(|_| format!("{} printed invalid UTF-8", argv[0]))
+    failure.map_or(Ok(true), Err)
+}
+
+/// Runs a tool with a fixed argv; its stdout on success, `Ok(None)` when not installed.
+pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, String> {
+    let mut out = String::new();
+    let found = run_tool_lines(argv, timeout, |l| {
+        out.push_str(l);
+        out.push('\n');
+        Ok(())
+    })?;
+    Ok(found.then_some(out))
 }
 
 fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset> {
     for tool in candidates {
-        match run_tool(&[tool, "-c"], TOOL_TIMEOUT) {
-            Ok(None) => continue,
-            Ok(Some(text)) => {
-                return Some(Ruleset {
-                    backend: backend.into(),
-                    family: family.into(),
-                    tool: tool.to_string(),
-                    tables: match parse_save(&text) {
-                        Ok(t) => Gathered::Ok(t),
-                        Err(e) => Gathered::Failed(format!("{tool} output: {e}")),
-                    },
-                })
-            }
-            Err(e) => {
-                return Some(Ruleset {
-                    backend: backend.into(),
-                    family: family.into(),
-                    tool: tool.to_string(),
-                    tables: Gathered::Failed(e),
-                })
-            }
-        }
+        let mut parser = SaveParser::default();
+        let result = run_tool_lines(&[tool, "-c"], TOOL_TIMEOUT, |line| parser.feed(line));
+        let tables = match result {
+            Ok(false) => continue,
+            Ok(true) => match parser.finish() {
+                Ok(t) => Gathered::Ok(t),
+                Err(e) => Gathered::Failed(format!("{tool} output: {e}")),
+            },
+            Err(e) => Gathered::Failed(e),
+        };
+        return Some(Ruleset {
+            backend: backend.into(),
+            family: family.into(),
+            tool: tool.to_string(),
+            tables,
+        });
     }
     None
 }
 
-/// The native nftables ruleset (`nft -j list ruleset`); `Ok(None)` when nft is not installed.
-pub fn read_nft() -> Gathered<Option<crate::firewall::nft::NftRuleset>> {
-    match run_tool(&["nft", "-j", "list", "ruleset"], TOOL_TIMEOUT) {
-        Ok(None) => Gathered::Ok(None),
-        Ok(Some(text)) => match crate::firewall::nft::parse_json(&text) {
-            Ok(rs) => Gathered::Ok(Some(rs)),
-            Err(e) => Gathered::Failed(format!("nft -j list ruleset: {e}")),
-        },
-        Err(e) => Gathered::Failed(e),
+/// The native nftables tables; `Ok(None)` when nft is not installed and no native table
+/// exists. `tables` is the table list from nfnetlink (cheap); without it, `nft -j list tables`.
+/// Only native tables are dumped: the tables iptables-nft manages can hold 100,000 rules whose
+/// JSON would cost seconds, and `iptables-nft-save` already reads them.
+pub fn read_nft(
+    tables: Option<&[(String, String)]>,
+) -> Gathered<Option<crate::firewall::nft::NftRuleset>> {
+    use crate::firewall::nft::{is_xtables_table, parse_json, parse_table_list, NftRuleset};
+    let listed;
+    let tables = match tables {
+        Some(t) => t,
+        None => {
+            let list = match run_tool(&["nft", "-j", "list", "tables"], TOOL_TIMEOUT) {
+                Ok(None) => return Gathered::Ok(None),
+                Ok(Some(text)) => text,
+                Err(e) => return Gathered::Failed(e),
+            };
+            listed = match parse_table_list(&list) {
+                Ok(t) => t,
+                Err(e) => return Gathered::Failed(format!("nft -j list tables: {e}")),
+            };
+            &listed[..]
+        }
+    };
+    let mut all = NftRuleset::default();
+    for (family, name) in tables.iter().filter(|(f, n)| !is_xtables_table(f, n)) {
+        match run_tool(&["nft", "-j", "list", "table", family, name], TOOL_TIMEOUT) {
+            Ok(Some(text)) => match parse_json(&text) {
+                Ok(rs) => all.tables.extend(rs.tables),
+                Err(e) => {
+                    return Gathered::Failed(format!("nft -j list table {family} {name}: {e}"))
+                }
+            },
+            Ok(None) => {
+                return Gathered::Failed(format!(
+                "native nftables table {family} {name} exists but nft is not installed to read it"
+            ))
+            }
+            Err(e) => return Gathered::Failed(e),
+        }
+    }
+    Gathered::Ok(Some(all))
+}
+
+/// The firewall facts of one gather, and the nf_tables generation they belong to; `serve`
+/// keeps the last one and reuses it while the generation is unchanged.
+#[derive(Debug, Clone)]
+pub struct FirewallFacts {
+    pub firewall: Gathered<Arc<Vec<Ruleset>>>,
+    pub nftables: Gathered<Option<Arc<crate::firewall::nft::NftRuleset>>>,
+    pub genid: Option<u32>,
+}
+
+/// Reads both rulesets, or reuses `cache` when nothing changed: same nf_tables generation and
+/// no legacy tables (legacy has no change signal, so it is always read). Returns the facts and
+/// the generation id they belong to.
+pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFacts {
+    let state = super::nfnetlink::nft_state(TOOL_TIMEOUT).ok();
+    let legacy =
+        legacy_in_use(proc_root, "ip_tables_names") || legacy_in_use(proc_root, "ip6_tables_names");
+    if let (Some(st), Some(c)) = (&state, cache) {
+        if c.genid == Some(st.genid) && !legacy {
+            return c.clone();
+        }
+    }
+    let tables = state.as_ref().map(|s| s.tables.clone());
+    let (firewall, nftables) = std::thread::scope(|scope| {
+        let nft = scope.spawn(|| read_nft(tables.as_deref()));
+        let fw = read(proc_root);
+        (
+            fw,
+            nft.join()
+                .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string())),
+        )
+    });
+    FirewallFacts {
+        firewall: firewall.map(Arc::new),
+        nftables: nftables.map(|n| n.map(Arc::new)),
+        genid: state.map(|s| s.genid),
     }
 }
 
@@ -189,6 +293,7 @@ pub fn read(proc_root: &Path) -> Gathered<Vec<Ruleset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn tool_runner_reports_status_stderr_and_timeouts() {

@@ -5,6 +5,7 @@ pub mod firewall;
 pub mod metadata;
 pub mod netlink;
 pub mod network_config;
+pub mod nfnetlink;
 pub mod snmp;
 pub mod sockets;
 pub mod sysctl;
@@ -55,6 +56,8 @@ pub const SYSCTLS: &[&str] = &[
 pub struct GatherOptions {
     /// `--client`: route lookups and verdicts for this source address.
     pub client: Option<IpAddr>,
+    /// `serve`: the previous refresh's firewall facts, reused if the ruleset is unchanged.
+    pub firewall_cache: Option<firewall::FirewallFacts>,
 }
 
 /// Whether to ask the metadata service, and if not, why.
@@ -89,16 +92,21 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
             },
         });
         // The firewall tools are separate processes: run them while netlink is read.
-        let firewall = scope.spawn(|| firewall::read(&config.paths.proc));
-        let nftables = scope.spawn(firewall::read_nft);
+        let firewall =
+            scope.spawn(|| firewall::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
         let mut snapshot = gather_local(config, options);
         snapshot.dmi = dmi;
-        snapshot.firewall = firewall
-            .join()
-            .unwrap_or_else(|_| Gathered::Failed("the firewall reader panicked".to_string()));
-        snapshot.nftables = nftables
-            .join()
-            .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string()));
+        let facts = firewall.join().unwrap_or_else(|_| {
+            let why = "the firewall reader panicked";
+            firewall::FirewallFacts {
+                firewall: Gathered::Failed(why.to_string()),
+                nftables: Gathered::Failed(why.to_string()),
+                genid: None,
+            }
+        });
+        snapshot.firewall = facts.firewall;
+        snapshot.nftables = facts.nftables;
+        snapshot.nft_genid = facts.genid;
         snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
             reason: "the metadata reader panicked".to_string(),
         });
@@ -140,6 +148,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         // Filled in by `gather`, which reads the firewall concurrently.
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),
+        nft_genid: None,
         links,
         addresses,
         routes,

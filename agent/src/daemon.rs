@@ -154,6 +154,7 @@ impl Engine {
                     st.previous_icmp = snapshot.icmp.ok().ok().cloned();
                     // Reused next time if the ruleset's generation has not moved.
                     st.firewall_cache = Some(FirewallFacts {
+                        ipsets: snapshot.ipsets.clone(),
                         firewall: snapshot.firewall.clone(),
                         nftables: snapshot.nftables.clone(),
                         genid: snapshot.nft_genid,

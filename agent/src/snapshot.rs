@@ -73,6 +73,9 @@ pub struct Snapshot {
     /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
     #[serde(default = "not_in_snapshot")]
     pub nftables: Gathered<Option<std::sync::Arc<crate::firewall::nft::NftRuleset>>>,
+    /// ipset contents, read when a rule matches on a set; None: no rule does.
+    #[serde(default = "not_in_snapshot")]
+    pub ipsets: Gathered<Option<std::sync::Arc<Vec<crate::firewall::ipset::IpSet>>>>,
     /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
     #[serde(default)]
     pub nft_genid: Option<u32>,

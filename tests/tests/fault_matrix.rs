@@ -1410,3 +1410,30 @@ fn firewall_drops_a_listening_port() {
         );
     }
 }
+
+#[test]
+fn firewall_drop_by_ipset_membership() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            &["ipset", "create", "blocked", "hash:net"],
+            &["ipset", "add", "blocked", "198.18.0.0/16"],
+            &[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-p",
+                "icmp",
+                "-m",
+                "set",
+                "--match-set",
+                "blocked",
+                "src",
+                "-j",
+                "DROP",
+            ],
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("--match-set blocked src"));
+}

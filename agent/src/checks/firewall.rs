@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
-use crate::firewall::eval::{evaluate, Decision, Packet, Verdict, L4};
+use crate::firewall::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
 use crate::firewall::nft::{self, NftRuleset};
 use crate::report::Finding;
 use crate::snapshot::Gathered;
@@ -35,6 +35,8 @@ pub enum Manager {
 /// What the firewall checks read: the iptables rulesets and the native nftables tables.
 pub struct Firewall<'a> {
     pub rulesets: &'a [Ruleset],
+    /// ipsets the rules refer to (empty when none do or they could not be read).
+    pub ipsets: &'a [crate::firewall::ipset::IpSet],
     /// `Ok(None)`: nft is not installed.
     pub nft: Result<Option<&'a NftRuleset>, &'a str>,
 }
@@ -94,7 +96,7 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
                     .push(json!({"backend": r.backend, "tool": r.tool, "unreadable": e}));
             }
             Ok(tables) => {
-                let d = evaluate(tables, packet);
+                let d = evaluate_with_sets(tables, fw.ipsets, packet);
                 j.evidence.push(ruleset_evidence(r, &d));
                 j.uncertain.extend(d.uncertain.iter().cloned());
                 if d.verdict != Verdict::Accept {
@@ -276,6 +278,11 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
         .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))?;
     Ok(Firewall {
         rulesets,
+        // Unreadable sets leave `-m set` matches unevaluated: they are then named as uncertain.
+        ipsets: match s.ipsets.ok() {
+            Ok(Some(sets)) => sets.as_slice(),
+            _ => &[],
+        },
         nft: s.nftables.ok().map(|n| n.as_deref()),
     })
 }
@@ -861,5 +868,41 @@ mod tests {
         });
         assert_eq!(f.status, Status::Unknown);
         assert!(f.summary.contains("recent --rcheck"), "{}", f.summary);
+    }
+
+    #[test]
+    fn ipset_membership_decides() {
+        use crate::firewall::ipset::IpSet;
+        let rules = filter(
+            "ACCEPT",
+            "-A INPUT -m set --match-set bad src -p icmp -j DROP\n",
+        );
+        let sets = |s: &mut Snapshot| {
+            s.ipsets = Gathered::Ok(Some(std::sync::Arc::new(vec![IpSet {
+                name: "bad".into(),
+                kind: "hash:net".into(),
+                members: vec!["198.18.0.0/16".into()],
+            }])));
+        };
+        let f = judge_check(icmp_in, |s| {
+            with_rules(&rules)(s);
+            sets(s);
+            s.client = Some(ip("198.18.0.2"));
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert_eq!(
+            judge_check(icmp_in, |s| {
+                with_rules(&rules)(s);
+                sets(s);
+            })
+            .status,
+            Status::Ok
+        );
+        let f = judge_check(icmp_in, |s| {
+            with_rules(&rules)(s);
+            s.ipsets = Gathered::Failed("ipset not installed".into());
+        });
+        assert_eq!(f.status, Status::Unknown);
+        assert!(f.summary.contains("ipset bad"), "{}", f.summary);
     }
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::ipset::IpSet;
 use super::iptables::{Chain, Criterion, Table, Target};
 
 /// Connection-tracking state of the packet.
@@ -264,7 +265,7 @@ fn addr_type(p: &Packet, addr: IpAddr, types: &str) -> bool {
     })
 }
 
-fn criterion(c: &Criterion, p: &Packet) -> Match {
+fn criterion(c: &Criterion, p: &Packet, sets: &[IpSet]) -> Match {
     let v = c.value.as_str();
     let yes = |b: bool| if b { Match::Yes } else { Match::No };
     let unknown = || Match::Unknown(format!("{} {}", c.key, c.value).trim().to_string());
@@ -347,6 +348,31 @@ fn criterion(c: &Criterion, p: &Packet) -> Match {
         }
         k if k.starts_with("owner ") && !p.inbound => Match::No,
         "pkttype --pkt-type" => yes(v == "unicast"),
+        "set --match-set" => {
+            let mut words = v.split_whitespace();
+            let (Some(name), Some(flags)) = (words.next(), words.next()) else {
+                return unknown();
+            };
+            let Some(set) = sets.iter().find(|s| s.name == name) else {
+                return Match::Unknown(format!("ipset {name} (its contents were not read)"));
+            };
+            let mut dims = flags.split(',');
+            let addr = if dims.next() == Some("dst") {
+                p.dst
+            } else {
+                p.src
+            };
+            let port = dims.next().map(|d| if d == "src" { 0 } else { p.dport });
+            let proto = match p.proto {
+                L4::Tcp => "tcp",
+                L4::Udp => "udp",
+                L4::Icmp => "icmp",
+            };
+            match super::ipset::contains(set, addr, proto, port) {
+                Some(b) => yes(b),
+                None => Match::Unknown(format!("ipset {name} of type {}", set.kind)),
+            }
+        }
         _ => unknown(),
     };
     match (m, c.negated) {
@@ -365,6 +391,7 @@ enum Flow {
 struct Walk<'a> {
     table: &'a Table,
     packet: &'a Packet,
+    sets: &'a [IpSet],
     uncertain: Vec<String>,
 }
 
@@ -390,7 +417,7 @@ impl<'a> Walk<'a> {
             let mut unknown = Vec::new();
             let mut matched = true;
             for c in &parsed.criteria {
-                match criterion(c, self.packet) {
+                match criterion(c, self.packet, self.sets) {
                     Match::Yes => {}
                     Match::No => {
                         matched = false;
@@ -485,6 +512,11 @@ impl<'a> Walk<'a> {
 
 /// The verdict of one ruleset (all its tables) for the packet.
 pub fn evaluate(tables: &[Table], packet: &Packet) -> Decision {
+    evaluate_with_sets(tables, &[], packet)
+}
+
+/// `evaluate`, with the ipsets `-m set` rules refer to.
+pub fn evaluate_with_sets(tables: &[Table], sets: &[IpSet], packet: &Packet) -> Decision {
     let mut uncertain = Vec::new();
     let mut accepted_by = None;
     for (table_name, chain_name) in hooks(packet.inbound) {
@@ -497,6 +529,7 @@ pub fn evaluate(tables: &[Table], packet: &Packet) -> Decision {
         let mut walk = Walk {
             table,
             packet,
+            sets,
             uncertain: Vec::new(),
         };
         let flow = walk.run(chain, 0);

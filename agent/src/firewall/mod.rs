@@ -3,5 +3,6 @@
 //! and the checks (`checks/firewall.rs`) ask the questions.
 
 pub mod eval;
+pub mod ipset;
 pub mod iptables;
 pub mod nft;

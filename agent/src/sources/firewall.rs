@@ -202,6 +202,8 @@ pub fn read_nft(
 #[derive(Debug, Clone)]
 pub struct FirewallFacts {
     pub firewall: Gathered<Arc<Vec<Ruleset>>>,
+    /// Read only when some rule uses `-m set`.
+    pub ipsets: Gathered<Option<Arc<Vec<crate::firewall::ipset::IpSet>>>>,
     pub nftables: Gathered<Option<Arc<crate::firewall::nft::NftRuleset>>>,
     pub genid: Option<u32>,
 }
@@ -228,10 +230,39 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
                 .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string())),
         )
     });
+    let ipsets = read_ipsets(&firewall);
     FirewallFacts {
+        ipsets,
         firewall: firewall.map(Arc::new),
         nftables: nftables.map(|n| n.map(Arc::new)),
         genid: state.map(|s| s.genid),
+    }
+}
+
+/// `ipset save`, when some rule matches on a set (else nothing to read).
+fn read_ipsets(
+    firewall: &Gathered<Vec<Ruleset>>,
+) -> Gathered<Option<Arc<Vec<crate::firewall::ipset::IpSet>>>> {
+    let uses_sets = firewall.ok().is_ok_and(|rs| {
+        rs.iter()
+            .filter_map(|r| r.tables.ok().ok())
+            .flatten()
+            .flat_map(|t| &t.chains)
+            .flat_map(|c| &c.rules)
+            .any(|r| r.args.iter().any(|a| a == "--match-set"))
+    });
+    if !uses_sets {
+        return Gathered::Ok(None);
+    }
+    match run_tool(&["ipset", "save"], TOOL_TIMEOUT) {
+        Ok(Some(text)) => match crate::firewall::ipset::parse_save(&text) {
+            Ok(sets) => Gathered::Ok(Some(Arc::new(sets))),
+            Err(e) => Gathered::Failed(format!("ipset save: {e}")),
+        },
+        Ok(None) => {
+            Gathered::Failed("rules match on ipsets but ipset is not installed".to_string())
+        }
+        Err(e) => Gathered::Failed(e),
     }
 }
 

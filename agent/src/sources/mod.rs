@@ -99,12 +99,14 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         let facts = firewall.join().unwrap_or_else(|_| {
             let why = "the firewall reader panicked";
             firewall::FirewallFacts {
+                ipsets: Gathered::Failed(why.to_string()),
                 firewall: Gathered::Failed(why.to_string()),
                 nftables: Gathered::Failed(why.to_string()),
                 genid: None,
             }
         });
         snapshot.firewall = facts.firewall;
+        snapshot.ipsets = facts.ipsets;
         snapshot.nftables = facts.nftables;
         snapshot.nft_genid = facts.genid;
         snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
@@ -149,6 +151,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),
         nft_genid: None,
+        ipsets: Gathered::Failed("not gathered".to_string()),
         links,
         addresses,
         routes,

@@ -1,0 +1,24 @@
+//! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
+//! NetworkManager, networkd, netplan, and the metadata service's answers. Never panics.
+#![no_main]
+use std::path::Path;
+
+use ecs_diag::config::Config;
+use ecs_diag::sources::{metadata, network_config as nc, sysctl};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let p = Path::new("fuzz");
+    let _ = Config::parse(text);
+    let settings = sysctl::parse_sysctl_file(text, "fuzz");
+    let _ = sysctl::after_reboot(&settings, "net.ipv4.conf.eth0.rp_filter");
+    let _ = nc::parse_ifcfg(text, p);
+    let _ = nc::parse_ifupdown(text, p);
+    let _ = nc::parse_nm_keyfile(text, p);
+    let _ = nc::parse_networkd(text, p);
+    let _ = nc::parse_netplan(text, p);
+    let _ = metadata::parse_mac_list(text);
+    let _ = metadata::parse_ipv4_list(text);
+    let _ = metadata::parse_netmask(text);
+});

@@ -777,4 +777,44 @@ mod tests {
         };
         assert_eq!(verdict(&r, &p).0, Verdict::Drop);
     }
+
+    /// Saved outputs of the real tools, both backends, with and without counters.
+    #[test]
+    fn real_outputs_of_both_backends() {
+        for (fixture, counters) in [
+            (include_str!("fixtures/legacy-save.txt"), false),
+            (include_str!("fixtures/legacy-save-counters.txt"), true),
+        ] {
+            let t = parse_save(fixture).unwrap();
+            assert_eq!(
+                t.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+                ["raw", "filter"],
+                "counters: {counters}"
+            );
+            let d = evaluate(&t, &packet_in("198.18.0.2"));
+            assert_eq!(d.verdict, Verdict::Drop);
+            let dec = d.decider.unwrap();
+            assert_eq!(
+                (dec.table.as_str(), dec.chain.as_str(), dec.position),
+                ("filter", "INPUT", Some(1))
+            );
+            assert!(dec.rule.contains("\"legacy ping block\""), "{}", dec.rule);
+            // The raw table drops its source range before filter sees it.
+            let d = evaluate(&t, &packet_in("203.0.113.9"));
+            assert_eq!(d.decider.unwrap().table, "raw");
+        }
+        let t6 = parse_save(include_str!("fixtures/ip6tables-nft-save-counters.txt")).unwrap();
+        let p6 = Packet {
+            src: "2001:db8::2".parse().unwrap(),
+            dst: "fd77::10".parse().unwrap(),
+            icmp_type: 128,
+            ..packet_in("198.18.0.2")
+        };
+        let d = evaluate(&t6, &p6);
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert_eq!(
+            d.decider.unwrap().reject_with.as_deref(),
+            Some("icmp6-adm-prohibited")
+        );
+    }
 }

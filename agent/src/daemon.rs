@@ -154,6 +154,7 @@ impl Engine {
                     st.previous_icmp = snapshot.icmp.ok().ok().cloned();
                     // Reused next time if the ruleset's generation has not moved.
                     st.firewall_cache = Some(FirewallFacts {
+                        legacy_signature: snapshot.legacy_signature.clone(),
                         ipsets: snapshot.ipsets.clone(),
                         firewall: snapshot.firewall.clone(),
                         nftables: snapshot.nftables.clone(),
@@ -219,7 +220,10 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(stderr_tty)
         .with_max_level(tracing::Level::INFO)
-        .with_target(false);
+        .with_target(false)
+        // A failed log write (journald restarting, a closed pipe) must not reach eprintln!,
+        // which panics on a broken pipe and would take the daemon down.
+        .log_internal_errors(false);
     // journald stamps each line itself.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().init();

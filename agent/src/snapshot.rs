@@ -76,6 +76,9 @@ pub struct Snapshot {
     /// ipset contents, read when a rule matches on a set; None: no rule does.
     #[serde(default = "not_in_snapshot")]
     pub ipsets: Gathered<Option<std::sync::Arc<Vec<crate::firewall::ipset::IpSet>>>>,
+    /// (family, table, entries, size) of each legacy iptables table: its change signal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_signature: Vec<(String, String, u32, u32)>,
     /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
     #[serde(default)]
     pub nft_genid: Option<u32>,

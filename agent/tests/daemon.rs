@@ -549,3 +549,43 @@ fn notifies_systemd_readiness_watchdog_and_stopping() {
         "ready first: {seen:?}"
     );
 }
+
+/// The daemon keeps serving when its log pipe breaks (journald restarting, `serve | head`).
+#[test]
+fn survives_a_broken_log_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        config_text(dir.path(), 0, "[refresh]\ninterval_s = 1\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("c.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the port, then close the pipe: every later log line hits EPIPE.
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port: u16 = first
+        .split("listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // two refreshes log into the broken pipe
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon died on a broken log pipe"
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -161,6 +161,7 @@ pub fn healthy() -> Snapshot {
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
         nft_genid: None,
+        legacy_signature: vec![],
         ipsets: Gathered::Ok(None),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),

@@ -201,6 +201,8 @@ pub fn read_nft(
 /// keeps the last one and reuses it while the generation is unchanged.
 #[derive(Debug, Clone)]
 pub struct FirewallFacts {
+    /// (family, table, entries, size) of every legacy table: the change signal for legacy.
+    pub legacy_signature: Vec<(String, String, u32, u32)>,
     pub firewall: Gathered<Arc<Vec<Ruleset>>>,
     /// Read only when some rule uses `-m set`.
     pub ipsets: Gathered<Option<Arc<Vec<crate::firewall::ipset::IpSet>>>>,
@@ -213,10 +215,10 @@ pub struct FirewallFacts {
 /// the generation id they belong to.
 pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFacts {
     let state = super::nfnetlink::nft_state(TOOL_TIMEOUT).ok();
-    let legacy =
-        legacy_in_use(proc_root, "ip_tables_names") || legacy_in_use(proc_root, "ip6_tables_names");
-    if let (Some(st), Some(c)) = (&state, cache) {
-        if c.genid == Some(st.genid) && !legacy {
+    // Legacy tables whose signature cannot be read are always read again.
+    let legacy = legacy_signature(proc_root);
+    if let (Some(st), Some(c), Some(sig)) = (&state, cache, &legacy) {
+        if c.genid == Some(st.genid) && &c.legacy_signature == sig {
             return c.clone();
         }
     }
@@ -232,6 +234,9 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
     });
     let ipsets = read_ipsets(&firewall);
     FirewallFacts {
+        // Unreadable: a signature no kernel reports, so the next refresh reads again.
+        legacy_signature: legacy
+            .unwrap_or_else(|| vec![("unreadable".into(), String::new(), u32::MAX, u32::MAX)]),
         ipsets,
         firewall: firewall.map(Arc::new),
         nftables: nftables.map(|n| n.map(Arc::new)),
@@ -264,6 +269,58 @@ fn read_ipsets(
         }
         Err(e) => Gathered::Failed(e),
     }
+}
+
+/// A legacy table's entry count and blob size, from `IPT_SO_GET_INFO`/`IP6T_SO_GET_INFO` (what
+/// iptables-legacy itself reads first). None when the kernel will not say (no CAP_NET_RAW).
+fn legacy_table_info(v6: bool, table: &str) -> Option<(u32, u32)> {
+    // struct ipt_getinfo: name[32], valid_hooks, hook_entry[5], underflow[5], num_entries, size.
+    const SO_GET_INFO: libc::c_int = 64;
+    let mut info = [0u8; 84];
+    if table.len() >= 32 {
+        return None;
+    }
+    info[..table.len()].copy_from_slice(table.as_bytes());
+    let (domain, level) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_IPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_IP)
+    };
+    // SAFETY: socket, getsockopt into a buffer of exactly the length passed, close on every
+    // path; no pointer outlives the call.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return None;
+        }
+        let mut len = info.len() as libc::socklen_t;
+        let r = libc::getsockopt(fd, level, SO_GET_INFO, info.as_mut_ptr().cast(), &mut len);
+        libc::close(fd);
+        if r != 0 || len as usize != info.len() {
+            return None;
+        }
+    }
+    let word = |o: usize| u32::from_ne_bytes([info[o], info[o + 1], info[o + 2], info[o + 3]]);
+    Some((word(76), word(80)))
+}
+
+/// The legacy tables and their (entries, size); None if any cannot be read.
+pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u32)>> {
+    let mut sig = Vec::new();
+    for (family, names, v6) in [
+        ("ipv4", "ip_tables_names", false),
+        ("ipv6", "ip6_tables_names", true),
+    ] {
+        let Ok(text) = std::fs::read_to_string(proc_root.join("net").join(names)) else {
+            continue;
+        };
+        for table in text.split_whitespace() {
+            let (entries, size) = legacy_table_info(v6, table)?;
+            sig.push((family.to_string(), table.to_string(), entries, size));
+        }
+    }
+    sig.sort();
+    Some(sig)
 }
 
 /// Whether the kernel has legacy tables for this family (cheap: no tool runs).

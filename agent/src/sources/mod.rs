@@ -99,6 +99,7 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         let facts = firewall.join().unwrap_or_else(|_| {
             let why = "the firewall reader panicked";
             firewall::FirewallFacts {
+                legacy_signature: Vec::new(),
                 ipsets: Gathered::Failed(why.to_string()),
                 firewall: Gathered::Failed(why.to_string()),
                 nftables: Gathered::Failed(why.to_string()),
@@ -109,6 +110,7 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         snapshot.ipsets = facts.ipsets;
         snapshot.nftables = facts.nftables;
         snapshot.nft_genid = facts.genid;
+        snapshot.legacy_signature = facts.legacy_signature;
         snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
             reason: "the metadata reader panicked".to_string(),
         });
@@ -151,6 +153,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),
         nft_genid: None,
+        legacy_signature: Vec::new(),
         ipsets: Gathered::Failed("not gathered".to_string()),
         links,
         addresses,

@@ -517,33 +517,47 @@ pub fn evaluate(tables: &[Table], packet: &Packet) -> Decision {
 
 /// `evaluate`, with the ipsets `-m set` rules refer to.
 pub fn evaluate_with_sets(tables: &[Table], sets: &[IpSet], packet: &Packet) -> Decision {
+    let walks = hooks(packet.inbound)
+        .iter()
+        .filter_map(|(table_name, chain_name)| {
+            let table = tables.iter().find(|t| t.name == *table_name)?;
+            let chain = table.chains.iter().find(|c| c.name == *chain_name)?;
+            let mut walk = Walk {
+                table,
+                packet,
+                sets,
+                uncertain: Vec::new(),
+            };
+            let verdict = match walk.run(chain, 0) {
+                Flow::Verdict(v, d) => Some((v, d)),
+                Flow::Return => None,
+            };
+            Some((verdict, walk.uncertain))
+        });
+    first_decisive(walks)
+}
+
+/// Combines the walks of the hooks a packet crosses, in order: the first that does not accept
+/// decides (later hooks are not walked); otherwise the packet is accepted, naming the last
+/// rule that accepted it. Shared by the iptables and nftables evaluators.
+pub fn first_decisive(
+    walks: impl IntoIterator<Item = (Option<(Verdict, Decider)>, Vec<String>)>,
+) -> Decision {
     let mut uncertain = Vec::new();
     let mut accepted_by = None;
-    for (table_name, chain_name) in hooks(packet.inbound) {
-        let Some(table) = tables.iter().find(|t| t.name == *table_name) else {
-            continue;
-        };
-        let Some(chain) = table.chains.iter().find(|c| c.name == *chain_name) else {
-            continue;
-        };
-        let mut walk = Walk {
-            table,
-            packet,
-            sets,
-            uncertain: Vec::new(),
-        };
-        let flow = walk.run(chain, 0);
-        uncertain.extend(walk.uncertain);
-        if let Flow::Verdict(v, d) = flow {
-            if v != Verdict::Accept {
+    for (verdict, walk_uncertain) in walks {
+        uncertain.extend(walk_uncertain);
+        match verdict {
+            Some((Verdict::Accept, d)) => accepted_by = Some(d),
+            Some((v, d)) => {
                 return Decision {
                     verdict: v,
                     decider: Some(d),
                     uncertain,
-                };
+                }
             }
-            // ACCEPT ends this hook only; the next one still sees the packet.
-            accepted_by = Some(d);
+            // ACCEPT ends a hook only; the next one still sees the packet.
+            None => {}
         }
     }
     Decision {

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::eval::{CtState, Decider, Decision, Packet, Verdict, L4};
+use super::eval::{first_decisive, CtState, Decider, Decision, Packet, Verdict, L4};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct NftRuleset {
@@ -513,32 +513,18 @@ pub fn evaluate(rs: &NftRuleset, p: &Packet) -> Decision {
         }
     }
     bases.sort_by_key(|(order, prio, _, _)| (*order, *prio));
-    let mut uncertain = Vec::new();
-    let mut accepted_by = None;
-    for (_, _, t, c) in bases {
+    first_decisive(bases.into_iter().map(|(_, _, table, chain)| {
         let mut w = Walk {
-            table: t,
+            table,
             packet: p,
             uncertain: Vec::new(),
         };
-        let flow = w.run(c, 0);
-        uncertain.extend(w.uncertain);
-        if let Flow::Verdict(v, d) = flow {
-            if v != Verdict::Accept {
-                return Decision {
-                    verdict: v,
-                    decider: Some(d),
-                    uncertain,
-                };
-            }
-            accepted_by = Some(d);
-        }
-    }
-    Decision {
-        verdict: Verdict::Accept,
-        decider: accepted_by,
-        uncertain,
-    }
+        let verdict = match w.run(chain, 0) {
+            Flow::Verdict(v, d) => Some((v, d)),
+            Flow::Return => None,
+        };
+        (verdict, w.uncertain)
+    }))
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
     }
     match fw.nft {
         Err(e) => {
-            j.unreadable.push(format!("nft -j list ruleset: {e}"));
+            j.unreadable.push(format!("native nftables: {e}"));
             j.evidence.push(json!({"backend": "nftables", "tool": "nft", "unreadable": e}));
         }
         Ok(None) => j.evidence.push(json!({"backend": "nftables", "tool": "nft", "note": "nft is not installed: native nftables tables not read"})),

@@ -82,6 +82,9 @@ pub struct Snapshot {
     /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
     #[serde(default)]
     pub nft_genid: Option<u32>,
+    /// The distribution (`os-release`), for remedies in its own terms.
+    #[serde(default = "not_in_snapshot")]
+    pub os: Gathered<OsRelease>,
     /// Listening TCP and unconnected UDP sockets.
     #[serde(default = "not_in_snapshot")]
     pub listeners: Gathered<Vec<crate::sources::sockets::Listener>>,
@@ -313,6 +316,37 @@ pub struct IcmpCounters {
     pub out_rate_limit_host: Option<u64>,
     pub in_echos6: Option<u64>,
     pub out_echo_replies6: Option<u64>,
+}
+
+/// `ID`, `ID_LIKE` and `PRETTY_NAME` from os-release.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct OsRelease {
+    pub id: String,
+    pub id_like: Vec<String>,
+    pub pretty_name: Option<String>,
+}
+
+impl OsRelease {
+    fn is(&self, names: &[&str]) -> bool {
+        names.contains(&self.id.as_str())
+            || self.id_like.iter().any(|l| names.contains(&l.as_str()))
+    }
+    /// Debian, Ubuntu and derivatives.
+    pub fn debian_like(&self) -> bool {
+        self.is(&["debian", "ubuntu"])
+    }
+    /// RHEL, CentOS, Fedora, Alibaba Cloud Linux, Anolis and derivatives.
+    pub fn rhel_like(&self) -> bool {
+        self.is(&[
+            "rhel",
+            "centos",
+            "fedora",
+            "alinux",
+            "anolis",
+            "rocky",
+            "almalinux",
+        ])
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -37,6 +37,8 @@ pub struct Firewall<'a> {
     pub rulesets: &'a [Ruleset],
     /// ipsets the rules refer to (empty when none do or they could not be read).
     pub ipsets: &'a [crate::firewall::ipset::IpSet],
+    /// The distribution, so remedies say how to persist rules there.
+    pub os: Option<&'a crate::snapshot::OsRelease>,
     /// `Ok(None)`: nft is not installed.
     pub nft: Result<Option<&'a NftRuleset>, &'a str>,
 }
@@ -137,8 +139,34 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
     j
 }
 
+/// How iptables rules survive a reboot on this distribution.
+fn persist_iptables(os: Option<&crate::snapshot::OsRelease>, tool: &str) -> String {
+    let debian = "netfilter-persistent save (package iptables-persistent)".to_string();
+    let rhel = format!("service {tool} save (package iptables-services)");
+    match os {
+        Some(o) if o.debian_like() => format!("persist it: {debian}"),
+        Some(o) if o.rhel_like() => format!("persist it: {rhel}"),
+        _ => format!("persist it: {debian} on Debian/Ubuntu, {rhel} on the RHEL family / Alibaba Cloud Linux"),
+    }
+}
+
+/// Where nftables rules survive a reboot on this distribution.
+fn persist_nft(os: Option<&crate::snapshot::OsRelease>) -> String {
+    match os {
+        Some(o) if o.debian_like() => "persist it in /etc/nftables.conf (loaded by nftables.service)".to_string(),
+        Some(o) if o.rhel_like() => "persist it in /etc/sysconfig/nftables.conf (loaded by nftables.service)".to_string(),
+        _ => "persist it in /etc/nftables.conf (Debian/Ubuntu) or /etc/sysconfig/nftables.conf (RHEL family), loaded by nftables.service".to_string(),
+    }
+}
+
 /// The remedy in nft's own syntax for a native nftables decision.
-fn nft_remedy(m: Manager, d: &Decision, v6: bool, inbound: bool) -> Vec<String> {
+fn nft_remedy(
+    m: Manager,
+    os: Option<&crate::snapshot::OsRelease>,
+    d: &Decision,
+    v6: bool,
+    inbound: bool,
+) -> Vec<String> {
     let Some(dec) = &d.decider else { return vec![] };
     let stmt = match (v6, inbound) {
         (false, true) => "icmp type echo-request accept",
@@ -158,10 +186,17 @@ fn nft_remedy(m: Manager, d: &Decision, v6: bool, inbound: bool) -> Vec<String> 
         };
         return vec![format!("firewalld manages these rules: firewall-cmd --list-all; firewall-cmd --permanent --remove-icmp-block={kind}; firewall-cmd --reload"), format!("otherwise: {fix}")];
     }
-    vec![fix, "persist it in /etc/nftables.conf (Debian/Ubuntu) or /etc/sysconfig/nftables.conf (RHEL family), loaded by nftables.service".to_string()]
+    vec![fix, persist_nft(os)]
 }
 
-fn remedy(m: Manager, r: &Ruleset, d: &Decision, v6: bool, inbound: bool) -> Vec<String> {
+fn remedy(
+    m: Manager,
+    os: Option<&crate::snapshot::OsRelease>,
+    r: &Ruleset,
+    d: &Decision,
+    v6: bool,
+    inbound: bool,
+) -> Vec<String> {
     let tool = if v6 { "ip6tables" } else { "iptables" };
     let (proto, kind) = match (v6, inbound) {
         (false, true) => ("-p icmp --icmp-type echo-request", "echo-request"),
@@ -195,7 +230,7 @@ fn remedy(m: Manager, r: &Ruleset, d: &Decision, v6: bool, inbound: bool) -> Vec
         ],
         Manager::Plain => vec![
             format!("{fix}{legacy}"),
-            format!("persist it: netfilter-persistent save (Debian/Ubuntu, package iptables-persistent) or service {tool} save (RHEL family / Alibaba Cloud Linux)"),
+            persist_iptables(os, tool),
         ],
     }
 }
@@ -236,9 +271,9 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
         };
         let summary = format!("{who} {how} {what}: {at} ({} packets so far)", dec.packets);
         let remedy = if r.tool == "nft" {
-            nft_remedy(m, d, v6, packet.inbound)
+            nft_remedy(m, fw.os, d, v6, packet.inbound)
         } else {
-            remedy(m, r, d, v6, packet.inbound)
+            remedy(m, fw.os, r, d, v6, packet.inbound)
         };
         if !d.uncertain.is_empty() {
             return Finding::unknown(
@@ -278,6 +313,7 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
         .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))?;
     Ok(Firewall {
         rulesets,
+        os: s.os.ok().ok(),
         // Unreadable sets leave `-m set` matches unevaluated: they are then named as uncertain.
         ipsets: match s.ipsets.ok() {
             Ok(Some(sets)) => sets.as_slice(),
@@ -904,5 +940,39 @@ mod tests {
         });
         assert_eq!(f.status, Status::Unknown);
         assert!(f.summary.contains("ipset bad"), "{}", f.summary);
+    }
+
+    #[test]
+    fn persistence_follows_the_distribution() {
+        let rules = filter("ACCEPT", "-A INPUT -p icmp -j DROP\n");
+        let f = judge_check(icmp_in, with_rules(&rules));
+        assert_eq!(
+            f.remedy[1],
+            "persist it: service iptables save (package iptables-services)"
+        );
+        let f = judge_check(icmp_in, |s| {
+            with_rules(&rules)(s);
+            s.os = Gathered::Ok(crate::snapshot::OsRelease {
+                id: "ubuntu".into(),
+                id_like: vec!["debian".into()],
+                pretty_name: None,
+            });
+        });
+        assert_eq!(
+            f.remedy[1],
+            "persist it: netfilter-persistent save (package iptables-persistent)"
+        );
+        let f = judge_check(icmp_in, |s| {
+            with_rules(&rules)(s);
+            s.os = Gathered::Failed("no os-release".into());
+        });
+        assert!(
+            f.remedy[1].contains("netfilter-persistent")
+                && f.remedy[1].contains("service iptables save")
+        );
+        let f = judge_check(icmp_in, with_nft(NFT_DROP));
+        assert!(
+            f.remedy[1].contains("/etc/sysconfig/nftables.conf") && !f.remedy[1].contains("Debian")
+        );
     }
 }

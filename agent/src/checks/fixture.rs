@@ -160,6 +160,11 @@ pub fn healthy() -> Snapshot {
         firewall: Gathered::Ok(std::sync::Arc::new(vec![])),
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
+        os: Gathered::Ok(OsRelease {
+            id: "alinux".into(),
+            id_like: vec!["rhel".into()],
+            pretty_name: None,
+        }),
         nft_genid: None,
         legacy_signature: vec![],
         ipsets: Gathered::Ok(None),

@@ -149,6 +149,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
         listeners: sockets::read(&config.paths.proc),
+        os: sysfs::os_release(&config.paths),
         // Filled in by `gather`, which reads the firewall concurrently.
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),

@@ -26,6 +26,42 @@ pub fn dmi(sys: &Path) -> Gathered<Dmi> {
     }
 }
 
+/// Parses os-release (`KEY=value`, values optionally quoted).
+pub fn parse_os_release(text: &str) -> crate::snapshot::OsRelease {
+    let mut os = crate::snapshot::OsRelease::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').trim_matches('\'');
+        match k.trim() {
+            "ID" => os.id = v.to_ascii_lowercase(),
+            "ID_LIKE" => os.id_like = v.split_whitespace().map(str::to_ascii_lowercase).collect(),
+            "PRETTY_NAME" => os.pretty_name = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    os
+}
+
+/// `{etc}/os-release`, else `{root}/usr/lib/os-release`.
+pub fn os_release(paths: &crate::config::PathsConfig) -> Gathered<crate::snapshot::OsRelease> {
+    let candidates = [
+        paths.etc.join("os-release"),
+        paths.root().join("usr/lib/os-release"),
+    ];
+    for p in &candidates {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            return Gathered::Ok(parse_os_release(&text));
+        }
+    }
+    Gathered::Failed(format!(
+        "no os-release at {} or {}",
+        candidates[0].display(),
+        candidates[1].display()
+    ))
+}
+
 /// `class/net/<name>/device/driver` for each interface name.
 pub fn drivers<'a>(
     sys: &Path,
@@ -72,6 +108,15 @@ mod tests {
         assert_eq!(d["eth0"].driver.as_deref(), Some("virtio_net"));
         assert!(d["eth1"].has_device && d["eth1"].driver.is_none());
         assert!(!d["veth9"].has_device);
+    }
+
+    #[test]
+    fn os_release_families() {
+        let alinux = parse_os_release("NAME=\"Alibaba Cloud Linux\"\nID=\"alinux\"\nID_LIKE=\"rhel fedora centos anolis\"\nPRETTY_NAME=\"Alibaba Cloud Linux 3.2104 U12\"\n");
+        assert!(alinux.rhel_like() && !alinux.debian_like());
+        let ubuntu = parse_os_release("ID=ubuntu\nID_LIKE=debian\n");
+        assert!(ubuntu.debian_like());
+        assert!(!parse_os_release("ID=arch\n").rhel_like());
     }
 
     #[test]

@@ -72,6 +72,26 @@ fn ruleset_evidence(r: &Ruleset, d: &Decision) -> serde_json::Value {
     json!({"backend": r.backend, "family": r.family, "tool": r.tool, "verdict": d.verdict, "decided_by": d.decider, "uncertain": d.uncertain})
 }
 
+impl Judged {
+    /// Records one ruleset's decision: the first that does not accept is the block.
+    fn record(&mut self, r: &Ruleset, d: Decision, label: &str) {
+        self.evidence.push(ruleset_evidence(r, &d));
+        self.uncertain.extend(d.uncertain.iter().cloned());
+        if d.verdict != Verdict::Accept {
+            if self.blocked.is_none() {
+                self.blocked = Some((r.clone(), d));
+            }
+        } else if let Some(dec) = &d.decider {
+            self.accepted_by.get_or_insert(format!(
+                "{label}{} {} rule {}",
+                dec.table,
+                dec.chain,
+                dec.position.unwrap_or(0)
+            ));
+        }
+    }
+}
+
 struct Judged {
     /// The first ruleset that does not accept, with its decision.
     blocked: Option<(Ruleset, Decision)>,
@@ -99,20 +119,7 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
             }
             Ok(tables) => {
                 let d = evaluate_with_sets(tables, fw.ipsets, packet);
-                j.evidence.push(ruleset_evidence(r, &d));
-                j.uncertain.extend(d.uncertain.iter().cloned());
-                if d.verdict != Verdict::Accept {
-                    if j.blocked.is_none() {
-                        j.blocked = Some((r.clone(), d));
-                    }
-                } else if let Some(dec) = &d.decider {
-                    j.accepted_by.get_or_insert(format!(
-                        "{} {} rule {}",
-                        dec.table,
-                        dec.chain,
-                        dec.position.unwrap_or(0)
-                    ));
-                }
+                j.record(r, d, "");
             }
         }
     }
@@ -124,16 +131,13 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
         Ok(None) => j.evidence.push(json!({"backend": "nftables", "tool": "nft", "note": "nft is not installed: native nftables tables not read"})),
         Ok(Some(rs)) => {
             let d = nft::evaluate(rs, packet);
-            let native = Ruleset { backend: "native".into(), family: family.into(), tool: "nft".into(), tables: Gathered::Ok(vec![]) };
-            j.evidence.push(ruleset_evidence(&native, &d));
-            j.uncertain.extend(d.uncertain.iter().cloned());
-            if d.verdict != Verdict::Accept {
-                if j.blocked.is_none() {
-                    j.blocked = Some((native, d));
-                }
-            } else if let Some(dec) = &d.decider {
-                j.accepted_by.get_or_insert(format!("nftables {} {} rule {}", dec.table, dec.chain, dec.position.unwrap_or(0)));
-            }
+            let native = Ruleset {
+                backend: "native".into(),
+                family: family.into(),
+                tool: "nft".into(),
+                tables: Gathered::Ok(vec![]),
+            };
+            j.record(&native, d, "nftables ");
         }
     }
     j
@@ -350,48 +354,34 @@ fn primary_v4(s: &Snapshot, id: &str) -> Result<(String, IpAddr), Finding> {
     }
 }
 
-fn client_v4(s: &Snapshot) -> IpAddr {
-    reply_target(s)
+/// The IPv4 echo request in (NEW) or the echo reply out (ESTABLISHED), between the client and
+/// the address it pings.
+fn icmp_v4(s: &Snapshot, id: &str, inbound: bool) -> Finding {
+    let fw = match rulesets(s, id) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let (dev, ip) = match primary_v4(s, id) {
+        Ok(x) => x,
+        Err(f) => return f,
+    };
+    let client = reply_target(s);
+    let (packet, what) = if inbound {
+        let p = Packet::icmp(client, ip, 8, true, &dev, local_addresses(s));
+        (p, format!("echo requests from {client} to {ip}"))
+    } else {
+        let p = Packet::icmp(ip, client, 0, false, &dev, local_addresses(s));
+        (p, format!("echo replies from {ip} to {client}"))
+    };
+    verdict_finding(id, &fw, "ipv4", packet, &what)
 }
 
 pub fn icmp_in(s: &Snapshot) -> Finding {
-    let fw = match rulesets(s, ICMP_IN) {
-        Ok(r) => r,
-        Err(f) => return f,
-    };
-    let (dev, ip) = match primary_v4(s, ICMP_IN) {
-        Ok(x) => x,
-        Err(f) => return f,
-    };
-    let client = client_v4(s);
-    let packet = Packet::icmp(client, ip, 8, true, &dev, local_addresses(s));
-    verdict_finding(
-        ICMP_IN,
-        &fw,
-        "ipv4",
-        packet,
-        &format!("echo requests from {client} to {ip}"),
-    )
+    icmp_v4(s, ICMP_IN, true)
 }
 
 pub fn icmp_out(s: &Snapshot) -> Finding {
-    let fw = match rulesets(s, ICMP_OUT) {
-        Ok(r) => r,
-        Err(f) => return f,
-    };
-    let (dev, ip) = match primary_v4(s, ICMP_OUT) {
-        Ok(x) => x,
-        Err(f) => return f,
-    };
-    let client = client_v4(s);
-    let packet = Packet::icmp(ip, client, 0, false, &dev, local_addresses(s));
-    verdict_finding(
-        ICMP_OUT,
-        &fw,
-        "ipv4",
-        packet,
-        &format!("echo replies from {ip} to {client}"),
-    )
+    icmp_v4(s, ICMP_OUT, false)
 }
 
 pub fn icmp6(s: &Snapshot) -> Finding {

@@ -547,6 +547,17 @@ pub fn ports(s: &Snapshot) -> Finding {
         uncertain.extend(j.uncertain.iter().cloned());
         unreadable.extend(j.unreadable.iter().cloned());
         let name = format!("{}/{}", l.proto, l.port);
+        // With --client, also the verdict for any other source (the stand-in Internet client).
+        let any_source = s.client.is_some().then(|| {
+            let stand_in = if dst.is_ipv6() {
+                IpAddr::V6(PUBLIC_PROBE6)
+            } else {
+                IpAddr::V4(crate::sources::PUBLIC_PROBES[0])
+            };
+            let p = Packet::connect(stand_in, dst, proto, l.port, &dev, local_addresses(s));
+            let any = judge_rulesets(&fw, family, &p);
+            json!({"from": stand_in, "verdict": any.blocked.as_ref().map_or(Verdict::Accept, |(_, d)| d.verdict)})
+        });
         match &j.blocked {
             Some((r, d)) => {
                 let dec = d.decider.as_ref();
@@ -557,9 +568,9 @@ pub fn ports(s: &Snapshot) -> Finding {
                 }).unwrap_or_default();
                 blocked.push(format!("{name} on {dst} {how} by {by}"));
                 remedy.push(port_remedy(m, r, d, &l.proto, l.port));
-                results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": d.verdict, "decided_by": dec}));
+                results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": d.verdict, "decided_by": dec, "any_source": any_source}));
             }
-            None => results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": "accept"})),
+            None => results.push(json!({"port": name, "bound": l.address, "to": dst, "from": src, "verdict": "accept", "any_source": any_source})),
         }
     }
     let evidence = json!({"client": client, "ports": results});
@@ -963,6 +974,38 @@ mod tests {
         let f = judge_check(icmp_in, with_nft(NFT_DROP));
         assert!(
             f.remedy[1].contains("/etc/sysconfig/nftables.conf") && !f.remedy[1].contains("Debian")
+        );
+    }
+
+    #[test]
+    fn ports_verdict_for_the_client_and_for_any_source() {
+        let rules = filter(
+            "ACCEPT",
+            "-A INPUT -s 198.18.0.2/32 -p tcp -m tcp --dport 8080 -j DROP\n",
+        );
+        let f = judge_check(ports, |s| {
+            listening(s);
+            with_rules(&rules)(s);
+            s.client = Some(ip("198.18.0.2"));
+        });
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        let port = f.evidence["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == "tcp/8080")
+            .unwrap()
+            .clone();
+        assert_eq!(port["verdict"], "drop");
+        assert_eq!(port["any_source"]["verdict"], "accept", "{port}");
+        // Without --client: the stand-in source is not blocked.
+        assert_eq!(
+            judge_check(ports, |s| {
+                listening(s);
+                with_rules(&rules)(s);
+            })
+            .status,
+            Status::Ok
         );
     }
 }

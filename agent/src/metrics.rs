@@ -58,6 +58,9 @@ pub fn source_results(s: &Snapshot) -> Vec<(&'static str, bool)> {
         ("firewall", ok(&s.firewall)),
         ("nftables", ok(&s.nftables)),
         ("listeners", ok(&s.listeners)),
+        ("qdiscs", ok(&s.qdiscs)),
+        ("softnet", ok(&s.softnet)),
+        ("conntrack", ok(&s.conntrack)),
         (
             "metadata",
             !matches!(s.metadata, MetadataState::Failed { .. }),

@@ -82,6 +82,14 @@ pub struct Snapshot {
     /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
     #[serde(default)]
     pub nft_genid: Option<u32>,
+    /// Queueing disciplines of every interface.
+    #[serde(default = "not_in_snapshot")]
+    pub qdiscs: Gathered<Vec<Qdisc>>,
+    #[serde(default = "not_in_snapshot")]
+    pub softnet: Gathered<Vec<SoftnetCpu>>,
+    /// None: connection tracking is not loaded in this namespace.
+    #[serde(default = "not_in_snapshot")]
+    pub conntrack: Gathered<Option<Conntrack>>,
     /// The distribution (`os-release`), for remedies in its own terms.
     #[serde(default = "not_in_snapshot")]
     pub os: Gathered<OsRelease>,
@@ -110,6 +118,52 @@ pub struct Link {
     pub loopback: bool,
     /// `veth`, `bridge`, ... for virtual links; absent for physical NICs.
     pub kind: Option<String>,
+    /// Packet, error and drop counters since the interface appeared.
+    #[serde(default)]
+    pub stats: Option<LinkStats>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+/// A queueing discipline and its counters (netlink tc stats).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Qdisc {
+    pub ifindex: u32,
+    pub kind: String,
+    /// `root` or the parent handle as `major:minor`.
+    pub parent: String,
+    pub packets: u64,
+    pub drops: u64,
+    pub overlimits: u64,
+    pub backlog: u64,
+}
+
+/// One CPU's line of `/proc/net/softnet_stat`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SoftnetCpu {
+    pub processed: u64,
+    /// Backlog full: packets dropped before the stack saw them.
+    pub dropped: u64,
+    /// The softirq ran out of budget with work left.
+    pub time_squeeze: u64,
+}
+
+/// Connection tracking table fill and failures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Conntrack {
+    pub count: u64,
+    pub max: u64,
+    pub insert_failed: u64,
+    pub drop: u64,
+    pub early_drop: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

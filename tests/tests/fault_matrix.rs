@@ -1522,3 +1522,25 @@ fn serve_sees_ruleset_changes_in_both_backends() {
     t.g(&["iptables-legacy", "-D", "INPUT", "1"]);
     wait_for("ok", "the iptables-legacy rule was deleted");
 }
+
+// ---- Packet drops inside the guest ----
+
+#[test]
+fn qdisc_drops_everything() {
+    let r = prove(
+        Fault {
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("net.drops", "fail")],
+            // Nothing leaves eth0, so ARP for the gateway fails too.
+            consequences: &["neigh.gateway"],
+        },
+        |t| {
+            t.g(&[
+                "tc", "qdisc", "replace", "dev", "eth0", "root", "bfifo", "limit", "0",
+            ])
+        },
+    );
+    let s = summary(&r, "net.drops");
+    assert!(s.contains("bfifo") && s.contains("every packet"), "{s}");
+}

@@ -160,6 +160,17 @@ pub fn healthy() -> Snapshot {
         firewall: Gathered::Ok(std::sync::Arc::new(vec![])),
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
+        qdiscs: Gathered::Ok(vec![]),
+        softnet: Gathered::Ok(vec![SoftnetCpu {
+            processed: 100,
+            dropped: 0,
+            time_squeeze: 0,
+        }]),
+        conntrack: Gathered::Ok(Some(Conntrack {
+            count: 10,
+            max: 262144,
+            ..Default::default()
+        })),
         os: Gathered::Ok(OsRelease {
             id: "alinux".into(),
             id_like: vec!["rhel".into()],

@@ -6,6 +6,7 @@ pub mod firewall;
 pub mod icmp;
 pub mod link;
 pub mod neigh;
+pub mod net;
 pub mod route;
 pub mod sysctl;
 
@@ -86,6 +87,14 @@ pub const CATALOGUE: &[Check] = &[
     Check {
         id: firewall::PORTS,
         judge: firewall::ports,
+    },
+    Check {
+        id: net::DROPS,
+        judge: net::drops,
+    },
+    Check {
+        id: net::CONNTRACK,
+        judge: net::conntrack,
     },
     Check {
         id: icmp::LIVE,

@@ -4,6 +4,7 @@
 pub mod firewall;
 pub mod metadata;
 pub mod netlink;
+pub mod netstat;
 pub mod network_config;
 pub mod nfnetlink;
 pub mod snmp;
@@ -122,9 +123,19 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let (links, addresses, routes, rules, neighbours, reply_lookups) = match runtime {
-        Err(e) => all_failed(format!("cannot start the netlink runtime: {e}")),
-        Ok(rt) => rt.block_on(gather_netlink(options)),
+    let ((links, addresses, routes, rules, neighbours, reply_lookups), qdiscs) = match runtime {
+        Err(e) => {
+            let why = format!("cannot start the netlink runtime: {e}");
+            (all_failed(why.clone()), Gathered::Failed(why))
+        }
+        Ok(rt) => rt.block_on(async {
+            let facts = gather_netlink(options).await;
+            let qdiscs = match netlink::Netlink::connect() {
+                Ok(nl) => nl.qdiscs().await,
+                Err(e) => Gathered::Failed(e),
+            };
+            (facts, qdiscs)
+        }),
     };
 
     let link_names: Vec<&str> = links
@@ -149,6 +160,9 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
         listeners: sockets::read(&config.paths.proc),
+        qdiscs,
+        softnet: netstat::softnet(&config.paths.proc),
+        conntrack: netstat::conntrack(&config.paths.proc),
         os: sysfs::os_release(&config.paths),
         // Filled in by `gather`, which reads the firewall concurrently.
         firewall: Gathered::Failed("not gathered".to_string()),

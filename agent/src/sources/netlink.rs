@@ -19,8 +19,11 @@ use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteType,
 };
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcStats2};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+
+use crate::snapshot::Qdisc;
 
 use crate::snapshot::{
     Address, Gathered, Link, LookupOutcome, Neighbour, NeighbourState, NextHop, Route, RouteLookup,
@@ -103,6 +106,14 @@ impl Netlink {
             self.handle.neighbours().get().execute(),
             neighbour_from,
         )
+        .await
+    }
+
+    /// Every qdisc with its packet and drop counters (`tc -s qdisc`).
+    pub async fn qdiscs(&self) -> Gathered<Vec<Qdisc>> {
+        collect("qdisc dump", self.handle.qdisc().get().execute(), |m| {
+            Some(qdisc_from(m))
+        })
         .await
     }
 
@@ -200,6 +211,16 @@ fn link_from(m: LinkMessage) -> Link {
             LinkAttribute::Address(a) if !a.is_empty() => link.mac = Some(mac_string(&a)),
             LinkAttribute::Mtu(v) => link.mtu = Some(v),
             LinkAttribute::OperState(s) => link.operstate = operstate_name(s),
+            LinkAttribute::Stats64(st) => {
+                link.stats = Some(crate::snapshot::LinkStats {
+                    rx_packets: st.rx_packets,
+                    tx_packets: st.tx_packets,
+                    rx_errors: st.rx_errors,
+                    tx_errors: st.tx_errors,
+                    rx_dropped: st.rx_dropped,
+                    tx_dropped: st.tx_dropped,
+                })
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -211,6 +232,39 @@ fn link_from(m: LinkMessage) -> Link {
         }
     }
     link
+}
+
+fn qdisc_from(m: TcMessage) -> Qdisc {
+    let parent = m.header.parent;
+    let mut q = Qdisc {
+        ifindex: u32::try_from(m.header.index).unwrap_or(0),
+        parent: if parent.major == 0xffff && parent.minor == 0xffff {
+            "root".to_string()
+        } else {
+            format!("{:x}:{:x}", parent.major, parent.minor)
+        },
+        ..Default::default()
+    };
+    for attr in m.attributes {
+        match attr {
+            TcAttribute::Kind(k) => q.kind = k,
+            TcAttribute::Stats2(stats) => {
+                for st in stats {
+                    match st {
+                        TcStats2::Basic(b) => q.packets = u64::from(b.packets),
+                        TcStats2::Queue(qs) => {
+                            q.drops = u64::from(qs.drops);
+                            q.overlimits = u64::from(qs.overlimits);
+                            q.backlog = u64::from(qs.backlog);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    q
 }
 
 fn operstate_name(s: State) -> String {

@@ -282,3 +282,66 @@ fn unit_passes_systemd_analyze() {
         .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
     assert!(score <= 2.5, "exposure {score} above the 2.5 target");
 }
+
+/// Every check keeps working with only the capabilities the unit leaves the daemon
+/// (its CapabilityBoundingSet) and no_new_privs: nothing degrades for lack of privilege.
+#[test]
+fn checks_work_with_only_the_units_capabilities() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/ecs-diag.service"),
+    )
+    .unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit bounds capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+        .collect();
+    let bin = target().join("release/ecs-diag");
+    assert!(bin.exists(), "run scripts/package first");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[metadata]\nmode = \"never\"\n").unwrap();
+    let bounding = format!("--bounding-set=-all,{}", caps.join(","));
+    let out = run(&[
+        "setpriv",
+        &bounding,
+        "--no-new-privs",
+        bin.to_str().unwrap(),
+        "check",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    for c in report["checks"].as_array().unwrap() {
+        let summary = c["summary"].as_str().unwrap();
+        for denied in [
+            "Permission denied",
+            "Operation not permitted",
+            "must be root",
+        ] {
+            assert!(
+                !summary.contains(denied),
+                "{} lacks a privilege under the unit's capabilities: {summary}",
+                c["id"]
+            );
+        }
+    }
+    for id in [
+        "firewall.icmp_in",
+        "firewall.icmp_out",
+        "firewall.ports",
+        "net.drops",
+    ] {
+        let c = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap();
+        assert_ne!(c["status"], "unknown", "{id}: {}", c["summary"]);
+    }
+}

@@ -327,6 +327,23 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
     })
 }
 
+/// The IPv6 client: `--client` if it is IPv6, else the documentation stand-in.
+fn client_v6(s: &Snapshot) -> IpAddr {
+    match s.client {
+        Some(c @ IpAddr::V6(_)) => c,
+        _ => IpAddr::V6(PUBLIC_PROBE6),
+    }
+}
+
+/// The first global IPv6 address of an interface.
+fn global_v6(s: &Snapshot, ifindex: u32) -> Option<IpAddr> {
+    s.addresses.ok().ok().and_then(|v| {
+        v.iter()
+            .find(|a| a.ifindex == ifindex && a.address.is_ipv6() && a.scope == "global")
+            .map(|a| a.address)
+    })
+}
+
 fn local_addresses(s: &Snapshot) -> Vec<IpAddr> {
     s.addresses
         .ok()
@@ -393,12 +410,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
         Ok(p) => p,
         Err(e) => return no_primary(ICMP6, e),
     };
-    let v6 = s.addresses.ok().ok().and_then(|v| {
-        v.iter()
-            .find(|a| a.ifindex == p.link.index && a.address.is_ipv6() && a.scope == "global")
-            .map(|a| a.address)
-    });
-    let Some(ip) = v6 else {
+    let Some(ip) = global_v6(s, p.link.index) else {
         return Finding::skipped(
             ICMP6,
             format!(
@@ -407,10 +419,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
             ),
         );
     };
-    let client = match s.client {
-        Some(c @ IpAddr::V6(_)) => c,
-        _ => IpAddr::V6(PUBLIC_PROBE6),
-    };
+    let client = client_v6(s);
     let dev = p.link.name.clone();
     let inbound = Packet::icmp(client, ip, 128, true, &dev, local_addresses(s));
     let f = verdict_finding(
@@ -506,16 +515,9 @@ pub fn ports(s: &Snapshot) -> Finding {
     };
     let dev = p.link.name.clone();
     let primary_v4 = primary_v4(s, PORTS).ok().map(|(_, ip)| ip);
-    let primary_v6 = s.addresses.ok().ok().and_then(|v| {
-        v.iter()
-            .find(|a| a.ifindex == p.link.index && a.address.is_ipv6() && a.scope == "global")
-            .map(|a| a.address)
-    });
+    let primary_v6 = global_v6(s, p.link.index);
     let client = reply_target(s);
-    let client6 = match s.client {
-        Some(c @ IpAddr::V6(_)) => c,
-        _ => IpAddr::V6(PUBLIC_PROBE6),
-    };
+    let client6 = client_v6(s);
     let m = manager(&fw);
     let mut results = Vec::new();
     let mut blocked = Vec::new();

@@ -50,8 +50,9 @@ fn request(msg_type: u16, flags: u16, seq: u32) -> Vec<u8> {
     b
 }
 
-/// One netlink message: (type, flags-free payload after the 16-byte header).
-fn messages(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
+/// The netlink messages in a datagram: (type, payload after the 16-byte header). Also used by
+/// the sock_diag reader.
+pub(crate) fn messages(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
     let mut out = Vec::new();
     let mut off = 0;
     while off + 16 <= buf.len() {
@@ -83,7 +84,8 @@ fn attribute(payload: &[u8], want: u16) -> Option<&[u8]> {
     None
 }
 
-fn errno_of(payload: &[u8]) -> i32 {
+/// The positive errno of an NLMSG_ERROR payload (0 for an ACK).
+pub(crate) fn errno_of(payload: &[u8]) -> i32 {
     payload
         .get(..4)
         .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))

@@ -95,22 +95,11 @@ fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, Str
         buf.clear();
         sock.recv(&mut buf, 0)
             .map_err(|e| format!("sock_diag recv: {e}"))?;
-        let mut off = 0;
-        while off + 16 <= buf.len() {
-            let len =
-                u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-            if len < 16 || off + len > buf.len() {
-                return Err("sock_diag: malformed message".to_string());
-            }
-            let msg = &buf[off + 16..off + len];
+        for (ty, msg) in super::nfnetlink::messages(&buf).map_err(|e| format!("sock_diag: {e}"))? {
             match ty {
                 NLMSG_DONE => return Ok(out),
                 NLMSG_ERROR => {
-                    let errno = msg
-                        .get(..4)
-                        .map(|b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(0);
+                    let errno = super::nfnetlink::errno_of(msg);
                     return Err(format!(
                         "sock_diag: {}",
                         std::io::Error::from_raw_os_error(errno)
@@ -135,7 +124,6 @@ fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, Str
                 }
                 _ => {}
             }
-            off += (len + 3) & !3;
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::snapshot::{Gathered, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::sources::{self, GatherOptions};
 
 pub const EXIT_USAGE: i32 = 64;
@@ -48,7 +48,8 @@ pub enum Command {
         /// Judge a saved snapshot (from `ecs-diag snapshot`) instead of this machine.
         #[arg(long, value_name = "SNAPSHOT")]
         from: Option<PathBuf>,
-        /// Take a second ICMP counter sample after this many seconds, for exact rates.
+        /// Sample the counters (CPU, memory, disks, interfaces, ICMP) twice, this many seconds
+        /// apart, and judge on the rates between them.
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         window: Option<u64>,
     },
@@ -87,7 +88,7 @@ pub fn take_snapshot(
     window: Option<Duration>,
 ) -> Snapshot {
     let first = window.map(|w| {
-        let s = sources::icmp_sample(config);
+        let s = sources::sample(config);
         std::thread::sleep(w);
         s
     });
@@ -98,8 +99,9 @@ pub fn take_snapshot(
             ..Default::default()
         },
     );
-    if let Some(Gathered::Ok(first)) = first {
-        snapshot.icmp_previous = Some(first);
+    if let Some(first) = first {
+        snapshot.icmp_previous = first.icmp.clone();
+        snapshot.earlier = Some(Box::new(first));
     }
     snapshot
 }

@@ -17,6 +17,154 @@ pub struct Config {
     pub server: ServerConfig,
     pub refresh: RefreshConfig,
     pub paths: PathsConfig,
+    /// Additive to DESIGN.md's contract: when the load and network checks warn or fail.
+    pub thresholds: Thresholds,
+    pub limits: Limits,
+}
+
+/// What the instance may use; absent: not known, the check that needs it says so.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The instance's bandwidth limit per direction, Mbit/s (from the instance type).
+    pub bandwidth_mbps: Option<f64>,
+}
+
+/// When the load and network checks warn or fail. Percentages are of the time (CPU, PSI), of
+/// memory, or of the limit; a check warns when a value reaches its threshold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Share of all CPU time busy over a window.
+    pub cpu_busy_pct: f64,
+    /// One CPU this busy over a window is saturated: softirq work (packets) on it waits.
+    pub cpu_saturated_pct: f64,
+    pub cpu_iowait_pct: f64,
+    /// Time the hypervisor ran something else while this instance's vCPUs wanted to run.
+    pub cpu_steal_pct: f64,
+    pub cpu_steal_fail_pct: f64,
+    /// 1-minute load average per CPU (one sample without PSI).
+    pub load_per_cpu: f64,
+    /// PSI `some` avg10 of cpu, memory or io.
+    pub pressure_some_pct: f64,
+    /// PSI `full` avg10 of memory or io (every task stalled).
+    pub pressure_full_pct: f64,
+    pub pressure_full_fail_pct: f64,
+    /// MemAvailable as a share of MemTotal: warn below, fail below the second.
+    pub memory_available_pct: f64,
+    pub memory_available_fail_pct: f64,
+    /// Pages swapped in + out per second over a window.
+    pub swap_pages_per_s: f64,
+    /// OOM kills (since boot for one sample, in the window otherwise).
+    pub oom_kills: u64,
+    /// Share of a window a disk had I/O in flight.
+    pub disk_busy_pct: f64,
+    /// Processes in D state (in both samples, with two samples): warn, fail.
+    pub dstate_processes: u64,
+    pub dstate_fail_processes: u64,
+    /// Throughput as a share of `limits.bandwidth_mbps`.
+    pub bandwidth_pct: f64,
+    /// Interface drops + errors: warn past both this many packets and this share.
+    pub link_drops: u64,
+    pub link_drops_pct: f64,
+    /// Connection-tracking table fill.
+    pub conntrack_pct: f64,
+    pub conntrack_fail_pct: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            cpu_busy_pct: 90.0,
+            cpu_saturated_pct: 95.0,
+            cpu_iowait_pct: 20.0,
+            cpu_steal_pct: 10.0,
+            cpu_steal_fail_pct: 50.0,
+            load_per_cpu: 2.0,
+            pressure_some_pct: 40.0,
+            pressure_full_pct: 20.0,
+            pressure_full_fail_pct: 60.0,
+            memory_available_pct: 10.0,
+            memory_available_fail_pct: 3.0,
+            swap_pages_per_s: 1000.0,
+            oom_kills: 1,
+            disk_busy_pct: 90.0,
+            dstate_processes: 3,
+            dstate_fail_processes: 20,
+            bandwidth_pct: 90.0,
+            link_drops: 1000,
+            link_drops_pct: 1.0,
+            conntrack_pct: 75.0,
+            conntrack_fail_pct: 95.0,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Every value finite and not negative; fail thresholds beyond their warn thresholds.
+    fn validate(&self) -> Result<(), String> {
+        let values = [
+            ("cpu_busy_pct", self.cpu_busy_pct),
+            ("cpu_saturated_pct", self.cpu_saturated_pct),
+            ("cpu_iowait_pct", self.cpu_iowait_pct),
+            ("cpu_steal_pct", self.cpu_steal_pct),
+            ("cpu_steal_fail_pct", self.cpu_steal_fail_pct),
+            ("load_per_cpu", self.load_per_cpu),
+            ("pressure_some_pct", self.pressure_some_pct),
+            ("pressure_full_pct", self.pressure_full_pct),
+            ("pressure_full_fail_pct", self.pressure_full_fail_pct),
+            ("memory_available_pct", self.memory_available_pct),
+            ("memory_available_fail_pct", self.memory_available_fail_pct),
+            ("swap_pages_per_s", self.swap_pages_per_s),
+            ("disk_busy_pct", self.disk_busy_pct),
+            ("bandwidth_pct", self.bandwidth_pct),
+            ("link_drops_pct", self.link_drops_pct),
+            ("conntrack_pct", self.conntrack_pct),
+            ("conntrack_fail_pct", self.conntrack_fail_pct),
+        ];
+        for (key, v) in values {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "thresholds.{key} = {v}: expected a number of at least 0"
+                ));
+            }
+        }
+        let pairs = [
+            (
+                "cpu_steal_pct",
+                self.cpu_steal_pct,
+                "cpu_steal_fail_pct",
+                self.cpu_steal_fail_pct,
+            ),
+            (
+                "pressure_full_pct",
+                self.pressure_full_pct,
+                "pressure_full_fail_pct",
+                self.pressure_full_fail_pct,
+            ),
+            (
+                "conntrack_pct",
+                self.conntrack_pct,
+                "conntrack_fail_pct",
+                self.conntrack_fail_pct,
+            ),
+            (
+                "dstate_processes",
+                self.dstate_processes as f64,
+                "dstate_fail_processes",
+                self.dstate_fail_processes as f64,
+            ),
+        ];
+        for (warn, w, fail, f) in pairs {
+            if f < w {
+                return Err(format!("thresholds.{fail} = {f} is below thresholds.{warn} = {w}: expected the fail threshold at or above the warn threshold"));
+            }
+        }
+        if self.memory_available_fail_pct > self.memory_available_pct {
+            return Err(format!("thresholds.memory_available_fail_pct = {} is above thresholds.memory_available_pct = {}: memory warns below the first and fails below the second", self.memory_available_fail_pct, self.memory_available_pct));
+        }
+        Ok(())
+    }
 }
 
 /// When to ask the instance metadata service for the values the cloud assigned.
@@ -225,6 +373,14 @@ impl Config {
                 self.refresh.timeout_s
             ));
         }
+        self.thresholds.validate()?;
+        if let Some(b) = self.limits.bandwidth_mbps {
+            if !b.is_finite() || b <= 0.0 {
+                return Err(format!(
+                    "limits.bandwidth_mbps = {b}: expected Mbit/s above 0, e.g. 100"
+                ));
+            }
+        }
         if !(1..=86_400).contains(&self.refresh.interval_s) {
             return Err(format!(
                 "refresh.interval_s = {}: expected seconds between 1 and 86400",
@@ -305,6 +461,26 @@ sys = "/tmp/x/sys"
         assert_eq!(c.server.allow.len(), 1);
         let e = Config::parse("[server]\nallow = [\"not-a-cidr\"]\n").unwrap_err();
         assert!(e.contains("allow"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_and_limits_parse_and_are_checked() {
+        let c = Config::parse("[thresholds]\ncpu_busy_pct = 80\n[limits]\nbandwidth_mbps = 100\n")
+            .unwrap();
+        assert_eq!(c.thresholds.cpu_busy_pct, 80.0);
+        assert_eq!(c.thresholds.cpu_saturated_pct, 95.0);
+        assert_eq!(c.limits.bandwidth_mbps, Some(100.0));
+        let e = Config::parse("[thresholds]\ncpu_busy_pct = -1\n").unwrap_err();
+        assert!(e.contains("thresholds.cpu_busy_pct"), "{e}");
+        let e = Config::parse("[thresholds]\nconntrack_fail_pct = 50\n").unwrap_err();
+        assert!(
+            e.contains("conntrack_fail_pct") && e.contains("conntrack_pct"),
+            "{e}"
+        );
+        let e = Config::parse("[limits]\nbandwidth_mbps = 0\n").unwrap_err();
+        assert!(e.contains("limits.bandwidth_mbps"), "{e}");
+        let e = Config::parse("[thresholds]\ncpu_busy = 80\n").unwrap_err();
+        assert!(e.contains("cpu_busy"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::{prometheus_text, Metrics};
 use crate::report::Report;
-use crate::snapshot::IcmpCounters;
+use crate::snapshot::Sample;
 use crate::sources::firewall::FirewallFacts;
 use crate::sources::{self, GatherOptions};
 
@@ -45,7 +45,8 @@ pub enum Refresh {
 #[derive(Default)]
 struct EngineState {
     metrics: Metrics,
-    previous_icmp: Option<IcmpCounters>,
+    /// The previous refresh's counters: rates are computed against them.
+    previous: Option<Sample>,
     firewall_cache: Option<FirewallFacts>,
     last_diagnose: Option<Instant>,
 }
@@ -131,7 +132,7 @@ impl Engine {
         let config = self.config();
         let (previous, cache) = {
             let st = self.state();
-            (st.previous_icmp.clone(), st.firewall_cache.clone())
+            (st.previous.clone(), st.firewall_cache.clone())
         };
         let timeout = Duration::from_secs(config.refresh.timeout_s);
         let task = tokio::task::spawn_blocking(move || {
@@ -142,7 +143,10 @@ impl Engine {
                 ..Default::default()
             };
             let mut snapshot = sources::gather(&config, &options);
-            snapshot.icmp_previous = previous;
+            if let Some(p) = previous {
+                snapshot.icmp_previous = p.icmp.clone();
+                snapshot.earlier = Some(Box::new(p));
+            }
             let report = crate::checks::report(&snapshot, started);
             (snapshot, report)
         });
@@ -151,7 +155,7 @@ impl Engine {
                 let report = Arc::new(report);
                 {
                     let mut st = self.state();
-                    st.previous_icmp = snapshot.icmp.ok().ok().cloned();
+                    st.previous = Some(Sample::of(&snapshot));
                     // Reused next time if the ruleset's generation has not moved.
                     st.firewall_cache = Some(FirewallFacts {
                         legacy_signature: snapshot.legacy_signature.clone(),

@@ -96,6 +96,188 @@ pub struct Snapshot {
     /// Listening TCP and unconnected UDP sockets.
     #[serde(default = "not_in_snapshot")]
     pub listeners: Gathered<Vec<crate::sources::sockets::Listener>>,
+    /// Milliseconds since the Unix epoch when the counters below were read.
+    #[serde(default)]
+    pub at_ms: u64,
+    /// CPU time counters (`/proc/stat`) and load averages.
+    #[serde(default = "not_in_snapshot")]
+    pub cpu: Gathered<CpuSample>,
+    /// `/proc/meminfo` and `/proc/vmstat`.
+    #[serde(default = "not_in_snapshot")]
+    pub memory: Gathered<MemorySample>,
+    /// Pressure stall information; None: this kernel has none (no `/proc/pressure`).
+    #[serde(default = "not_in_snapshot")]
+    pub pressure: Gathered<Option<Pressure>>,
+    /// Block devices with I/O (`/proc/diskstats`), partitions and idle virtual devices left out.
+    #[serde(default = "not_in_snapshot")]
+    pub disks: Gathered<Vec<Disk>>,
+    /// Processes in uninterruptible sleep (D state).
+    #[serde(default = "not_in_snapshot")]
+    pub tasks: Gathered<TaskSample>,
+    /// The earlier sample rates are computed against (`check --window`, the previous refresh
+    /// in `serve`); absent: judge on kernel averages and counters since boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier: Option<Box<Sample>>,
+    /// The thresholds and limits the load and network checks judge with (from the config).
+    #[serde(default)]
+    pub thresholds: crate::config::Thresholds,
+    #[serde(default)]
+    pub limits: crate::config::Limits,
+}
+
+/// The counters of one moment that rates are computed from: kept from one refresh to the next
+/// in `serve`, taken before the window in `check --window` and on each tick of `watch`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Sample {
+    pub at_ms: u64,
+    pub cpu: Option<CpuSample>,
+    pub memory: Option<MemorySample>,
+    pub disks: Option<Vec<Disk>>,
+    pub tasks: Option<TaskSample>,
+    /// Links with their counters (matched by index and name: a recreated link is a new one).
+    pub links: Option<Vec<Link>>,
+    pub qdiscs: Option<Vec<Qdisc>>,
+    pub softnet: Option<Vec<SoftnetCpu>>,
+    #[serde(default)]
+    pub conntrack: Option<Conntrack>,
+    pub icmp: Option<IcmpCounters>,
+}
+
+impl Sample {
+    /// The counters of a snapshot, for the next one to compare with.
+    pub fn of(s: &Snapshot) -> Sample {
+        Sample {
+            at_ms: s.at_ms,
+            cpu: s.cpu.ok().ok().cloned(),
+            memory: s.memory.ok().ok().cloned(),
+            disks: s.disks.ok().ok().cloned(),
+            tasks: s.tasks.ok().ok().cloned(),
+            links: s.links.ok().ok().cloned(),
+            qdiscs: s.qdiscs.ok().ok().cloned(),
+            softnet: s.softnet.ok().ok().cloned(),
+            conntrack: s.conntrack.ok().ok().cloned().flatten(),
+            icmp: s.icmp.ok().ok().cloned(),
+        }
+    }
+
+    /// Seconds between this sample and a later one (None if not later).
+    pub fn seconds_to(&self, later_ms: u64) -> Option<f64> {
+        (later_ms > self.at_ms).then(|| (later_ms - self.at_ms) as f64 / 1000.0)
+    }
+}
+
+/// CPU time in clock ticks (USER_HZ) since boot, as `/proc/stat` counts it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct CpuTimes {
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    /// Time the hypervisor ran something else while this vCPU wanted to run.
+    pub steal: u64,
+}
+
+impl CpuTimes {
+    /// Every tick (guest time is already inside user/nice).
+    pub fn total(&self) -> u64 {
+        self.user
+            + self.nice
+            + self.system
+            + self.idle
+            + self.iowait
+            + self.irq
+            + self.softirq
+            + self.steal
+    }
+    /// Ticks spent doing work (not idle, not waiting for I/O, not stolen).
+    pub fn busy(&self) -> u64 {
+        self.user + self.nice + self.system + self.irq + self.softirq
+    }
+    /// `self - earlier`, field by field; None when any counter went backwards (CPU went
+    /// offline and back, or a different machine's sample).
+    pub fn since(&self, earlier: &CpuTimes) -> Option<CpuTimes> {
+        Some(CpuTimes {
+            user: self.user.checked_sub(earlier.user)?,
+            nice: self.nice.checked_sub(earlier.nice)?,
+            system: self.system.checked_sub(earlier.system)?,
+            idle: self.idle.checked_sub(earlier.idle)?,
+            iowait: self.iowait.checked_sub(earlier.iowait)?,
+            irq: self.irq.checked_sub(earlier.irq)?,
+            softirq: self.softirq.checked_sub(earlier.softirq)?,
+            steal: self.steal.checked_sub(earlier.steal)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CpuSample {
+    pub total: CpuTimes,
+    /// By CPU number (`cpu0`, `cpu1`, ...; offline CPUs are absent).
+    pub per_cpu: Vec<(u32, CpuTimes)>,
+    /// 1, 5 and 15 minute load averages.
+    pub loadavg: [f64; 3],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MemorySample {
+    pub total_kb: u64,
+    /// None on kernels before 3.14 (no MemAvailable).
+    pub available_kb: Option<u64>,
+    pub swap_total_kb: u64,
+    pub swap_free_kb: u64,
+    /// Pages swapped in and out since boot.
+    pub swap_in: u64,
+    pub swap_out: u64,
+    /// None on kernels before 4.13 (no `oom_kill` in vmstat).
+    pub oom_kills: Option<u64>,
+}
+
+/// One line of a `/proc/pressure` file: share of time some (or all) tasks were stalled.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct PressureLine {
+    pub avg10: f64,
+    pub avg60: f64,
+    /// Microseconds stalled since boot.
+    pub total_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct Pressure {
+    pub cpu_some: Option<PressureLine>,
+    pub memory_some: Option<PressureLine>,
+    pub memory_full: Option<PressureLine>,
+    pub io_some: Option<PressureLine>,
+    pub io_full: Option<PressureLine>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Disk {
+    pub name: String,
+    pub reads: u64,
+    pub writes: u64,
+    /// Milliseconds the device had I/O in flight (a 32-bit counter in the kernel: it wraps).
+    pub io_ticks_ms: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TaskSample {
+    /// Processes seen.
+    pub processes: u64,
+    /// Those in uninterruptible sleep.
+    pub dstate: Vec<Task>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    pub pid: u32,
+    pub command: String,
+    /// The kernel function it sleeps in (`/proc/PID/wchan`), where readable.
+    pub wchan: Option<String>,
 }
 
 fn not_in_snapshot<T>() -> Gathered<T> {
@@ -127,6 +309,10 @@ pub struct Link {
 pub struct LinkStats {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    #[serde(default)]
+    pub rx_bytes: u64,
+    #[serde(default)]
+    pub tx_bytes: u64,
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub rx_dropped: u64,

@@ -178,6 +178,62 @@ pub fn healthy() -> Snapshot {
         }),
         nft_genid: None,
         legacy_signature: vec![],
+        at_ms: 20_000,
+        cpu: Gathered::Ok(CpuSample {
+            total: CpuTimes {
+                user: 200,
+                idle: 1800,
+                ..Default::default()
+            },
+            per_cpu: vec![
+                (
+                    0,
+                    CpuTimes {
+                        user: 100,
+                        idle: 900,
+                        ..Default::default()
+                    },
+                ),
+                (
+                    1,
+                    CpuTimes {
+                        user: 100,
+                        idle: 900,
+                        ..Default::default()
+                    },
+                ),
+            ],
+            loadavg: [0.2, 0.1, 0.05],
+        }),
+        memory: Gathered::Ok(MemorySample {
+            total_kb: 2_000_000,
+            available_kb: Some(1_500_000),
+            oom_kills: Some(0),
+            ..Default::default()
+        }),
+        pressure: Gathered::Ok(Some(Pressure {
+            cpu_some: Some(PressureLine::default()),
+            memory_some: Some(PressureLine::default()),
+            memory_full: Some(PressureLine::default()),
+            io_some: Some(PressureLine::default()),
+            io_full: Some(PressureLine::default()),
+        })),
+        disks: Gathered::Ok(vec![Disk {
+            name: "vda".into(),
+            reads: 10,
+            writes: 10,
+            io_ticks_ms: 100,
+            in_flight: 0,
+        }]),
+        tasks: Gathered::Ok(TaskSample {
+            processes: 100,
+            dstate: vec![],
+        }),
+        earlier: None,
+        thresholds: crate::config::Thresholds::default(),
+        limits: crate::config::Limits {
+            bandwidth_mbps: Some(1000.0),
+        },
         ipsets: Gathered::Ok(None),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),

@@ -5,6 +5,7 @@ pub mod addr;
 pub mod firewall;
 pub mod icmp;
 pub mod link;
+pub mod load;
 pub mod neigh;
 pub mod net;
 pub mod route;
@@ -87,6 +88,26 @@ pub const CATALOGUE: &[Check] = &[
     Check {
         id: firewall::PORTS,
         judge: firewall::ports,
+    },
+    Check {
+        id: load::CPU,
+        judge: load::cpu,
+    },
+    Check {
+        id: load::MEMORY,
+        judge: load::memory,
+    },
+    Check {
+        id: load::IO,
+        judge: load::io,
+    },
+    Check {
+        id: load::DSTATE,
+        judge: load::dstate,
+    },
+    Check {
+        id: net::BANDWIDTH,
+        judge: net::bandwidth,
     },
     Check {
         id: net::DROPS,

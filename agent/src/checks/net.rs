@@ -2,19 +2,135 @@
 //! that drops (everything), interface drops and errors, softnet backlog overflow — or is the
 //! connection-tracking table full (new flows, pings included, are then dropped)? Evidence:
 //! netlink tc and link statistics, `/proc/net/softnet_stat`, nf_conntrack counters. Counters
-//! are since the interface (or boot) began; rates over a window are issue 5's next step.
+//! are judged over the window between two samples (`check --window`, refreshes in `serve`), or
+//! since the interface (or boot) began with one sample. `net.bandwidth`: throughput against the
+//! instance's bandwidth limit.
 
 use serde_json::json;
 
+use crate::checks::load::increase;
 use crate::report::Finding;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Link, LinkStats, Qdisc, Snapshot, SoftnetCpu};
 
+pub const BANDWIDTH: &str = "net.bandwidth";
 pub const DROPS: &str = "net.drops";
 pub const CONNTRACK: &str = "net.conntrack";
 
-/// Interface drops + errors warn only past both of these (a few drops are normal).
-const LINK_DROP_MIN: u64 = 1000;
-const LINK_DROP_RATIO: f64 = 0.01;
+/// The counters judged: their increase over the window (`check --window`, between refreshes),
+/// or, with one sample, their totals since each interface or qdisc began.
+struct Counters {
+    since: String,
+    links: Vec<(Link, Option<LinkStats>)>,
+    qdiscs: Vec<Qdisc>,
+    softnet_dropped: Option<u64>,
+    time_squeeze: Option<u64>,
+    /// Interfaces whose counters went backwards or that vanished: not judged.
+    not_compared: Vec<String>,
+}
+
+fn link_increase(now: &LinkStats, before: &LinkStats) -> Option<LinkStats> {
+    Some(LinkStats {
+        rx_packets: now.rx_packets.checked_sub(before.rx_packets)?,
+        tx_packets: now.tx_packets.checked_sub(before.tx_packets)?,
+        rx_bytes: now.rx_bytes.checked_sub(before.rx_bytes)?,
+        tx_bytes: now.tx_bytes.checked_sub(before.tx_bytes)?,
+        rx_errors: now.rx_errors.checked_sub(before.rx_errors)?,
+        tx_errors: now.tx_errors.checked_sub(before.tx_errors)?,
+        rx_dropped: now.rx_dropped.checked_sub(before.rx_dropped)?,
+        tx_dropped: now.tx_dropped.checked_sub(before.tx_dropped)?,
+    })
+}
+
+/// Each link's counter increase against the earlier sample. A link (index and name) absent
+/// from it appeared within the window, so its totals are all within the window.
+fn link_counters(
+    links: &[Link],
+    earlier: Option<&[Link]>,
+) -> (Vec<(Link, Option<LinkStats>)>, Vec<String>) {
+    // Links without statistics are listed with None.
+    let mut out = Vec::new();
+    let mut not_compared = Vec::new();
+    for l in links.iter().filter(|l| !l.loopback) {
+        let Some(now) = &l.stats else {
+            out.push((l.clone(), None));
+            continue;
+        };
+        let before = earlier.and_then(|e| {
+            e.iter()
+                .find(|b| b.index == l.index && b.name == l.name)
+                .and_then(|b| b.stats.as_ref())
+        });
+        match before {
+            None => out.push((l.clone(), Some(now.clone()))),
+            Some(b) => match link_increase(now, b) {
+                Some(d) => out.push((l.clone(), Some(d))),
+                None => not_compared.push(format!("{}: counters went backwards (reset)", l.name)),
+            },
+        }
+    }
+    if let Some(e) = earlier {
+        for b in e.iter().filter(|b| !b.loopback) {
+            if !links.iter().any(|l| l.index == b.index && l.name == b.name) {
+                not_compared.push(format!("{}: vanished within the window", b.name));
+            }
+        }
+    }
+    (out, not_compared)
+}
+
+fn counters(s: &Snapshot, links: &[Link], qdiscs: &[Qdisc]) -> Counters {
+    let earlier = s.earlier.as_deref();
+    let window = earlier.and_then(|e| e.seconds_to(s.at_ms));
+    let (earlier_links, since) = match (earlier, window) {
+        (Some(e), Some(w)) if e.links.is_some() => {
+            (e.links.as_deref(), format!("in the last {w:.1} s"))
+        }
+        _ => (None, "since each interface came up".to_string()),
+    };
+    let (links, not_compared) = link_counters(links, earlier_links);
+    let earlier_qdiscs = earlier_links.and(earlier.and_then(|e| e.qdiscs.as_deref()));
+    let qdiscs = qdiscs
+        .iter()
+        .filter_map(|q| {
+            let before = earlier_qdiscs.and_then(|e| {
+                e.iter()
+                    .find(|b| b.ifindex == q.ifindex && b.parent == q.parent && b.kind == q.kind)
+            });
+            match before {
+                // New within the window (or one sample): its totals are what it did.
+                None => Some(q.clone()),
+                Some(b) => Some(Qdisc {
+                    packets: q.packets.checked_sub(b.packets)?,
+                    drops: q.drops.checked_sub(b.drops)?,
+                    overlimits: q.overlimits.checked_sub(b.overlimits)?,
+                    ..q.clone()
+                }),
+            }
+        })
+        .collect();
+    let softnet = s.softnet.ok().ok();
+    let earlier_softnet = earlier_links.and(earlier.and_then(|e| e.softnet.as_deref()));
+    // softnet_stat counters are 32-bit per CPU: they wrap.
+    let softnet_sum = |f: fn(&SoftnetCpu) -> u64| {
+        softnet.map(|now| {
+            now.iter()
+                .enumerate()
+                .map(|(i, c)| match earlier_softnet.and_then(|e| e.get(i)) {
+                    Some(b) => increase(f(c), f(b), true).unwrap_or(0),
+                    None => f(c),
+                })
+                .sum::<u64>()
+        })
+    };
+    Counters {
+        since,
+        links,
+        qdiscs,
+        softnet_dropped: softnet_sum(|c| c.dropped),
+        time_squeeze: softnet_sum(|c| c.time_squeeze),
+        not_compared,
+    }
+}
 
 pub fn drops(s: &Snapshot) -> Finding {
     let (Ok(links), Ok(qdiscs)) = (s.links.ok(), s.qdiscs.ok()) else {
@@ -28,12 +144,16 @@ pub fn drops(s: &Snapshot) -> Finding {
             format!("cannot read interface or qdisc statistics: {why}"),
         );
     };
+    let th = &s.thresholds;
+    let c = counters(s, links, qdiscs);
+    let since = &c.since;
     let mut fails = Vec::new();
     let mut warns = Vec::new();
     let mut remedy = Vec::new();
     let mut seen = Vec::new();
-    for l in links.iter().filter(|l| !l.loopback) {
-        for q in qdiscs
+    for (l, st) in &c.links {
+        for q in c
+            .qdiscs
             .iter()
             .filter(|q| q.ifindex == l.index && q.drops > 0)
         {
@@ -41,13 +161,13 @@ pub fn drops(s: &Snapshot) -> Finding {
             let total = q.packets + q.drops;
             if q.packets == 0 {
                 fails.push(format!(
-                    "qdisc {} ({}) on {} dropped every packet it was given ({} dropped, 0 sent)",
+                    "qdisc {} ({}) on {} dropped every packet it was given {since} ({} dropped, 0 sent)",
                     q.kind, q.parent, l.name, q.drops
                 ));
                 remedy.push(format!("tc -s qdisc show dev {}; tc qdisc del dev {} root   (back to the default qdisc)", l.name, l.name));
-            } else if q.drops as f64 / total as f64 >= LINK_DROP_RATIO {
+            } else if q.drops as f64 * 100.0 / total as f64 >= th.link_drops_pct {
                 warns.push(format!(
-                    "qdisc {} on {} dropped {} of {} packets",
+                    "qdisc {} on {} dropped {} of {} packets {since}",
                     q.kind, l.name, q.drops, total
                 ));
                 remedy.push(format!(
@@ -56,34 +176,32 @@ pub fn drops(s: &Snapshot) -> Finding {
                 ));
             }
         }
-        if let Some(st) = &l.stats {
-            let bad = st.rx_dropped + st.tx_dropped + st.rx_errors + st.tx_errors;
-            let total = st.rx_packets + st.tx_packets + bad;
-            seen.push(json!({"interface": l.name, "stats": st}));
-            if bad >= LINK_DROP_MIN && bad as f64 / total.max(1) as f64 >= LINK_DROP_RATIO {
-                warns.push(format!(
-                    "{} dropped or errored {bad} of {total} packets",
-                    l.name
-                ));
-                remedy.push(format!("ip -s link show dev {0}; ethtool -S {0}: compare with the instance type's bandwidth and PPS limits", l.name));
-            }
+        let Some(st) = st else { continue };
+        let bad = st.rx_dropped + st.tx_dropped + st.rx_errors + st.tx_errors;
+        let total = st.rx_packets + st.tx_packets + bad;
+        seen.push(json!({"interface": l.name, "stats": st}));
+        if bad >= th.link_drops && bad as f64 * 100.0 / total.max(1) as f64 >= th.link_drops_pct {
+            warns.push(format!(
+                "{} dropped or errored {bad} of {total} packets {since}",
+                l.name
+            ));
+            remedy.push(format!("ip -s link show dev {0}; ethtool -S {0}: compare with the instance type's bandwidth and PPS limits", l.name));
         }
     }
-    let softnet_dropped: Option<u64> = s
-        .softnet
-        .ok()
-        .ok()
-        .map(|v| v.iter().map(|c| c.dropped).sum());
+    let softnet_dropped = c.softnet_dropped;
     if let Some(d) = softnet_dropped.filter(|d| *d > 0) {
         warns.push(format!(
-            "the softnet backlog overflowed: {d} packets dropped before the stack saw them"
+            "the softnet backlog overflowed {since}: {d} packets dropped before the stack saw them"
         ));
         remedy.push(
             "sysctl -w net.core.netdev_max_backlog=10000 (and persist it in /etc/sysctl.d)"
                 .to_string(),
         );
     }
-    let evidence = json!({"counters": seen, "softnet_dropped": softnet_dropped});
+    let evidence = json!({
+        "counted": since, "counters": seen, "softnet_dropped": softnet_dropped,
+        "softnet_time_squeeze": c.time_squeeze, "not_compared": c.not_compared,
+    });
     if !fails.is_empty() {
         return Finding::fail(DROPS, fails.join("; "))
             .evidence(evidence)
@@ -96,7 +214,83 @@ pub fn drops(s: &Snapshot) -> Finding {
     }
     Finding::ok(
         DROPS,
-        "no queueing discipline, interface or softnet backlog is dropping packets",
+        format!("no queueing discipline, interface or softnet backlog dropped packets {since}"),
+    )
+    .evidence(evidence)
+}
+
+/// `net.bandwidth`: each interface's throughput over the window against the instance's limit
+/// (`limits.bandwidth_mbps`). Cloud limits apply per direction, so rx and tx are judged apart.
+pub fn bandwidth(s: &Snapshot) -> Finding {
+    let links = match s.links.ok() {
+        Ok(l) => l,
+        Err(e) => {
+            return Finding::unknown(BANDWIDTH, format!("cannot read interface counters: {e}"))
+        }
+    };
+    let earlier = s.earlier.as_deref();
+    let (Some(window), Some(earlier_links)) = (
+        earlier.and_then(|e| e.seconds_to(s.at_ms)),
+        earlier.and_then(|e| e.links.as_deref()),
+    ) else {
+        return Finding::skipped(BANDWIDTH, "one sample cannot measure throughput: run `ecs-diag check --window 5`, or read it from the daemon (it compares refreshes)");
+    };
+    let (counted, not_compared) = link_counters(links, Some(earlier_links));
+    let th = &s.thresholds;
+    let limit = s.limits.bandwidth_mbps;
+    let mut rates = Vec::new();
+    let mut over = Vec::new();
+    let mut near = Vec::new();
+    for (l, d) in &counted {
+        let Some(d) = d else { continue };
+        let rx = d.rx_bytes as f64 * 8.0 / window / 1e6;
+        let tx = d.tx_bytes as f64 * 8.0 / window / 1e6;
+        rates.push(json!({"interface": l.name, "rx_mbps": (rx * 100.0).round() / 100.0, "tx_mbps": (tx * 100.0).round() / 100.0}));
+        let Some(limit) = limit else { continue };
+        for (dir, v) in [("in", rx), ("out", tx)] {
+            let share = v * 100.0 / limit;
+            let text = format!(
+                "{} {dir} {v:.1} Mbit/s = {share:.0}% of the {limit} Mbit/s limit",
+                l.name
+            );
+            if share >= 100.0 {
+                over.push(text);
+            } else if share >= th.bandwidth_pct {
+                near.push(text);
+            }
+        }
+    }
+    let evidence = json!({"window_s": window, "limit_mbps": limit, "interfaces": rates, "not_compared": not_compared});
+    let Some(limit) = limit else {
+        return Finding::skipped(BANDWIDTH, "no bandwidth limit known: set limits.bandwidth_mbps in the config to the instance's (ECS console → instance → bandwidth)")
+            .evidence(evidence);
+    };
+    let remedy = vec![
+        "iftop -i eth0 or nethogs: which connections use the bandwidth".to_string(),
+        "raise the instance's public bandwidth (ECS console → instance → Modify bandwidth) or the instance type's internal bandwidth".to_string(),
+    ];
+    if !over.is_empty() {
+        return Finding::fail(
+            BANDWIDTH,
+            format!(
+                "{}: the cloud drops what exceeds the limit, pings included",
+                over.join("; ")
+            ),
+        )
+        .evidence(evidence)
+        .remedy(remedy);
+    }
+    if !near.is_empty() {
+        return Finding::warn(BANDWIDTH, format!("near saturation: {}", near.join("; ")))
+            .evidence(evidence)
+            .remedy(remedy);
+    }
+    Finding::ok(
+        BANDWIDTH,
+        format!(
+            "every interface below {}% of the {limit} Mbit/s limit over {window:.1} s",
+            th.bandwidth_pct
+        ),
     )
     .evidence(evidence)
 }
@@ -132,12 +326,13 @@ pub fn conntrack(s: &Snapshot) -> Finding {
             .to_string(),
     ];
     let pct = fill * 100.0;
-    if fill >= 0.95 {
+    let th = &s.thresholds;
+    if pct >= th.conntrack_fail_pct {
         return Finding::fail(CONNTRACK, format!("the connection tracking table is {pct:.0}% full ({} of {}): new flows, pings included, are dropped", ct.count, ct.max))
             .evidence(evidence)
             .remedy(remedy);
     }
-    if fill >= 0.75 {
+    if pct >= th.conntrack_pct {
         return Finding::warn(
             CONNTRACK,
             format!(
@@ -148,10 +343,28 @@ pub fn conntrack(s: &Snapshot) -> Finding {
         .evidence(evidence)
         .remedy(remedy);
     }
-    if ct.drop + ct.early_drop + ct.insert_failed > 0 {
-        return Finding::warn(CONNTRACK, format!("the table was full before: {} dropped, {} early drops, {} insert failures since boot", ct.drop, ct.early_drop, ct.insert_failed))
-            .evidence(evidence)
-            .remedy(remedy);
+    // Failures since boot, or within the window when there is an earlier sample.
+    let (failures, since) = match s.earlier.as_deref().and_then(|e| e.conntrack.as_ref()) {
+        Some(b) => (
+            (
+                ct.drop.saturating_sub(b.drop),
+                ct.early_drop.saturating_sub(b.early_drop),
+                ct.insert_failed.saturating_sub(b.insert_failed),
+            ),
+            "in the window",
+        ),
+        None => ((ct.drop, ct.early_drop, ct.insert_failed), "since boot"),
+    };
+    if failures.0 + failures.1 + failures.2 > 0 {
+        return Finding::warn(
+            CONNTRACK,
+            format!(
+                "the table was full: {} dropped, {} early drops, {} insert failures {since}",
+                failures.0, failures.1, failures.2
+            ),
+        )
+        .evidence(evidence)
+        .remedy(remedy);
     }
     Finding::ok(
         CONNTRACK,
@@ -224,6 +437,140 @@ mod tests {
         );
     }
 
+    fn with_stats(rx_bytes: u64, tx_bytes: u64, rx_dropped: u64) -> LinkStats {
+        LinkStats {
+            rx_packets: 50_000,
+            tx_packets: 50_000,
+            rx_bytes,
+            tx_bytes,
+            rx_dropped,
+            ..Default::default()
+        }
+    }
+
+    /// eth0's counters `before` (10 s earlier) and now.
+    fn windowed(before: LinkStats, now: LinkStats) -> impl FnOnce(&mut Snapshot) {
+        move |s| {
+            s.at_ms = 20_000;
+            let mut earlier_links = links(s).clone();
+            earlier_links[1].stats = Some(before);
+            links(s)[1].stats = Some(now);
+            s.earlier = Some(Box::new(crate::snapshot::Sample {
+                at_ms: 10_000,
+                links: Some(earlier_links),
+                qdiscs: Some(vec![]),
+                softnet: Some(vec![SoftnetCpu {
+                    processed: 90,
+                    dropped: 0,
+                    time_squeeze: 0,
+                }]),
+                ..Default::default()
+            }));
+        }
+    }
+
+    #[test]
+    fn bandwidth_paths() {
+        // One sample: no rate.
+        let f = judge(bandwidth, |_| {});
+        assert_eq!(f.status, Status::Skipped);
+        assert!(f.summary.contains("--window"));
+        // 1000 Mbit/s limit; 10 s window; 125 MB = 100 Mbit/s.
+        let f = judge(
+            bandwidth,
+            windowed(with_stats(0, 0, 0), with_stats(125_000_000, 10, 0)),
+        );
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert_eq!(f.evidence["interfaces"][0]["rx_mbps"], 100.0);
+        let f = judge(
+            bandwidth,
+            windowed(with_stats(0, 0, 0), with_stats(10, 1_150_000_000, 0)),
+        );
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        assert!(f.summary.contains("eth0 out 920.0 Mbit/s"), "{}", f.summary);
+        let f = judge(
+            bandwidth,
+            windowed(with_stats(0, 0, 0), with_stats(1_300_000_000, 0, 0)),
+        );
+        assert_eq!(f.status, Status::Fail);
+        // No limit known: measured, not judged.
+        let f = judge(bandwidth, |s| {
+            windowed(with_stats(0, 0, 0), with_stats(1_300_000_000, 0, 0))(s);
+            s.limits.bandwidth_mbps = None;
+        });
+        assert_eq!(f.status, Status::Skipped);
+        assert_eq!(f.evidence["interfaces"][0]["rx_mbps"], 1040.0);
+        // Counters that went backwards (the NIC was reset): not compared, not a huge rate.
+        let f = judge(
+            bandwidth,
+            windowed(with_stats(5_000_000_000, 0, 0), with_stats(10, 0, 0)),
+        );
+        assert_eq!(f.status, Status::Ok);
+        assert!(f.evidence["not_compared"][0]
+            .as_str()
+            .unwrap()
+            .contains("eth0"));
+        assert_eq!(
+            judge(bandwidth, |s| s.links = Gathered::Failed("EPERM".into())).status,
+            Status::Unknown
+        );
+    }
+
+    #[test]
+    fn drops_over_a_window() {
+        // 5,000 drops since boot, none in the window: ok.
+        let f = judge(
+            drops,
+            windowed(with_stats(0, 0, 5_000), with_stats(0, 0, 5_000)),
+        );
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(f.summary.contains("in the last 10.0 s"), "{}", f.summary);
+        // Interfaces appearing and vanishing between samples.
+        let f = judge(drops, |s| {
+            windowed(with_stats(0, 0, 0), with_stats(0, 0, 0))(s);
+            let e = s.earlier.as_mut().unwrap();
+            e.links.as_mut().unwrap()[1].name = "eth9".into();
+            e.links.as_mut().unwrap()[1].index = 9;
+            // eth0 is new: its counters are all within the window.
+            links(s)[1].stats = Some(with_stats(0, 0, 5_000));
+        });
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        assert!(f.evidence["not_compared"][0]
+            .as_str()
+            .unwrap()
+            .contains("eth9: vanished"));
+        // A bfifo added within the window that dropped all it was given.
+        let f = judge(drops, |s| {
+            windowed(with_stats(0, 0, 0), with_stats(0, 0, 0))(s);
+            qdisc(0, 12)(s);
+        });
+        assert_eq!(f.status, Status::Fail);
+        // A qdisc that dropped in the past but not in the window.
+        let f = judge(drops, |s| {
+            windowed(with_stats(0, 0, 0), with_stats(0, 0, 0))(s);
+            qdisc(0, 12)(s);
+            let e = s.earlier.as_mut().unwrap();
+            e.qdiscs = Some(s.qdiscs.ok().unwrap().clone());
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        // softnet_stat is 32-bit: a wrap is a small increase, not a reset.
+        let f = judge(drops, |s| {
+            windowed(with_stats(0, 0, 0), with_stats(0, 0, 0))(s);
+            s.earlier.as_mut().unwrap().softnet = Some(vec![SoftnetCpu {
+                processed: 0,
+                dropped: u64::from(u32::MAX),
+                time_squeeze: 0,
+            }]);
+            s.softnet = Gathered::Ok(vec![SoftnetCpu {
+                processed: 0,
+                dropped: 3,
+                time_squeeze: 0,
+            }]);
+        });
+        assert_eq!(f.status, Status::Warn);
+        assert_eq!(f.evidence["softnet_dropped"], 4);
+    }
+
     #[test]
     fn conntrack_paths() {
         assert_eq!(judge(conntrack, |_| {}).status, Status::Ok);
@@ -245,6 +592,26 @@ mod tests {
             Status::Warn
         );
         assert_eq!(judge(conntrack, set(10, 65_536, 7)).status, Status::Warn);
+        // Drops before the window do not count in it.
+        let f = judge(conntrack, |s| {
+            set(10, 65_536, 7)(s);
+            s.earlier = Some(Box::new(crate::snapshot::Sample {
+                conntrack: Some(Conntrack {
+                    count: 10,
+                    max: 65_536,
+                    drop: 7,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }));
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        // Thresholds from the config.
+        let f = judge(conntrack, |s| {
+            set(50_000, 65_536, 0)(s);
+            s.thresholds.conntrack_pct = 80.0;
+        });
+        assert_eq!(f.status, Status::Ok);
         assert_eq!(
             judge(conntrack, |s| s.conntrack = Gathered::Ok(None)).status,
             Status::Skipped

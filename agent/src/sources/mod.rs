@@ -2,6 +2,7 @@
 //! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
 
 pub mod firewall;
+pub mod load;
 pub mod metadata;
 pub mod netlink;
 pub mod netstat;
@@ -16,8 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::config::{Config, MetadataMode};
 use crate::snapshot::{
-    Address, Dmi, Gathered, IcmpCounters, Link, MetadataState, RouteLookup, Snapshot,
-    SNAPSHOT_VERSION,
+    Address, Dmi, Gathered, Link, MetadataState, RouteLookup, Sample, Snapshot, SNAPSHOT_VERSION,
 };
 
 /// Stand-ins for "any Internet client" in reply-route lookups when no `--client` is given (the
@@ -178,6 +178,49 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         reply_lookups,
         dmi: Gathered::Failed("not gathered".to_string()),
         metadata: MetadataState::default(),
+        at_ms: crate::unix_ms(),
+        cpu: load::cpu(&config.paths.proc),
+        memory: load::memory(&config.paths.proc),
+        pressure: load::pressure(&config.paths.proc),
+        disks: load::disks(&config.paths.proc),
+        tasks: load::tasks(&config.paths.proc),
+        earlier: None,
+        thresholds: config.thresholds.clone(),
+        limits: config.limits.clone(),
+    }
+}
+
+/// One sample of every counter rates are computed from (load, links, qdiscs, softnet, ICMP):
+/// taken before `check --window` sleeps and on each tick of `watch`. Sources that fail are
+/// left out; the checks then judge without a rate.
+pub fn sample(config: &Config) -> Sample {
+    let proc = &config.paths.proc;
+    let (links, qdiscs) = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(async {
+            match netlink::Netlink::connect() {
+                Ok(nl) => (
+                    nl.links().await.ok().ok().cloned(),
+                    nl.qdiscs().await.ok().ok().cloned(),
+                ),
+                Err(_) => (None, None),
+            }
+        }),
+        Err(_) => (None, None),
+    };
+    Sample {
+        at_ms: crate::unix_ms(),
+        cpu: load::cpu(proc).ok().ok().cloned(),
+        memory: load::memory(proc).ok().ok().cloned(),
+        disks: load::disks(proc).ok().ok().cloned(),
+        tasks: load::tasks(proc).ok().ok().cloned(),
+        links,
+        qdiscs,
+        softnet: netstat::softnet(proc).ok().ok().cloned(),
+        conntrack: netstat::conntrack(proc).ok().ok().cloned().flatten(),
+        icmp: snmp::icmp(proc).ok().ok().cloned(),
     }
 }
 
@@ -244,11 +287,6 @@ pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Add
         .filter(|a| a.address.is_ipv4() && a.scope == "global")
         .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
         .collect()
-}
-
-/// A second ICMP sample after `window`, for exact rates (`check --window`).
-pub fn icmp_sample(config: &Config) -> Gathered<IcmpCounters> {
-    snmp::icmp(&config.paths.proc)
 }
 
 #[cfg(test)]

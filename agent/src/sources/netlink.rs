@@ -215,6 +215,8 @@ fn link_from(m: LinkMessage) -> Link {
                 link.stats = Some(crate::snapshot::LinkStats {
                     rx_packets: st.rx_packets,
                     tx_packets: st.tx_packets,
+                    rx_bytes: st.rx_bytes,
+                    tx_bytes: st.tx_bytes,
                     rx_errors: st.rx_errors,
                     tx_errors: st.tx_errors,
                     rx_dropped: st.rx_dropped,

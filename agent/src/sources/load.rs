@@ -1,0 +1,448 @@
+//! Load counters from `/proc`: CPU time (`stat`, `loadavg`), memory (`meminfo`, `vmstat`),
+//! pressure stall information (`pressure/*`, absent on kernels without PSI), disk activity
+//! (`diskstats`) and processes in D state (`PID/stat`). Parsers take text so they are tested on
+//! saved files; readers name the file in every error.
+
+use std::path::Path;
+
+use crate::snapshot::{
+    CpuSample, CpuTimes, Disk, Gathered, MemorySample, Pressure, PressureLine, Task, TaskSample,
+};
+
+fn read(proc_root: &Path, rel: &str) -> Result<String, String> {
+    let path = proc_root.join(rel);
+    std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn named<T>(proc_root: &Path, rel: &str, r: Result<T, String>) -> Gathered<T> {
+    match r {
+        Ok(v) => Gathered::Ok(v),
+        Err(e) => Gathered::Failed(format!("{}: {e}", proc_root.join(rel).display())),
+    }
+}
+
+/// `/proc/stat` `cpu` lines and `/proc/loadavg`.
+pub fn cpu(proc_root: &Path) -> Gathered<CpuSample> {
+    let stat = match read(proc_root, "stat") {
+        Ok(t) => t,
+        Err(e) => return Gathered::Failed(e),
+    };
+    let loadavg = match read(proc_root, "loadavg") {
+        Ok(t) => t,
+        Err(e) => return Gathered::Failed(e),
+    };
+    let parsed = parse_stat(&stat).and_then(|mut s| {
+        s.loadavg = parse_loadavg(&loadavg)?;
+        Ok(s)
+    });
+    named(proc_root, "stat", parsed)
+}
+
+pub fn parse_stat(text: &str) -> Result<CpuSample, String> {
+    let mut sample = CpuSample::default();
+    let mut total = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next().filter(|n| n.starts_with("cpu")) else {
+            continue;
+        };
+        let v: Vec<u64> = words
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("not numbers: {line:?}"))?;
+        // user nice system idle iowait irq softirq steal (guest columns are inside user/nice);
+        // kernels before 2.6.11 lack steal.
+        if v.len() < 7 {
+            return Err(format!("expected at least 7 CPU time columns: {line:?}"));
+        }
+        let t = CpuTimes {
+            user: v[0],
+            nice: v[1],
+            system: v[2],
+            idle: v[3],
+            iowait: v[4],
+            irq: v[5],
+            softirq: v[6],
+            steal: v.get(7).copied().unwrap_or(0),
+        };
+        match name.strip_prefix("cpu").filter(|n| !n.is_empty()) {
+            None => total = Some(t),
+            Some(n) => {
+                let n = n.parse().map_err(|_| format!("odd CPU name {name:?}"))?;
+                sample.per_cpu.push((n, t));
+            }
+        }
+    }
+    sample.total = total.ok_or("no aggregate `cpu` line")?;
+    Ok(sample)
+}
+
+pub fn parse_loadavg(text: &str) -> Result<[f64; 3], String> {
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("expected three load averages: {:?}", text.trim()))?;
+    match v[..] {
+        [a, b, c] => Ok([a, b, c]),
+        _ => Err(format!("expected three load averages: {:?}", text.trim())),
+    }
+}
+
+/// `/proc/meminfo` and `/proc/vmstat`.
+pub fn memory(proc_root: &Path) -> Gathered<MemorySample> {
+    let (meminfo, vmstat) = match (read(proc_root, "meminfo"), read(proc_root, "vmstat")) {
+        (Ok(m), Ok(v)) => (m, v),
+        (Err(e), _) | (_, Err(e)) => return Gathered::Failed(e),
+    };
+    named(proc_root, "meminfo", parse_memory(&meminfo, &vmstat))
+}
+
+pub fn parse_memory(meminfo: &str, vmstat: &str) -> Result<MemorySample, String> {
+    let kb = |key: &str| -> Result<Option<u64>, String> {
+        for line in meminfo.lines() {
+            if let Some(rest) = line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) {
+                let n = rest.split_whitespace().next().unwrap_or("");
+                return n
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{key}: not a number: {line:?}"));
+            }
+        }
+        Ok(None)
+    };
+    let vm = |key: &str| -> Result<Option<u64>, String> {
+        for line in vmstat.lines() {
+            let mut w = line.split_whitespace();
+            if w.next() == Some(key) {
+                let n = w.next().unwrap_or("");
+                return n
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("vmstat {key}: not a number: {line:?}"));
+            }
+        }
+        Ok(None)
+    };
+    Ok(MemorySample {
+        total_kb: kb("MemTotal")?.ok_or("no MemTotal")?,
+        available_kb: kb("MemAvailable")?,
+        swap_total_kb: kb("SwapTotal")?.unwrap_or(0),
+        swap_free_kb: kb("SwapFree")?.unwrap_or(0),
+        swap_in: vm("pswpin")?.unwrap_or(0),
+        swap_out: vm("pswpout")?.unwrap_or(0),
+        oom_kills: vm("oom_kill")?,
+    })
+}
+
+/// `/proc/pressure/{cpu,memory,io}`; `Ok(None)` when the kernel has no PSI (the directory is
+/// missing, or reading says EOPNOTSUPP because it was booted with `psi=0`).
+pub fn pressure(proc_root: &Path) -> Gathered<Option<Pressure>> {
+    let dir = proc_root.join("pressure");
+    if !dir.is_dir() {
+        return Gathered::Ok(None);
+    }
+    let mut p = Pressure::default();
+    for resource in ["cpu", "memory", "io"] {
+        let path = dir.join(resource);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Gathered::Ok(None),
+            Err(e) => return Gathered::Failed(format!("cannot read {}: {e}", path.display())),
+        };
+        let (some, full) = match parse_pressure(&text) {
+            Ok(v) => v,
+            Err(e) => return Gathered::Failed(format!("{}: {e}", path.display())),
+        };
+        match resource {
+            "cpu" => p.cpu_some = some,
+            "memory" => (p.memory_some, p.memory_full) = (some, full),
+            _ => (p.io_some, p.io_full) = (some, full),
+        }
+    }
+    Gathered::Ok(Some(p))
+}
+
+/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=0` and the same for `full`.
+pub fn parse_pressure(text: &str) -> Result<(Option<PressureLine>, Option<PressureLine>), String> {
+    let mut some = None;
+    let mut full = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let kind = words.next().unwrap_or("");
+        let mut pl = PressureLine::default();
+        let mut seen = 0;
+        for w in words {
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value: {line:?}"))?;
+            let bad = || format!("{k}: not a number: {line:?}");
+            match k {
+                "avg10" => pl.avg10 = v.parse().map_err(|_| bad())?,
+                "avg60" => pl.avg60 = v.parse().map_err(|_| bad())?,
+                "total" => pl.total_us = v.parse().map_err(|_| bad())?,
+                _ => continue,
+            }
+            seen += 1;
+        }
+        if seen < 3 {
+            return Err(format!("expected avg10, avg60 and total: {line:?}"));
+        }
+        match kind {
+            "some" => some = Some(pl),
+            "full" => full = Some(pl),
+            _ => return Err(format!("expected `some` or `full`: {line:?}")),
+        }
+    }
+    Ok((some, full))
+}
+
+pub fn disks(proc_root: &Path) -> Gathered<Vec<Disk>> {
+    match read(proc_root, "diskstats") {
+        Ok(t) => named(proc_root, "diskstats", parse_diskstats(&t)),
+        Err(e) => Gathered::Failed(e),
+    }
+}
+
+/// Whole disks that have done I/O: partitions (their disk counts them too), and loop/ram
+/// devices that never did I/O, are left out.
+pub fn parse_diskstats(text: &str) -> Result<Vec<Disk>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() < 14 {
+            return Err(format!("expected at least 14 columns: {line:?}"));
+        }
+        let n = |i: usize| -> Result<u64, String> {
+            w[i].parse()
+                .map_err(|_| format!("column {}: not a number: {line:?}", i + 1))
+        };
+        let name = w[2];
+        let (reads, writes, in_flight, io_ticks_ms) = (n(3)?, n(7)?, n(11)?, n(12)?);
+        if reads + writes == 0 || is_partition(name) {
+            continue;
+        }
+        out.push(Disk {
+            name: name.to_string(),
+            reads,
+            writes,
+            io_ticks_ms,
+            in_flight,
+        });
+    }
+    Ok(out)
+}
+
+/// `vda1`, `sda2`, `nvme0n1p1`, `mmcblk0p1` are partitions; `vda`, `nvme0n1`, `dm-0` are not.
+fn is_partition(name: &str) -> bool {
+    let digits_end = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    if digits_end.len() == name.len() {
+        return false;
+    }
+    if name.starts_with("nvme") || name.starts_with("mmcblk") {
+        return digits_end.ends_with('p');
+    }
+    ["sd", "vd", "xvd", "hd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Every process's state from `/proc/PID/stat`; processes that exit while being read are
+/// skipped (they are gone, not an error).
+pub fn tasks(proc_root: &Path) -> Gathered<TaskSample> {
+    let entries = match std::fs::read_dir(proc_root) {
+        Ok(e) => e,
+        Err(e) => return Gathered::Failed(format!("cannot list {}: {e}", proc_root.display())),
+    };
+    let mut sample = TaskSample::default();
+    let mut path = proc_root.to_path_buf();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        path.push(&name);
+        path.push("stat");
+        let stat = std::fs::read(&path);
+        path.pop();
+        if let Ok(stat) = stat {
+            sample.processes += 1;
+            if let Some((command, 'D')) = parse_pid_stat(&stat) {
+                path.push("wchan");
+                let wchan = std::fs::read_to_string(&path)
+                    .ok()
+                    .filter(|w| !w.is_empty() && w != "0");
+                path.pop();
+                sample.dstate.push(Task {
+                    pid,
+                    command,
+                    wchan,
+                });
+            }
+        }
+        path.pop();
+    }
+    sample.dstate.sort_by_key(|t| t.pid);
+    Gathered::Ok(sample)
+}
+
+/// `PID (comm) S ...`: the command may itself contain spaces and parentheses, so the state is
+/// the first word after the last `)`.
+pub fn parse_pid_stat(stat: &[u8]) -> Option<(String, char)> {
+    let open = stat.iter().position(|b| *b == b'(')?;
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
+    let state = stat.get(close + 2).map(|b| *b as char)?;
+    Some((command, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_and_without_steal() {
+        let s = parse_stat("cpu  10 1 5 100 4 0 2 3 0 0\ncpu0 5 0 2 50 2 0 1 2 0 0\ncpu1 5 1 3 50 2 0 1 1 0 0\nintr 1 2 3\nctxt 5\n").unwrap();
+        assert_eq!(s.total.steal, 3);
+        assert_eq!(s.total.busy(), 18);
+        assert_eq!(s.total.total(), 125);
+        assert_eq!(s.per_cpu.len(), 2);
+        assert_eq!(s.per_cpu[1].0, 1);
+        // 2.6 kernels: 7 columns, no steal.
+        let s = parse_stat("cpu 1 2 3 4 5 6 7\n").unwrap();
+        assert_eq!(s.total.steal, 0);
+        assert!(parse_stat("cpu 1 2 x\n").unwrap_err().contains("cpu 1 2 x"));
+        assert!(parse_stat("intr 1\n").unwrap_err().contains("no aggregate"));
+        assert!(parse_stat("cpu 1 2 3\n")
+            .unwrap_err()
+            .contains("at least 7"));
+    }
+
+    #[test]
+    fn loadavg_and_memory() {
+        assert_eq!(
+            parse_loadavg("0.24 0.69 0.79 1/80 10743\n").unwrap(),
+            [0.24, 0.69, 0.79]
+        );
+        assert!(parse_loadavg("0.24\n").is_err());
+        let m = parse_memory(
+            "MemTotal:       2000000 kB\nMemFree: 10 kB\nMemAvailable:    500000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n",
+            "pswpin 7\npswpout 9\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                m.total_kb,
+                m.available_kb,
+                m.swap_in,
+                m.swap_out,
+                m.oom_kills
+            ),
+            (2000000, Some(500000), 7, 9, Some(2))
+        );
+        // Old kernels: no MemAvailable, no oom_kill.
+        let m = parse_memory("MemTotal: 100 kB\n", "pswpin 0\n").unwrap();
+        assert_eq!((m.available_kb, m.oom_kills), (None, None));
+        assert!(parse_memory("MemFree: 1 kB\n", "")
+            .unwrap_err()
+            .contains("MemTotal"));
+        assert!(parse_memory("MemTotal: lots kB\n", "")
+            .unwrap_err()
+            .contains("MemTotal"));
+    }
+
+    #[test]
+    fn pressure_lines() {
+        let (some, full) = parse_pressure("some avg10=1.50 avg60=0.89 avg300=3.21 total=278216906\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").unwrap();
+        assert_eq!(some.unwrap().avg10, 1.5);
+        assert_eq!(some.unwrap().total_us, 278216906);
+        assert_eq!(full.unwrap().avg10, 0.0);
+        // Kernels before 5.13 have no `full` line for cpu.
+        let (some, full) =
+            parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").unwrap();
+        assert!(some.is_some() && full.is_none());
+        assert!(parse_pressure("some avg10=x avg60=0 total=0\n").is_err());
+        assert!(parse_pressure("half avg10=0 avg60=0 total=0\n").is_err());
+    }
+
+    #[test]
+    fn diskstats_keeps_whole_disks_with_io() {
+        let text = "   7       0 loop0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n 253       0 vda 1000 0 8000 500 2000 0 16000 900 1 1500 1400 0 0 0 0 0 0\n 253       1 vda1 900 0 7000 400 2000 0 16000 900 0 1400 1300\n 259 0 nvme0n1 5 0 0 0 5 0 0 0 0 10 10\n 259 1 nvme0n1p1 5 0 0 0 5 0 0 0 0 10 10\n 252 0 dm-0 3 0 0 0 0 0 0 0 0 1 1\n";
+        let d = parse_diskstats(text).unwrap();
+        let names: Vec<_> = d.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["vda", "nvme0n1", "dm-0"]);
+        assert_eq!(
+            (d[0].reads, d[0].writes, d[0].in_flight, d[0].io_ticks_ms),
+            (1000, 2000, 1, 1500)
+        );
+        assert!(parse_diskstats("8 0 sda 1 2\n").is_err());
+    }
+
+    #[test]
+    fn pid_stat_with_odd_command_names() {
+        assert_eq!(
+            parse_pid_stat(b"42 (bash) S 1 42"),
+            Some(("bash".into(), 'S'))
+        );
+        assert_eq!(
+            parse_pid_stat(b"7 (a) b) (c) D 1 2"),
+            Some(("a) b) (c".into(), 'D'))
+        );
+        assert_eq!(parse_pid_stat(b"garbage"), None);
+        assert_eq!(parse_pid_stat(b"1 (x)"), None);
+    }
+
+    #[test]
+    fn fixture_proc_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(
+            p.join("stat"),
+            "cpu 1 0 1 10 0 0 0 0\ncpu0 1 0 1 10 0 0 0 0\n",
+        )
+        .unwrap();
+        std::fs::write(p.join("loadavg"), "3.00 2.00 1.00 2/100 9\n").unwrap();
+        std::fs::create_dir_all(p.join("100")).unwrap();
+        std::fs::write(p.join("100/stat"), "100 (flush-253:0) D 2 0").unwrap();
+        std::fs::write(p.join("100/wchan"), "io_schedule").unwrap();
+        std::fs::create_dir_all(p.join("101")).unwrap();
+        std::fs::write(p.join("101/stat"), "101 (sshd) S 1 0").unwrap();
+        // A process that exited between listing and reading.
+        std::fs::create_dir_all(p.join("102")).unwrap();
+        let cpu = cpu(p);
+        assert_eq!(cpu.ok().unwrap().loadavg, [3.0, 2.0, 1.0]);
+        let t = tasks(p);
+        let t = t.ok().unwrap();
+        assert_eq!(t.processes, 2);
+        assert_eq!(
+            t.dstate,
+            vec![Task {
+                pid: 100,
+                command: "flush-253:0".into(),
+                wchan: Some("io_schedule".into())
+            }]
+        );
+        // No PSI on this kernel: not an error.
+        assert_eq!(pressure(p), Gathered::Ok(None));
+        std::fs::create_dir_all(p.join("pressure")).unwrap();
+        std::fs::write(
+            p.join("pressure/cpu"),
+            "some avg10=50.00 avg60=0 avg300=0 total=1\n",
+        )
+        .unwrap();
+        let e = pressure(p);
+        assert!(
+            matches!(&e, Gathered::Failed(m) if m.contains("pressure/memory")),
+            "{e:?}"
+        );
+        // Unreadable files name themselves.
+        let m = memory(p);
+        assert!(
+            matches!(&m, Gathered::Failed(m) if m.contains("meminfo")),
+            "{m:?}"
+        );
+        std::fs::write(p.join("diskstats"), "garbage\n").unwrap();
+        assert!(matches!(disks(p), Gathered::Failed(m) if m.contains("diskstats")));
+    }
+}

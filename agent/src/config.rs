@@ -396,6 +396,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packaged_config_is_the_defaults() {
+        let text = include_str!("../../packaging/config.toml");
+        assert_eq!(Config::parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(Config::parse("").unwrap(), Config::default());
     }

@@ -206,7 +206,7 @@ impl Topology {
         std::fs::write(
             root.join("config.toml"),
             format!(
-                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n",
+                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
                 root.display()
             ),
         )
@@ -408,6 +408,13 @@ fn show(report: &BTreeMap<String, (String, Value)>) -> String {
 }
 
 /// The healthy baseline every case starts from: pings work and every check is ok.
+/// The matrix runs many namespaces at once on a shared 2-core machine: its CPU, memory and disk
+/// load is the suite's, not a fault. These thresholds keep the load checks running (their
+/// sources must still work: an unknown fails the baseline) without judging that load; the load
+/// checks are proven by unit tests and `load_test.rs`. The bandwidth limit lets net.bandwidth
+/// judge the window.
+const MACHINE_LOAD_IGNORED: &str = "[limits]\nbandwidth_mbps = 10000\n[thresholds]\ncpu_busy_pct = 101\ncpu_saturated_pct = 101\ncpu_iowait_pct = 101\ncpu_steal_pct = 101\ncpu_steal_fail_pct = 101\nload_per_cpu = 1000\npressure_some_pct = 101\npressure_full_pct = 101\npressure_full_fail_pct = 101\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 101\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
+
 fn assert_healthy(t: &Topology) {
     assert!(
         t.ping(GUEST_IP),
@@ -417,15 +424,30 @@ fn assert_healthy(t: &Topology) {
         t.ping(SECONDARY_IP),
         "healthy: ping to the secondary IP must work"
     );
+    // With a client: over a 1 s window (rates) while a real ping runs, so icmp.live sees it
+    // answered; without: one sample, where net.bandwidth has no rate to judge and says so.
     for client in [Some(CLIENT), None] {
-        let report = t.diagnose(client);
+        let report = match client {
+            Some(_) => std::thread::scope(|scope| {
+                let agent = scope.spawn(|| t.diagnose_with(client, &["--window", "1"]));
+                std::thread::sleep(Duration::from_millis(200));
+                t.ping_count(GUEST_IP, 4, false);
+                agent.join().unwrap()
+            }),
+            None => t.diagnose(client),
+        };
         assert_eq!(
             report.len(),
             ecs_diag::checks::CATALOGUE.len(),
             "every check reported:\n{}",
             show(&report)
         );
-        let not_ok: Vec<_> = report.iter().filter(|(_, (st, _))| st != "ok").collect();
+        let not_ok: Vec<_> = report
+            .iter()
+            .filter(|(id, (st, _))| {
+                st != "ok" && !(client.is_none() && *id == "net.bandwidth" && st == "skipped")
+            })
+            .collect();
         assert!(
             not_ok.is_empty(),
             "healthy (client {client:?}): every check must be ok:\n{}",

@@ -6,3 +6,4 @@ pub mod eval;
 pub mod ipset;
 pub mod iptables;
 pub mod nft;
+pub mod moved;

@@ -1,6 +1,7 @@
 //! Sources: the only code that touches the OS. `gather` runs them all (metadata concurrently
 //! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
 
+pub mod capture;
 pub mod firewall;
 pub mod load;
 pub mod metadata;
@@ -8,6 +9,7 @@ pub mod netlink;
 pub mod netstat;
 pub mod network_config;
 pub mod nfnetlink;
+pub mod nftrace;
 pub mod snmp;
 pub mod sockets;
 pub mod sysctl;

@@ -1,5 +1,5 @@
-//! The command line: `check` (one-shot diagnosis), `serve` (the daemon) and `snapshot` (the
-//! facts as JSON).
+//! The command line: `check` (one-shot diagnosis), `serve` (the daemon), `watch` (live echo
+//! attribution while the user pings) and `snapshot` (the facts as JSON).
 //! Exit codes for `check` follow DESIGN.md (2 fail, 1 warn, 3 unknown, 0 ok); errors before a
 //! diagnosis use the sysexits codes 64 (usage), 66 (unreadable input), 78 (bad config).
 
@@ -55,6 +55,26 @@ pub enum Command {
     },
     /// Run the daemon: refresh periodically and serve the report, metrics and health over HTTP.
     Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Ping this instance from outside while this runs: shows where the echo requests stop.
+    #[command(
+        after_long_help = "Shows each second the echo requests seen on the interfaces (before the firewall), those the ICMP layer counted, the replies sent and those that left; then the firewall rules whose counters moved, the nftables trace's drops (a temporary table inet ecs_diag_watch, removed at the end) and the verdict.\n\nExit status: 0 answered (the problem is on the way back or at the client); 1 not arriving (blocked outside the guest: security group, network ACL, route, blackhole); 2 arriving but not answered (the guest drops or ignores them); 64 usage; 66 unreadable counters; 78 bad config."
+    )]
+    Watch {
+        /// How long to watch.
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        seconds: u64,
+        /// Count only this client's requests and the replies to it.
+        #[arg(long, value_name = "ADDR")]
+        client: Option<IpAddr>,
+        /// Print the verdict as JSON (the live lines go to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Do not add the temporary nftables trace table.
+        #[arg(long)]
+        no_trace: bool,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -163,6 +183,24 @@ pub fn run(cli: Cli) -> i32 {
             report.exit_code()
         }
         Command::Serve { config } => crate::daemon::run(config),
+        Command::Watch {
+            seconds,
+            client,
+            json,
+            no_trace,
+            config,
+        } => match load_config(config.as_deref()) {
+            Ok(config) => crate::watch::run(
+                &config,
+                &crate::watch::WatchOptions {
+                    seconds,
+                    client,
+                    json,
+                    trace: !no_trace,
+                },
+            ),
+            Err(code) => code,
+        },
         Command::Snapshot { config, client } => {
             let config = match load_config(config.as_deref()) {
                 Ok(c) => c,

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod snapshot;
 pub mod sources;
+pub mod watch;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,8 +2,10 @@
 //! `/proc/net/snmp` (InEchos, OutEchoReps): an earlier sample (`check --window`, the previous
 //! refresh) or, with one sample, the counters since boot. Requests arriving unanswered point
 //! inside the guest; none arriving points outside it (security group, network ACL, route,
-//! blackhole filtering).
+//! blackhole filtering). [`attribute`] is that judgement, shared with `ecs-diag watch`, which
+//! adds packet capture, firewall rule counters and nftables traces to the same evidence.
 
+use serde::Serialize;
 use serde_json::json;
 
 use crate::report::Finding;
@@ -19,6 +21,143 @@ pub fn outside_steps() -> Vec<String> {
         "EIP / public IP: check it is bound to this instance and not in a blackhole (Security Center / Anti-DDoS console shows blackhole filtering)".to_string(),
         "from the client: mtr -n <public-ip> to see where packets stop".to_string(),
     ]
+}
+
+/// Where echo requests stop: the three answers `watch` and `icmp.live` give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// They arrive and are answered: the problem is on the way back or at the client.
+    Answered,
+    /// They arrive and (some) go unanswered: the guest drops or ignores them.
+    ArrivingNotAnswered,
+    /// None arrives: the block is outside the guest.
+    NotArriving,
+}
+
+/// What was counted over a window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EchoEvidence {
+    /// `in the last 10.0 s`, `since boot`.
+    pub window: String,
+    /// Requests seen on the interfaces, before the firewall (packet capture); None: no capture.
+    pub requests_on_wire: Option<u64>,
+    /// Requests the ICMP layer counted (`InEchos`): past the firewall.
+    pub requests_reached_icmp: u64,
+    /// Replies the ICMP layer sent (`OutEchoReps`).
+    pub replies_sent: u64,
+    /// Replies seen leaving an interface (after the OUTPUT firewall and the qdisc).
+    pub replies_on_wire: Option<u64>,
+    /// Firewall rules (or traced verdicts) that dropped echo packets in the window, or, without
+    /// live evidence, the rule the ruleset says drops them.
+    pub dropped_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attribution {
+    pub arrival: Arrival,
+    pub requests: u64,
+    pub replies: u64,
+    pub summary: String,
+    /// Where they stop and what to do, most specific first.
+    pub steps: Vec<String>,
+}
+
+/// Console and command steps when echo requests arrive and are answered.
+pub fn path_steps() -> Vec<String> {
+    vec![
+        "the instance answers: the replies are lost on the way back or the client filters them".to_string(),
+        "from the client: mtr -n <public-ip>   (where do the probes stop?)".to_string(),
+        "from this instance: mtr -n <client-ip>   (the return path)".to_string(),
+        "check the client's own firewall and its network's ICMP policy; try another client or network".to_string(),
+    ]
+}
+
+/// The verdict from the evidence; `guest_causes` are the failing checks' summaries (why the
+/// guest does not answer).
+pub fn attribute(e: &EchoEvidence, guest_causes: &[String]) -> Attribution {
+    let requests = e.requests_on_wire.unwrap_or(0).max(e.requests_reached_icmp);
+    let replies = e.replies_on_wire.unwrap_or(e.replies_sent);
+    let since = &e.window;
+    if requests == 0 {
+        let mut steps = Vec::new();
+        let mut summary = format!("no echo request reached this instance {since}");
+        if !e.dropped_by.is_empty() {
+            summary.push_str(&format!(
+                ", but the guest firewall would drop them before they are counted ({}): fix that first",
+                e.dropped_by.join("; ")
+            ));
+            steps.extend(e.dropped_by.iter().map(|d| format!("guest firewall: {d}")));
+        } else {
+            summary.push_str(": they are dropped before the guest (security group, network ACL, route to the public IP, or blackhole filtering)");
+        }
+        steps.extend(outside_steps());
+        return Attribution {
+            arrival: Arrival::NotArriving,
+            requests,
+            replies,
+            summary,
+            steps,
+        };
+    }
+    if replies >= requests {
+        return Attribution {
+            arrival: Arrival::Answered,
+            requests,
+            replies,
+            summary: format!("{requests} echo request(s) arrived {since} and all were answered"),
+            steps: path_steps(),
+        };
+    }
+    let unanswered = requests - replies;
+    let mut summary =
+        format!("{unanswered} of {requests} echo request(s) arriving {since} went unanswered");
+    let mut steps = Vec::new();
+    if let Some(wire) = e.requests_on_wire {
+        if wire > e.requests_reached_icmp {
+            summary.push_str(&format!(
+                "; {} arrived on the interface but never reached the ICMP layer (dropped by the firewall, reverse-path filter or a full backlog)",
+                wire - e.requests_reached_icmp
+            ));
+        }
+    }
+    if e.requests_reached_icmp > e.replies_sent {
+        summary.push_str(&format!(
+            "; the kernel answered {} of the {} it received (icmp_echo_ignore_all, rate limit)",
+            e.replies_sent, e.requests_reached_icmp
+        ));
+    }
+    if let Some(out) = e.replies_on_wire {
+        if e.replies_sent > out {
+            summary.push_str(&format!(
+                "; {} replies were sent but never left the interface (OUTPUT firewall, qdisc)",
+                e.replies_sent - out
+            ));
+        }
+    }
+    if !e.dropped_by.is_empty() {
+        summary.push_str(&format!("; dropped by {}", e.dropped_by.join("; ")));
+        steps.extend(e.dropped_by.iter().map(|d| format!("guest firewall: {d}")));
+    }
+    steps.extend(guest_causes.iter().cloned());
+    Attribution {
+        arrival: Arrival::ArrivingNotAnswered,
+        requests,
+        replies,
+        summary,
+        steps,
+    }
+}
+
+/// The guest firewall's own verdict on an echo request, when it drops one: ICMP counters never
+/// see such requests, so "none arrived" must not be blamed on the outside.
+fn static_firewall_drop(s: &Snapshot) -> Vec<String> {
+    let f = crate::checks::firewall::icmp_in(s);
+    if f.status == crate::report::Status::Fail {
+        vec![f.summary]
+    } else {
+        Vec::new()
+    }
 }
 
 pub fn live(s: &Snapshot) -> Finding {
@@ -49,41 +188,46 @@ pub fn live(s: &Snapshot) -> Finding {
         (Some(n), None) if !windowed => Some(n),
         _ => None,
     };
+    let e = EchoEvidence {
+        window: since.clone(),
+        requests_reached_icmp: requests,
+        replies_sent: replies,
+        dropped_by: static_firewall_drop(s),
+        ..Default::default()
+    };
+    let a = attribute(&e, &[]);
     let evidence = json!({
         "window": since, "echo_requests_in": requests, "echo_replies_out": replies,
         "rate_limited_host": rate_limited, "in_errors": now.in_errors.saturating_sub(before.in_errors),
+        "verdict": a.arrival, "firewall_drops": e.dropped_by,
     });
-    if requests == 0 {
-        if windowed {
-            return Finding::skipped(LIVE, format!("no echo request arrived {since}: ping the public IP while `ecs-diag check --window 10` runs"))
-                .evidence(evidence);
+    match a.arrival {
+        Arrival::NotArriving if !e.dropped_by.is_empty() => {
+            Finding::warn(LIVE, a.summary).evidence(evidence).remedy(a.steps)
         }
-        return Finding::warn(LIVE, "no echo request has reached this instance's kernel since boot: if you are pinging it, the packets are dropped before the guest (security group, network ACL, public IP binding or blackhole)")
-            .evidence(evidence)
-            .remedy(outside_steps());
-    }
-    if replies >= requests {
-        return Finding::ok(
+        Arrival::NotArriving if windowed => Finding::skipped(
             LIVE,
-            format!("{requests} echo request(s) arrived {since} and all were answered"),
+            format!("no echo request arrived {since}: ping the public IP while `ecs-diag watch` runs"),
         )
-        .evidence(evidence);
-    }
-    let unanswered = requests - replies;
-    let summary = format!("{unanswered} of {requests} echo request(s) arriving {since} went unanswered: the guest itself drops or ignores them");
-    let remedy = vec![
-        "see the failing sysctl.*, route.* and addr.* checks of this report for the cause"
-            .to_string(),
-        "live: ecs-diag check --window 10 while pinging from the client".to_string(),
-    ];
-    if windowed && replies == 0 {
-        return Finding::fail(LIVE, summary)
+        .evidence(evidence),
+        Arrival::NotArriving => Finding::warn(LIVE, "no echo request has reached this instance's kernel since boot: if you are pinging it, the packets are dropped before the guest (security group, network ACL, public IP binding or blackhole)")
             .evidence(evidence)
-            .remedy(remedy);
+            .remedy(a.steps),
+        Arrival::Answered => Finding::ok(LIVE, a.summary).evidence(evidence),
+        Arrival::ArrivingNotAnswered => {
+            let summary = format!("{}: the guest itself drops or ignores them", a.summary);
+            let remedy = vec![
+                "see the failing sysctl.*, route.* and firewall.* checks of this report for the cause"
+                    .to_string(),
+                "live: ecs-diag watch --seconds 20 while pinging from the client".to_string(),
+            ];
+            if windowed && replies == 0 {
+                Finding::fail(LIVE, summary).evidence(evidence).remedy(remedy)
+            } else {
+                Finding::warn(LIVE, summary).evidence(evidence).remedy(remedy)
+            }
+        }
     }
-    Finding::warn(LIVE, summary)
-        .evidence(evidence)
-        .remedy(remedy)
 }
 
 #[cfg(test)]
@@ -119,6 +263,86 @@ mod tests {
         let f = judge(live, samples(None, counters(0, 10, 4)));
         assert_eq!(f.status, Status::Warn);
         assert!(f.summary.starts_with("6 of 10"), "{}", f.summary);
+    }
+
+    fn evidence(wire: Option<u64>, icmp: u64, sent: u64, out: Option<u64>) -> EchoEvidence {
+        EchoEvidence {
+            window: "in the last 10.0 s".into(),
+            requests_on_wire: wire,
+            requests_reached_icmp: icmp,
+            replies_sent: sent,
+            replies_on_wire: out,
+            dropped_by: vec![],
+        }
+    }
+
+    #[test]
+    fn attribution_verdicts() {
+        let a = attribute(&evidence(Some(5), 5, 5, Some(5)), &[]);
+        assert_eq!(a.arrival, Arrival::Answered);
+        assert!(a.steps.iter().any(|s| s.contains("mtr")));
+        let a = attribute(&evidence(Some(0), 0, 0, Some(0)), &[]);
+        assert_eq!(a.arrival, Arrival::NotArriving);
+        assert!(a.steps.iter().any(|s| s.contains("security group")));
+        // Seen on the wire, never counted by ICMP: dropped in between, and the rule is named.
+        let mut e = evidence(Some(5), 0, 0, Some(0));
+        e.dropped_by = vec!["filter INPUT #1 `-A INPUT -p icmp -j DROP`".into()];
+        let a = attribute(&e, &["firewall.icmp_in (fail): ...".to_string()]);
+        assert_eq!(a.arrival, Arrival::ArrivingNotAnswered);
+        assert!(
+            a.summary.contains("never reached the ICMP layer"),
+            "{}",
+            a.summary
+        );
+        assert!(
+            a.summary.contains("-A INPUT -p icmp -j DROP"),
+            "{}",
+            a.summary
+        );
+        assert_eq!(a.steps.len(), 2);
+        // Counted and answered by the kernel, but the replies never left: OUTPUT or qdisc.
+        let a = attribute(&evidence(Some(4), 4, 4, Some(0)), &[]);
+        assert_eq!(a.arrival, Arrival::ArrivingNotAnswered);
+        assert!(
+            a.summary.contains("never left the interface"),
+            "{}",
+            a.summary
+        );
+        // The kernel ignored them (icmp_echo_ignore_all).
+        let a = attribute(&evidence(None, 4, 0, None), &[]);
+        assert!(a.summary.contains("answered 0 of the 4"), "{}", a.summary);
+        // No capture: the kernel counters alone.
+        assert_eq!(
+            attribute(&evidence(None, 3, 3, None), &[]).arrival,
+            Arrival::Answered
+        );
+    }
+
+    #[test]
+    fn a_firewall_that_drops_before_counting_is_not_blamed_on_the_outside() {
+        let f = judge(live, |s| {
+            samples(None, counters(0, 0, 0))(s);
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![
+                crate::sources::firewall::Ruleset {
+                    backend: "nft".into(),
+                    family: "ipv4".into(),
+                    tool: "iptables-nft-save".into(),
+                    tables: Gathered::Ok(
+                        crate::firewall::iptables::parse_save(
+                            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p icmp -j DROP\nCOMMIT\n",
+                        )
+                        .unwrap(),
+                    ),
+                },
+            ]));
+        });
+        assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.summary.contains("guest firewall would drop them"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remedy[0].starts_with("guest firewall"), "{:?}", f.remedy);
     }
 
     #[test]

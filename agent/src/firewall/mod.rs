@@ -5,5 +5,5 @@
 pub mod eval;
 pub mod ipset;
 pub mod iptables;
-pub mod nft;
 pub mod moved;
+pub mod nft;

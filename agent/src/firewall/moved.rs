@@ -37,7 +37,9 @@ pub fn iptables(before: &[Ruleset], after: &[Ruleset]) -> Vec<MovedRule> {
             let old_t = old_rs.and_then(|o| o.iter().find(|x| x.name == t.name));
             for c in &t.chains {
                 let old_c = old_t.and_then(|o| o.chains.iter().find(|x| x.name == c.name));
-                let place = |what: String| format!("{} {} {} {} {what}", rs.tool, rs.family, t.name, c.name);
+                let place = |what: String| {
+                    format!("{} {} {} {} {what}", rs.tool, rs.family, t.name, c.name)
+                };
                 for (i, r) in c.rules.iter().enumerate() {
                     // The same rule text, the same occurrence of it (rules can repeat).
                     let nth = c.rules[..i].iter().filter(|x| x.args == r.args).count();
@@ -94,7 +96,9 @@ pub fn nft(before: Option<&NftRuleset>, after: &NftRuleset) -> Vec<MovedRule> {
         for c in &t.chains {
             let old_c = old_t.and_then(|o| o.chains.iter().find(|x| x.name == c.name));
             for r in &c.rules {
-                let Some(now) = packets(&r.expr) else { continue };
+                let Some(now) = packets(&r.expr) else {
+                    continue;
+                };
                 let was = old_c
                     .and_then(|o| o.rules.iter().find(|x| x.handle == r.handle))
                     .filter(|o| without_counter(&o.expr) == without_counter(&r.expr))
@@ -103,7 +107,10 @@ pub fn nft(before: Option<&NftRuleset>, after: &NftRuleset) -> Vec<MovedRule> {
                 let moved = now.saturating_sub(was);
                 if moved > 0 {
                     out.push(MovedRule {
-                        place: format!("nft {} {} {} handle {}", t.family, t.name, c.name, r.handle),
+                        place: format!(
+                            "nft {} {} {} handle {}",
+                            t.family, t.name, c.name, r.handle
+                        ),
                         rule: render(&r.expr),
                         packets: moved,
                         drops: r
@@ -148,7 +155,10 @@ mod tests {
         assert_eq!(m.len(), 3, "{m:?}");
         assert!(m[0].drops);
         assert_eq!(m[0].packets, 3);
-        assert_eq!(m[0].rule, "-A INPUT -p icmp --icmp-type echo-request -j DROP");
+        assert_eq!(
+            m[0].rule,
+            "-A INPUT -p icmp --icmp-type echo-request -j DROP"
+        );
         assert_eq!(m[0].place, "iptables-nft-save ipv4 filter INPUT #2");
         assert_eq!((m[1].packets, m[1].drops), (4, false));
         assert_eq!((m[2].rule.as_str(), m[2].packets), ("policy ACCEPT", 2));

@@ -23,22 +23,25 @@ pub struct EchoCapture {
     fd: OwnedFd,
 }
 
-const ETH_P_IP: u16 = 0x0800;
+/// Outgoing packets reach only ETH_P_ALL sockets (the transmit tap); the filter picks IPv4.
+const ETH_P_ALL: u16 = 0x0003;
 
-/// ICMP (protocol 1), not a later fragment, type 8 or 0: keep 64 bytes; anything else: drop.
-fn echo_filter() -> [libc::sock_filter; 10] {
+/// IPv4, ICMP (protocol 1), not a later fragment, type 8 or 0: keep 64 bytes; else drop.
+fn echo_filter() -> [libc::sock_filter; 12] {
     let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     [
-        op(0x30, 0, 0, 9),      // ldb [9]          IP protocol
-        op(0x15, 0, 7, 1),      // jeq #1 ? : drop
-        op(0x28, 0, 0, 6),      // ldh [6]          flags + fragment offset
-        op(0x45, 5, 0, 0x1fff), // jset #0x1fff ? drop :
-        op(0xb1, 0, 0, 0),      // ldxb 4*([0]&0xf) IP header length
-        op(0x50, 0, 0, 0),      // ldb [x+0]        ICMP type
-        op(0x15, 1, 0, 8),      // jeq #8 ? accept :
-        op(0x15, 0, 1, 0),      // jeq #0 ? accept : drop
-        op(0x06, 0, 0, 64),     // accept: ret #64
-        op(0x06, 0, 0, 0),      // drop: ret #0
+        op(0x28, 0, 0, 0xffff_f000), // ldh [SKF_AD_PROTOCOL]  the packet's ethertype
+        op(0x15, 0, 9, 0x0800),      // jeq #ETH_P_IP ? : drop
+        op(0x30, 0, 0, 9),           // ldb [9]          IP protocol
+        op(0x15, 0, 7, 1),           // jeq #1 ? : drop
+        op(0x28, 0, 0, 6),           // ldh [6]          flags + fragment offset
+        op(0x45, 5, 0, 0x1fff),      // jset #0x1fff ? drop :
+        op(0xb1, 0, 0, 0),           // ldxb 4*([0]&0xf) IP header length
+        op(0x50, 0, 0, 0),           // ldb [x+0]        ICMP type
+        op(0x15, 1, 0, 8),           // jeq #8 ? accept :
+        op(0x15, 0, 1, 0),           // jeq #0 ? accept : drop
+        op(0x06, 0, 0, 64),          // accept: ret #64
+        op(0x06, 0, 0, 0),           // drop: ret #0
     ]
 }
 
@@ -50,7 +53,7 @@ impl EchoCapture {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                i32::from(ETH_P_IP.to_be()),
+                i32::from(ETH_P_ALL.to_be()),
             )
         };
         if raw < 0 {
@@ -114,7 +117,7 @@ impl EchoCapture {
             if let Some(p) = parse_echo(
                 data,
                 addr.sll_ifindex as u32,
-                addr.sll_pkttype == libc::PACKET_OUTGOING as u8,
+                addr.sll_pkttype == libc::PACKET_OUTGOING,
             ) {
                 out.push(p);
             }
@@ -179,7 +182,13 @@ mod tests {
                 assert!(i + 1 + (ins.jf as usize) < f.len());
             }
         }
-        assert_eq!(f[8].k, 64);
-        assert_eq!(f[9].k, 0);
+        assert_eq!(f[10].k, 64);
+        assert_eq!(f[11].k, 0);
+        // Every "drop" jump lands on the last instruction, every "accept" on the one before.
+        assert_eq!(1 + 1 + f[1].jf as usize, 11);
+        assert_eq!(3 + 1 + f[3].jf as usize, 11);
+        assert_eq!(5 + 1 + f[5].jt as usize, 11);
+        assert_eq!(8 + 1 + f[8].jt as usize, 10);
+        assert_eq!(9 + 1 + f[9].jf as usize, 11);
     }
 }

@@ -1,0 +1,339 @@
+//! `ecs-diag watch`: the user pings the instance while this runs. Each second it shows the echo
+//! requests seen on the interfaces (per source), those the ICMP layer counted, the replies sent
+//! and those that left; at the end the firewall rules whose counters moved, the nftables trace's
+//! drops, and the verdict from [`checks::icmp::attribute`]: answered, arriving but not answered
+//! (and why, from the checks), or not arriving (the block is outside the guest).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::checks::icmp::{attribute, Arrival, Attribution, EchoEvidence};
+use crate::config::Config;
+use crate::firewall::moved::{self, MovedRule};
+use crate::report::Status;
+use crate::snapshot::IcmpCounters;
+use crate::sources::capture::{EchoCapture, EchoPacket};
+use crate::sources::nftrace::{NftTrace, TracedDrop};
+use crate::sources::{self, firewall, snmp, GatherOptions};
+
+pub struct WatchOptions {
+    pub seconds: u64,
+    pub client: Option<IpAddr>,
+    pub json: bool,
+    /// Add the temporary nftables trace table.
+    pub trace: bool,
+}
+
+/// The JSON `watch --json` prints (additive to the report contract).
+#[derive(Debug, Serialize)]
+pub struct WatchReport {
+    pub seconds: f64,
+    pub client: Option<IpAddr>,
+    pub verdict: Arrival,
+    pub summary: String,
+    pub steps: Vec<String>,
+    pub evidence: EchoEvidence,
+    /// Echo requests seen on the interfaces by source, and replies to each.
+    pub sources: BTreeMap<Ipv4Addr, PerSource>,
+    pub moved_rules: Vec<MovedRule>,
+    pub traced_drops: Vec<TracedDrop>,
+    /// Live evidence that could not be collected, and why.
+    pub unavailable: Vec<String>,
+    /// Checks that fail or warn (the "why" when requests go unanswered).
+    pub guest_findings: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct PerSource {
+    pub requests: u64,
+    pub replies: u64,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C ends the watch early (and still cleans up the trace table and reports).
+fn catch_interrupt() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// Counts echo packets per source: requests received, replies sent to it. Loopback (ifindex 1
+/// in every network namespace) is left out: those pings never crossed the network.
+#[derive(Default)]
+struct Tally {
+    sources: BTreeMap<Ipv4Addr, PerSource>,
+}
+
+impl Tally {
+    fn add(&mut self, packets: &[EchoPacket]) {
+        for p in packets.iter().filter(|p| p.ifindex != 1) {
+            match (p.outgoing, p.icmp_type) {
+                (false, 8) => self.sources.entry(p.source).or_default().requests += 1,
+                (true, 0) => self.sources.entry(p.destination).or_default().replies += 1,
+                _ => {}
+            }
+        }
+    }
+    /// Requests and replies, for one client or all sources.
+    fn totals(&self, client: Option<Ipv4Addr>) -> (u64, u64) {
+        self.sources
+            .iter()
+            .filter(|(a, _)| client.is_none_or(|c| **a == c))
+            .fold((0, 0), |(q, r), (_, s)| (q + s.requests, r + s.replies))
+    }
+}
+
+fn icmp_now(config: &Config) -> Result<IcmpCounters, String> {
+    match snmp::icmp(&config.paths.proc) {
+        crate::snapshot::Gathered::Ok(c) => Ok(c),
+        crate::snapshot::Gathered::Failed(e) => Err(e),
+    }
+}
+
+pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
+    catch_interrupt();
+    let mut unavailable = Vec::new();
+    let client_v4 = match opts.client {
+        Some(IpAddr::V4(c)) => Some(c),
+        Some(IpAddr::V6(_)) => {
+            unavailable.push(
+                "per-source counts are IPv4 only; the kernel counters below count every source"
+                    .to_string(),
+            );
+            None
+        }
+        None => None,
+    };
+    let mut live: Box<dyn Write> = if opts.json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let before_fw = firewall::read_all(&config.paths.proc, None);
+    let capture = EchoCapture::open()
+        .map_err(|e| unavailable.push(format!("packet capture: {e}")))
+        .ok();
+    let trace = if opts.trace {
+        NftTrace::start()
+            .map_err(|e| unavailable.push(format!("nftables trace: {e}")))
+            .ok()
+    } else {
+        None
+    };
+    let first = match icmp_now(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ecs-diag: cannot read the ICMP counters: {e}");
+            return crate::cli::EXIT_NOINPUT;
+        }
+    };
+    let _ = writeln!(
+        live,
+        "watching for {} s: ping this instance's public IP now{}{}",
+        opts.seconds,
+        opts.client
+            .map(|c| format!(" from {c}"))
+            .unwrap_or_default(),
+        if trace.is_some() {
+            format!(
+                " (tracing with the temporary nftables table inet {})",
+                sources::nftrace::TABLE
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        live,
+        "{:>4}  {:>16}  {:>14}  {:>12}  {:>16}",
+        "s", "requests on wire", "reached ICMP", "replies sent", "replies on wire"
+    );
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut last = first.clone();
+    for second in 1..=opts.seconds {
+        let until = started + Duration::from_secs(second);
+        while Instant::now() < until && !INTERRUPTED.load(Ordering::SeqCst) {
+            if let Some(c) = &capture {
+                tally.add(&c.drain());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Ok(c) = icmp_now(config) {
+            last = c;
+        }
+        let (req, rep) = tally.totals(client_v4);
+        let wire = |v: u64| {
+            if capture.is_some() {
+                v.to_string()
+            } else {
+                "-".to_string()
+            }
+        };
+        let _ = writeln!(
+            live,
+            "{second:>4}  {:>16}  {:>14}  {:>12}  {:>16}",
+            wire(req),
+            last.in_echos.saturating_sub(first.in_echos),
+            last.out_echo_reps.saturating_sub(first.out_echo_reps),
+            wire(rep)
+        );
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    // Replies to the last requests may still be on their way out.
+    std::thread::sleep(Duration::from_millis(200));
+    if let Some(c) = &capture {
+        tally.add(&c.drain());
+    }
+    if let Ok(c) = icmp_now(config) {
+        last = c;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let traced_drops = trace.map(NftTrace::stop).unwrap_or_default();
+    let after_fw = firewall::read_all(&config.paths.proc, None);
+    let mut moved_rules = Vec::new();
+    match (&before_fw.firewall, &after_fw.firewall) {
+        (crate::snapshot::Gathered::Ok(b), crate::snapshot::Gathered::Ok(a)) => {
+            moved_rules.extend(moved::iptables(b, a))
+        }
+        (_, crate::snapshot::Gathered::Failed(e)) | (crate::snapshot::Gathered::Failed(e), _) => {
+            unavailable.push(format!("iptables rule counters: {e}"))
+        }
+    }
+    if let (crate::snapshot::Gathered::Ok(b), crate::snapshot::Gathered::Ok(Some(a))) =
+        (&before_fw.nftables, &after_fw.nftables)
+    {
+        moved_rules.extend(moved::nft(b.as_deref(), a));
+    }
+    // The diagnosis says why requests go unanswered.
+    let snapshot = sources::gather(
+        config,
+        &GatherOptions {
+            client: opts.client,
+            firewall_cache: Some(after_fw),
+        },
+    );
+    let guest_findings: Vec<String> = crate::checks::evaluate(&snapshot)
+        .into_iter()
+        .filter(|f| {
+            matches!(f.status, Status::Fail | Status::Warn) && f.id != crate::checks::icmp::LIVE
+        })
+        .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
+        .collect();
+
+    let (req, rep) = tally.totals(client_v4);
+    let mut dropped_by: Vec<String> = traced_drops
+        .iter()
+        .filter(|d| client_v4.is_none() || d.source.is_none() || d.source == client_v4)
+        .map(|d| match &d.rule {
+            Some(r) => format!("{} rule `{r}` ({}, nftables trace)", d.chain, d.verdict),
+            None => format!("{} policy {} (nftables trace)", d.chain, d.verdict),
+        })
+        .collect();
+    dropped_by.dedup();
+    for m in moved_rules.iter().filter(|m| m.drops) {
+        dropped_by.push(format!(
+            "{}: `{}` counted {} packet(s)",
+            m.place, m.rule, m.packets
+        ));
+    }
+    let evidence = EchoEvidence {
+        window: format!("in the last {seconds:.1} s"),
+        requests_on_wire: capture.as_ref().map(|_| req),
+        requests_reached_icmp: last.in_echos.saturating_sub(first.in_echos),
+        replies_sent: last.out_echo_reps.saturating_sub(first.out_echo_reps),
+        replies_on_wire: capture.as_ref().map(|_| rep),
+        dropped_by,
+    };
+    let Attribution {
+        arrival,
+        summary,
+        steps,
+        ..
+    } = attribute(&evidence, &guest_findings);
+    let report = WatchReport {
+        seconds,
+        client: opts.client,
+        verdict: arrival,
+        summary,
+        steps,
+        evidence,
+        sources: tally.sources,
+        moved_rules,
+        traced_drops,
+        unavailable,
+        guest_findings,
+    };
+    if opts.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("ecs-diag: cannot serialise the watch report: {e}"),
+        }
+    } else {
+        let _ = write!(live, "{}", render(&report));
+    }
+    exit_code(arrival)
+}
+
+/// 0 answered, 1 not arriving (outside the guest), 2 arriving but not answered (inside it).
+pub fn exit_code(a: Arrival) -> i32 {
+    match a {
+        Arrival::Answered => 0,
+        Arrival::NotArriving => 1,
+        Arrival::ArrivingNotAnswered => 2,
+    }
+}
+
+fn render(r: &WatchReport) -> String {
+    let mut out = String::new();
+    if !r.sources.is_empty() {
+        out.push_str("\nby source:\n");
+        for (a, s) in &r.sources {
+            out.push_str(&format!(
+                "  {a:<16} {} request(s), {} reply(ies)\n",
+                s.requests, s.replies
+            ));
+        }
+    }
+    if !r.moved_rules.is_empty() {
+        out.push_str("\nfirewall rules that counted packets:\n");
+        for m in r.moved_rules.iter().take(10) {
+            out.push_str(&format!(
+                "  {:>6}  {}{}  [{}]\n",
+                m.packets,
+                if m.drops { "DROPS  " } else { "" },
+                m.rule,
+                m.place
+            ));
+        }
+    }
+    let verdict = match r.verdict {
+        Arrival::Answered => "ANSWERED",
+        Arrival::ArrivingNotAnswered => "ARRIVING, NOT ANSWERED",
+        Arrival::NotArriving => "NOT ARRIVING",
+    };
+    out.push_str(&format!("\nverdict: {verdict} — {}\n", r.summary));
+    for s in &r.steps {
+        out.push_str(&format!("  → {s}\n"));
+    }
+    for u in &r.unavailable {
+        out.push_str(&format!("  (not available: {u})\n"));
+    }
+    out
+}

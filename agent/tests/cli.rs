@@ -251,3 +251,44 @@ fn runs_without_root() {
         .unwrap_or_else(|e| panic!("no report as nobody ({e}): {}", stderr(&out)));
     assert_eq!(statuses(&report).len(), ecs_diag::checks::CATALOGUE.len());
 }
+
+#[test]
+fn watch_rejects_bad_arguments_and_config_before_touching_anything() {
+    let o = ecs_diag(&["watch", "--seconds", "0"]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    let o = ecs_diag(&["watch", "--client", "not-an-ip"]);
+    assert_eq!(o.status.code(), Some(64));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[thresholds]\ncpu_busy_pct = \"high\"\n");
+    let o = ecs_diag(&["watch", "--config", &config]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(stderr(&o).contains("cpu_busy_pct"), "{}", stderr(&o));
+}
+
+#[test]
+fn watch_without_pings_says_nothing_arrived() {
+    // Nothing pings this machine from 192.0.2.77: the verdict is "not arriving" (exit 1).
+    // --no-trace: tests never change the root namespace's firewall (the trace table is proven
+    // inside the fault matrix's namespaces).
+    let dir = tempfile::tempdir().unwrap();
+    let config = isolated(dir.path(), "");
+    let o = ecs_diag(&[
+        "watch",
+        "--json",
+        "--no-trace",
+        "--seconds",
+        "1",
+        "--client",
+        "192.0.2.77",
+        "--config",
+        &config,
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "not_arriving", "{v:#}");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(v["evidence"]["requests_on_wire"], 0);
+    let tables = Command::new("nft").args(["list", "tables"]).output();
+    if let Ok(t) = tables {
+        assert!(!String::from_utf8_lossy(&t.stdout).contains("ecs_diag_watch"));
+    }
+}

@@ -589,3 +589,24 @@ fn survives_a_broken_log_pipe() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn refreshes_judge_the_window_since_the_previous_one() {
+    let d = Daemon::start("[refresh]\ninterval_s = 1\n[limits]\nbandwidth_mbps = 1000\n");
+    // The first report has one sample: since boot. A later one compares with the previous
+    // refresh: CPU, bandwidth and drops are rates over about a second.
+    d.wait_for(
+        |d| {
+            let (_, body) = d.get("/v1/checks/load.cpu");
+            body.contains("\"window_s\":1.")
+        },
+        "load.cpu judged over the window between refreshes",
+    );
+    let (code, body) = d.get("/v1/checks/net.bandwidth");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok", "{v:#}");
+    assert!(v["evidence"]["window_s"].as_f64().unwrap() > 0.5, "{v:#}");
+    let (_, body) = d.get("/v1/checks/net.drops");
+    assert!(body.contains("in the last"), "{body}");
+}

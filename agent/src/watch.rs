@@ -56,9 +56,14 @@ pub struct PerSource {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    // An atomic store and signal(2): both async-signal-safe. A second Ctrl-C then kills at
+    // once (a table left behind is removed by the next watch).
     INTERRUPTED.store(true, Ordering::SeqCst);
+    // SAFETY: resets the disposition of the signal being handled.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
 }
 
 /// Ctrl-C ends the watch early (and still cleans up the trace table and reports).

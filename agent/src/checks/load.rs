@@ -4,8 +4,9 @@
 //! refresh) they judge the rates between the two; with one sample, the kernel's own averages
 //! (load average, PSI avg10) and counters since boot. Thresholds come from the config.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::checks::from_reasons;
 use crate::report::Finding;
 use crate::snapshot::{CpuTimes, Disk, PressureLine, Snapshot};
 
@@ -41,29 +42,6 @@ pub fn increase(now: u64, before: u64, wraps32: bool) -> Option<u64> {
     } else {
         None
     }
-}
-
-/// The verdict from lists of reasons.
-fn verdict(
-    id: &'static str,
-    fails: Vec<String>,
-    warns: Vec<String>,
-    ok: String,
-    evidence: Value,
-    remedy: Vec<String>,
-) -> Finding {
-    if !fails.is_empty() {
-        let all: Vec<String> = fails.into_iter().chain(warns).collect();
-        return Finding::fail(id, all.join("; "))
-            .evidence(evidence)
-            .remedy(remedy);
-    }
-    if !warns.is_empty() {
-        return Finding::warn(id, warns.join("; "))
-            .evidence(evidence)
-            .remedy(remedy);
-    }
-    Finding::ok(id, ok).evidence(evidence)
 }
 
 fn shares(d: &CpuTimes) -> (f64, f64, f64) {
@@ -169,7 +147,7 @@ pub fn cpu(s: &Snapshot) -> Finding {
             shares(&now.total).2
         ),
     };
-    verdict(CPU, fails, warns, ok, evidence, remedy)
+    from_reasons(CPU, fails, warns, ok, evidence, remedy)
 }
 
 pub fn memory(s: &Snapshot) -> Finding {
@@ -240,7 +218,7 @@ pub fn memory(s: &Snapshot) -> Finding {
         Some(a) => format!("{a:.0}% of memory available, no OOM kills {oom_since}"),
         None => format!("no MemAvailable on this kernel; no OOM kills {oom_since}"),
     };
-    verdict(MEMORY, fails, warns, ok, evidence, remedy)
+    from_reasons(MEMORY, fails, warns, ok, evidence, remedy)
 }
 
 pub fn io(s: &Snapshot) -> Finding {
@@ -331,7 +309,7 @@ pub fn io(s: &Snapshot) -> Finding {
         "cat /proc/pressure/*: which resource tasks wait for".to_string(),
         "a cloud disk at its IOPS/throughput limit: ECS console → disks → monitoring; upgrade the disk category (ESSD PL) or the instance type".to_string(),
     ];
-    verdict(
+    from_reasons(
         IO,
         fails,
         warns,

@@ -11,6 +11,8 @@ pub mod net;
 pub mod route;
 pub mod sysctl;
 
+use serde_json::Value;
+
 use crate::report::{Finding, Report, REPORT_VERSION};
 use crate::snapshot::Snapshot;
 
@@ -122,6 +124,30 @@ pub const CATALOGUE: &[Check] = &[
         judge: icmp::live,
     },
 ];
+
+/// A finding from lists of reasons: fail if any fail reason (all reasons in the summary), else
+/// warn if any warn reason, else ok.
+pub(crate) fn from_reasons(
+    id: &'static str,
+    fails: Vec<String>,
+    warns: Vec<String>,
+    ok: String,
+    evidence: Value,
+    remedy: Vec<String>,
+) -> Finding {
+    if !fails.is_empty() {
+        let all: Vec<String> = fails.into_iter().chain(warns).collect();
+        return Finding::fail(id, all.join("; "))
+            .evidence(evidence)
+            .remedy(remedy);
+    }
+    if !warns.is_empty() {
+        return Finding::warn(id, warns.join("; "))
+            .evidence(evidence)
+            .remedy(remedy);
+    }
+    Finding::ok(id, ok).evidence(evidence)
+}
 
 /// Judges a snapshot with every check.
 pub fn evaluate(snapshot: &Snapshot) -> Vec<Finding> {

@@ -8,6 +8,7 @@
 
 use serde_json::json;
 
+use crate::checks::from_reasons;
 use crate::checks::load::increase;
 use crate::report::Finding;
 use crate::snapshot::{Link, LinkStats, Qdisc, Snapshot, SoftnetCpu};
@@ -202,21 +203,14 @@ pub fn drops(s: &Snapshot) -> Finding {
         "counted": since, "counters": seen, "softnet_dropped": softnet_dropped,
         "softnet_time_squeeze": c.time_squeeze, "not_compared": c.not_compared,
     });
-    if !fails.is_empty() {
-        return Finding::fail(DROPS, fails.join("; "))
-            .evidence(evidence)
-            .remedy(remedy);
-    }
-    if !warns.is_empty() {
-        return Finding::warn(DROPS, warns.join("; "))
-            .evidence(evidence)
-            .remedy(remedy);
-    }
-    Finding::ok(
+    from_reasons(
         DROPS,
+        fails,
+        warns,
         format!("no queueing discipline, interface or softnet backlog dropped packets {since}"),
+        evidence,
+        remedy,
     )
-    .evidence(evidence)
 }
 
 /// `net.bandwidth`: each interface's throughput over the window against the instance's limit

@@ -22,23 +22,27 @@ fn cpus() -> usize {
 #[test]
 fn a_saturated_cpu_makes_load_cpu_warn_and_names_it() {
     let cpu = cpus() - 1;
-    // `timeout` bounds the loop to 20 s even if this test process dies.
-    let _busy = BusyLoop(
-        Command::new("timeout")
-            .args([
-                "--foreground",
-                "20",
-                "taskset",
-                "-c",
-                &cpu.to_string(),
-                "sh",
-                "-c",
-                "while :; do :; done",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("timeout/taskset (coreutils, util-linux)"),
-    );
+    // The affinity is set in the child before it execs the shell, so the child killed on drop
+    // is the loop itself (`timeout`/`taskset` leave their command running when they are
+    // killed); PDEATHSIG ends it with this test's thread even if the test process is killed.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "while :; do :; done"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: sched_setaffinity and prctl are async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let _busy = BusyLoop(cmd.spawn().expect("sh"));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");

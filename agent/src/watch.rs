@@ -268,10 +268,14 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     };
     let Attribution {
         arrival,
-        summary,
+        mut summary,
         steps,
         ..
     } = attribute(&evidence, &guest_findings);
+    if arrival == Arrival::NotArriving && capture.is_none() {
+        // Only the ICMP counters looked: they do not see what the guest firewall drops.
+        summary.push_str(" — as far as the ICMP counters tell: without packet capture (run as root) requests dropped by the guest firewall are not seen");
+    }
     let report = WatchReport {
         seconds,
         client: opts.client,

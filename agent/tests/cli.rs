@@ -292,3 +292,28 @@ fn watch_without_pings_says_nothing_arrived() {
         assert!(!String::from_utf8_lossy(&t.stdout).contains("ecs_diag_watch"));
     }
 }
+
+#[test]
+fn watch_without_privileges_says_what_it_could_not_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = isolated(dir.path(), "");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["watch", "--json", "--seconds", "1", "--config", &config])
+        .output()
+        .unwrap();
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let unavailable = v["unavailable"].to_string();
+    assert!(unavailable.contains("packet capture"), "{unavailable}");
+    assert!(unavailable.contains("CAP_NET_RAW"), "{unavailable}");
+    assert!(
+        v["summary"].as_str().unwrap().contains("run as root"),
+        "{v:#}"
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ pub struct WatchReport {
     pub steps: Vec<String>,
     pub evidence: EchoEvidence,
     /// Echo requests seen on the interfaces by source, and replies to each.
-    pub sources: BTreeMap<Ipv4Addr, PerSource>,
+    pub sources: BTreeMap<IpAddr, PerSource>,
     pub moved_rules: Vec<MovedRule>,
     pub traced_drops: Vec<TracedDrop>,
     /// Live evidence that could not be collected, and why.
@@ -80,21 +80,21 @@ fn catch_interrupt() {
 /// in every network namespace) is left out: those pings never crossed the network.
 #[derive(Default)]
 struct Tally {
-    sources: BTreeMap<Ipv4Addr, PerSource>,
+    sources: BTreeMap<IpAddr, PerSource>,
 }
 
 impl Tally {
     fn add(&mut self, packets: &[EchoPacket]) {
         for p in packets.iter().filter(|p| p.ifindex != 1) {
-            match (p.outgoing, p.icmp_type) {
-                (false, 8) => self.sources.entry(p.source).or_default().requests += 1,
-                (true, 0) => self.sources.entry(p.destination).or_default().replies += 1,
+            match (p.outgoing, p.request) {
+                (false, true) => self.sources.entry(p.source).or_default().requests += 1,
+                (true, false) => self.sources.entry(p.destination).or_default().replies += 1,
                 _ => {}
             }
         }
     }
     /// Requests and replies, for one client or all sources.
-    fn totals(&self, client: Option<Ipv4Addr>) -> (u64, u64) {
+    fn totals(&self, client: Option<IpAddr>) -> (u64, u64) {
         self.sources
             .iter()
             .filter(|(a, _)| client.is_none_or(|c| **a == c))
@@ -109,20 +109,28 @@ fn icmp_now(config: &Config) -> Result<IcmpCounters, String> {
     }
 }
 
+/// Echo requests the ICMP and ICMPv6 layers counted between two reads.
+fn echo_requests(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
+    let v6 = match (last.in_echos6, first.in_echos6) {
+        (Some(l), Some(f)) => l.saturating_sub(f),
+        _ => 0,
+    };
+    last.in_echos.saturating_sub(first.in_echos) + v6
+}
+
+/// Echo replies the ICMP and ICMPv6 layers sent between two reads.
+fn echo_replies(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
+    let v6 = match (last.out_echo_replies6, first.out_echo_replies6) {
+        (Some(l), Some(f)) => l.saturating_sub(f),
+        _ => 0,
+    };
+    last.out_echo_reps.saturating_sub(first.out_echo_reps) + v6
+}
+
 pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     catch_interrupt();
     let mut unavailable = Vec::new();
-    let client_v4 = match opts.client {
-        Some(IpAddr::V4(c)) => Some(c),
-        Some(IpAddr::V6(_)) => {
-            unavailable.push(
-                "per-source counts are IPv4 only; the kernel counters below count every source"
-                    .to_string(),
-            );
-            None
-        }
-        None => None,
-    };
+    let client = opts.client;
     let mut live: Box<dyn Write> = if opts.json {
         Box::new(std::io::stderr())
     } else {
@@ -181,7 +189,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         if let Ok(c) = icmp_now(config) {
             last = c;
         }
-        let (req, rep) = tally.totals(client_v4);
+        let (req, rep) = tally.totals(client);
         let wire = |v: u64| {
             if capture.is_some() {
                 v.to_string()
@@ -193,8 +201,8 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
             live,
             "{second:>4}  {:>16}  {:>14}  {:>12}  {:>16}",
             wire(req),
-            last.in_echos.saturating_sub(first.in_echos),
-            last.out_echo_reps.saturating_sub(first.out_echo_reps),
+            echo_requests(&first, &last),
+            echo_replies(&first, &last),
             wire(rep)
         );
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -242,10 +250,10 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
         .collect();
 
-    let (req, rep) = tally.totals(client_v4);
+    let (req, rep) = tally.totals(client);
     let mut dropped_by: Vec<String> = traced_drops
         .iter()
-        .filter(|d| client_v4.is_none() || d.source.is_none() || d.source == client_v4)
+        .filter(|d| client.is_none() || d.source.is_none() || d.source == client)
         .map(|d| match &d.rule {
             Some(r) => format!("{} rule `{r}` ({}, nftables trace)", d.chain, d.verdict),
             None => format!("{} policy {} (nftables trace)", d.chain, d.verdict),
@@ -261,8 +269,8 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     let evidence = EchoEvidence {
         window: format!("in the last {seconds:.1} s"),
         requests_on_wire: capture.as_ref().map(|_| req),
-        requests_reached_icmp: last.in_echos.saturating_sub(first.in_echos),
-        replies_sent: last.out_echo_reps.saturating_sub(first.out_echo_reps),
+        requests_reached_icmp: echo_requests(&first, &last),
+        replies_sent: echo_replies(&first, &last),
         replies_on_wire: capture.as_ref().map(|_| rep),
         dropped_by,
     };

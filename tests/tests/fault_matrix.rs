@@ -1572,6 +1572,11 @@ fn qdisc_drops_everything() {
 /// Runs `watch --json --client CLIENT` in the guest for 3 s while the client sends `pings`
 /// echo requests; returns the verdict JSON and the exit code.
 fn watch_while_pinging(t: &Topology, pings: u32) -> (Value, i32) {
+    watch_while_pinging_at(t, pings, GUEST_IP, CLIENT)
+}
+
+/// The same for any target address of the guest and client source (IPv6 when it has a ':').
+fn watch_while_pinging_at(t: &Topology, pings: u32, target: &str, client: &str) -> (Value, i32) {
     let config = t.dir.path().join("config.toml");
     let (out, received) = std::thread::scope(|scope| {
         let agent = scope.spawn(|| {
@@ -1584,7 +1589,7 @@ fn watch_while_pinging(t: &Topology, pings: u32) -> (Value, i32) {
                     "--seconds",
                     "3",
                     "--client",
-                    CLIENT,
+                    client,
                     "--config",
                     config.to_str().unwrap(),
                 ],
@@ -1593,7 +1598,7 @@ fn watch_while_pinging(t: &Topology, pings: u32) -> (Value, i32) {
         // After the capture, the trace table and the first counters are in place.
         std::thread::sleep(Duration::from_millis(1200));
         let received = if pings > 0 {
-            t.ping_count(GUEST_IP, pings, false)
+            t.ping_count(target, pings, target.contains(':'))
         } else {
             0
         };
@@ -1690,4 +1695,38 @@ fn watch_sees_requests_not_arriving() {
     for outside in ["security group", "network ACL", "blackhole"] {
         assert!(steps.contains(outside), "{outside} in {steps}");
     }
+}
+
+#[test]
+fn watch_follows_icmpv6_echo_to_the_ip6tables_rule_that_drops_it() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    let (v, code) = watch_while_pinging_at(&t, 4, "fd77::10", "fd77::1");
+    assert_eq!(v["verdict"], "answered", "{v:#}");
+    assert_eq!(code, 0);
+    assert!(
+        v["sources"]["fd77::1"]["requests"].as_u64().unwrap() >= 4,
+        "{v:#}"
+    );
+    t.g(&[
+        "ip6tables",
+        "-A",
+        "INPUT",
+        "-p",
+        "icmpv6",
+        "--icmpv6-type",
+        "echo-request",
+        "-j",
+        "DROP",
+    ]);
+    assert_eq!(t.ping_count("fd77::10", 2, true), 0, "ground truth");
+    let (v, code) = watch_while_pinging_at(&t, 4, "fd77::10", "fd77::1");
+    assert_eq!(v["verdict"], "arriving_not_answered", "{v:#}");
+    assert_eq!(code, 2);
+    assert_eq!(v["traced_drops"][0]["chain"], "ip6 filter INPUT", "{v:#}");
+    assert_eq!(v["traced_drops"][0]["source"], "fd77::1");
+    assert!(
+        v["summary"].as_str().unwrap().contains("ip6tables"),
+        "{v:#}"
+    );
 }

@@ -4,7 +4,7 @@
 //! the kernel passes only IPv4 ICMP echo request/reply headers, so a busy host costs nothing.
 //! Needs CAP_NET_RAW.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// One echo packet seen on an interface.
@@ -13,10 +13,9 @@ pub struct EchoPacket {
     pub ifindex: u32,
     /// Sent by this host (PACKET_OUTGOING); otherwise received.
     pub outgoing: bool,
-    pub source: Ipv4Addr,
-    pub destination: Ipv4Addr,
-    /// 8 request, 0 reply.
-    pub icmp_type: u8,
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    pub request: bool,
 }
 
 pub struct EchoCapture {
@@ -26,22 +25,29 @@ pub struct EchoCapture {
 /// Outgoing packets reach only ETH_P_ALL sockets (the transmit tap); the filter picks IPv4.
 const ETH_P_ALL: u16 = 0x0003;
 
-/// IPv4, ICMP (protocol 1), not a later fragment, type 8 or 0: keep 64 bytes; else drop.
-fn echo_filter() -> [libc::sock_filter; 12] {
+/// IPv4 ICMP echo (protocol 1, not a later fragment, type 8 or 0) or IPv6 ICMPv6 echo (next
+/// header 58 right after the fixed header, type 128 or 129): keep 64 bytes; else drop.
+fn echo_filter() -> [libc::sock_filter; 18] {
     let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     [
-        op(0x28, 0, 0, 0xffff_f000), // ldh [SKF_AD_PROTOCOL]  the packet's ethertype
-        op(0x15, 0, 9, 0x0800),      // jeq #ETH_P_IP ? : drop
-        op(0x30, 0, 0, 9),           // ldb [9]          IP protocol
-        op(0x15, 0, 7, 1),           // jeq #1 ? : drop
-        op(0x28, 0, 0, 6),           // ldh [6]          flags + fragment offset
-        op(0x45, 5, 0, 0x1fff),      // jset #0x1fff ? drop :
-        op(0xb1, 0, 0, 0),           // ldxb 4*([0]&0xf) IP header length
-        op(0x50, 0, 0, 0),           // ldb [x+0]        ICMP type
-        op(0x15, 1, 0, 8),           // jeq #8 ? accept :
-        op(0x15, 0, 1, 0),           // jeq #0 ? accept : drop
-        op(0x06, 0, 0, 64),          // accept: ret #64
-        op(0x06, 0, 0, 0),           // drop: ret #0
+        op(0x28, 0, 0, 0xffff_f000), // 0  ldh [SKF_AD_PROTOCOL]  the packet's ethertype
+        op(0x15, 0, 8, 0x0800),      // 1  jeq #ETH_P_IP ? : ipv6 (10)
+        op(0x30, 0, 0, 9),           // 2  ldb [9]          IP protocol
+        op(0x15, 0, 13, 1),          // 3  jeq #1 ? : drop (17)
+        op(0x28, 0, 0, 6),           // 4  ldh [6]          flags + fragment offset
+        op(0x45, 11, 0, 0x1fff),     // 5  jset #0x1fff ? drop (17) :
+        op(0xb1, 0, 0, 0),           // 6  ldxb 4*([0]&0xf) IP header length
+        op(0x50, 0, 0, 0),           // 7  ldb [x+0]        ICMP type
+        op(0x15, 7, 0, 8),           // 8  jeq #8 ? accept (16) :
+        op(0x15, 6, 7, 0),           // 9  jeq #0 ? accept (16) : drop (17)
+        op(0x15, 0, 6, 0x86dd),      // 10 jeq #ETH_P_IPV6 ? : drop (17)
+        op(0x30, 0, 0, 6),           // 11 ldb [6]          next header
+        op(0x15, 0, 4, 58),          // 12 jeq #58 ? : drop (17)
+        op(0x30, 0, 0, 40),          // 13 ldb [40]         ICMPv6 type
+        op(0x15, 1, 0, 128),         // 14 jeq #128 ? accept (16) :
+        op(0x15, 0, 1, 129),         // 15 jeq #129 ? accept (16) : drop (17)
+        op(0x06, 0, 0, 64),          // 16 accept: ret #64
+        op(0x06, 0, 0, 0),           // 17 drop: ret #0
     ]
 }
 
@@ -126,26 +132,49 @@ impl EchoCapture {
     }
 }
 
-/// An IPv4 header and the ICMP type after it.
+/// An IPv4 or IPv6 header and the echo type after it (IPv6: no extension headers, as the
+/// filter passes).
 pub fn parse_echo(data: &[u8], ifindex: u32, outgoing: bool) -> Option<EchoPacket> {
-    let ihl = usize::from(*data.first()? & 0x0f) * 4;
-    if *data.first()? >> 4 != 4 || ihl < 20 || data.get(9) != Some(&1) {
-        return None;
-    }
-    let addr = |at: usize| -> Option<Ipv4Addr> {
-        let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
-        Some(Ipv4Addr::from(b))
+    let (source, destination, request) = match *data.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(*data.first()? & 0x0f) * 4;
+            if ihl < 20 || data.get(9) != Some(&1) {
+                return None;
+            }
+            let addr = |at: usize| -> Option<IpAddr> {
+                let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+                Some(IpAddr::V4(Ipv4Addr::from(b)))
+            };
+            let request = match *data.get(ihl)? {
+                8 => true,
+                0 => false,
+                _ => return None,
+            };
+            (addr(12)?, addr(16)?, request)
+        }
+        6 => {
+            if data.get(6) != Some(&58) {
+                return None;
+            }
+            let addr = |at: usize| -> Option<IpAddr> {
+                let b: [u8; 16] = data.get(at..at + 16)?.try_into().ok()?;
+                Some(IpAddr::V6(Ipv6Addr::from(b)))
+            };
+            let request = match *data.get(40)? {
+                128 => true,
+                129 => false,
+                _ => return None,
+            };
+            (addr(8)?, addr(24)?, request)
+        }
+        _ => return None,
     };
-    let icmp_type = *data.get(ihl)?;
-    if icmp_type != 8 && icmp_type != 0 {
-        return None;
-    }
     Some(EchoPacket {
         ifindex,
         outgoing,
-        source: addr(12)?,
-        destination: addr(16)?,
-        icmp_type,
+        source,
+        destination,
+        request,
     })
 }
 
@@ -163,32 +192,59 @@ mod tests {
     #[test]
     fn parses_echo_headers_only() {
         let p = parse_echo(&header(1, 8), 2, false).unwrap();
-        assert_eq!(p.source, Ipv4Addr::new(198, 18, 0, 2));
-        assert_eq!(p.destination, Ipv4Addr::new(10, 77, 0, 10));
-        assert_eq!(p.icmp_type, 8);
-        assert_eq!(parse_echo(&header(1, 0), 2, true).unwrap().icmp_type, 0);
+        assert_eq!(p.source, "198.18.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(p.destination, "10.77.0.10".parse::<IpAddr>().unwrap());
+        assert!(p.request);
+        assert!(!parse_echo(&header(1, 0), 2, true).unwrap().request);
         assert!(parse_echo(&header(1, 3), 2, false).is_none());
         assert!(parse_echo(&header(6, 8), 2, false).is_none());
         assert!(parse_echo(&header(1, 8)[..15], 2, false).is_none());
         assert!(parse_echo(&[], 2, false).is_none());
     }
 
+    fn header6(next: u8, icmp_type: u8) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0, 0, 8, next, 64];
+        h.extend("fd77::2".parse::<Ipv6Addr>().unwrap().octets());
+        h.extend("fd77::10".parse::<Ipv6Addr>().unwrap().octets());
+        h.extend([icmp_type, 0, 0, 0]);
+        h
+    }
+
+    #[test]
+    fn parses_icmpv6_echo() {
+        let p = parse_echo(&header6(58, 128), 2, false).unwrap();
+        assert_eq!(p.source, "fd77::2".parse::<IpAddr>().unwrap());
+        assert_eq!(p.destination, "fd77::10".parse::<IpAddr>().unwrap());
+        assert!(p.request);
+        assert!(!parse_echo(&header6(58, 129), 2, true).unwrap().request);
+        // Neighbour discovery and other ICMPv6 types, and other next headers, are not echo.
+        assert!(parse_echo(&header6(58, 135), 2, false).is_none());
+        assert!(parse_echo(&header6(6, 128), 2, false).is_none());
+    }
+
     #[test]
     fn filter_jumps_land_inside_the_program() {
         let f = echo_filter();
+        let (accept, drop) = (f.len() - 2, f.len() - 1);
+        assert_eq!((f[accept].code, f[accept].k), (0x06, 64));
+        assert_eq!((f[drop].code, f[drop].k), (0x06, 0));
+        let target = |i: usize, off: u8| i + 1 + off as usize;
         for (i, ins) in f.iter().enumerate() {
             if ins.code & 0x07 == 0x05 {
-                assert!(i + 1 + (ins.jt as usize) < f.len());
-                assert!(i + 1 + (ins.jf as usize) < f.len());
+                assert!(
+                    target(i, ins.jt) < f.len() && target(i, ins.jf) < f.len(),
+                    "{i}"
+                );
             }
         }
-        assert_eq!(f[10].k, 64);
-        assert_eq!(f[11].k, 0);
-        // Every "drop" jump lands on the last instruction, every "accept" on the one before.
-        assert_eq!(1 + 1 + f[1].jf as usize, 11);
-        assert_eq!(3 + 1 + f[3].jf as usize, 11);
-        assert_eq!(5 + 1 + f[5].jt as usize, 11);
-        assert_eq!(8 + 1 + f[8].jt as usize, 10);
-        assert_eq!(9 + 1 + f[9].jf as usize, 11);
+        // Non-IPv4 goes to the IPv6 branch; every failed test lands on drop, every echo on accept.
+        assert_eq!(target(1, f[1].jf), 10);
+        for (i, on_false) in [(3, true), (10, true), (12, true), (15, true), (9, true)] {
+            assert!(on_false && target(i, f[i].jf) == drop, "{i}");
+        }
+        assert_eq!(target(5, f[5].jt), drop);
+        for i in [8, 9, 14, 15] {
+            assert_eq!(target(i, f[i].jt), accept, "{i}");
+        }
     }
 }

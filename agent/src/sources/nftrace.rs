@@ -1,11 +1,11 @@
-//! nftables tracing for `watch`: a temporary table `inet ecs_diag_watch` marks echo requests
-//! (prerouting) and echo replies (output) with `meta nftrace set 1` at priority -350, before
+//! nftables tracing for `watch`: a temporary table `inet ecs_diag_watch` marks ICMP and ICMPv6
+//! echo requests (prerouting) and echo replies (output) with `meta nftrace set 1` at priority -350, before
 //! every other chain, and `nft monitor trace` reports each chain the packet crosses and the
 //! verdict — for iptables-nft rules too. The table is removed when the trace stops (also on
 //! drop, so a panic or an early return does not leave it behind).
 
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub struct NftTrace {
 /// A traced packet that a rule or a chain policy dropped or rejected.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TracedDrop {
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
     /// `echo-request` or `echo-reply`.
     pub packet: String,
     /// `ip filter INPUT`.
@@ -47,8 +47,10 @@ impl NftTrace {
             "add table inet {TABLE}; \
              add chain inet {TABLE} pre {{ type filter hook prerouting priority -350 ; }}; \
              add rule inet {TABLE} pre icmp type echo-request meta nftrace set 1; \
+             add rule inet {TABLE} pre icmpv6 type echo-request meta nftrace set 1; \
              add chain inet {TABLE} out {{ type filter hook output priority -350 ; }}; \
-             add rule inet {TABLE} out icmp type echo-reply meta nftrace set 1"
+             add rule inet {TABLE} out icmp type echo-reply meta nftrace set 1; \
+             add rule inet {TABLE} out icmpv6 type echo-reply meta nftrace set 1"
         );
         match run_tool(&["nft", &script], TIMEOUT) {
             Ok(Some(_)) => {}
@@ -121,7 +123,7 @@ impl Drop for NftTrace {
 /// Reads `nft monitor trace` lines: `trace id ID FAMILY TABLE CHAIN packet: ... ip saddr X ...
 /// icmp type T ...`, then `... rule TEXT (verdict V)` or `... policy V` per chain.
 pub fn parse_trace(lines: &[String]) -> Vec<TracedDrop> {
-    let mut packets: std::collections::HashMap<String, (Option<Ipv4Addr>, String)> =
+    let mut packets: std::collections::HashMap<String, (Option<IpAddr>, String)> =
         Default::default();
     let mut drops = Vec::new();
     for line in lines {
@@ -147,10 +149,14 @@ pub fn parse_trace(lines: &[String]) -> Vec<TracedDrop> {
             };
             let entry = packets.entry(id.to_string()).or_default();
             if entry.0.is_none() {
-                entry.0 = after("ip", "saddr").and_then(|a| a.parse().ok());
+                entry.0 = after("ip", "saddr")
+                    .or_else(|| after("ip6", "saddr"))
+                    .and_then(|a| a.parse().ok());
             }
             if entry.1.is_empty() {
-                entry.1 = after("icmp", "type").unwrap_or_default();
+                entry.1 = after("icmp", "type")
+                    .or_else(|| after("icmpv6", "type"))
+                    .unwrap_or_default();
             }
             continue;
         }
@@ -196,6 +202,8 @@ trace id 713cf16f inet ecs_diag_watch pre packet: iif "ea" ip saddr 10.99.0.3 ip
 trace id 713cf16f ip filter INPUT policy accept 
 trace id 99 inet fw input packet: iif "ea" ip saddr 10.99.0.4 icmp type echo-request
 trace id 99 inet fw input policy drop 
+trace id 77 inet fw input packet: iif "ea" ip6 saddr fd77::2 ip6 daddr fd77::10 icmpv6 type echo-request
+trace id 77 inet fw input rule icmpv6 type echo-request reject (verdict drop)
 garbage line
 trace id short"#;
 
@@ -203,8 +211,14 @@ trace id short"#;
     fn drops_name_the_rule_and_the_source() {
         let lines: Vec<String> = TRACE.lines().map(String::from).collect();
         let d = parse_trace(&lines);
-        assert_eq!(d.len(), 2, "{d:?}");
-        assert_eq!(d[0].source, Some(Ipv4Addr::new(10, 99, 0, 2)));
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert_eq!(d[2].source, Some("fd77::2".parse().unwrap()));
+        assert_eq!(d[2].packet, "echo-request");
+        assert_eq!(
+            d[2].rule.as_deref(),
+            Some("icmpv6 type echo-request reject")
+        );
+        assert_eq!(d[0].source, Some("10.99.0.2".parse().unwrap()));
         assert_eq!(d[0].packet, "echo-request");
         assert_eq!(d[0].chain, "ip filter INPUT");
         assert_eq!(
@@ -214,6 +228,6 @@ trace id short"#;
         assert_eq!(d[0].verdict, "drop");
         assert_eq!(d[1].chain, "inet fw input");
         assert_eq!(d[1].rule, None);
-        assert_eq!(d[1].source, Some(Ipv4Addr::new(10, 99, 0, 4)));
+        assert_eq!(d[1].source, Some("10.99.0.4".parse().unwrap()));
     }
 }

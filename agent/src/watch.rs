@@ -266,11 +266,18 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
             m.place, m.rule, m.packets
         ));
     }
+    // The kernel counters count every source. With --client and a capture, the client's own
+    // requests bound them, so other hosts pinging meanwhile do not count as the client's.
+    let (mut reached, mut sent) = (echo_requests(&first, &last), echo_replies(&first, &last));
+    if client.is_some() && capture.is_some() {
+        reached = reached.min(req);
+        sent = sent.min(req);
+    }
     let evidence = EchoEvidence {
         window: format!("in the last {seconds:.1} s"),
         requests_on_wire: capture.as_ref().map(|_| req),
-        requests_reached_icmp: echo_requests(&first, &last),
-        replies_sent: echo_replies(&first, &last),
+        requests_reached_icmp: reached,
+        replies_sent: sent,
         replies_on_wire: capture.as_ref().map(|_| rep),
         dropped_by,
     };

@@ -267,22 +267,27 @@ fn watch_rejects_bad_arguments_and_config_before_touching_anything() {
 
 #[test]
 fn watch_without_pings_says_nothing_arrived() {
-    // Nothing pings this machine from 192.0.2.77: the verdict is "not arriving" (exit 1).
+    // Nothing pings from 192.0.2.77: the verdict is "not arriving" (exit 1).
     // --no-trace: tests never change the root namespace's firewall (the trace table is proven
     // inside the fault matrix's namespaces).
     let dir = tempfile::tempdir().unwrap();
     let config = isolated(dir.path(), "");
-    let o = ecs_diag(&[
-        "watch",
-        "--json",
-        "--no-trace",
-        "--seconds",
-        "1",
-        "--client",
-        "192.0.2.77",
-        "--config",
-        &config,
-    ]);
+    // In a new, empty network namespace (unshare -n): no other host can ping it meanwhile.
+    let o = Command::new("unshare")
+        .args(["-n", BIN])
+        .args([
+            "watch",
+            "--json",
+            "--no-trace",
+            "--seconds",
+            "1",
+            "--client",
+            "192.0.2.77",
+            "--config",
+            &config,
+        ])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verdict"], "not_arriving", "{v:#}");
     assert_eq!(o.status.code(), Some(1));
@@ -298,8 +303,15 @@ fn watch_without_privileges_says_what_it_could_not_see() {
     let dir = tempfile::tempdir().unwrap();
     let config = isolated(dir.path(), "");
     // Root without capabilities (an unprivileged uid could not reach a clone under /root).
-    let o = Command::new("setpriv")
-        .args(["--bounding-set=-all", "--inh-caps=-all", BIN])
+    // In a new network namespace (unshare -n): no other host can ping it meanwhile.
+    let o = Command::new("unshare")
+        .args([
+            "-n",
+            "setpriv",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            BIN,
+        ])
         .args(["watch", "--json", "--seconds", "1", "--config", &config])
         .output()
         .unwrap();

@@ -120,7 +120,6 @@ pub fn take_snapshot(
         },
     );
     if let Some(first) = first {
-        snapshot.icmp_previous = first.icmp.clone();
         snapshot.earlier = Some(Box::new(first));
     }
     snapshot

@@ -103,26 +103,13 @@ impl Default for Thresholds {
 impl Thresholds {
     /// Every value finite and not negative; fail thresholds beyond their warn thresholds.
     fn validate(&self) -> Result<(), String> {
-        let values = [
-            ("cpu_busy_pct", self.cpu_busy_pct),
-            ("cpu_saturated_pct", self.cpu_saturated_pct),
-            ("cpu_iowait_pct", self.cpu_iowait_pct),
-            ("cpu_steal_pct", self.cpu_steal_pct),
-            ("cpu_steal_fail_pct", self.cpu_steal_fail_pct),
-            ("load_per_cpu", self.load_per_cpu),
-            ("pressure_some_pct", self.pressure_some_pct),
-            ("pressure_full_pct", self.pressure_full_pct),
-            ("pressure_full_fail_pct", self.pressure_full_fail_pct),
-            ("memory_available_pct", self.memory_available_pct),
-            ("memory_available_fail_pct", self.memory_available_fail_pct),
-            ("swap_pages_per_s", self.swap_pages_per_s),
-            ("disk_busy_pct", self.disk_busy_pct),
-            ("bandwidth_pct", self.bandwidth_pct),
-            ("link_drops_pct", self.link_drops_pct),
-            ("conntrack_pct", self.conntrack_pct),
-            ("conntrack_fail_pct", self.conntrack_fail_pct),
-        ];
-        for (key, v) in values {
+        // Every key, read through serde so a new threshold cannot be left unchecked.
+        let values = toml::Value::try_from(self).map_err(|e| format!("thresholds: {e}"))?;
+        for (key, v) in values.as_table().into_iter().flatten() {
+            let v = v
+                .as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .unwrap_or(f64::NAN);
             if !v.is_finite() || v < 0.0 {
                 return Err(format!(
                     "thresholds.{key} = {v}: expected a number of at least 0"
@@ -483,6 +470,8 @@ sys = "/tmp/x/sys"
             e.contains("conntrack_fail_pct") && e.contains("conntrack_pct"),
             "{e}"
         );
+        let e = Config::parse("[thresholds]\ndisk_busy_pct = inf\n").unwrap_err();
+        assert!(e.contains("thresholds.disk_busy_pct = inf"), "{e}");
         let e = Config::parse("[limits]\nbandwidth_mbps = 0\n").unwrap_err();
         assert!(e.contains("limits.bandwidth_mbps"), "{e}");
         let e = Config::parse("[thresholds]\ncpu_busy = 80\n").unwrap_err();

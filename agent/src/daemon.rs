@@ -143,10 +143,7 @@ impl Engine {
                 ..Default::default()
             };
             let mut snapshot = sources::gather(&config, &options);
-            if let Some(p) = previous {
-                snapshot.icmp_previous = p.icmp.clone();
-                snapshot.earlier = Some(Box::new(p));
-            }
+            snapshot.earlier = previous.map(Box::new);
             let report = crate::checks::report(&snapshot, started);
             (snapshot, report)
         });

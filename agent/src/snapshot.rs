@@ -34,6 +34,14 @@ impl<T> Gathered<T> {
             Gathered::Failed(e) => Err(e),
         }
     }
+
+    /// The facts, dropping the reason they are missing.
+    pub fn into_option(self) -> Option<T> {
+        match self {
+            Gathered::Ok(v) => Some(v),
+            Gathered::Failed(_) => None,
+        }
+    }
 }
 
 impl<T: Default> Default for Gathered<T> {
@@ -62,7 +70,8 @@ pub struct Snapshot {
     pub sysctls: Gathered<BTreeMap<String, Sysctl>>,
     pub network_config: Gathered<Vec<InterfaceConfig>>,
     pub icmp: Gathered<IcmpCounters>,
-    /// An earlier sample (`check --window`, or the previous refresh); absent: compare with boot.
+    /// The earlier ICMP sample as snapshots recorded it before `earlier` existed; read as a
+    /// fallback when replaying them (the earlier counters are now in `earlier`).
     pub icmp_previous: Option<IcmpCounters>,
     pub dmi: Gathered<Dmi>,
     pub metadata: MetadataState,

@@ -16,7 +16,7 @@ use crate::checks::icmp::{attribute, Arrival, Attribution, EchoEvidence};
 use crate::config::Config;
 use crate::firewall::moved::{self, MovedRule};
 use crate::report::Status;
-use crate::snapshot::IcmpCounters;
+use crate::snapshot::{Gathered, IcmpCounters};
 use crate::sources::capture::{EchoCapture, EchoPacket};
 use crate::sources::nftrace::{NftTrace, TracedDrop};
 use crate::sources::{self, firewall, snmp, GatherOptions};
@@ -104,27 +104,33 @@ impl Tally {
 
 fn icmp_now(config: &Config) -> Result<IcmpCounters, String> {
     match snmp::icmp(&config.paths.proc) {
-        crate::snapshot::Gathered::Ok(c) => Ok(c),
-        crate::snapshot::Gathered::Failed(e) => Err(e),
+        Gathered::Ok(c) => Ok(c),
+        Gathered::Failed(e) => Err(e),
     }
 }
 
 /// Echo requests the ICMP and ICMPv6 layers counted between two reads.
 fn echo_requests(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
-    let v6 = match (last.in_echos6, first.in_echos6) {
-        (Some(l), Some(f)) => l.saturating_sub(f),
-        _ => 0,
-    };
-    last.in_echos.saturating_sub(first.in_echos) + v6
+    icmp_increase(first, last, |c| (c.in_echos, c.in_echos6))
 }
 
 /// Echo replies the ICMP and ICMPv6 layers sent between two reads.
 fn echo_replies(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
-    let v6 = match (last.out_echo_replies6, first.out_echo_replies6) {
+    icmp_increase(first, last, |c| (c.out_echo_reps, c.out_echo_replies6))
+}
+
+/// The IPv4 counter's increase plus the IPv6 one's where the kernel has it.
+fn icmp_increase(
+    first: &IcmpCounters,
+    last: &IcmpCounters,
+    field: fn(&IcmpCounters) -> (u64, Option<u64>),
+) -> u64 {
+    let ((f4, f6), (l4, l6)) = (field(first), field(last));
+    let v6 = match (l6, f6) {
         (Some(l), Some(f)) => l.saturating_sub(f),
         _ => 0,
     };
-    last.out_echo_reps.saturating_sub(first.out_echo_reps) + v6
+    l4.saturating_sub(f4) + v6
 }
 
 pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
@@ -222,16 +228,12 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     let after_fw = firewall::read_all(&config.paths.proc, None);
     let mut moved_rules = Vec::new();
     match (&before_fw.firewall, &after_fw.firewall) {
-        (crate::snapshot::Gathered::Ok(b), crate::snapshot::Gathered::Ok(a)) => {
-            moved_rules.extend(moved::iptables(b, a))
-        }
-        (_, crate::snapshot::Gathered::Failed(e)) | (crate::snapshot::Gathered::Failed(e), _) => {
+        (Gathered::Ok(b), Gathered::Ok(a)) => moved_rules.extend(moved::iptables(b, a)),
+        (_, Gathered::Failed(e)) | (Gathered::Failed(e), _) => {
             unavailable.push(format!("iptables rule counters: {e}"))
         }
     }
-    if let (crate::snapshot::Gathered::Ok(b), crate::snapshot::Gathered::Ok(Some(a))) =
-        (&before_fw.nftables, &after_fw.nftables)
-    {
+    if let (Gathered::Ok(b), Gathered::Ok(Some(a))) = (&before_fw.nftables, &after_fw.nftables) {
         moved_rules.extend(moved::nft(b.as_deref(), a));
     }
     // The diagnosis says why requests go unanswered.

@@ -166,7 +166,14 @@ pub fn live(s: &Snapshot) -> Finding {
         Err(e) => return Finding::unknown(LIVE, format!("cannot read ICMP counters: {e}")),
     };
     let boot = IcmpCounters::default();
-    let (before, since) = match &s.icmp_previous {
+    // The earlier sample's counters; `icmp_previous` is where snapshots recorded them before
+    // there was an earlier sample (replays of those still work).
+    let previous = s
+        .earlier
+        .as_ref()
+        .and_then(|e| e.icmp.as_ref())
+        .or(s.icmp_previous.as_ref());
+    let (before, since) = match previous {
         Some(p) => (
             p,
             format!(
@@ -176,7 +183,7 @@ pub fn live(s: &Snapshot) -> Finding {
         ),
         None => (&boot, "since boot".to_string()),
     };
-    let windowed = s.icmp_previous.is_some();
+    let windowed = previous.is_some();
     if now.in_echos < before.in_echos || now.out_echo_reps < before.out_echo_reps {
         return Finding::unknown(LIVE, "the ICMP counters went backwards between samples (counter reset); judge again on the next sample")
             .evidence(json!({"before": before, "now": now}));
@@ -192,7 +199,12 @@ pub fn live(s: &Snapshot) -> Finding {
         window: since.clone(),
         requests_reached_icmp: requests,
         replies_sent: replies,
-        dropped_by: static_firewall_drop(s),
+        // Only needed to explain "none arrived"; the walk is not repeated otherwise.
+        dropped_by: if requests == 0 {
+            static_firewall_drop(s)
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     let a = attribute(&e, &[]);
@@ -343,6 +355,19 @@ mod tests {
             f.summary
         );
         assert!(f.remedy[0].starts_with("guest firewall"), "{:?}", f.remedy);
+    }
+
+    #[test]
+    fn the_earlier_sample_supplies_the_earlier_counters() {
+        let f = judge(live, |s| {
+            s.icmp = Gathered::Ok(counters(5000, 15, 4));
+            s.earlier = Some(Box::new(crate::snapshot::Sample {
+                icmp: Some(counters(0, 10, 4)),
+                ..Default::default()
+            }));
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(f.summary.contains("last 5.0 s"), "{}", f.summary);
     }
 
     #[test]

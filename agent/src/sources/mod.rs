@@ -204,8 +204,8 @@ pub fn sample(config: &Config) -> Sample {
         Ok(rt) => rt.block_on(async {
             match netlink::Netlink::connect() {
                 Ok(nl) => (
-                    nl.links().await.ok().ok().cloned(),
-                    nl.qdiscs().await.ok().ok().cloned(),
+                    nl.links().await.into_option(),
+                    nl.qdiscs().await.into_option(),
                 ),
                 Err(_) => (None, None),
             }
@@ -214,15 +214,15 @@ pub fn sample(config: &Config) -> Sample {
     };
     Sample {
         at_ms: crate::unix_ms(),
-        cpu: load::cpu(proc).ok().ok().cloned(),
-        memory: load::memory(proc).ok().ok().cloned(),
-        disks: load::disks(proc).ok().ok().cloned(),
-        tasks: load::tasks(proc).ok().ok().cloned(),
+        cpu: load::cpu(proc).into_option(),
+        memory: load::memory(proc).into_option(),
+        disks: load::disks(proc).into_option(),
+        tasks: load::tasks(proc).into_option(),
         links,
         qdiscs,
-        softnet: netstat::softnet(proc).ok().ok().cloned(),
-        conntrack: netstat::conntrack(proc).ok().ok().cloned().flatten(),
-        icmp: snmp::icmp(proc).ok().ok().cloned(),
+        softnet: netstat::softnet(proc).into_option(),
+        conntrack: netstat::conntrack(proc).into_option().flatten(),
+        icmp: snmp::icmp(proc).into_option(),
     }
 }
 

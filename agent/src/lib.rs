@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod firewall;
+pub mod glob;
 pub mod http;
 pub mod metrics;
 pub mod report;

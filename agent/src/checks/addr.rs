@@ -201,7 +201,7 @@ fn applies_to(c: &InterfaceConfig, name: &str, mac: Option<&str>) -> bool {
     let by_name = c
         .interface
         .as_deref()
-        .is_some_and(|pat| crate::sources::sysctl::glob_match(pat, name));
+        .is_some_and(|pat| crate::glob::fnmatch(pat, name));
     let by_mac = matches!((c.mac.as_deref(), mac), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b));
     by_name || by_mac
 }

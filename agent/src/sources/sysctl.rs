@@ -59,20 +59,6 @@ pub fn parse_sysctl_file(text: &str, file: &str) -> Vec<SysctlSetting> {
     out
 }
 
-/// `*` and `?` glob match, as sysctl.d patterns use.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
-}
-
 /// The configuration files in the order systemd-sysctl applies them.
 pub fn sysctl_files(paths: &PathsConfig) -> Vec<PathBuf> {
     let root = paths.root();
@@ -113,11 +99,11 @@ pub fn after_reboot(settings: &[SysctlSetting], name: &str) -> Option<PersistedS
             .iter()
             .rev()
             .find(|s| {
-                let glob = s.key.contains(['*', '?']);
+                let glob = crate::glob::is_pattern(&s.key);
                 if explicit {
                     !glob && s.key == name
                 } else {
-                    glob && glob_match(&s.key, name)
+                    glob && crate::glob::sysctl_match(&s.key, name)
                 }
             })
             .map(|s| PersistedSysctl {
@@ -193,17 +179,18 @@ mod tests {
         assert_eq!(s[2].key, "net.ipv4.conf.eth0/100.rp_filter");
     }
 
+    /// Issue 11's reproducer: this line in any sysctl.d file wedged the daemon.
     #[test]
-    fn globs() {
-        assert!(glob_match(
-            "net.ipv4.conf.*.rp_filter",
-            "net.ipv4.conf.eth0.rp_filter"
-        ));
-        assert!(!glob_match(
-            "net.ipv4.conf.*.rp_filter",
-            "net.ipv4.conf.eth0.arp_filter"
-        ));
-        assert!(glob_match("a?c", "abc"));
+    fn a_star_run_in_a_key_is_linear() {
+        let text = include_str!("../../tests/fixtures/sysctl/star-run.conf");
+        let settings = parse_sysctl_file(text, "star-run.conf");
+        assert_eq!(settings.len(), 3);
+        assert_eq!(
+            after_reboot(&settings, "net.ipv4.conf.eth0.rp_filter"),
+            None
+        );
+        let echo = after_reboot(&settings, "net.ipv4.icmp_echo_ignore_all").unwrap();
+        assert_eq!((echo.value.as_str(), echo.line), ("1", 4));
     }
 
     #[test]

@@ -14,6 +14,14 @@ use crate::config::Config;
 use crate::snapshot::Snapshot;
 use crate::sources::{self, GatherOptions};
 
+/// `ecs-diag --version`: the package version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("ECS_DIAG_GIT_REV"),
+    ")"
+);
+
 pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_NOINPUT: i32 = 66;
 pub const EXIT_CONFIG: i32 = 78;
@@ -21,7 +29,7 @@ pub const EXIT_CONFIG: i32 = 78;
 #[derive(Parser, Debug)]
 #[command(
     name = "ecs-diag",
-    version,
+    version = VERSION,
     about = "Why can't this ECS instance be pinged or reached? Checks everything inside the guest and says what it found, with evidence and the fix."
 )]
 pub struct Cli {

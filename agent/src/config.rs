@@ -259,6 +259,9 @@ pub struct PathsConfig {
     pub sys: PathBuf,
     /// `/proc/net/snmp` and the sysctls. Additive to DESIGN.md's contract.
     pub proc: PathBuf,
+    /// Where the helper tools (`iptables-save`, `nft`, `ipset`) are run from, in order;
+    /// `$PATH` is never searched. Additive to DESIGN.md's contract.
+    pub tools: Vec<PathBuf>,
 }
 
 impl Default for PathsConfig {
@@ -267,6 +270,10 @@ impl Default for PathsConfig {
             etc: PathBuf::from("/etc"),
             sys: PathBuf::from("/sys"),
             proc: PathBuf::from("/proc"),
+            tools: crate::sources::tools::DEFAULT_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -294,7 +301,15 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads `path`; with no explicit path, the default file if it exists, else the defaults.
+    /// Also puts its tool directories in force (`sources::tools`), so every command and every
+    /// daemon reload runs the tools from where this config says.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = Config::read(path)?;
+        crate::sources::tools::set_dirs(&config.paths.tools);
+        Ok(config)
+    }
+
+    fn read(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (path, must_exist) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),

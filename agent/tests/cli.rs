@@ -325,3 +325,25 @@ fn watch_without_privileges_says_what_it_could_not_see() {
         "{v:#}"
     );
 }
+
+/// A binary found on a fleet names the source it came from.
+#[test]
+fn version_names_the_git_revision() {
+    let out = ecs_diag(&["--version"]);
+    assert!(out.status.success());
+    let version = String::from_utf8_lossy(&out.stdout);
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let rev = String::from_utf8_lossy(&git.stdout).trim().to_string();
+    assert!(
+        git.status.success() && rev.len() == 12,
+        "this test runs in a git checkout"
+    );
+    assert_eq!(
+        version.trim(),
+        format!("ecs-diag {} (git {rev})", env!("CARGO_PKG_VERSION"))
+    );
+}

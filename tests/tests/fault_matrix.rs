@@ -29,6 +29,19 @@ const METADATA_PORT: u16 = 18080;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The agent binary under test: `ECS_DIAG_BIN` when set (`scripts/test` sets it to the static
+/// build the packages ship, so the matrix proves the shipped binary), else this crate's build
+/// of the same code.
+fn agent_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ECS_DIAG_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_ecs-diag-under-test").to_string())
+    })
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(args[0])
         .args(&args[1..])
@@ -315,7 +328,7 @@ impl Topology {
     ) -> BTreeMap<String, (String, Value)> {
         let config = self.dir.path().join("config.toml");
         let mut args = vec![
-            env!("CARGO_BIN_EXE_ecs-diag-under-test"),
+            agent_bin(),
             "check",
             "--json",
             "--config",
@@ -1474,14 +1487,7 @@ fn serve_sees_ruleset_changes_in_both_backends() {
     )
     .unwrap();
     let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.guest,
-            env!("CARGO_BIN_EXE_ecs-diag-under-test"),
-            "serve",
-            "--config",
-        ])
+        .args(["netns", "exec", &t.guest, agent_bin(), "serve", "--config"])
         .arg(&cfg)
         .stderr(Stdio::piped())
         .spawn()
@@ -1583,7 +1589,7 @@ fn watch_while_pinging_at(t: &Topology, pings: u32, target: &str, client: &str) 
             t.exec(
                 &t.guest,
                 &[
-                    env!("CARGO_BIN_EXE_ecs-diag-under-test"),
+                    agent_bin(),
                     "watch",
                     "--json",
                     "--seconds",

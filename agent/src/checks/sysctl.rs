@@ -11,6 +11,9 @@ use crate::snapshot::{LookupOutcome, Snapshot, Sysctl};
 
 pub const ICMP_ECHO: &str = "sysctl.icmp_echo";
 pub const ICMP_ECHO6: &str = "sysctl.icmp_echo6";
+
+/// Present whenever the kernel has IPv6 at all (gathered with the other sysctls).
+const IPV6_PRESENT: &str = "net.ipv6.conf.all.disable_ipv6";
 pub const RP_FILTER: &str = "sysctl.rp_filter";
 pub const ICMP_RATELIMIT: &str = "sysctl.icmp_ratelimit";
 
@@ -44,10 +47,21 @@ fn echo_ignore(s: &Snapshot, id: &str, name: &str, family: &str) -> Finding {
     let (entry, now) = match value(s, id, name) {
         Ok(v) => v,
         Err(f) if family == "IPv6" && f.summary.contains("does not exist") => {
+            // Kernels before 4.20 have IPv6 but not this knob: nothing can make them ignore
+            // IPv6 pings. Without even disable_ipv6, IPv6 itself is off.
+            let has_ipv6 = s
+                .sysctls
+                .ok()
+                .is_ok_and(|m| m.get(IPV6_PRESENT).is_some_and(|e| e.now.is_some()));
             return Finding::skipped(
                 id,
-                format!("IPv6 is disabled on this kernel ({name} does not exist)"),
+                if has_ipv6 {
+                    format!("this kernel (before 4.20) has no {name}: it cannot be set to ignore IPv6 pings")
+                } else {
+                    format!("IPv6 is disabled on this kernel ({name} does not exist)")
+                },
             )
+            .evidence(json!({"sysctl": name, "exists": false, "ipv6": has_ipv6}));
         }
         Err(f) => return f,
     };
@@ -284,6 +298,24 @@ mod tests {
             );
         });
         assert_eq!(f.status, Status::Skipped);
+        assert!(f.summary.contains("IPv6 is disabled"), "{}", f.summary);
+        // IPv6 present, the knob absent: a kernel before 4.20.
+        let f = judge(icmp_echo6, |s| {
+            sysctls(s).insert(
+                "net.ipv6.icmp.echo_ignore_all".into(),
+                crate::snapshot::Sysctl {
+                    now: None,
+                    error: Some(
+                        "/proc/sys/net/ipv6/icmp/echo_ignore_all does not exist on this kernel"
+                            .into(),
+                    ),
+                    after_reboot: None,
+                },
+            );
+            sysctls(s).insert(IPV6_PRESENT.into(), sysctl("0"));
+        });
+        assert_eq!(f.status, Status::Skipped);
+        assert!(f.summary.contains("before 4.20"), "{}", f.summary);
         assert_eq!(
             judge(icmp_echo6, |s| {
                 sysctls(s).remove("net.ipv6.icmp.echo_ignore_all");

@@ -41,7 +41,11 @@ pub fn run_tool_lines(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
 
-    let mut child = match Command::new(argv[0])
+    // Fixed system directories only (sources::tools), never $PATH.
+    let Some(program) = super::tools::resolve(argv[0]) else {
+        return Ok(false);
+    };
+    let mut child = match Command::new(&program)
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

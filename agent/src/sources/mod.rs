@@ -14,6 +14,7 @@ pub mod snmp;
 pub mod sockets;
 pub mod sysctl;
 pub mod sysfs;
+pub mod tools;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -48,6 +49,8 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.icmp_echo_ignore_all",
     "net.ipv4.icmp_echo_ignore_broadcasts",
     "net.ipv6.icmp.echo_ignore_all",
+    // Tells "IPv6 off" from "a kernel before 4.20 without echo_ignore_all".
+    "net.ipv6.conf.all.disable_ipv6",
     "net.ipv4.icmp_ratelimit",
     "net.ipv4.icmp_ratemask",
     "net.ipv4.icmp_msgs_per_sec",

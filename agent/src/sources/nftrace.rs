@@ -57,7 +57,14 @@ impl NftTrace {
             Ok(None) => return Err("nft is not installed".to_string()),
             Err(e) => return Err(format!("cannot add the trace table: {e}")),
         }
-        let mut monitor = match Command::new("nft")
+        let Some(nft) = super::tools::resolve("nft") else {
+            remove_table();
+            return Err(format!(
+                "nft is not installed in {}",
+                super::tools::describe()
+            ));
+        };
+        let mut monitor = match Command::new(nft)
             .args(["monitor", "trace"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

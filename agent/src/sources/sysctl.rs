@@ -201,6 +201,7 @@ mod tests {
             etc: root.join("etc"),
             sys: root.join("sys"),
             proc: root.join("proc"),
+            ..Default::default()
         };
         // Vendor default, masked by a same-named file in /etc.
         write(
@@ -255,6 +256,7 @@ mod tests {
             etc: dir.path().join("etc"),
             sys: dir.path().join("sys"),
             proc: proc_root,
+            ..Default::default()
         };
         let g = sysctls(
             &paths,

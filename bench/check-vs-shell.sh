@@ -10,8 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-50}
 
-cargo build --release -p ecs-diag --quiet
-bin=target/release/ecs-diag
+# ECS_DIAG_BIN picks the binary (bench/static-vs-glibc.sh compares builds); default: build.
+if [ -n "${ECS_DIAG_BIN:-}" ]; then bin=$ECS_DIAG_BIN; else
+  cargo build --release -p ecs-diag --quiet
+  bin=target/release/ecs-diag
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '[metadata]\nmode = "never"\n' > "$tmp/config.toml"

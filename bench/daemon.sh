@@ -10,8 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release -p ecs-diag --quiet
-bin=$PWD/target/release/ecs-diag
+# ECS_DIAG_BIN picks the binary (bench/static-vs-glibc.sh compares builds); default: build.
+if [ -n "${ECS_DIAG_BIN:-}" ]; then bin=$ECS_DIAG_BIN; else
+  cargo build --release -p ecs-diag --quiet
+  bin=$PWD/target/release/ecs-diag
+fi
 tmp=$(mktemp -d)
 printf '[metadata]\nmode = "never"\n[server]\nlisten = "127.0.0.1:0"\ndiagnose_min_interval_s = 0\n[refresh]\ninterval_s = 1\n' > "$tmp/config.toml"
 "$bin" serve --config "$tmp/config.toml" 2> "$tmp/log" &

@@ -17,8 +17,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -p ecs-diag --quiet
-bin=$PWD/target/release/ecs-diag
+# ECS_DIAG_BIN picks the binary (bench/static-vs-glibc.sh compares builds); default: build.
+if [ -n "${ECS_DIAG_BIN:-}" ]; then bin=$ECS_DIAG_BIN; else
+  cargo build --release -p ecs-diag --quiet
+  bin=$PWD/target/release/ecs-diag
+fi
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 ip netns exec "$ns" ip link add eth0 type veth peer name peer0

@@ -110,10 +110,23 @@ impl Thresholds {
                 .as_float()
                 .or(v.as_integer().map(|i| i as f64))
                 .unwrap_or(f64::NAN);
-            if !v.is_finite() || v < 0.0 {
-                return Err(format!(
-                    "thresholds.{key} = {v}: expected a number of at least 0"
-                ));
+            let (ok, expected) = match key.as_str() {
+                k if k.ends_with("_pct") => {
+                    ((0.0..=100.0).contains(&v), "a percentage between 0 and 100")
+                }
+                "load_per_cpu" => (
+                    v > 0.0 && v <= 1000.0,
+                    "a load per CPU above 0 and at most 1000",
+                ),
+                // A count threshold of 0 would warn on every healthy machine.
+                "oom_kills" | "dstate_processes" | "dstate_fail_processes" | "link_drops" => (
+                    (1.0..=1e12).contains(&v),
+                    "a count between 1 and 1000000000000",
+                ),
+                _ => (v.is_finite() && v >= 0.0, "a number of at least 0"),
+            };
+            if !ok {
+                return Err(format!("thresholds.{key} = {v}: expected {expected}"));
             }
         }
         let pairs = [
@@ -207,6 +220,13 @@ pub struct ServerConfig {
     pub unix_socket: Option<PathBuf>,
     /// `POST /v1/diagnose` runs at most once per this many seconds. Additive.
     pub diagnose_min_interval_s: u64,
+    /// Open connections beyond this are closed at once (logged). Additive.
+    pub max_connections: usize,
+    /// A connection whose client reads nothing of a pending answer, or sends nothing between
+    /// requests, for this long is closed. Additive.
+    pub idle_timeout_s: u64,
+    /// Requests served on one connection (pipelined or kept alive) before it is closed. Additive.
+    pub max_requests_per_connection: u64,
 }
 
 impl Default for ServerConfig {
@@ -216,6 +236,9 @@ impl Default for ServerConfig {
             allow: Vec::new(),
             unix_socket: None,
             diagnose_min_interval_s: 10,
+            max_connections: 256,
+            idle_timeout_s: 10,
+            max_requests_per_connection: 1000,
         }
     }
 }
@@ -377,9 +400,26 @@ impl Config {
         }
         self.thresholds.validate()?;
         if let Some(b) = self.limits.bandwidth_mbps {
-            if !b.is_finite() || b <= 0.0 {
+            if !b.is_finite() || b <= 0.0 || b > 1e7 {
                 return Err(format!(
-                    "limits.bandwidth_mbps = {b}: expected Mbit/s above 0, e.g. 100"
+                    "limits.bandwidth_mbps = {b}: expected Mbit/s above 0 and at most 10000000, e.g. 100"
+                ));
+            }
+        }
+        let s = &self.server;
+        for (key, v, lo, hi) in [
+            ("max_connections", s.max_connections as u64, 1, 65_536),
+            ("idle_timeout_s", s.idle_timeout_s, 1, 3600),
+            (
+                "max_requests_per_connection",
+                s.max_requests_per_connection,
+                1,
+                1_000_000,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!(
+                    "server.{key} = {v}: expected a value between {lo} and {hi}"
                 ));
             }
         }
@@ -491,6 +531,67 @@ sys = "/tmp/x/sys"
         assert!(e.contains("limits.bandwidth_mbps"), "{e}");
         let e = Config::parse("[thresholds]\ncpu_busy = 80\n").unwrap_err();
         assert!(e.contains("cpu_busy"), "{e}");
+    }
+
+    /// Every threshold and server limit has a range; the error names the key, the value and
+    /// the range.
+    #[test]
+    fn every_value_is_range_checked() {
+        let cases = [
+            (
+                "[thresholds]\ncpu_busy_pct = 150\n",
+                "thresholds.cpu_busy_pct = 150: expected a percentage between 0 and 100",
+            ),
+            (
+                "[thresholds]\nbandwidth_pct = 101\n",
+                "thresholds.bandwidth_pct = 101: expected a percentage",
+            ),
+            (
+                "[thresholds]\nload_per_cpu = 0\n",
+                "thresholds.load_per_cpu = 0: expected a load per CPU above 0",
+            ),
+            (
+                "[thresholds]\noom_kills = 0\n",
+                "thresholds.oom_kills = 0: expected a count between 1",
+            ),
+            (
+                "[thresholds]\nswap_pages_per_s = nan\n",
+                "thresholds.swap_pages_per_s = NaN: expected a number of at least 0",
+            ),
+            (
+                "[server]\nmax_connections = 0\n",
+                "server.max_connections = 0: expected a value between 1 and 65536",
+            ),
+            (
+                "[server]\nidle_timeout_s = 0\n",
+                "server.idle_timeout_s = 0: expected a value between 1 and 3600",
+            ),
+            (
+                "[server]\nmax_requests_per_connection = 0\n",
+                "server.max_requests_per_connection = 0",
+            ),
+            (
+                "[refresh]\ninterval_s = 0\n",
+                "refresh.interval_s = 0: expected seconds between 1 and 86400",
+            ),
+            (
+                "[refresh]\ntimeout_s = 0\n",
+                "refresh.timeout_s = 0: expected seconds between 1 and 3600",
+            ),
+            (
+                "[limits]\nbandwidth_mbps = 1e9\n",
+                "limits.bandwidth_mbps = 1000000000: expected Mbit/s above 0",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = Config::parse(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let c = Config::parse(
+            "[thresholds]\nmemory_available_fail_pct = 0\n[server]\nmax_connections = 16\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.max_connections, 16);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,10 @@ use crate::sources::{self, GatherOptions};
 pub struct Published {
     /// None until the first refresh completes.
     pub report: Option<Arc<Report>>,
-    pub report_json: Arc<Vec<u8>>,
-    pub metrics_openmetrics: Arc<String>,
-    pub metrics_text: Arc<String>,
+    /// Shared, not copied, by every answer: a thousand slow clients hold one copy.
+    pub report_json: axum::body::Bytes,
+    pub metrics_openmetrics: axum::body::Bytes,
+    pub metrics_text: axum::body::Bytes,
     /// Unix seconds of the served report.
     pub refreshed_at: Option<f64>,
 }
@@ -58,6 +59,9 @@ pub struct Engine {
     busy: Arc<AtomicBool>,
     state: Mutex<EngineState>,
     tx: watch::Sender<Arc<Published>>,
+    /// Unix ms when the engine started, and when a refresh last completed (0: none yet).
+    started_ms: u64,
+    completed_ms: AtomicU64,
 }
 
 /// Clears the busy flag when the gather thread ends, however it ends.
@@ -75,6 +79,8 @@ impl Engine {
             busy: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(EngineState::default()),
             tx: watch::channel(Arc::new(Published::default())).0,
+            started_ms: crate::unix_ms(),
+            completed_ms: AtomicU64::new(0),
         };
         let engine = Arc::new(engine);
         let rx = engine.tx.subscribe();
@@ -122,6 +128,18 @@ impl Engine {
         self.tx.subscribe()
     }
 
+    /// Unix ms since which no refresh has completed, once that has lasted 3 refresh
+    /// intervals (a wedged source, a refresh that never ends): `/healthz` turns 503 and the
+    /// systemd watchdog goes silent. None while refreshes complete.
+    pub fn stalled_since(&self) -> Option<u64> {
+        let interval_ms = self.config().refresh.interval_s.saturating_mul(1000);
+        let last = match self.completed_ms.load(Ordering::SeqCst) {
+            0 => self.started_ms,
+            t => t,
+        };
+        (crate::unix_ms().saturating_sub(last) > interval_ms.saturating_mul(3)).then_some(last)
+    }
+
     /// Gathers and judges once (on a blocking thread, bounded by `refresh.timeout_s`) and
     /// publishes the result; on timeout or failure the previous report stays, marked stale.
     pub async fn refresh(&self) -> Refresh {
@@ -165,6 +183,7 @@ impl Engine {
                         .record(&snapshot, &report, crate::unix_ms() as f64 / 1000.0);
                 }
                 self.publish(Some(report.clone()), Some(crate::unix_ms() as f64 / 1000.0));
+                self.completed_ms.store(crate::unix_ms(), Ordering::SeqCst);
                 Refresh::Done(report)
             }
             Ok(Err(e)) => {
@@ -206,9 +225,9 @@ impl Engine {
             .unwrap_or_default();
         let published = Published {
             report,
-            report_json: Arc::new(report_json),
-            metrics_text: Arc::new(prometheus_text(&openmetrics)),
-            metrics_openmetrics: Arc::new(openmetrics),
+            report_json: report_json.into(),
+            metrics_text: prometheus_text(&openmetrics).into(),
+            metrics_openmetrics: openmetrics.into(),
             refreshed_at,
         };
         self.tx.send_replace(Arc::new(published));
@@ -254,7 +273,11 @@ pub fn run(config_path: Option<PathBuf>) -> i32 {
             return 71;
         }
     };
-    runtime.block_on(serve(config_path, config))
+    let code = runtime.block_on(serve(config_path, config));
+    // A source stuck in a blocking thread (a tool, a read that never returns) cannot be
+    // cancelled: abandon it rather than wait, so SIGTERM always ends the process.
+    runtime.shutdown_background();
+    code
 }
 
 async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
@@ -281,10 +304,12 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
     // Port 0 asks the kernel for a free port; the log names the one bound.
     let bound = tcp.local_addr().unwrap_or(listen);
     tracing::info!("listening on http://{bound}");
+    let limits = crate::http::ConnLimits::from(&config.server);
     let mut servers = vec![tokio::spawn(crate::http::serve_tcp(
         tcp,
         app.clone(),
         Arc::new(config.server.allow.clone()),
+        limits,
         shutdown_rx.clone(),
     ))];
     if let Some(path) = &config.server.unix_socket {
@@ -294,6 +319,7 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
                 servers.push(tokio::spawn(crate::http::serve_unix(
                     l,
                     app.clone(),
+                    limits,
                     shutdown_rx.clone(),
                 )));
             }
@@ -313,28 +339,51 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
         return 71;
     };
 
-    // The first report, then readiness.
-    if let Refresh::Done(r) = engine.refresh().await {
-        tracing::info!(
-            "first diagnosis: {} checks in {:.1} ms",
-            r.checks.len(),
-            r.duration_ms
-        );
+    // The first report, then readiness; a stop signal meanwhile still ends the daemon at once.
+    let mut stopping = false;
+    tokio::select! {
+        r = engine.refresh() => {
+            if let Refresh::Done(r) = r {
+                tracing::info!(
+                    "first diagnosis: {} checks in {:.1} ms",
+                    r.checks.len(),
+                    r.duration_ms
+                );
+            }
+        }
+        _ = term.recv() => stopping = true,
+        _ = int.recv() => stopping = true,
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(period) = sd_notify::watchdog_enabled() {
+        let engine = engine.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period / 2);
+            let mut silent = false;
             loop {
                 tick.tick().await;
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                // Only while refreshes complete: a wedged daemon is restarted by systemd.
+                match engine.stalled_since() {
+                    None => {
+                        silent = false;
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                    Some(since) if !silent => {
+                        silent = true;
+                        tracing::error!(
+                            "no refresh has completed since {}: not pinging the systemd watchdog",
+                            crate::rfc3339_ms(since)
+                        );
+                    }
+                    Some(_) => {}
+                }
             }
         });
     }
 
     let mut interval_s = config.refresh.interval_s;
     let mut ticker = new_ticker(interval_s);
-    loop {
+    while !stopping {
         tokio::select! {
             _ = ticker.tick() => {
                 let engine = engine.clone();
@@ -362,8 +411,8 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
                     Err(e) => tracing::error!("config reload failed, keeping the previous config: {e}"),
                 }
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => stopping = true,
+            _ = int.recv() => stopping = true,
         }
     }
     tracing::info!("shutting down");

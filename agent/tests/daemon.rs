@@ -13,7 +13,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ecs-diag");
+/// The daemon under test: `ECS_DIAG_BIN` when set (`scripts/test` sets it to the static
+/// binary the packages ship, whose memory behaviour the flood test measures), else this
+/// crate's build.
+fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ECS_DIAG_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_ecs-diag").to_string())
+    })
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -52,6 +63,16 @@ fn config_text(dir: &Path, port: u16, extra: &str) -> String {
 
 impl Daemon {
     fn start(extra: &str) -> Daemon {
+        let d = Daemon::spawn(extra, &[]);
+        d.wait_for(
+            |d| d.get("/healthz").1.contains("\"fresh\""),
+            "first report",
+        );
+        d
+    }
+
+    /// Started and listening; its first report may still be coming (or never come).
+    fn spawn(extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         // Port 0: the daemon binds a free port and logs it (no race with parallel tests).
         std::fs::write(
@@ -59,9 +80,10 @@ impl Daemon {
             config_text(dir.path(), 0, extra),
         )
         .unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(dir.path().join("config.toml"))
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -86,17 +108,12 @@ impl Daemon {
             assert!(Instant::now() < deadline, "daemon never listened:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let d = Daemon {
+        Daemon {
             child,
             port,
             dir,
             stderr,
-        };
-        d.wait_for(
-            |d| d.get("/healthz").1.contains("\"fresh\""),
-            "first report",
-        );
-        d
+        }
     }
 
     fn request(&self, raw: &str) -> (u16, String) {
@@ -278,19 +295,20 @@ fn hostile_clients_do_not_hurt() {
     assert_eq!(status, 404);
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());
 
-    // 1,000 idle connections, then a health check must still answer.
+    // 1,000 idle connections (past server.max_connections), then a health check must
+    // still be answered once the idle ones are dropped.
     let rss_before = d.rss_kib();
     let idle: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(("127.0.0.1", d.port)).unwrap())
         .collect();
     let started = Instant::now();
-    let (status, _) = d.get("/healthz");
-    let took = started.elapsed();
-    assert_eq!(status, 200);
-    assert!(
-        took < Duration::from_secs(2),
-        "/healthz took {took:?} with 1000 idle connections"
-    );
+    while try_get(d.port, "/healthz").map(|r| r.0) != Some(200) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "/healthz unanswered for 15 s with 1000 idle connections"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let rss_during = d.rss_kib();
     drop(idle);
     assert!(
@@ -382,7 +400,12 @@ fn a_hanging_source_leaves_the_old_report_marked_stale_then_recovers() {
         ecs_diag::checks::CATALOGUE.len(),
         "the previous findings stay served"
     );
-    assert!(d.get("/healthz").1.contains("\"stale\""));
+    // Stale soon after the hang; "stalled" (503) once 3 intervals pass without a refresh.
+    let health = d.get("/healthz").1;
+    assert!(
+        health.contains("\"stale\"") || health.contains("refresh stalled since"),
+        "{health}"
+    );
     assert!(d.get("/metrics").1.contains("ecs_diag_report_stale 1"));
     hang.store(false, Ordering::SeqCst);
     d.wait_for(|d| !is_stale(d), "recovery");
@@ -400,7 +423,7 @@ fn sigterm_shuts_down_gracefully_and_removes_the_unix_socket() {
         format!("[metadata]\nmode = \"never\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nunix_socket = \"{}\"\n[paths]\netc = \"{1}/etc\"\nsys = \"{1}/sys\"\n", sock.display(), cfg_dir.path().display()),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(cfg_dir.path().join("c.toml"))
         .stderr(Stdio::null())
@@ -473,7 +496,7 @@ fn non_loopback_listener_enforces_the_allow_list() {
     .unwrap();
     cleanup.1 = Some(
         Command::new("ip")
-            .args(["netns", "exec", &ns, BIN, "serve", "--config"])
+            .args(["netns", "exec", &ns, bin(), "serve", "--config"])
             .arg(dir.path().join("c.toml"))
             .stderr(Stdio::null())
             .spawn()
@@ -515,7 +538,7 @@ fn notifies_systemd_readiness_watchdog_and_stopping() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     std::fs::write(dir.path().join("c.toml"), config_text(dir.path(), 0, "")).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(dir.path().join("c.toml"))
         .env("NOTIFY_SOCKET", &sock_path)
@@ -559,7 +582,7 @@ fn survives_a_broken_log_pipe() {
         config_text(dir.path(), 0, "[refresh]\ninterval_s = 1\n"),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["serve", "--config"])
         .arg(dir.path().join("c.toml"))
         .stderr(Stdio::piped())
@@ -609,4 +632,209 @@ fn refreshes_judge_the_window_since_the_previous_one() {
     assert!(v["evidence"]["window_s"].as_f64().unwrap() > 0.5, "{v:#}");
     let (_, body) = d.get("/v1/checks/net.drops");
     assert!(body.contains("in the last"), "{body}");
+}
+
+/// A helper tool that never answers (through the `[paths] tools` override): no refresh ever
+/// completes. `/healthz` turns 503 naming since when, the systemd watchdog goes silent (so
+/// systemd restarts the daemon), and SIGTERM still ends the process within 5 s, taking the
+/// stuck tool with it.
+#[test]
+fn a_refresh_that_never_completes_is_reported_and_sigterm_still_exits() {
+    let tools = tempfile::tempdir().unwrap();
+    // A duration no other process uses, to find leftovers by.
+    let nap = format!("{}.5", 3000 + std::process::id() % 1000);
+    for tool in [
+        "iptables-nft-save",
+        "iptables-legacy-save",
+        "iptables-save",
+        "ip6tables-nft-save",
+        "ip6tables-legacy-save",
+        "ip6tables-save",
+    ] {
+        let p = tools.path().join(tool);
+        std::fs::write(&p, format!("#!/bin/sh\nexec sleep {nap}\n")).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let notify_dir = tempfile::tempdir().unwrap();
+    let sock_path = notify_dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    seen.lock().unwrap().push((Instant::now(), m));
+                }
+            }
+        })
+    };
+    let mut d = Daemon::spawn(
+        &format!(
+            "tools = [\"{}\"]\n[refresh]\ninterval_s = 1\ntimeout_s = 1\n",
+            tools.path().display()
+        ),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    d.wait_for(
+        |d| {
+            let (status, body) = d.get("/healthz");
+            status == 503 && body.contains("refresh stalled since")
+        },
+        "/healthz 503 stalled",
+    );
+    let stalled_at = Instant::now();
+    let health: Value = serde_json::from_str(&d.get("/healthz").1).unwrap();
+    assert_eq!(health["status"], "stalled");
+    assert!(health["stalled_since"].as_str().unwrap().ends_with('Z'));
+    // Nothing to serve yet, and that is said.
+    assert_eq!(d.get("/v1/report").0, 503);
+    std::thread::sleep(Duration::from_secs(2));
+    {
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().any(|(_, m)| m.contains("READY=1")), "{seen:?}");
+        let pings: Vec<Instant> = seen
+            .iter()
+            .filter(|(_, m)| m.contains("WATCHDOG=1"))
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(
+            !pings.is_empty(),
+            "the watchdog was pinged before the stall"
+        );
+        // A ping may be in flight as the stall is seen; none after that.
+        let late = pings
+            .iter()
+            .filter(|t| **t > stalled_at + Duration::from_millis(500))
+            .count();
+        assert_eq!(late, 0, "watchdog pinged {late} time(s) while stalled");
+    }
+    assert!(
+        d.log().contains("not pinging the systemd watchdog"),
+        "{}",
+        d.log()
+    );
+
+    let term = Instant::now();
+    d.signal("-TERM");
+    let status = loop {
+        if let Some(st) = d.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            term.elapsed() < Duration::from_secs(5),
+            "SIGTERM did not end the daemon within 5 s:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", d.log());
+    stop.store(true, Ordering::SeqCst);
+    listener.join().unwrap();
+    // The stuck tools died with the daemon (PDEATHSIG), leaving nothing behind.
+    std::thread::sleep(Duration::from_millis(500));
+    let leftovers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&format!("sleep {nap}")))
+        .collect();
+    assert!(leftovers.is_empty(), "orphaned tools: {leftovers:?}");
+}
+
+/// One GET on a fresh connection with a short deadline: None when the server closed it
+/// unanswered (at its connection limit) or did not answer in time.
+fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, out))
+}
+
+/// Issue 11's flood: 3,000 connections that pipeline requests and never read the answers.
+/// They are shed (connection limit, then the idle/write timeout), a fresh client is answered
+/// within 15 s of the flood's start, RSS stays under 48 MiB, and within 60 s after the flood
+/// ends RSS is back under 12 MiB.
+#[test]
+fn a_slow_reader_flood_is_shed_and_memory_returns() {
+    let d = Daemon::start("");
+    let pid = d.child.id();
+    let rss_of = move || -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::SeqCst) {
+                if let Some(r) = rss_of() {
+                    peak.fetch_max(r, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let pipelined = "GET /v1/report HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+    let flood_start = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..3000 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", d.port)) {
+            let _ = s.set_nonblocking(true);
+            let _ = s.write(pipelined.as_bytes());
+            flood.push(s);
+        }
+    }
+    let answered = loop {
+        if let Some((200, _)) = try_get(d.port, "/healthz") {
+            break flood_start.elapsed();
+        }
+        assert!(
+            flood_start.elapsed() < Duration::from_secs(15),
+            "/healthz not answered within 15 s of the flood's start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let the flood sit until its connections are reaped, then end it.
+    std::thread::sleep(Duration::from_secs(12));
+    drop(flood);
+    let flood_end = Instant::now();
+    let settled = loop {
+        let rss = rss_of().unwrap();
+        if rss < 12 * 1024 {
+            break rss;
+        }
+        assert!(
+            flood_end.elapsed() < Duration::from_secs(60),
+            "RSS still {rss} KiB 60 s after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    sampling.store(false, Ordering::SeqCst);
+    sampler.join().unwrap();
+    let peak = peak.load(Ordering::SeqCst);
+    println!(
+        "flood: /healthz answered after {answered:?}; peak RSS {peak} KiB; {settled} KiB {:?} after the flood",
+        flood_end.elapsed()
+    );
+    assert!(peak < 48 * 1024, "RSS peaked at {peak} KiB");
+    assert!(d.log().contains("server.max_connections"), "{}", d.log());
+    assert_eq!(d.get("/healthz").0, 200);
 }

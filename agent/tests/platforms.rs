@@ -126,7 +126,7 @@ fn centos7_kernel_3_10_without_psi_nft_or_new_counters() {
     let tool = r["firewall.icmp_in"].2["evidence"].to_string();
     assert!(tool.contains("iptables-save"), "{tool}");
     assert!(
-        !tool.contains("nft"),
+        !tool.contains("iptables-nft-save"),
         "only the [paths] tools directory is searched, not this machine's: {tool}"
     );
     // No OutRateLimit* counters: the live ICMP and rate-limit checks still judge.

@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = Config::parse(text);
     let settings = sysctl::parse_sysctl_file(text, "fuzz");
     let _ = sysctl::after_reboot(&settings, "net.ipv4.conf.eth0.rp_filter");
+    // Patterns straight from the input, against real names (interface names are at most 15).
+    let _ = ecs_diag::glob::fnmatch(text, "eth0");
+    let _ = ecs_diag::glob::fnmatch(text, "enp0s31f6.4094");
+    let _ = ecs_diag::glob::sysctl_match(text, "net.ipv4.conf.eth0.rp_filter");
     let _ = nc::parse_ifcfg(text, p);
     let _ = nc::parse_ifupdown(text, p);
     let _ = nc::parse_nm_keyfile(text, p);

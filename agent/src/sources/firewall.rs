@@ -45,7 +45,20 @@ pub fn run_tool_lines(
     let Some(program) = super::tools::resolve(argv[0]) else {
         return Ok(false);
     };
-    let mut child = match Command::new(&program)
+    let mut command = Command::new(&program);
+    // If the agent dies (or a stop abandons this blocking thread), the tool dies with it
+    // instead of lingering as an orphan.
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    let mut child = match command
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

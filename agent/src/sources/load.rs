@@ -250,8 +250,16 @@ fn is_partition(name: &str) -> bool {
 }
 
 /// Every process's state from `/proc/PID/stat`; processes that exit while being read are
-/// skipped (they are gone, not an error).
+/// skipped (they are gone, not an error). On the live `/proc`, the agent itself and the
+/// helper tools it runs (`iptables-save` waiting on the kernel is briefly in D state) are
+/// never counted as stuck.
 pub fn tasks(proc_root: &Path) -> Gathered<TaskSample> {
+    let own = (proc_root == Path::new("/proc")).then(std::process::id);
+    tasks_except(proc_root, own)
+}
+
+/// `tasks`, leaving out process `own` and its children.
+pub fn tasks_except(proc_root: &Path, own: Option<u32>) -> Gathered<TaskSample> {
     let entries = match std::fs::read_dir(proc_root) {
         Ok(e) => e,
         Err(e) => return Gathered::Failed(format!("cannot list {}: {e}", proc_root.display())),
@@ -273,7 +281,8 @@ pub fn tasks(proc_root: &Path) -> Gathered<TaskSample> {
         path.pop();
         if let Ok(n) = n {
             sample.processes += 1;
-            if let Some((command, 'D')) = parse_pid_stat(&buf[..n]) {
+            let ours = own.is_some_and(|o| pid == o || parse_ppid(&buf[..n]) == Some(o));
+            if let Some((command, 'D')) = parse_pid_stat(&buf[..n]).filter(|_| !ours) {
                 path.push("wchan");
                 let wchan = std::fs::read_to_string(&path)
                     .ok()
@@ -294,6 +303,17 @@ pub fn tasks(proc_root: &Path) -> Gathered<TaskSample> {
 
 /// `PID (comm) S ...`: the command may itself contain spaces and parentheses, so the state is
 /// the first word after the last `)`.
+/// The parent pid: the number after the state in `PID (comm) S PPID ...`.
+pub fn parse_ppid(stat: &[u8]) -> Option<u32> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = stat.get(close + 4..)?;
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
 pub fn parse_pid_stat(stat: &[u8]) -> Option<(String, char)> {
     let open = stat.iter().position(|b| *b == b'(')?;
     let close = stat.iter().rposition(|b| *b == b')')?;
@@ -395,6 +415,9 @@ mod tests {
             Some(("a) b) (c".into(), 'D'))
         );
         assert_eq!(parse_pid_stat(b"garbage"), None);
+        assert_eq!(parse_ppid(b"42 (bash) S 17 42"), Some(17));
+        assert_eq!(parse_ppid(b"7 (a) b) (c) D 1 2"), Some(1));
+        assert_eq!(parse_ppid(b"7 (x) D"), None);
         assert_eq!(parse_pid_stat(b"1 (x)"), None);
     }
 
@@ -427,6 +450,24 @@ mod tests {
                 command: "flush-253:0".into(),
                 wchan: Some("io_schedule".into())
             }]
+        );
+        // The agent (pid 50 here) and its helper are never counted.
+        for (pid, stat) in [
+            ("50", "50 (ecs-diag) D 1 0"),
+            ("103", "103 (iptables-save) D 50 0"),
+        ] {
+            std::fs::create_dir_all(p.join(pid)).unwrap();
+            std::fs::write(p.join(pid).join("stat"), stat).unwrap();
+        }
+        let theirs = tasks_except(p, Some(50));
+        let theirs = theirs.ok().unwrap();
+        assert_eq!(theirs.dstate.len(), 1, "{:?}", theirs.dstate);
+        assert_eq!(theirs.dstate[0].pid, 100);
+        let all = tasks(p);
+        assert_eq!(
+            all.ok().unwrap().dstate.len(),
+            3,
+            "a fixture root has no own pid"
         );
         // No PSI on this kernel: not an error.
         assert_eq!(pressure(p), Gathered::Ok(None));

@@ -30,6 +30,9 @@ pub enum MetadataError {
     Budget { path: String, budget_ms: u64 },
 }
 
+/// Timers fire a little early or late: a timeout this close to the budget is the budget's.
+const BUDGET_SLACK: Duration = Duration::from_millis(20);
+
 pub struct MetadataClient {
     base: String,
     timeout: Duration,
@@ -73,6 +76,13 @@ impl MetadataClient {
 
     fn transport_error(&self, path: &str, e: ureq::Error) -> MetadataError {
         let reason = match e {
+            // The request's timeout was cut short by the budget: say which ran out.
+            ureq::Error::Timeout(_) if self.started.elapsed() + BUDGET_SLACK >= self.budget => {
+                return MetadataError::Budget {
+                    path: path.to_string(),
+                    budget_ms: self.budget.as_millis() as u64,
+                }
+            }
             ureq::Error::Timeout(_) => format!(
                 "no answer within {} ms (per-request timeout) for {path}",
                 self.timeout.as_millis()
@@ -487,6 +497,22 @@ mod tests {
         let (e, took) = timed_err(fake(routes, None));
         assert!(e.to_string().contains("private-ipv4"), "{e}");
         assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    /// With a per-request timeout longer than what is left of the budget, a hanging service
+    /// is cut by the budget, and the error says so (not "per-request timeout").
+    #[test]
+    fn budget_exceeded_names_the_budget() {
+        let url = fake(vec![("PUT /latest/api/token", Answer::Hang)], None);
+        let mut c = config(url);
+        c.timeout_ms = 5000;
+        c.budget_ms = 300;
+        let e = MetadataClient::new(&c).read().unwrap_err();
+        assert!(
+            matches!(e, MetadataError::Budget { budget_ms: 300, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("budget of 300 ms"), "{e}");
     }
 
     #[test]

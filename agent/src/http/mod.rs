@@ -5,9 +5,7 @@
 //!
 //! `GET /v1/report` · `GET /v1/checks/{id}` · `POST /v1/diagnose` · `GET /metrics` · `GET /healthz`
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,20 +15,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::daemon::{Engine, Published, Refresh};
 
-/// Above this many open connections, new ones are closed at once.
-pub const MAX_CONNECTIONS: usize = 2048;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+mod conn;
+pub use conn::{bind_unix, serve_tcp, serve_unix, ConnLimits};
+
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Request line and headers (hyper's minimum buffer).
-const MAX_HEADER_BYTES: usize = 8192;
 const MAX_BODY_BYTES: usize = 1024;
 
 #[derive(Clone)]
@@ -92,8 +85,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_bytes(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+fn json_bytes(bytes: impl Into<axum::body::Bytes>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes.into()).into_response()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -119,7 +112,7 @@ async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
     if p.report.is_none() {
         return Err(ApiError::no_report());
     }
-    Ok(json_bytes(p.report_json.to_vec()))
+    Ok(json_bytes(p.report_json.clone()))
 }
 
 async fn check(
@@ -140,7 +133,15 @@ async fn check(
     }
 }
 
-async fn diagnose(State(s): State<AppState>) -> Result<Response, ApiError> {
+async fn diagnose(State(s): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    // Read (and bound) the body first: a chunked one has no length for the limit layer to
+    // refuse up front, and must not stream on while a diagnosis runs.
+    if axum::body::to_bytes(body, MAX_BODY_BYTES).await.is_err() {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("POST /v1/diagnose takes no body (at most {MAX_BODY_BYTES} bytes)"),
+        ));
+    }
     if let Err(wait) = s.engine.claim_diagnose() {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(ApiError {
@@ -177,7 +178,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            p.metrics_openmetrics.to_string(),
+            p.metrics_openmetrics.clone(),
         )
             .into_response()
     } else {
@@ -186,7 +187,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            p.metrics_text.to_string(),
+            p.metrics_text.clone(),
         )
             .into_response()
     }
@@ -194,6 +195,20 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let p = s.current();
+    if let Some(since) = s.engine.stalled_since() {
+        let since = crate::rfc3339_ms(since);
+        let body = serde_json::json!({
+            "status": "stalled",
+            "error": format!("refresh stalled since {since}: no refresh has completed for 3 refresh intervals"),
+            "stalled_since": since,
+        });
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
     let state = match &p.report {
         None => "starting",
         Some(r) if r.stale => "stale",
@@ -227,148 +242,6 @@ pub fn client_allowed(peer: IpAddr, allow: &[IpNet]) -> bool {
         v4 => v4,
     };
     peer.is_loopback() || allow.iter().any(|n| n.contains(&peer))
-}
-
-/// Serves one connection until it ends or shutdown is signalled (then finishes gracefully).
-async fn serve_connection<S>(io: S, app: Router, mut shutdown: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = shutdown.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-        }
-    }
-}
-
-/// Counts open connections; dropping the guard closes the slot.
-struct Slot(Arc<AtomicUsize>);
-impl Slot {
-    fn take(open: &Arc<AtomicUsize>) -> Option<Slot> {
-        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            open.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Slot(open.clone()))
-    }
-}
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-pub async fn serve_tcp(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    allow: Arc<Vec<IpNet>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let open = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        if !client_allowed(peer.ip(), &allow) {
-            tokio::spawn(refuse(stream));
-            continue;
-        }
-        let Some(slot) = Slot::take(&open) else {
-            continue; // dropping the stream closes it
-        };
-        let _ = stream.set_nodelay(true);
-        let (app, shutdown) = (app.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            serve_connection(stream, app, shutdown).await;
-        });
-    }
-}
-
-/// Answers 403 to a client outside `server.allow`. The request is read first (bounded), so
-/// closing does not reset the connection before the client has read the answer.
-async fn refuse(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncReadExt;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut buf = [0u8; 1024];
-        let mut seen = Vec::new();
-        while seen.len() < MAX_HEADER_BYTES && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
-            }
-        }
-        let body = r#"{"error":"this client address is not in server.allow"}"#;
-        let msg = format!(
-            "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(msg.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
-}
-
-/// Binds a unix socket (replacing a stale one) readable by owner and group.
-pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let l = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
-}
-
-pub async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let open = Arc::new(AtomicUsize::new(0));
-    loop {
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("accept (unix): {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let Some(slot) = Slot::take(&open) else {
-            continue;
-        };
-        let (app, shutdown) = (app.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            serve_connection(stream, app, shutdown).await;
-        });
-    }
 }
 
 /// For tests and tools: a request body.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmark: the shipped static (musl) binary against a glibc build of the same source, and
+# the static build's allocator choice (mimalloc, shipped, vs musl's own malloc), in one run,
+# on the DESIGN.md targets: `check` wall time against the shell way, the 100,000-rule
+# diagnosis against iptables-save, and the daemon's RSS, /metrics throughput and refresh CPU.
+# Prints each build's figures; asserts nothing. (The slow-reader flood's RSS, the other side
+# of the allocator choice, is measured by agent/tests/daemon.rs.)
+#
+#   bench/static-vs-glibc.sh [RUNS]    (default 30; needs root, iptables, wrk, cargo-zigbuild)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-30}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+t=x86_64-unknown-linux-musl
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+cargo build --release --locked -p ecs-diag --quiet
+cp target/release/ecs-diag "$out/glibc"
+cargo zigbuild --release --locked -p ecs-diag --quiet --target $t --features system-allocator
+cp target/$t/release/ecs-diag "$out/musl-malloc"
+cargo zigbuild --release --locked -p ecs-diag --quiet --target $t
+cp target/$t/release/ecs-diag "$out/musl-mimalloc"
+
+for name in glibc musl-malloc musl-mimalloc; do
+  bin=$out/$name
+  echo
+  echo "=== $name ($(stat -c %s "$bin") bytes)"
+  ECS_DIAG_BIN=$bin bench/check-vs-shell.sh "$runs" | sed 's/^/  /'
+  ECS_DIAG_BIN=$bin bench/firewall-100k.sh | sed 's/^/  /'
+  ECS_DIAG_BIN=$bin bench/daemon.sh | sed 's/^/  /'
+done

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Benchmark: the shipped static (musl) binary against a glibc build of the same source, and
-# the static build's allocator choice (mimalloc, shipped, vs musl's own malloc), in one run,
-# on the DESIGN.md targets: `check` wall time against the shell way, the 100,000-rule
+# Benchmark: the shipped static (musl) binary against a glibc build of the same source, in one
+# run, on the DESIGN.md targets: `check` wall time against the shell way, the 100,000-rule
 # diagnosis against iptables-save, and the daemon's RSS, /metrics throughput and refresh CPU.
-# Prints each build's figures; asserts nothing. (The slow-reader flood's RSS, the other side
-# of the allocator choice, is measured by agent/tests/daemon.rs.)
+# Prints each build's figures; asserts nothing. (This is how the static build's allocator was
+# chosen: musl's own malloc against mimalloc, see agent/src/main.rs.)
 #
-#   bench/static-vs-glibc.sh [RUNS]    (default 30; needs root, iptables, wrk, cargo-zigbuild)
+#   bench/static-vs-glibc.sh [RUNS]    (default 30; needs root, iptables, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
@@ -17,12 +16,10 @@ trap 'rm -rf "$out"' EXIT
 
 cargo build --release --locked -p ecs-diag --quiet
 cp target/release/ecs-diag "$out/glibc"
-cargo zigbuild --release --locked -p ecs-diag --quiet --target $t --features system-allocator
-cp target/$t/release/ecs-diag "$out/musl-malloc"
-cargo zigbuild --release --locked -p ecs-diag --quiet --target $t
-cp target/$t/release/ecs-diag "$out/musl-mimalloc"
+cargo build --release --locked -p ecs-diag --quiet --target $t
+cp target/$t/release/ecs-diag "$out/static-musl"
 
-for name in glibc musl-malloc musl-mimalloc; do
+for name in glibc static-musl; do
   bin=$out/$name
   echo
   echo "=== $name ($(stat -c %s "$bin") bytes)"

@@ -290,6 +290,12 @@ fn hostile_clients_do_not_hurt() {
     let body = "x".repeat(64 * 1024);
     let (status, _) = d.request(&format!("POST /v1/diagnose HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
     assert_eq!(status, 413);
+    // The same body sent chunked (no length to refuse up front) is bounded alike.
+    let chunk = "x".repeat(2000);
+    let chunked = format!("{:x}\r\n{chunk}\r\n", chunk.len()).repeat(8) + "0\r\n\r\n";
+    let (status, body) = d.request(&format!("POST /v1/diagnose HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}"));
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("takes no body"), "{body}");
     // Unknown path: JSON 404.
     let (status, body) = d.get("/etc/passwd");
     assert_eq!(status, 404);

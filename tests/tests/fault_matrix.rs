@@ -138,6 +138,13 @@ impl Topology {
             dir: tempfile::tempdir().expect("tempdir"),
             metadata: None,
         };
+        // The agent runs as an unprivileged user (see `diagnose_with`): it must read the tree.
+        std::fs::set_permissions(
+            t.dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::copy(agent_bin(), t.dir.path().join("ecs-diag")).unwrap();
         must(&["ip", "netns", "add", &t.guest]);
         must(&["ip", "netns", "add", &t.client]);
         // Deterministic per-namespace sysctls, set before the links exist so they inherit them.
@@ -316,7 +323,10 @@ impl Topology {
             .unwrap_or_else(|| panic!("no ping summary in: {text}"))
     }
 
-    /// Runs `ecs-diag check --json` inside the guest; returns id → (status, whole finding).
+    /// Runs `ecs-diag check --json` inside the guest, as the packaged unit runs the agent: an
+    /// unprivileged user in group root holding only ambient CAP_NET_ADMIN and CAP_NET_RAW,
+    /// with no_new_privs — so every verdict below is proven to need nothing more. Returns
+    /// id → (status, whole finding).
     fn diagnose(&self, client: Option<&str>) -> BTreeMap<String, (String, Value)> {
         self.diagnose_with(client, &[])
     }
@@ -327,8 +337,17 @@ impl Topology {
         extra: &[&str],
     ) -> BTreeMap<String, (String, Value)> {
         let config = self.dir.path().join("config.toml");
+        let bin = self.dir.path().join("ecs-diag");
         let mut args = vec![
-            agent_bin(),
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--groups=0", // SupplementaryGroups=root, as the unit
+            "--inh-caps=-all,+net_admin,+net_raw",
+            "--ambient-caps=-all,+net_admin,+net_raw",
+            "--bounding-set=-all,+net_admin,+net_raw",
+            "--no-new-privs",
+            bin.to_str().unwrap(),
             "check",
             "--json",
             "--config",
@@ -426,7 +445,14 @@ fn show(report: &BTreeMap<String, (String, Value)>) -> String {
 /// sources must still work: an unknown fails the baseline) without judging that load; the load
 /// checks are proven by unit tests and `load_test.rs`. The bandwidth limit lets net.bandwidth
 /// judge the window.
-const MACHINE_LOAD_IGNORED: &str = "[limits]\nbandwidth_mbps = 10000\n[thresholds]\ncpu_busy_pct = 101\ncpu_saturated_pct = 101\ncpu_iowait_pct = 101\ncpu_steal_pct = 101\ncpu_steal_fail_pct = 101\nload_per_cpu = 1000\npressure_some_pct = 101\npressure_full_pct = 101\npressure_full_fail_pct = 101\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 101\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
+const MACHINE_LOAD_IGNORED: &str = "[limits]\nbandwidth_mbps = 10000\n[thresholds]\ncpu_busy_pct = 100\ncpu_saturated_pct = 100\ncpu_iowait_pct = 100\ncpu_steal_pct = 100\ncpu_steal_fail_pct = 100\nload_per_cpu = 1000\npressure_some_pct = 100\npressure_full_pct = 100\npressure_full_fail_pct = 100\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 100\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
+
+/// The namespaces share this machine's CPUs and disks: a CPU of the test machine at 100%
+/// (thresholds cannot go beyond 100%) is not a fault of the guest. The load checks may warn
+/// in the healthy baseline; they never fail there (agent/tests/load.rs proves them).
+fn machine_load_warning(id: &str, status: &str) -> bool {
+    id.starts_with("load.") && status == "warn"
+}
 
 fn assert_healthy(t: &Topology) {
     assert!(
@@ -458,7 +484,9 @@ fn assert_healthy(t: &Topology) {
         let not_ok: Vec<_> = report
             .iter()
             .filter(|(id, (st, _))| {
-                st != "ok" && !(client.is_none() && *id == "net.bandwidth" && st == "skipped")
+                st != "ok"
+                    && !(client.is_none() && *id == "net.bandwidth" && st == "skipped")
+                    && !machine_load_warning(id, st)
             })
             .collect();
         assert!(

@@ -594,7 +594,9 @@ fn unit_passes_systemd_analyze() {
         })
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{text}"));
-    assert!(score <= 1.7, "exposure {score} above the 1.7 target");
+    // 1.7 without SupplementaryGroups=root, which costs 0.1 and is what lets the unprivileged
+    // daemon see whether legacy iptables tables exist (see the unit).
+    assert!(score <= 1.8, "exposure {score} above 1.8");
 }
 
 /// Every check keeps working as the unit runs the daemon: an unprivileged (dynamic) user
@@ -614,6 +616,7 @@ fn checks_work_with_only_the_units_capabilities() {
         .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
         .collect();
     assert!(unit.lines().any(|l| l == "DynamicUser=yes"));
+    assert!(unit.lines().any(|l| l == "SupplementaryGroups=root"));
     let ambient = unit
         .lines()
         .find_map(|l| l.strip_prefix("AmbientCapabilities="))
@@ -645,7 +648,7 @@ fn checks_work_with_only_the_units_capabilities() {
         "setpriv",
         "--reuid=65534",
         "--regid=65534",
-        "--clear-groups",
+        "--groups=0", // SupplementaryGroups=root, as the unit
         &inheritable,
         &ambient,
         &bounding,
@@ -720,6 +723,7 @@ const SYSTEMD_219: &[&str] = &[
     "UMask",
     "User",
     "Group",
+    "SupplementaryGroups",
     "MemoryLimit",
 ];
 

@@ -111,6 +111,9 @@ fn counters(s: &str) -> Option<(u64, u64)> {
 pub struct SaveParser {
     tables: Vec<Table>,
     current: Option<Table>,
+    /// The current table's chains by name: a rule finds its chain in O(1), so a dump with
+    /// tens of thousands of chains (kube-proxy) and rules stays linear.
+    chain_index: std::collections::HashMap<String, usize>,
     line_no: usize,
 }
 
@@ -132,6 +135,7 @@ impl SaveParser {
                 name: name.trim().to_string(),
                 chains: Vec::new(),
             });
+            self.chain_index.clear();
             return Ok(());
         }
         let Some(table) = self.current.as_mut() else {
@@ -149,6 +153,8 @@ impl SaveParser {
                 return Err(at("chain line without a policy"));
             };
             let (packets, bytes) = parts.next().and_then(counters).unwrap_or((0, 0));
+            self.chain_index
+                .insert(name.to_string(), table.chains.len());
             table.chains.push(Chain {
                 name: name.to_string(),
                 policy: (policy != "-").then(|| policy.to_string()),
@@ -171,7 +177,11 @@ impl SaveParser {
             return Err(at("expected a rule (-A CHAIN ...)"));
         }
         let args = words.split_off(2);
-        let Some(chain) = table.chains.iter_mut().find(|c| c.name == words[1]) else {
+        let Some(chain) = self
+            .chain_index
+            .get(&words[1])
+            .and_then(|&i| table.chains.get_mut(i))
+        else {
             return Err(at("rule for an undeclared chain"));
         };
         chain.rules.push(SavedRule {

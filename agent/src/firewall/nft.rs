@@ -3,6 +3,7 @@
 //! those base chains for a packet. Tables that iptables-nft manages (`ip filter` with chain
 //! `INPUT`, ...) are left out here: `iptables-nft-save` already shows them in iptables terms.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -78,20 +79,20 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
         .and_then(Value::as_array)
         .ok_or("expected an object with an \"nftables\" array")?;
     let mut rs = NftRuleset::default();
-    let table_of = |rs: &mut NftRuleset, family: &str, name: &str| -> usize {
-        if let Some(i) = rs
-            .tables
-            .iter()
-            .position(|t| t.family == family && t.name == name)
-        {
-            return i;
-        }
-        rs.tables.push(NftTable {
-            family: family.into(),
-            name: name.into(),
-            ..Default::default()
-        });
-        rs.tables.len() - 1
+    // Tables and chains by name: every item finds its place in O(1), linear in the dump.
+    let mut tables: HashMap<(String, String), usize> = HashMap::new();
+    let mut chains: HashMap<(usize, String), usize> = HashMap::new();
+    let mut table_of = |rs: &mut NftRuleset, family: &str, name: &str| -> usize {
+        *tables
+            .entry((family.to_string(), name.to_string()))
+            .or_insert_with(|| {
+                rs.tables.push(NftTable {
+                    family: family.into(),
+                    name: name.into(),
+                    ..Default::default()
+                });
+                rs.tables.len() - 1
+            })
     };
     let s = |v: &Value, k: &str| {
         v.get(k)
@@ -104,6 +105,7 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
             table_of(&mut rs, &s(t, "family"), &s(t, "name"));
         } else if let Some(c) = item.get("chain") {
             let i = table_of(&mut rs, &s(c, "family"), &s(c, "table"));
+            chains.insert((i, s(c, "name")), rs.tables[i].chains.len());
             rs.tables[i].chains.push(NftChain {
                 name: s(c, "name"),
                 hook: c.get("hook").and_then(Value::as_str).map(str::to_string),
@@ -122,7 +124,10 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
                     .cloned()
                     .unwrap_or_default(),
             };
-            match rs.tables[i].chains.iter_mut().find(|c| c.name == chain) {
+            match chains
+                .get(&(i, chain.clone()))
+                .and_then(|&c| rs.tables[i].chains.get_mut(c))
+            {
                 Some(c) => c.rules.push(rule),
                 None => return Err(format!("rule {} for an unknown chain {chain}", rule.handle)),
             }
@@ -542,6 +547,28 @@ mod tests {
             "eth0",
             vec![],
         )
+    }
+
+    /// 20,000 chains with a rule each: every rule finds its chain by name in O(1).
+    #[test]
+    fn many_chains_parse_linearly() {
+        let mut items = vec![r#"{"table":{"family":"inet","name":"t","handle":1}}"#.to_string()];
+        for i in 0..20_000 {
+            items.push(format!(
+                r#"{{"chain":{{"family":"inet","table":"t","name":"c{i}","handle":{i}}}}}"#
+            ));
+            items.push(format!(r#"{{"rule":{{"family":"inet","table":"t","chain":"c{i}","handle":{i},"expr":[{{"accept":null}}]}}}}"#));
+        }
+        let text = format!(r#"{{"nftables":[{}]}}"#, items.join(","));
+        let start = std::time::Instant::now();
+        let rs = parse_json(&text).unwrap();
+        assert_eq!(rs.tables[0].chains.len(), 20_000);
+        assert!(rs.tables[0].chains.iter().all(|c| c.rules.len() == 1));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

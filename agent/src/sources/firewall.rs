@@ -340,11 +340,19 @@ pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u3
     Some(sig)
 }
 
-/// Whether the kernel has legacy tables for this family (cheap: no tool runs).
-fn legacy_in_use(proc_root: &Path, names_file: &str) -> bool {
-    std::fs::read_to_string(proc_root.join("net").join(names_file))
-        .map(|s| !s.trim().is_empty())
-        .unwrap_or(false)
+/// Whether the kernel has legacy tables for this family (cheap: no tool runs). The names file
+/// is readable by root and group root only: unreadable, the answer is unknown (Err with the
+/// reason), never a silent "no legacy rules". Absent (no ip_tables module): not in use.
+fn legacy_in_use(proc_root: &Path, names_file: &str) -> Result<bool, String> {
+    let path = proc_root.join("net").join(names_file);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(!s.trim().is_empty()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!(
+            "cannot tell whether legacy iptables tables exist: {}: {e} (it is readable by root and group root only; the packaged unit runs in group root)",
+            path.display()
+        )),
+    }
 }
 
 /// Every ruleset that can hold rules on this machine. Fails as a whole only when no iptables
@@ -356,7 +364,19 @@ pub fn read(proc_root: &Path) -> Gathered<Vec<Ruleset>> {
         if let Some(r) = read_one("nft", family, &[nft]) {
             out.push(r);
         }
-        if legacy_in_use(proc_root, names) {
+        let in_use = match legacy_in_use(proc_root, names) {
+            Ok(u) => u,
+            Err(e) => {
+                out.push(Ruleset {
+                    backend: "legacy".into(),
+                    family: family.into(),
+                    tool: legacy.into(),
+                    tables: Gathered::Failed(e),
+                });
+                return out;
+            }
+        };
+        if in_use {
             // Older distributions ship only the legacy tool, as plain iptables-save.
             out.extend(read_one("legacy", family, &[legacy, plain]));
         } else if out.is_empty() {
@@ -440,8 +460,18 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("net")).unwrap();
         std::fs::write(dir.path().join("net/ip_tables_names"), "filter\n").unwrap();
         std::fs::write(dir.path().join("net/ip6_tables_names"), "").unwrap();
-        assert!(legacy_in_use(dir.path(), "ip_tables_names"));
-        assert!(!legacy_in_use(dir.path(), "ip6_tables_names"));
-        assert!(!legacy_in_use(Path::new("/nonexistent"), "ip_tables_names"));
+        assert_eq!(legacy_in_use(dir.path(), "ip_tables_names"), Ok(true));
+        assert_eq!(legacy_in_use(dir.path(), "ip6_tables_names"), Ok(false));
+        assert_eq!(
+            legacy_in_use(Path::new("/nonexistent"), "ip_tables_names"),
+            Ok(false)
+        );
+        // Unreadable (a directory here; EACCES for an unprivileged user): unknown, with why.
+        std::fs::create_dir_all(dir.path().join("net/unreadable")).unwrap();
+        let e = legacy_in_use(dir.path(), "unreadable").unwrap_err();
+        assert!(
+            e.contains("cannot tell whether legacy iptables tables exist"),
+            "{e}"
+        );
     }
 }

@@ -44,6 +44,27 @@ pub fn public_probe(addrs: &[Address]) -> Ipv4Addr {
         .unwrap_or(PUBLIC_PROBES[0])
 }
 
+/// Configuration files (sysctl.d, network configuration, os-release) above this size are not
+/// read: a stray log or core file named `*.conf` must not cost the daemon its memory.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// Reads a configuration file of at most [`MAX_CONFIG_FILE`] bytes; a larger one is an error
+/// naming it.
+pub fn read_config_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_FILE} bytes: not a configuration file"),
+        ));
+    }
+    Ok(text)
+}
+
 /// The sysctls every diagnosis reads; per-interface `rp_filter` are added for each link.
 pub const SYSCTLS: &[&str] = &[
     "net.ipv4.icmp_echo_ignore_all",
@@ -297,6 +318,18 @@ pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Add
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_config_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.conf");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_FILE as usize + 1]).unwrap();
+        let e = read_config_file(&big).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        let ok = dir.path().join("ok.conf");
+        std::fs::write(&ok, "a = 1\n").unwrap();
+        assert_eq!(read_config_file(&ok).unwrap(), "a = 1\n");
+    }
 
     #[test]
     fn public_probe_avoids_local_subnets() {

@@ -339,7 +339,7 @@ fn files_in(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 pub fn read(etc: &Path) -> Gathered<Vec<InterfaceConfig>> {
     let mut out = Vec::new();
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        super::read_config_file(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
     let result: Result<(), String> = (|| {
         for p in files_in(&etc.join("sysconfig/network-scripts"), |n| {

@@ -119,7 +119,7 @@ pub fn read_settings(paths: &PathsConfig) -> Vec<SysctlSetting> {
     sysctl_files(paths)
         .iter()
         .filter_map(|p| {
-            let text = std::fs::read_to_string(p).ok()?;
+            let text = super::read_config_file(p).ok()?;
             Some(parse_sysctl_file(&text, &p.display().to_string()))
         })
         .flatten()

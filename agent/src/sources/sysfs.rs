@@ -51,7 +51,7 @@ pub fn os_release(paths: &crate::config::PathsConfig) -> Gathered<crate::snapsho
         paths.root().join("usr/lib/os-release"),
     ];
     for p in &candidates {
-        if let Ok(text) = std::fs::read_to_string(p) {
+        if let Ok(text) = super::read_config_file(p) {
             return Gathered::Ok(parse_os_release(&text));
         }
     }

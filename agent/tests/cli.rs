@@ -120,6 +120,18 @@ fn bad_config_names_file_and_key() {
     let out = ecs_diag(&["check", "--config", "/nonexistent/ecs-diag.toml"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("/nonexistent/ecs-diag.toml"));
+
+    // Out of range: the key, the value and the range, for check and serve alike.
+    let cfg = write_config(dir.path(), "[thresholds]\ncpu_busy_pct = 150\n");
+    for cmd in ["check", "serve"] {
+        let out = ecs_diag(&[cmd, "--config", &cfg]);
+        assert_eq!(out.status.code(), Some(78), "{cmd}");
+        let e = stderr(&out);
+        assert!(
+            e.contains("thresholds.cpu_busy_pct = 150") && e.contains("between 0 and 100"),
+            "{cmd}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::exit::{CONFIG as EXIT_CONFIG, NOINPUT as EXIT_NOINPUT, USAGE as EXIT_USAGE};
 use crate::snapshot::Snapshot;
 use crate::sources::{self, GatherOptions};
 
@@ -21,10 +22,6 @@ pub const VERSION: &str = concat!(
     env!("ECS_DIAG_GIT_REV"),
     ")"
 );
-
-pub const EXIT_USAGE: i32 = 64;
-pub const EXIT_NOINPUT: i32 = 66;
-pub const EXIT_CONFIG: i32 = 78;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -6,6 +6,8 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod engine;
+pub mod exit;
 pub mod firewall;
 pub mod glob;
 pub mod http;

@@ -157,7 +157,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ecs-diag: cannot read the ICMP counters: {e}");
-            return crate::cli::EXIT_NOINPUT;
+            return crate::exit::NOINPUT;
         }
     };
     let _ = writeln!(

@@ -18,7 +18,7 @@ use axum::Router;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-use crate::daemon::{Engine, Published, Refresh};
+use crate::engine::{Engine, Published, Refresh};
 
 mod conn;
 pub use conn::{bind_unix, serve_tcp, serve_unix, ConnLimits};

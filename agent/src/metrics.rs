@@ -12,7 +12,9 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::report::{Report, Status};
-use crate::snapshot::{Gathered, MetadataState, Snapshot};
+use crate::snapshot::Snapshot;
+#[cfg(test)]
+use crate::snapshot::Gathered;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -36,36 +38,6 @@ pub struct Metrics {
     icmp_in_echos: Counter,
     icmp_out_echo_replies: Counter,
     last_icmp: Option<(u64, u64)>,
-}
-
-/// Each source's success, by the name used in metric labels.
-pub fn source_results(s: &Snapshot) -> Vec<(&'static str, bool)> {
-    fn ok<T>(g: &Gathered<T>) -> bool {
-        matches!(g, Gathered::Ok(_))
-    }
-    vec![
-        ("links", ok(&s.links)),
-        ("addresses", ok(&s.addresses)),
-        ("routes", ok(&s.routes)),
-        ("rules", ok(&s.rules)),
-        ("neighbours", ok(&s.neighbours)),
-        ("reply_lookups", ok(&s.reply_lookups)),
-        ("drivers", ok(&s.drivers)),
-        ("sysctls", ok(&s.sysctls)),
-        ("network_config", ok(&s.network_config)),
-        ("icmp", ok(&s.icmp)),
-        ("dmi", ok(&s.dmi)),
-        ("firewall", ok(&s.firewall)),
-        ("nftables", ok(&s.nftables)),
-        ("listeners", ok(&s.listeners)),
-        ("qdiscs", ok(&s.qdiscs)),
-        ("softnet", ok(&s.softnet)),
-        ("conntrack", ok(&s.conntrack)),
-        (
-            "metadata",
-            !matches!(s.metadata, MetadataState::Failed { .. }),
-        ),
-    ]
 }
 
 impl Default for Metrics {
@@ -171,7 +143,8 @@ impl Metrics {
         self.refreshes
             .get_or_create(&vec![("result", "ok".to_string())])
             .inc();
-        for (source, ok) in source_results(snapshot) {
+        for (source, result) in snapshot.source_results() {
+            let ok = result.is_ok();
             let labels = vec![("source", source.to_string())];
             self.source_up.get_or_create(&labels).set(i64::from(ok));
             let errors = self.source_errors.get_or_create(&labels);

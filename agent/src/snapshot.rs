@@ -289,6 +289,51 @@ pub struct Task {
     pub wchan: Option<String>,
 }
 
+impl Snapshot {
+    /// Every source's outcome, by name — the one list that `ecs_diag_source_up` and
+    /// `ecs_diag_source_errors_total` are made from; a test holds it to the snapshot's fields,
+    /// so a new source cannot be left out.
+    pub fn source_results(&self) -> Vec<(&'static str, Result<(), &str>)> {
+        fn r<T>(g: &Gathered<T>) -> Result<(), &str> {
+            match g {
+                Gathered::Ok(_) => Ok(()),
+                Gathered::Failed(e) => Err(e.as_str()),
+            }
+        }
+        let metadata = match &self.metadata {
+            MetadataState::Failed { reason } => Err(reason.as_str()),
+            _ => Ok(()),
+        };
+        vec![
+            ("links", r(&self.links)),
+            ("addresses", r(&self.addresses)),
+            ("routes", r(&self.routes)),
+            ("rules", r(&self.rules)),
+            ("neighbours", r(&self.neighbours)),
+            ("reply_lookups", r(&self.reply_lookups)),
+            ("drivers", r(&self.drivers)),
+            ("sysctls", r(&self.sysctls)),
+            ("network_config", r(&self.network_config)),
+            ("icmp", r(&self.icmp)),
+            ("dmi", r(&self.dmi)),
+            ("metadata", metadata),
+            ("firewall", r(&self.firewall)),
+            ("nftables", r(&self.nftables)),
+            ("ipsets", r(&self.ipsets)),
+            ("qdiscs", r(&self.qdiscs)),
+            ("softnet", r(&self.softnet)),
+            ("conntrack", r(&self.conntrack)),
+            ("os", r(&self.os)),
+            ("listeners", r(&self.listeners)),
+            ("cpu", r(&self.cpu)),
+            ("memory", r(&self.memory)),
+            ("pressure", r(&self.pressure)),
+            ("disks", r(&self.disks)),
+            ("tasks", r(&self.tasks)),
+        ]
+    }
+}
+
 fn not_in_snapshot<T>() -> Gathered<T> {
     Gathered::Failed("not recorded in this snapshot".to_string())
 }
@@ -683,4 +728,33 @@ pub struct MetadataInterface {
     pub private_ipv4s: Vec<Ipv4Addr>,
     pub vswitch_cidr: Option<Ipv4Net>,
     pub vpc_cidr: Option<Ipv4Net>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every field of the snapshot that holds a source's result (`{"ok": ...}` or
+    /// `{"failed": ...}` in JSON), and the metadata, is in `source_results`: the metrics and
+    /// the docs cannot drift from the sources again.
+    #[test]
+    fn every_source_is_listed() {
+        let s = crate::checks::fixture::healthy();
+        let listed: Vec<&str> = s.source_results().iter().map(|(n, _)| *n).collect();
+        let json = serde_json::to_value(&s).unwrap();
+        let mut sources = vec!["metadata".to_string()];
+        for (key, v) in json.as_object().unwrap() {
+            let is_gathered = v.as_object().is_some_and(|o| {
+                o.len() == 1 && (o.contains_key("ok") || o.contains_key("failed"))
+            });
+            if is_gathered && key != "metadata" {
+                sources.push(key.clone());
+            }
+        }
+        for s in &sources {
+            assert!(
+                listed.contains(&s.as_str()),
+                "source {s} missing from source_results"
+            );
+        }
+        assert_eq!(listed.len(), sources.len(), "{listed:?} vs {sources:?}");
+    }
 }

@@ -78,7 +78,7 @@ pub struct Snapshot {
     /// iptables/ip6tables rulesets, both backends. Snapshots from before it existed replay
     /// as "not gathered", never as an empty (accept-all) firewall.
     #[serde(default = "not_in_snapshot")]
-    pub firewall: Gathered<std::sync::Arc<Vec<crate::sources::firewall::Ruleset>>>,
+    pub firewall: Gathered<std::sync::Arc<Vec<Ruleset>>>,
     /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
     #[serde(default = "not_in_snapshot")]
     pub nftables: Gathered<Option<std::sync::Arc<crate::firewall::nft::NftRuleset>>>,
@@ -104,7 +104,7 @@ pub struct Snapshot {
     pub os: Gathered<OsRelease>,
     /// Listening TCP and unconnected UDP sockets.
     #[serde(default = "not_in_snapshot")]
-    pub listeners: Gathered<Vec<crate::sources::sockets::Listener>>,
+    pub listeners: Gathered<Vec<Listener>>,
     /// Milliseconds since the Unix epoch when the counters below were read.
     #[serde(default)]
     pub at_ms: u64,
@@ -287,6 +287,26 @@ pub struct Task {
     pub command: String,
     /// The kernel function it sleeps in (`/proc/PID/wchan`), where readable.
     pub wchan: Option<String>,
+}
+
+/// One saved ruleset: which backend and family, read by which tool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ruleset {
+    /// `nft` or `legacy`.
+    pub backend: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    pub tool: String,
+    pub tables: Gathered<Vec<crate::firewall::iptables::Table>>,
+}
+
+/// A listening TCP or UDP socket (`firewall.ports` judges the ruleset for each).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listener {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    pub address: IpAddr,
+    pub port: u16,
 }
 
 impl Snapshot {

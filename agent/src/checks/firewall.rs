@@ -13,8 +13,8 @@ use crate::firewall::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
 use crate::firewall::nft::{self, NftRuleset};
 use crate::report::Finding;
 use crate::snapshot::Gathered;
+use crate::snapshot::Ruleset;
 use crate::snapshot::Snapshot;
-use crate::sources::firewall::Ruleset;
 
 pub const ICMP_IN: &str = "firewall.icmp_in";
 pub const ICMP_OUT: &str = "firewall.icmp_out";
@@ -823,7 +823,7 @@ mod tests {
     }
 
     fn listening(s: &mut Snapshot) {
-        use crate::sources::sockets::Listener;
+        use crate::snapshot::Listener;
         s.listeners = Gathered::Ok(vec![
             Listener {
                 proto: "tcp".into(),

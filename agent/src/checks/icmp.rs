@@ -334,19 +334,17 @@ mod tests {
     fn a_firewall_that_drops_before_counting_is_not_blamed_on_the_outside() {
         let f = judge(live, |s| {
             samples(None, counters(0, 0, 0))(s);
-            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![
-                crate::sources::firewall::Ruleset {
-                    backend: "nft".into(),
-                    family: "ipv4".into(),
-                    tool: "iptables-nft-save".into(),
-                    tables: Gathered::Ok(
-                        crate::firewall::iptables::parse_save(
-                            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p icmp -j DROP\nCOMMIT\n",
-                        )
-                        .unwrap(),
-                    ),
-                },
-            ]));
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![crate::snapshot::Ruleset {
+                backend: "nft".into(),
+                family: "ipv4".into(),
+                tool: "iptables-nft-save".into(),
+                tables: Gathered::Ok(
+                    crate::firewall::iptables::parse_save(
+                        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p icmp -j DROP\nCOMMIT\n",
+                    )
+                    .unwrap(),
+                ),
+            }]));
         });
         assert_eq!(f.status, Status::Warn);
         assert!(

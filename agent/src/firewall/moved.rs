@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::firewall::iptables::{parse_rule, Target};
 use crate::firewall::nft::{render, NftRuleset};
-use crate::sources::firewall::Ruleset;
+use crate::snapshot::Ruleset;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MovedRule {

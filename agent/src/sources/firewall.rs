@@ -10,23 +10,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::firewall::iptables::{SaveParser, Table};
+use crate::firewall::iptables::SaveParser;
 use crate::snapshot::Gathered;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One saved ruleset: which backend and family, read by which tool.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Ruleset {
-    /// `nft` or `legacy`.
-    pub backend: String,
-    /// `ipv4` or `ipv6`.
-    pub family: String,
-    pub tool: String,
-    pub tables: Gathered<Vec<Table>>,
-}
+pub use crate::snapshot::Ruleset;
 
 /// Runs a tool with a fixed argv and hands each line of its stdout to `on_line` as it
 /// arrives (so parsing overlaps the tool's own work). `Ok(false)` when the tool is not

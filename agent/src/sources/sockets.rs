@@ -6,17 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::snapshot::Gathered;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Listener {
-    /// `tcp` or `udp`.
-    pub proto: String,
-    pub address: IpAddr,
-    pub port: u16,
-}
+pub use crate::snapshot::Listener;
 
 /// The kernel prints each 32-bit word of the (network-order) address as a host-order integer
 /// in hex; on the little-endian machines ECS runs, its bytes come back with `to_le_bytes`.

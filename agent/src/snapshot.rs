@@ -57,6 +57,11 @@ pub struct Snapshot {
     pub taken_at: String,
     /// The client address the route lookups were made for (`--client`), if any.
     pub client: Option<IpAddr>,
+    /// The stand-in for "any Internet client" (a documentation address off every local
+    /// subnet), decided once when gathering: replies are judged for it without `--client`,
+    /// and with one it is "any other source". Absent in older snapshots. Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stand_in: Option<std::net::Ipv4Addr>,
     pub links: Gathered<Vec<Link>>,
     pub addresses: Gathered<Vec<Address>>,
     pub routes: Gathered<Vec<Route>>,
@@ -309,7 +314,64 @@ pub struct Listener {
     pub port: u16,
 }
 
+/// Stand-ins for "any Internet client" in reply-route lookups when no `--client` is given (the
+/// documentation ranges: a lookup sends nothing). The first not on a local subnet is used.
+pub const PUBLIC_PROBES: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(192, 0, 2, 1),
+    Ipv4Addr::new(198, 51, 100, 1),
+    Ipv4Addr::new(203, 0, 113, 1),
+];
+
+/// The stand-in Internet client for these local addresses.
+pub fn public_probe(addrs: &[Address]) -> Ipv4Addr {
+    let on_link = |p: Ipv4Addr| {
+        addrs
+            .iter()
+            .any(|a| a.net().is_some_and(|n| n.contains(&IpAddr::V4(p))))
+    };
+    PUBLIC_PROBES
+        .into_iter()
+        .find(|p| !on_link(*p))
+        .unwrap_or(PUBLIC_PROBES[0])
+}
+
+/// Global-scope IPv4 addresses on non-loopback links: where a reply to a client comes from.
+pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
+    addrs
+        .iter()
+        .filter(|a| a.address.is_ipv4() && a.scope == "global")
+        .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
+        .collect()
+}
+
 impl Snapshot {
+    /// The stand-in Internet client: as gathered, else (older snapshots) the one the reply
+    /// lookups used, else the first documentation address off the local subnets.
+    pub fn stand_in(&self) -> std::net::Ipv4Addr {
+        if let Some(s) = self.stand_in {
+            return s;
+        }
+        let looked_up = self.client.is_none().then(|| {
+            self.reply_lookups
+                .ok()
+                .ok()
+                .and_then(|l| l.first())
+                .map(|l| l.destination)
+        });
+        match looked_up.flatten() {
+            Some(IpAddr::V4(v4)) => v4,
+            _ => public_probe(self.addresses.ok().map(Vec::as_slice).unwrap_or_default()),
+        }
+    }
+
+    /// The address replies are judged for: `--client` (IPv4), else the stand-in.
+    pub fn reply_target(&self) -> IpAddr {
+        match self.client {
+            Some(c @ IpAddr::V4(_)) => c,
+            _ => IpAddr::V4(self.stand_in()),
+        }
+    }
+
     /// Every source's outcome, by name — the one list that `ecs_diag_source_up` and
     /// `ecs_diag_source_errors_total` are made from; a test holds it to the snapshot's fields,
     /// so a new source cannot be left out.
@@ -752,6 +814,25 @@ pub struct MetadataInterface {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The reply target is decided in one place: `--client`, else the recorded stand-in,
+    /// else (older snapshots) the stand-in the lookups used.
+    #[test]
+    fn reply_target_and_stand_in() {
+        let mut s = crate::checks::fixture::healthy();
+        let looked_up = s.reply_lookups.ok().unwrap()[0].destination;
+        assert_eq!(s.reply_target(), looked_up);
+        s.stand_in = Some(std::net::Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(s.reply_target(), "203.0.113.1".parse::<IpAddr>().unwrap());
+        s.client = Some("198.18.0.2".parse().unwrap());
+        assert_eq!(s.reply_target(), "198.18.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.stand_in(), std::net::Ipv4Addr::new(203, 0, 113, 1));
+        // Nothing recorded, nothing looked up: the first documentation address off-link.
+        s.stand_in = None;
+        s.reply_lookups = Gathered::Failed("x".into());
+        assert_eq!(s.stand_in(), PUBLIC_PROBES[0]);
+    }
     /// Every field of the snapshot that holds a source's result (`{"ok": ...}` or
     /// `{"failed": ...}` in JSON), and the metadata, is in `source_results`: the metrics and
     /// the docs cannot drift from the sources again.

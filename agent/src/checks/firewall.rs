@@ -554,7 +554,7 @@ pub fn ports(s: &Snapshot) -> Finding {
             let stand_in = if dst.is_ipv6() {
                 IpAddr::V6(PUBLIC_PROBE6)
             } else {
-                IpAddr::V4(crate::sources::PUBLIC_PROBES[0])
+                IpAddr::V4(s.stand_in())
             };
             let p = Packet::connect(stand_in, dst, proto, l.port, &dev, local_addresses(s));
             let any = judge_rulesets(&fw, family, &p);

@@ -124,6 +124,8 @@ pub fn healthy() -> Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: "2026-01-01T00:00:00Z".into(),
         client: None,
+        // As in snapshots taken before it was recorded: decided from the reply lookups.
+        stand_in: None,
         links: Gathered::Ok(links),
         addresses: Gathered::Ok(addresses),
         routes: Gathered::Ok(routes),

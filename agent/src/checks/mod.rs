@@ -210,7 +210,7 @@ pub fn primary_interface(s: &Snapshot) -> Result<Primary<'_>, NoPrimary> {
         });
     }
     let addrs = s.addresses.ok().map(Vec::as_slice).unwrap_or_default();
-    crate::sources::reply_sources(links, addrs)
+    crate::snapshot::reply_sources(links, addrs)
         .first()
         .and_then(|a| links.iter().find(|l| l.index == a.ifindex))
         .map(|link| Primary {
@@ -306,16 +306,7 @@ pub fn ipv4_on(s: &Snapshot, ifindex: u32) -> Vec<&Address> {
 
 /// The address replies are judged for: `--client`, else the stand-in the lookups used.
 pub fn reply_target(s: &Snapshot) -> IpAddr {
-    match s.client {
-        Some(c @ IpAddr::V4(_)) => c,
-        _ => s
-            .reply_lookups
-            .ok()
-            .ok()
-            .and_then(|l| l.first())
-            .map(|l| l.destination)
-            .unwrap_or(IpAddr::V4(crate::sources::PUBLIC_PROBES[0])),
-    }
+    s.reply_target()
 }
 
 /// The reply target, as a person reads it.

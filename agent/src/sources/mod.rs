@@ -16,33 +16,14 @@ pub mod sysctl;
 pub mod sysfs;
 pub mod tools;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use crate::config::{Config, MetadataMode};
 use crate::snapshot::{
     Address, Dmi, Gathered, Link, MetadataState, RouteLookup, Sample, Snapshot, SNAPSHOT_VERSION,
 };
 
-/// Stand-ins for "any Internet client" in reply-route lookups when no `--client` is given (the
-/// documentation ranges: a lookup sends nothing). The first not on a local subnet is used.
-pub const PUBLIC_PROBES: [Ipv4Addr; 3] = [
-    Ipv4Addr::new(192, 0, 2, 1),
-    Ipv4Addr::new(198, 51, 100, 1),
-    Ipv4Addr::new(203, 0, 113, 1),
-];
-
-/// The stand-in Internet client for these local addresses.
-pub fn public_probe(addrs: &[Address]) -> Ipv4Addr {
-    let on_link = |p: Ipv4Addr| {
-        addrs
-            .iter()
-            .any(|a| a.net().is_some_and(|n| n.contains(&IpAddr::V4(p))))
-    };
-    PUBLIC_PROBES
-        .into_iter()
-        .find(|p| !on_link(*p))
-        .unwrap_or(PUBLIC_PROBES[0])
-}
+pub use crate::snapshot::{public_probe, reply_sources, PUBLIC_PROBES};
 
 /// Configuration files (sysctl.d, network configuration, os-release) above this size are not
 /// read: a stray log or core file named `*.conf` must not cost the daemon its memory.
@@ -180,6 +161,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: crate::now_rfc3339(),
         client: options.client,
+        stand_in: addresses.ok().ok().map(|a| public_probe(a)),
         drivers: sysfs::drivers(&config.paths.sys, link_names.iter().copied()),
         sysctls: sysctl::sysctls(&config.paths, &sysctl_names),
         network_config: network_config::read(&config.paths.etc),
@@ -304,15 +286,6 @@ async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
         _ => Gathered::Failed("no links or addresses to look up routes from".to_string()),
     };
     (links, addresses, routes, rules, neighbours, reply_lookups)
-}
-
-/// Global-scope IPv4 addresses on non-loopback links: where a reply to a client comes from.
-pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
-    addrs
-        .iter()
-        .filter(|a| a.address.is_ipv4() && a.scope == "global")
-        .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
-        .collect()
 }
 
 #[cfg(test)]

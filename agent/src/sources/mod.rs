@@ -130,20 +130,21 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let ((links, addresses, routes, rules, neighbours, reply_lookups), qdiscs) = match runtime {
-        Err(e) => {
-            let why = format!("cannot start the netlink runtime: {e}");
-            (all_failed(why.clone()), Gathered::Failed(why))
-        }
-        Ok(rt) => rt.block_on(async {
-            let facts = gather_netlink(options).await;
-            let qdiscs = match netlink::Netlink::connect() {
-                Ok(nl) => nl.qdiscs().await,
-                Err(e) => Gathered::Failed(e),
-            };
-            (facts, qdiscs)
-        }),
-    };
+    let ((links, addresses, routes, rules, neighbours, reply_lookups, stand_in), qdiscs) =
+        match runtime {
+            Err(e) => {
+                let why = format!("cannot start the netlink runtime: {e}");
+                (all_failed(why.clone()), Gathered::Failed(why))
+            }
+            Ok(rt) => rt.block_on(async {
+                let facts = gather_netlink(options).await;
+                let qdiscs = match netlink::Netlink::connect() {
+                    Ok(nl) => nl.qdiscs().await,
+                    Err(e) => Gathered::Failed(e),
+                };
+                (facts, qdiscs)
+            }),
+        };
 
     let link_names: Vec<&str> = links
         .ok()
@@ -161,7 +162,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: crate::now_rfc3339(),
         client: options.client,
-        stand_in: addresses.ok().ok().map(|a| public_probe(a)),
+        stand_in,
         drivers: sysfs::drivers(&config.paths.sys, link_names.iter().copied()),
         sysctls: sysctl::sysctls(&config.paths, &sysctl_names),
         network_config: network_config::read(&config.paths.etc),
@@ -239,6 +240,8 @@ type NetlinkFacts = (
     Gathered<Vec<crate::snapshot::Rule>>,
     Gathered<Vec<crate::snapshot::Neighbour>>,
     Gathered<Vec<RouteLookup>>,
+    // The stand-in Internet client, decided from the addresses (recorded in the snapshot).
+    Option<std::net::Ipv4Addr>,
 );
 
 fn all_failed(e: String) -> NetlinkFacts {
@@ -249,6 +252,7 @@ fn all_failed(e: String) -> NetlinkFacts {
         Gathered::Failed(e.clone()),
         Gathered::Failed(e.clone()),
         Gathered::Failed(e),
+        None,
     )
 }
 
@@ -263,11 +267,12 @@ async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
     let routes = nl.routes().await;
     let rules = nl.rules().await;
     let neighbours = nl.neighbours().await;
-    let reply_lookups = match (&links, &addresses) {
-        (Gathered::Ok(links), Gathered::Ok(addrs)) => {
+    let stand_in = addresses.ok().ok().map(|a| public_probe(a));
+    let reply_lookups = match (&links, &addresses, stand_in) {
+        (Gathered::Ok(links), Gathered::Ok(addrs), Some(stand_in)) => {
             let target = match options.client {
                 Some(IpAddr::V4(c)) => c,
-                _ => public_probe(addrs),
+                _ => stand_in,
             };
             let mut out = Vec::new();
             let mut failure = None;
@@ -285,7 +290,15 @@ async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
         }
         _ => Gathered::Failed("no links or addresses to look up routes from".to_string()),
     };
-    (links, addresses, routes, rules, neighbours, reply_lookups)
+    (
+        links,
+        addresses,
+        routes,
+        rules,
+        neighbours,
+        reply_lookups,
+        stand_in,
+    )
 }
 
 #[cfg(test)]

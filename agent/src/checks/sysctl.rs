@@ -277,6 +277,20 @@ mod tests {
         );
     }
 
+    /// The kernel has no `net.ipv6.icmp.echo_ignore_all` (IPv6 off, or a kernel before 4.20).
+    fn echo6_knob_absent(s: &mut Snapshot) {
+        sysctls(s).insert(
+            "net.ipv6.icmp.echo_ignore_all".into(),
+            crate::snapshot::Sysctl {
+                now: None,
+                error: Some(
+                    "/proc/sys/net/ipv6/icmp/echo_ignore_all does not exist on this kernel".into(),
+                ),
+                after_reboot: None,
+            },
+        );
+    }
+
     #[test]
     fn echo6_paths() {
         assert_eq!(judge(icmp_echo6, |_| {}).status, Status::Ok);
@@ -284,34 +298,12 @@ mod tests {
             judge(icmp_echo6, set("net.ipv6.icmp.echo_ignore_all", "1")).status,
             Status::Fail
         );
-        let f = judge(icmp_echo6, |s| {
-            sysctls(s).insert(
-                "net.ipv6.icmp.echo_ignore_all".into(),
-                crate::snapshot::Sysctl {
-                    now: None,
-                    error: Some(
-                        "/proc/sys/net/ipv6/icmp/echo_ignore_all does not exist on this kernel"
-                            .into(),
-                    ),
-                    after_reboot: None,
-                },
-            );
-        });
+        let f = judge(icmp_echo6, echo6_knob_absent);
         assert_eq!(f.status, Status::Skipped);
         assert!(f.summary.contains("IPv6 is disabled"), "{}", f.summary);
         // IPv6 present, the knob absent: a kernel before 4.20.
         let f = judge(icmp_echo6, |s| {
-            sysctls(s).insert(
-                "net.ipv6.icmp.echo_ignore_all".into(),
-                crate::snapshot::Sysctl {
-                    now: None,
-                    error: Some(
-                        "/proc/sys/net/ipv6/icmp/echo_ignore_all does not exist on this kernel"
-                            .into(),
-                    ),
-                    after_reboot: None,
-                },
-            );
+            echo6_knob_absent(s);
             sysctls(s).insert(IPV6_PRESENT.into(), sysctl("0"));
         });
         assert_eq!(f.status, Status::Skipped);

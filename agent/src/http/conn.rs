@@ -266,26 +266,45 @@ impl Drop for Slot {
     }
 }
 
-/// Says, at most every 10 s, that the connection limit is turning clients away.
-struct LimitLog {
+/// The connection limit of one listener: hands out slots, and says, at most every 10 s, when
+/// it is turning clients away.
+struct Admission {
+    open: Arc<AtomicUsize>,
+    max: usize,
+    listener: &'static str,
     refused: u64,
-    last: Option<Instant>,
+    last_log: Option<Instant>,
 }
-impl LimitLog {
-    fn refused(&mut self, max: usize, listener: &str) {
-        self.refused += 1;
-        if self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-        {
-            tracing::warn!(
-                "{listener}: {} open connections (server.max_connections): closed {} new connection(s) at once",
-                max,
-                self.refused
-            );
-            self.refused = 0;
-            self.last = Some(Instant::now());
+impl Admission {
+    fn new(max: usize, listener: &'static str) -> Admission {
+        Admission {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+            listener,
+            refused: 0,
+            last_log: None,
         }
+    }
+    /// A slot for a new connection, or None (logged) at the limit.
+    fn admit(&mut self) -> Option<Slot> {
+        let slot = Slot::take(&self.open, self.max);
+        if slot.is_none() {
+            self.refused += 1;
+            if self
+                .last_log
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+            {
+                tracing::warn!(
+                    "{}: {} open connections (server.max_connections): closed {} new connection(s) at once",
+                    self.listener,
+                    self.max,
+                    self.refused
+                );
+                self.refused = 0;
+                self.last_log = Some(Instant::now());
+            }
+        }
+        slot
     }
 }
 
@@ -296,11 +315,7 @@ pub async fn serve_tcp(
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
-    let mut limit_log = LimitLog {
-        refused: 0,
-        last: None,
-    };
+    let mut admission = Admission::new(limits.max_connections, "tcp");
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -318,8 +333,7 @@ pub async fn serve_tcp(
             tokio::spawn(refuse(stream));
             continue;
         }
-        let Some(slot) = Slot::take(&open, limits.max_connections) else {
-            limit_log.refused(limits.max_connections, "tcp");
+        let Some(slot) = admission.admit() else {
             continue; // dropping the stream closes it
         };
         let _ = stream.set_nodelay(true);
@@ -414,11 +428,7 @@ pub async fn serve_unix(
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
-    let mut limit_log = LimitLog {
-        refused: 0,
-        last: None,
-    };
+    let mut admission = Admission::new(limits.max_connections, "unix");
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -431,8 +441,7 @@ pub async fn serve_unix(
             },
             _ = shutdown.changed() => return,
         };
-        let Some(slot) = Slot::take(&open, limits.max_connections) else {
-            limit_log.refused(limits.max_connections, "unix");
+        let Some(slot) = admission.admit() else {
             continue;
         };
         let (app, shutdown) = (app.clone(), shutdown.clone());

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics::{prometheus_text, Metrics};
 use crate::report::Report;
 use crate::snapshot::Sample;
-use crate::sources::firewall::FirewallFacts;
+use crate::sources::rulesets::FirewallFacts;
 use crate::sources::{self, GatherOptions};
 
 /// What the handlers serve: everything pre-encoded once per refresh.

@@ -86,10 +86,10 @@ pub struct Snapshot {
     pub firewall: Gathered<std::sync::Arc<Vec<Ruleset>>>,
     /// Native nftables tables (not those iptables-nft manages); None: nft is not installed.
     #[serde(default = "not_in_snapshot")]
-    pub nftables: Gathered<Option<std::sync::Arc<crate::firewall::nft::NftRuleset>>>,
+    pub nftables: Gathered<Option<std::sync::Arc<crate::ruleset::nft::NftRuleset>>>,
     /// ipset contents, read when a rule matches on a set; None: no rule does.
     #[serde(default = "not_in_snapshot")]
-    pub ipsets: Gathered<Option<std::sync::Arc<Vec<crate::firewall::ipset::IpSet>>>>,
+    pub ipsets: Gathered<Option<std::sync::Arc<Vec<crate::ruleset::ipset::IpSet>>>>,
     /// (family, table, entries, size) of each legacy iptables table: its change signal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy_signature: Vec<(String, String, u32, u32)>,
@@ -302,7 +302,7 @@ pub struct Ruleset {
     /// `ipv4` or `ipv6`.
     pub family: String,
     pub tool: String,
-    pub tables: Gathered<Vec<crate::firewall::iptables::Table>>,
+    pub tables: Gathered<Vec<crate::ruleset::iptables::Table>>,
 }
 
 /// A listening TCP or UDP socket (`firewall.ports` judges the ruleset for each).

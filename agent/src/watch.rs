@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use crate::checks::icmp::{attribute, Arrival, Attribution, EchoEvidence};
 use crate::config::Config;
-use crate::firewall::moved::{self, MovedRule};
 use crate::report::Status;
+use crate::ruleset::moved::{self, MovedRule};
 use crate::snapshot::{Gathered, IcmpCounters};
 use crate::sources::capture::{EchoCapture, EchoPacket};
 use crate::sources::nftrace::{NftTrace, TracedDrop};
-use crate::sources::{self, firewall, snmp, GatherOptions};
+use crate::sources::{self, rulesets, snmp, GatherOptions};
 
 pub struct WatchOptions {
     pub seconds: u64,
@@ -142,7 +142,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     } else {
         Box::new(std::io::stdout())
     };
-    let before_fw = firewall::read_all(&config.paths.proc, None);
+    let before_fw = rulesets::read_all(&config.paths.proc, None);
     let capture = EchoCapture::open()
         .map_err(|e| unavailable.push(format!("packet capture: {e}")))
         .ok();
@@ -225,7 +225,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     }
     let seconds = started.elapsed().as_secs_f64();
     let traced_drops = trace.map(NftTrace::stop).unwrap_or_default();
-    let after_fw = firewall::read_all(&config.paths.proc, None);
+    let after_fw = rulesets::read_all(&config.paths.proc, None);
     let mut moved_rules = Vec::new();
     match (&before_fw.firewall, &after_fw.firewall) {
         (Gathered::Ok(b), Gathered::Ok(a)) => moved_rules.extend(moved::iptables(b, a)),

@@ -1,7 +1,7 @@
 //! `iptables-save` / `ipset save` text: parsing never panics, and whatever parses can be walked.
 #![no_main]
-use ecs_diag::firewall::eval::{evaluate_with_sets, Packet, L4};
-use ecs_diag::firewall::{ipset, iptables};
+use ecs_diag::ruleset::eval::{evaluate_with_sets, Packet, L4};
+use ecs_diag::ruleset::{ipset, iptables};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! `nft -j` JSON: parsing never panics, and whatever parses can be walked and rendered.
 #![no_main]
-use ecs_diag::firewall::eval::Packet;
-use ecs_diag::firewall::nft;
+use ecs_diag::ruleset::eval::Packet;
+use ecs_diag::ruleset::nft;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

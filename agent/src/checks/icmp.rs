@@ -339,7 +339,7 @@ mod tests {
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
                 tables: Gathered::Ok(
-                    crate::firewall::iptables::parse_save(
+                    crate::ruleset::iptables::parse_save(
                         "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p icmp -j DROP\nCOMMIT\n",
                     )
                     .unwrap(),

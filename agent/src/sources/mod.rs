@@ -2,7 +2,6 @@
 //! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
 
 pub mod capture;
-pub mod firewall;
 pub mod load;
 pub mod metadata;
 pub mod netlink;
@@ -10,6 +9,7 @@ pub mod netstat;
 pub mod network_config;
 pub mod nfnetlink;
 pub mod nftrace;
+pub mod rulesets;
 pub mod snmp;
 pub mod sockets;
 pub mod sysctl;
@@ -65,7 +65,7 @@ pub struct GatherOptions {
     /// `--client`: route lookups and verdicts for this source address.
     pub client: Option<IpAddr>,
     /// `serve`: the previous refresh's firewall facts, reused if the ruleset is unchanged.
-    pub firewall_cache: Option<firewall::FirewallFacts>,
+    pub firewall_cache: Option<rulesets::FirewallFacts>,
 }
 
 /// Whether to ask the metadata service, and if not, why.
@@ -101,12 +101,12 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         });
         // The firewall tools are separate processes: run them while netlink is read.
         let firewall =
-            scope.spawn(|| firewall::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
+            scope.spawn(|| rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
         let mut snapshot = gather_local(config, options);
         snapshot.dmi = dmi;
         let facts = firewall.join().unwrap_or_else(|_| {
             let why = "the firewall reader panicked";
-            firewall::FirewallFacts {
+            rulesets::FirewallFacts {
                 legacy_signature: Vec::new(),
                 ipsets: Gathered::Failed(why.to_string()),
                 firewall: Gathered::Failed(why.to_string()),

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::firewall::run_tool;
+use super::rulesets::run_tool;
 
 pub const TABLE: &str = "ecs_diag_watch";
 const TIMEOUT: Duration = Duration::from_secs(5);

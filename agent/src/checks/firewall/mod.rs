@@ -2,16 +2,16 @@
 //! iptables/ip6tables ruleset (every table, both backends) for an inbound echo request from the
 //! client and for the outbound echo reply, naming the deciding rule with its counters, and the
 //! remedy in the terms of whatever manages the rules (firewalld, ufw, plain iptables).
-//! Evidence: the saved rulesets, walked by `firewall::eval`.
+//! Evidence: the saved rulesets, walked by `ruleset::eval`.
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
-use crate::firewall::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
-use crate::firewall::nft::{self, NftRuleset};
 use crate::report::Finding;
+use crate::ruleset::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
+use crate::ruleset::nft::{self, NftRuleset};
 use crate::snapshot::Gathered;
 use crate::snapshot::Ruleset;
 use crate::snapshot::Snapshot;
@@ -36,7 +36,7 @@ pub enum Manager {
 pub struct Firewall<'a> {
     pub rulesets: &'a [Ruleset],
     /// ipsets the rules refer to (empty when none do or they could not be read).
-    pub ipsets: &'a [crate::firewall::ipset::IpSet],
+    pub ipsets: &'a [crate::ruleset::ipset::IpSet],
     /// The distribution, so remedies say how to persist rules there.
     pub os: Option<&'a crate::snapshot::OsRelease>,
     /// `Ok(None)`: nft is not installed.
@@ -625,8 +625,8 @@ pub fn ports(s: &Snapshot) -> Finding {
 mod tests {
     use super::*;
     use crate::checks::fixture::{addresses, ip, judge as judge_check};
-    use crate::firewall::iptables::parse_save;
     use crate::report::Status;
+    use crate::ruleset::iptables::parse_save;
     use crate::snapshot::Gathered;
 
     fn with_rules(v4: &str) -> impl FnOnce(&mut Snapshot) {
@@ -911,7 +911,7 @@ mod tests {
 
     #[test]
     fn ipset_membership_decides() {
-        use crate::firewall::ipset::IpSet;
+        use crate::ruleset::ipset::IpSet;
         let rules = filter(
             "ACCEPT",
             "-A INPUT -m set --match-set bad src -p icmp -j DROP\n",

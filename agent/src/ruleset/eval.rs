@@ -578,7 +578,7 @@ pub fn first_decisive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::iptables::parse_save;
+    use crate::ruleset::iptables::parse_save;
 
     fn packet_in(src: &str) -> Packet {
         Packet {

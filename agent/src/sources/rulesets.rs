@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::firewall::iptables::SaveParser;
+use crate::ruleset::iptables::SaveParser;
 use crate::snapshot::Gathered;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,8 +165,8 @@ fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset>
 /// JSON would cost seconds, and `iptables-nft-save` already reads them.
 pub fn read_nft(
     tables: Option<&[(String, String)]>,
-) -> Gathered<Option<crate::firewall::nft::NftRuleset>> {
-    use crate::firewall::nft::{is_xtables_table, parse_json, parse_table_list, NftRuleset};
+) -> Gathered<Option<crate::ruleset::nft::NftRuleset>> {
+    use crate::ruleset::nft::{is_xtables_table, parse_json, parse_table_list, NftRuleset};
     let listed;
     let tables = match tables {
         Some(t) => t,
@@ -211,8 +211,8 @@ pub struct FirewallFacts {
     pub legacy_signature: Vec<(String, String, u32, u32)>,
     pub firewall: Gathered<Arc<Vec<Ruleset>>>,
     /// Read only when some rule uses `-m set`.
-    pub ipsets: Gathered<Option<Arc<Vec<crate::firewall::ipset::IpSet>>>>,
-    pub nftables: Gathered<Option<Arc<crate::firewall::nft::NftRuleset>>>,
+    pub ipsets: Gathered<Option<Arc<Vec<crate::ruleset::ipset::IpSet>>>>,
+    pub nftables: Gathered<Option<Arc<crate::ruleset::nft::NftRuleset>>>,
     pub genid: Option<u32>,
 }
 
@@ -253,7 +253,7 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
 /// `ipset save`, when some rule matches on a set (else nothing to read).
 fn read_ipsets(
     firewall: &Gathered<Vec<Ruleset>>,
-) -> Gathered<Option<Arc<Vec<crate::firewall::ipset::IpSet>>>> {
+) -> Gathered<Option<Arc<Vec<crate::ruleset::ipset::IpSet>>>> {
     let uses_sets = firewall.ok().is_ok_and(|rs| {
         rs.iter()
             .filter_map(|r| r.tables.ok().ok())
@@ -266,7 +266,7 @@ fn read_ipsets(
         return Gathered::Ok(None);
     }
     match run_tool(&["ipset", "save"], TOOL_TIMEOUT) {
-        Ok(Some(text)) => match crate::firewall::ipset::parse_save(&text) {
+        Ok(Some(text)) => match crate::ruleset::ipset::parse_save(&text) {
             Ok(sets) => Gathered::Ok(Some(Arc::new(sets))),
             Err(e) => Gathered::Failed(format!("ipset save: {e}")),
         },

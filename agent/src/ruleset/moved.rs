@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use crate::firewall::iptables::{parse_rule, Target};
-use crate::firewall::nft::{render, NftRuleset};
+use crate::ruleset::iptables::{parse_rule, Target};
+use crate::ruleset::nft::{render, NftRuleset};
 use crate::snapshot::Ruleset;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,7 +134,7 @@ fn sort(mut v: Vec<MovedRule>) -> Vec<MovedRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::iptables::parse_save;
+    use crate::ruleset::iptables::parse_save;
     use crate::snapshot::Gathered;
 
     fn ruleset(save: &str) -> Ruleset {
@@ -184,8 +184,8 @@ mod tests {
                 r#"{{"nftables":[{{"table":{{"family":"inet","name":"fw","handle":1}}}},{{"chain":{{"family":"inet","table":"fw","name":"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}}}},{{"rule":{{"family":"inet","table":"fw","chain":"input","handle":4,"expr":[{{"match":{{"op":"==","left":{{"payload":{{"protocol":"icmp","field":"type"}}}},"right":"echo-request"}}}},{{"counter":{{"packets":{n},"bytes":0}}}},{{"drop":null}}]}}}}]}}"#
             )
         };
-        let before = crate::firewall::nft::parse_json(&json(1)).unwrap();
-        let after = crate::firewall::nft::parse_json(&json(6)).unwrap();
+        let before = crate::ruleset::nft::parse_json(&json(1)).unwrap();
+        let after = crate::ruleset::nft::parse_json(&json(6)).unwrap();
         let m = nft(Some(&before), &after);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].packets, 5);

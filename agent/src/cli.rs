@@ -170,7 +170,8 @@ pub fn run(cli: Cli) -> i32 {
                 },
                 None => take_snapshot(&config, client, window.map(Duration::from_secs)),
             };
-            let report = crate::checks::report(&snapshot, started);
+            let report =
+                crate::checks::report(&snapshot, &crate::checks::Criteria::of(&config), started);
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(s) => print(&(s + "\n")),

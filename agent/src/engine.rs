@@ -159,7 +159,8 @@ impl Engine {
             };
             let mut snapshot = sources::gather(&config, &options);
             snapshot.earlier = previous.map(Box::new);
-            let report = crate::checks::report(&snapshot, started);
+            let report =
+                crate::checks::report(&snapshot, &crate::checks::Criteria::of(&config), started);
             (snapshot, report)
         });
         match tokio::time::timeout(timeout, task).await {

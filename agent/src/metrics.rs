@@ -12,9 +12,9 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::report::{Report, Status};
+use crate::snapshot::{increase, Snapshot};
 #[cfg(test)]
 use crate::snapshot::Gathered;
-use crate::snapshot::Snapshot;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -129,12 +129,22 @@ impl Metrics {
 
     /// Records a completed refresh.
     pub fn record(&mut self, snapshot: &Snapshot, report: &Report, unix_seconds: f64) {
-        for f in &report.checks {
+        // One series set per registered check: the label values come from the catalogue, so
+        // a check the report lacks shows as unknown rather than vanishing from the scrape.
+        for check in crate::checks::catalogue() {
+            let status = report
+                .checks
+                .iter()
+                .find(|f| f.id == check.id)
+                .map_or(Status::Unknown, |f| f.status);
             for st in STATUSES {
-                let labels = vec![("check", f.id.clone()), ("status", st.as_str().to_string())];
+                let labels = vec![
+                    ("check", check.id.to_string()),
+                    ("status", st.as_str().to_string()),
+                ];
                 self.check_status
                     .get_or_create(&labels)
-                    .set(i64::from(f.status == st));
+                    .set(i64::from(status == st));
             }
         }
         self.last_refresh.set(unix_seconds);
@@ -155,13 +165,10 @@ impl Metrics {
         if let Ok(c) = snapshot.icmp.ok() {
             // Mirror the kernel counters; a reset (new namespace) restarts from the new value.
             let (last_in, last_out) = self.last_icmp.unwrap_or((0, 0));
-            self.icmp_in_echos
-                .inc_by(c.in_echos.checked_sub(last_in).unwrap_or(c.in_echos));
-            self.icmp_out_echo_replies.inc_by(
-                c.out_echo_reps
-                    .checked_sub(last_out)
-                    .unwrap_or(c.out_echo_reps),
-            );
+            let mirror = |now, last| increase(now, last, false).unwrap_or(now);
+            self.icmp_in_echos.inc_by(mirror(c.in_echos, last_in));
+            self.icmp_out_echo_replies
+                .inc_by(mirror(c.out_echo_reps, last_out));
             self.last_icmp = Some((c.in_echos, c.out_echo_reps));
         }
     }

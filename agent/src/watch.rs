@@ -109,28 +109,14 @@ fn icmp_now(config: &Config) -> Result<IcmpCounters, String> {
     }
 }
 
-/// Echo requests the ICMP and ICMPv6 layers counted between two reads.
+/// Echo requests the ICMP and ICMPv6 layers counted between two reads (0 after a reset).
 fn echo_requests(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
-    icmp_increase(first, last, |c| (c.in_echos, c.in_echos6))
+    last.since(first).map_or(0, |c| c.all_requests())
 }
 
-/// Echo replies the ICMP and ICMPv6 layers sent between two reads.
+/// Echo replies the ICMP and ICMPv6 layers sent between two reads (0 after a reset).
 fn echo_replies(first: &IcmpCounters, last: &IcmpCounters) -> u64 {
-    icmp_increase(first, last, |c| (c.out_echo_reps, c.out_echo_replies6))
-}
-
-/// The IPv4 counter's increase plus the IPv6 one's where the kernel has it.
-fn icmp_increase(
-    first: &IcmpCounters,
-    last: &IcmpCounters,
-    field: fn(&IcmpCounters) -> (u64, Option<u64>),
-) -> u64 {
-    let ((f4, f6), (l4, l6)) = (field(first), field(last));
-    let v6 = match (l6, f6) {
-        (Some(l), Some(f)) => l.saturating_sub(f),
-        _ => 0,
-    };
-    l4.saturating_sub(f4) + v6
+    last.since(first).map_or(0, |c| c.all_replies())
 }
 
 pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
@@ -244,13 +230,14 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
             firewall_cache: Some(after_fw),
         },
     );
-    let guest_findings: Vec<String> = crate::checks::evaluate(&snapshot)
-        .into_iter()
-        .filter(|f| {
-            matches!(f.status, Status::Fail | Status::Warn) && f.id != crate::checks::icmp::LIVE
-        })
-        .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
-        .collect();
+    let guest_findings: Vec<String> =
+        crate::checks::evaluate(&snapshot, &crate::checks::Criteria::of(config))
+            .into_iter()
+            .filter(|f| {
+                matches!(f.status, Status::Fail | Status::Warn) && f.id != crate::checks::icmp::LIVE
+            })
+            .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
+            .collect();
 
     let (req, rep) = tally.totals(client);
     let mut dropped_by: Vec<String> = traced_drops

@@ -66,7 +66,7 @@ fn replays_a_saved_snapshot_with_the_contract_json() {
     assert!(report["generated_at"].as_str().unwrap().contains('T'));
     assert!(report["duration_ms"].as_f64().is_some());
     let s = statuses(&report);
-    assert_eq!(s.len(), ecs_diag::checks::CATALOGUE.len());
+    assert_eq!(s.len(), ecs_diag::checks::catalogue().count());
     assert_eq!(s["sysctl.icmp_echo"], "fail");
     assert_eq!(
         s["addr.primary"], "skipped",
@@ -172,7 +172,7 @@ fn snapshot_round_trips_through_check_from() {
     let out = ecs_diag(&["check", "--json", "--from", p.to_str().unwrap()]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = statuses(&report);
-    assert_eq!(s.len(), ecs_diag::checks::CATALOGUE.len());
+    assert_eq!(s.len(), ecs_diag::checks::catalogue().count());
     // Metadata was not probed: its comparisons say so instead of guessing.
     assert_eq!(s["link.secondary"], "skipped");
     assert_eq!(s["addr.secondary"], "skipped");
@@ -261,7 +261,10 @@ fn runs_without_root() {
     };
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no report as nobody ({e}): {}", stderr(&out)));
-    assert_eq!(statuses(&report).len(), ecs_diag::checks::CATALOGUE.len());
+    assert_eq!(
+        statuses(&report).len(),
+        ecs_diag::checks::catalogue().count()
+    );
 }
 
 #[test]

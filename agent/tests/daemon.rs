@@ -403,7 +403,7 @@ fn a_hanging_source_leaves_the_old_report_marked_stale_then_recovers() {
     let stale: Value = serde_json::from_str(&d.get("/v1/report").1).unwrap();
     assert_eq!(
         stale["checks"].as_array().unwrap().len(),
-        ecs_diag::checks::CATALOGUE.len(),
+        ecs_diag::checks::catalogue().count(),
         "the previous findings stay served"
     );
     // Stale soon after the hang; "stalled" (503) once 3 intervals pass without a refresh.

@@ -9,12 +9,46 @@ use ipnet::Ipv4Net;
 use serde_json::json;
 
 use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::snapshot::{AddressingMethod, InterfaceConfig, MetadataInterface, Snapshot};
 
 pub const PRIMARY: &str = "addr.primary";
 pub const SECONDARY: &str = "addr.secondary";
 pub const CONFIG: &str = "addr.config";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: PRIMARY,
+        decides: "the primary private IPv4 address and prefix equal the values the cloud assigned, on the primary interface",
+        evidence: &["netlink addresses", "the metadata's primary IP, netmask (or vSwitch CIDR) of the primary ENI"],
+        causes: &[
+            Cause { cause: "the assigned address is missing, or a different static address is configured", remedy: "ip addr replace ASSIGNED/PREFIX dev IF; prefer DHCP" },
+            Cause { cause: "the prefix differs from the assigned one", remedy: "ip addr replace ASSIGNED/PREFIX dev IF" },
+            Cause { cause: "the assigned address sits on another interface", remedy: "ip addr del IP/PREFIX dev OTHER && ip addr add IP/PREFIX dev IF" },
+        ],
+        judge: |s, _| primary(s),
+    },
+    Check {
+        id: SECONDARY,
+        decides: "every secondary private IPv4 the cloud assigned is configured",
+        evidence: &["netlink addresses", "the metadata's private-ipv4s of each ENI"],
+        causes: &[
+            Cause { cause: "an assigned secondary private IP is not configured", remedy: "ip addr add IP/PREFIX dev IF; persist it (IPADDR1= in ifcfg, addresses: in netplan)" },
+        ],
+        judge: |s, _| secondary(s),
+    },
+    Check {
+        id: CONFIG,
+        decides: "the persisted network configuration (ifcfg, netplan, ifupdown, NetworkManager, networkd) is DHCP or matches the assigned values, so the next boot is right",
+        evidence: &["network configuration files under [paths] etc", "the metadata's assigned address, prefix and gateway"],
+        causes: &[
+            Cause { cause: "a static address, prefix or gateway in a configuration file differs from the assigned one", remedy: "set BOOTPROTO=dhcp (ifcfg), dhcp4: true (netplan) or iface IF inet dhcp (ifupdown), or correct the values" },
+        ],
+        judge: |s, _| config(s),
+    },
+];
 
 /// The assigned primary IPv4/prefix of the primary ENI, from metadata.
 fn assigned(s: &Snapshot) -> Option<(Ipv4Addr, Option<u8>, Option<&MetadataInterface>)> {

@@ -232,10 +232,6 @@ pub fn healthy() -> Snapshot {
             dstate: vec![],
         }),
         earlier: None,
-        thresholds: crate::config::Thresholds::default(),
-        limits: crate::config::Limits {
-            bandwidth_mbps: Some(1000.0),
-        },
         ipsets: Gathered::Ok(None),
         dmi: Gathered::Ok(Dmi {
             sys_vendor: Some("Alibaba Cloud".into()),
@@ -269,6 +265,27 @@ pub fn judge(
     let mut s = healthy();
     edit(&mut s);
     check(&s)
+}
+
+/// The criteria the fixtures are judged by: default thresholds, a 1,000 Mbit/s limit.
+pub fn criteria() -> crate::checks::Criteria {
+    crate::checks::Criteria {
+        thresholds: crate::config::Thresholds::default(),
+        limits: crate::config::Limits {
+            bandwidth_mbps: Some(1000.0),
+        },
+    }
+}
+
+/// Runs a check that judges against criteria on a snapshot changed by `edit`.
+pub fn judge_by(
+    check: fn(&Snapshot, &crate::checks::Criteria) -> crate::report::Finding,
+    criteria: crate::checks::Criteria,
+    edit: impl FnOnce(&mut Snapshot),
+) -> crate::report::Finding {
+    let mut s = healthy();
+    edit(&mut s);
+    check(&s, &criteria)
 }
 
 pub fn links(s: &mut Snapshot) -> &mut Vec<Link> {

@@ -8,10 +8,25 @@
 use serde::Serialize;
 use serde_json::json;
 
+use crate::checks::{Cause, Check, Context};
 use crate::report::Finding;
-use crate::snapshot::{IcmpCounters, Snapshot};
+use crate::snapshot::Snapshot;
 
 pub const LIVE: &str = "icmp.live";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: LIVE,
+        decides: "echo requests reach the kernel and are answered: /proc/net/snmp InEchos against OutEchoReps",
+        evidence: &["/proc/net/snmp and /proc/net/snmp6 ICMP counters (over the window, else since boot)", "firewall.icmp_in's verdict, when it drops echo requests"],
+        causes: &[
+            Cause { cause: "requests arrive but are not answered", remedy: "the guest drops or ignores them: see the failing sysctl.*, route.* and firewall.* checks; ecs-diag watch" },
+            Cause { cause: "no request arrives", remedy: "outside the guest: security group, network ACL, public IP binding or blackhole filtering; mtr from the client" },
+        ],
+        judge: |s, c| live(s, c),
+    },
+];
 
 /// Console steps for a block outside the guest.
 pub fn outside_steps() -> Vec<String> {
@@ -151,21 +166,18 @@ pub fn attribute(e: &EchoEvidence, guest_causes: &[String]) -> Attribution {
 
 /// The guest firewall's own verdict on an echo request, when it drops one: ICMP counters never
 /// see such requests, so "none arrived" must not be blamed on the outside.
-fn static_firewall_drop(s: &Snapshot) -> Vec<String> {
-    let f = crate::checks::firewall::icmp_in(s);
-    if f.status == crate::report::Status::Fail {
-        vec![f.summary]
-    } else {
-        Vec::new()
+fn static_firewall_drop(ctx: &Context) -> Vec<String> {
+    match ctx.finding(crate::checks::firewall::ICMP_IN) {
+        Some(f) if f.status == crate::report::Status::Fail => vec![f.summary.clone()],
+        _ => Vec::new(),
     }
 }
 
-pub fn live(s: &Snapshot) -> Finding {
+pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
     let now = match s.icmp.ok() {
         Ok(c) => c,
         Err(e) => return Finding::unknown(LIVE, format!("cannot read ICMP counters: {e}")),
     };
-    let boot = IcmpCounters::default();
     // The earlier sample's counters; `icmp_previous` is where snapshots recorded them before
     // there was an earlier sample (replays of those still work).
     let previous = s
@@ -173,35 +185,29 @@ pub fn live(s: &Snapshot) -> Finding {
         .as_ref()
         .and_then(|e| e.icmp.as_ref())
         .or(s.icmp_previous.as_ref());
-    let (before, since) = match previous {
+    let windowed = previous.is_some();
+    let (counts, since) = match previous {
         Some(p) => (
-            p,
+            now.since(p),
             format!(
                 "in the last {:.1} s",
                 now.at_ms.saturating_sub(p.at_ms) as f64 / 1000.0
             ),
         ),
-        None => (&boot, "since boot".to_string()),
+        None => (Some(now.since_boot()), "since boot".to_string()),
     };
-    let windowed = previous.is_some();
-    if now.in_echos < before.in_echos || now.out_echo_reps < before.out_echo_reps {
+    let Some(counts) = counts else {
         return Finding::unknown(LIVE, "the ICMP counters went backwards between samples (counter reset); judge again on the next sample")
-            .evidence(json!({"before": before, "now": now}));
-    }
-    let requests = now.in_echos - before.in_echos;
-    let replies = now.out_echo_reps - before.out_echo_reps;
-    let rate_limited = match (now.out_rate_limit_host, before.out_rate_limit_host) {
-        (Some(n), Some(b)) => Some(n.saturating_sub(b)),
-        (Some(n), None) if !windowed => Some(n),
-        _ => None,
+            .evidence(json!({"before": previous, "now": now}));
     };
+    let (requests, replies) = (counts.requests, counts.replies);
     let e = EchoEvidence {
         window: since.clone(),
         requests_reached_icmp: requests,
         replies_sent: replies,
         // Only needed to explain "none arrived"; the walk is not repeated otherwise.
         dropped_by: if requests == 0 {
-            static_firewall_drop(s)
+            static_firewall_drop(ctx)
         } else {
             Vec::new()
         },
@@ -210,7 +216,7 @@ pub fn live(s: &Snapshot) -> Finding {
     let a = attribute(&e, &[]);
     let evidence = json!({
         "window": since, "echo_requests_in": requests, "echo_replies_out": replies,
-        "rate_limited_host": rate_limited, "in_errors": now.in_errors.saturating_sub(before.in_errors),
+        "rate_limited_host": counts.rate_limited_host, "in_errors": counts.in_errors,
         "verdict": a.arrival, "firewall_drops": e.dropped_by,
     });
     match a.arrival {
@@ -246,8 +252,19 @@ pub fn live(s: &Snapshot) -> Finding {
 mod tests {
     use super::*;
     use crate::checks::fixture::*;
+
+    /// `icmp.live` on a fixture changed by `edit`, judged after the checks before it (it reads
+    /// `firewall.icmp_in`'s finding).
+    fn judge_live(edit: impl FnOnce(&mut Snapshot)) -> Finding {
+        let mut s = healthy();
+        edit(&mut s);
+        crate::checks::evaluate(&s, &criteria())
+            .into_iter()
+            .find(|f| f.id == LIVE)
+            .unwrap()
+    }
     use crate::report::Status;
-    use crate::snapshot::Gathered;
+    use crate::snapshot::{Gathered, IcmpCounters};
 
     fn counters(at_ms: u64, in_echos: u64, out: u64) -> IcmpCounters {
         IcmpCounters {
@@ -267,12 +284,12 @@ mod tests {
 
     #[test]
     fn since_boot() {
-        assert_eq!(judge(live, |_| {}).status, Status::Ok);
-        let f = judge(live, samples(None, counters(0, 0, 0)));
+        assert_eq!(judge_live(|_| {}).status, Status::Ok);
+        let f = judge_live(samples(None, counters(0, 0, 0)));
         assert_eq!(f.status, Status::Warn);
         assert!(f.summary.contains("since boot"));
         assert!(f.remedy[0].contains("security group"));
-        let f = judge(live, samples(None, counters(0, 10, 4)));
+        let f = judge_live(samples(None, counters(0, 10, 4)));
         assert_eq!(f.status, Status::Warn);
         assert!(f.summary.starts_with("6 of 10"), "{}", f.summary);
     }
@@ -332,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_firewall_that_drops_before_counting_is_not_blamed_on_the_outside() {
-        let f = judge(live, |s| {
+        let f = judge_live(|s| {
             samples(None, counters(0, 0, 0))(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![crate::snapshot::Ruleset {
                 backend: "nft".into(),
@@ -357,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_earlier_sample_supplies_the_earlier_counters() {
-        let f = judge(live, |s| {
+        let f = judge_live(|s| {
             s.icmp = Gathered::Ok(counters(5000, 15, 4));
             s.earlier = Some(Box::new(crate::snapshot::Sample {
                 icmp: Some(counters(0, 10, 4)),
@@ -370,46 +387,27 @@ mod tests {
 
     #[test]
     fn windowed() {
-        let f = judge(
-            live,
-            samples(Some(counters(0, 10, 4)), counters(5000, 15, 9)),
-        );
+        let f = judge_live(samples(Some(counters(0, 10, 4)), counters(5000, 15, 9)));
         assert_eq!(f.status, Status::Ok);
         assert!(f.summary.contains("last 5.0 s"), "{}", f.summary);
         assert_eq!(
-            judge(
-                live,
-                samples(Some(counters(0, 10, 4)), counters(5000, 15, 4))
-            )
-            .status,
+            judge_live(samples(Some(counters(0, 10, 4)), counters(5000, 15, 4))).status,
             Status::Fail
         );
         assert_eq!(
-            judge(
-                live,
-                samples(Some(counters(0, 10, 4)), counters(5000, 15, 6))
-            )
-            .status,
+            judge_live(samples(Some(counters(0, 10, 4)), counters(5000, 15, 6))).status,
             Status::Warn
         );
         assert_eq!(
-            judge(
-                live,
-                samples(Some(counters(0, 10, 4)), counters(5000, 10, 4))
-            )
-            .status,
+            judge_live(samples(Some(counters(0, 10, 4)), counters(5000, 10, 4))).status,
             Status::Skipped
         );
         assert_eq!(
-            judge(
-                live,
-                samples(Some(counters(0, 10, 4)), counters(5000, 3, 4))
-            )
-            .status,
+            judge_live(samples(Some(counters(0, 10, 4)), counters(5000, 3, 4))).status,
             Status::Unknown
         );
         assert_eq!(
-            judge(live, |s| s.icmp = Gathered::Failed("x".into())).status,
+            judge_live(|s| s.icmp = Gathered::Failed("x".into())).status,
             Status::Unknown
         );
     }

@@ -5,12 +5,48 @@
 use serde_json::json;
 
 use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::snapshot::{Link, Snapshot};
 
 pub const PRIMARY: &str = "link.primary";
 pub const SECONDARY: &str = "link.secondary";
 pub const DRIVER: &str = "link.driver";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: PRIMARY,
+        decides: "the primary interface can exchange packets: administratively up, with a carrier, operationally up",
+        evidence: &["netlink link flags (IFF_UP, IFF_LOWER_UP) and operstate", "the primary ENI's MAC from the instance metadata, else the default route's interface"],
+        causes: &[
+            Cause { cause: "the interface is administratively down", remedy: "ip link set dev IF up; make it persistent (ONBOOT=yes, auto IF, netplan)" },
+            Cause { cause: "no carrier: the ENI is detached or its driver is not bound", remedy: "ECS console → instance → ENIs; see link.driver" },
+            Cause { cause: "no interface has the primary ENI's MAC", remedy: "check the ENI is attached and the driver loaded (see link.driver)" },
+        ],
+        judge: |s, _| primary(s),
+    },
+    Check {
+        id: SECONDARY,
+        decides: "every ENI the cloud attached has an OS interface that is up and addressed",
+        evidence: &["metadata MACs of every attached ENI", "netlink links and their IPv4 addresses"],
+        causes: &[
+            Cause { cause: "a secondary ENI has no OS interface", remedy: "check its driver and udev naming (see link.driver)" },
+            Cause { cause: "a secondary ENI's interface is down or has no address", remedy: "ip link set dev IF up; dhclient IF (or ip addr add IP/PREFIX dev IF)" },
+        ],
+        judge: |s, _| secondary(s),
+    },
+    Check {
+        id: DRIVER,
+        decides: "each NIC is bound to a driver, and a known virtio/ENI driver",
+        evidence: &["the sysfs driver binding of each interface's device (/sys/class/net/IF/device/driver)"],
+        causes: &[
+            Cause { cause: "a NIC has no driver bound", remedy: "modprobe virtio_net" },
+            Cause { cause: "a NIC is bound to an unexpected driver", remedy: "check the image's kernel supports the instance type's NIC" },
+        ],
+        judge: |s, _| driver(s),
+    },
+];
 
 /// Drivers ECS ENIs are served by (virtio-net on most families; VFs on some).
 pub const KNOWN_DRIVERS: &[&str] = &[

@@ -7,13 +7,55 @@
 use serde_json::json;
 
 use crate::checks::from_reasons;
+use crate::checks::{Cause, Check, Criteria};
 use crate::report::Finding;
-use crate::snapshot::{CpuTimes, Disk, PressureLine, Snapshot};
+use crate::snapshot::{CpuTimes, PressureLine, Snapshot};
 
 pub const CPU: &str = "load.cpu";
 pub const MEMORY: &str = "load.memory";
 pub const IO: &str = "load.io";
 pub const DSTATE: &str = "load.dstate";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: CPU,
+        decides: "the CPUs are not saturated, waiting on I/O or stolen by the hypervisor",
+        evidence: &["/proc/stat CPU times (over the window, else the load average)", "thresholds cpu_*_pct and load_per_cpu"],
+        causes: &[
+            Cause { cause: "all CPUs busy, or one CPU saturated (softirq work waits)", remedy: "find the busy processes (top); a larger instance type" },
+            Cause { cause: "CPU steal: the hypervisor runs something else", remedy: "burstable instance out of CPU credits, or an oversubscribed host: change the instance type" },
+        ],
+        judge: |s, c| cpu(s, c.criteria),
+    },
+    Check {
+        id: MEMORY,
+        decides: "memory is not exhausted: MemAvailable above its thresholds, no heavy swapping, no OOM kills",
+        evidence: &["/proc/meminfo, /proc/vmstat (swap pages, oom_kill)", "thresholds memory_available_*, swap_pages_per_s, oom_kills"],
+        causes: &[
+            Cause { cause: "little memory available, swapping or OOM kills", remedy: "find the processes using memory (ps aux --sort=-rss); add memory or stop them" },
+        ],
+        judge: |s, c| memory(s, c.criteria),
+    },
+    Check {
+        id: IO,
+        decides: "tasks are not stalled on I/O or memory: PSI some/full, disk busy time",
+        evidence: &["/proc/pressure/{cpu,memory,io}", "/proc/diskstats over the window"],
+        causes: &[
+            Cause { cause: "tasks stall on I/O, a disk is busy most of the window", remedy: "iostat -x 1; find the process (iotop); the disk's IOPS/throughput limit" },
+        ],
+        judge: |s, c| io(s, c.criteria),
+    },
+    Check {
+        id: DSTATE,
+        decides: "no processes stuck in uninterruptible sleep (D state) across the window",
+        evidence: &["/proc/PID/stat and wchan of every process (the agent's own excluded)"],
+        causes: &[
+            Cause { cause: "processes stuck in D state (hung NFS, a failing disk)", remedy: "cat /proc/PID/stack; check the mounts and disks they wait on" },
+        ],
+        judge: |s, c| dstate(s, c.criteria),
+    },
+];
 
 fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -32,29 +74,17 @@ fn window_s(s: &Snapshot) -> Option<f64> {
     s.earlier.as_ref().and_then(|e| e.seconds_to(s.at_ms))
 }
 
-/// A counter's increase; counters the kernel keeps in 32 bits (`wraps32`) may wrap once,
-/// others going backwards mean a reset (None).
-pub fn increase(now: u64, before: u64, wraps32: bool) -> Option<u64> {
-    if now >= before {
-        Some(now - before)
-    } else if wraps32 && before <= u64::from(u32::MAX) && now <= u64::from(u32::MAX) {
-        Some(now + (u64::from(u32::MAX) - before) + 1)
-    } else {
-        None
-    }
-}
-
 fn shares(d: &CpuTimes) -> (f64, f64, f64) {
     let t = d.total();
     (pct(d.busy(), t), pct(d.iowait, t), pct(d.steal, t))
 }
 
-pub fn cpu(s: &Snapshot) -> Finding {
+pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
     let now = match s.cpu.ok() {
         Ok(c) => c,
         Err(e) => return Finding::unknown(CPU, format!("cannot read CPU times: {e}")),
     };
-    let th = &s.thresholds;
+    let th = &c.thresholds;
     let cpus = now.per_cpu.len().max(1);
     let mut fails = Vec::new();
     let mut warns = Vec::new();
@@ -150,12 +180,12 @@ pub fn cpu(s: &Snapshot) -> Finding {
     from_reasons(CPU, fails, warns, ok, evidence, remedy)
 }
 
-pub fn memory(s: &Snapshot) -> Finding {
+pub fn memory(s: &Snapshot, c: &Criteria) -> Finding {
     let now = match s.memory.ok() {
         Ok(m) => m,
         Err(e) => return Finding::unknown(MEMORY, format!("cannot read memory counters: {e}")),
     };
-    let th = &s.thresholds;
+    let th = &c.thresholds;
     let mut fails = Vec::new();
     let mut warns = Vec::new();
     let available = now.available_kb.map(|a| pct(a, now.total_kb));
@@ -176,20 +206,14 @@ pub fn memory(s: &Snapshot) -> Finding {
     let oom_since;
     match (earlier, window) {
         (Some(e), Some(w)) => {
-            if let (Some(i), Some(o)) = (
-                increase(now.swap_in, e.swap_in, false),
-                increase(now.swap_out, e.swap_out, false),
-            ) {
-                let r = (i + o) as f64 / w;
+            if let Some(pages) = now.swap_pages_since(e) {
+                let r = pages as f64 / w;
                 swap_rate = Some(round1(r));
                 if r >= th.swap_pages_per_s {
                     warns.push(format!("swapping {r:.0} pages/s"));
                 }
             }
-            oom_kills = match (now.oom_kills, e.oom_kills) {
-                (Some(n), Some(b)) => increase(n, b, false),
-                _ => None,
-            };
+            oom_kills = now.oom_kills_since(e);
             oom_since = "in the window";
         }
         _ => {
@@ -221,8 +245,8 @@ pub fn memory(s: &Snapshot) -> Finding {
     from_reasons(MEMORY, fails, warns, ok, evidence, remedy)
 }
 
-pub fn io(s: &Snapshot) -> Finding {
-    let th = &s.thresholds;
+pub fn io(s: &Snapshot, c: &Criteria) -> Finding {
+    let th = &c.thresholds;
     let mut fails = Vec::new();
     let mut warns = Vec::new();
     let mut judged = false;
@@ -276,7 +300,7 @@ pub fn io(s: &Snapshot) -> Finding {
                 let Some(b) = before.iter().find(|b| b.name == d.name) else {
                     continue;
                 };
-                let Some(busy) = disk_busy_pct(d, b, w) else {
+                let Some(busy) = d.busy_pct_since(b, w) else {
                     continue;
                 };
                 disks.push(
@@ -319,18 +343,12 @@ pub fn io(s: &Snapshot) -> Finding {
     )
 }
 
-/// The share of the window a disk had I/O in flight (its io_ticks counter is 32-bit).
-fn disk_busy_pct(now: &Disk, before: &Disk, window_s: f64) -> Option<f64> {
-    let ticks = increase(now.io_ticks_ms, before.io_ticks_ms, true)?;
-    Some((ticks as f64 / (window_s * 1000.0) * 100.0).min(100.0))
-}
-
-pub fn dstate(s: &Snapshot) -> Finding {
+pub fn dstate(s: &Snapshot, c: &Criteria) -> Finding {
     let now = match s.tasks.ok() {
         Ok(t) => t,
         Err(e) => return Finding::unknown(DSTATE, format!("cannot read process states: {e}")),
     };
-    let th = &s.thresholds;
+    let th = &c.thresholds;
     let earlier = s.earlier.as_ref().and_then(|e| e.tasks.as_ref());
     // With two samples only processes in D state in both count: a moment of disk I/O is normal.
     let (stuck, counted) = match earlier {
@@ -393,6 +411,15 @@ pub fn dstate(s: &Snapshot) -> Finding {
 mod tests {
     use super::*;
     use crate::checks::fixture::*;
+    use crate::snapshot::Disk;
+
+    /// These checks judge against criteria: the fixtures' own.
+    fn judge(
+        check: fn(&Snapshot, &Criteria) -> Finding,
+        edit: impl FnOnce(&mut Snapshot),
+    ) -> Finding {
+        judge_by(check, criteria(), edit)
+    }
     use crate::report::Status;
     use crate::snapshot::{CpuSample, Gathered, MemorySample, Pressure, Sample, Task, TaskSample};
 
@@ -517,10 +544,9 @@ mod tests {
             vec![(0, times(100, 900, 0, 0)), (1, times(100, 900, 0, 0))],
             0.0,
         );
-        let f = judge(cpu, |s| {
-            set(one, before)(s);
-            s.thresholds.cpu_saturated_pct = 99.5;
-        });
+        let mut c = criteria();
+        c.thresholds.cpu_saturated_pct = 99.5;
+        let f = judge_by(cpu, c, set(one, before));
         assert_eq!(f.status, Status::Ok, "{}", f.summary);
     }
 
@@ -683,14 +709,6 @@ mod tests {
         let f = run(vec![disk("vdb", 9_999)], vec![disk("vda", 1)]);
         assert_eq!(f.status, Status::Ok);
         assert!(f.evidence["disks"].as_array().unwrap().is_empty());
-    }
-
-    #[test]
-    fn increase_handles_wrap_and_reset() {
-        assert_eq!(increase(10, 4, false), Some(6));
-        assert_eq!(increase(4, 10, false), None);
-        assert_eq!(increase(4, u64::from(u32::MAX), true), Some(5));
-        assert_eq!(increase(4, u64::from(u32::MAX) + 9, true), None);
     }
 
     fn task(pid: u32, command: &str) -> Task {

@@ -1,5 +1,6 @@
 //! Checks: pure functions of a snapshot, one file per family (`link.rs` holds `link.primary`,
-//! `link.secondary`, `link.driver`, ...). [`CATALOGUE`] is the explicit list, in report order.
+//! `link.secondary`, `link.driver`, ...), each listing its checks in `CHECKS`; [`catalogue`] is
+//! all of them in report order.
 
 pub mod addr;
 pub mod firewall;
@@ -13,117 +14,87 @@ pub mod sysctl;
 
 use serde_json::Value;
 
+use crate::config::{Limits, Thresholds};
 use crate::report::{Finding, Report, REPORT_VERSION};
 use crate::snapshot::Snapshot;
 
-/// A check: its stable id (also its metric label) and the function that judges.
+/// One entry of the catalogue: the stable id (also its metric label), what it decides, the
+/// evidence it reads, the causes it can name with their remedies (`ecs-diag checks` and
+/// `ecs-diag explain` print these), and the function that judges. Each family's file lists its
+/// own in `CHECKS`, next to the functions.
 pub struct Check {
     pub id: &'static str,
-    pub judge: fn(&Snapshot) -> Finding,
+    /// One line: the question it answers.
+    pub decides: &'static str,
+    /// The facts it reads.
+    pub evidence: &'static [&'static str],
+    /// What it can name as the cause, each with its remedy.
+    pub causes: &'static [Cause],
+    pub judge: fn(&Snapshot, &Context) -> Finding,
 }
 
-pub const CATALOGUE: &[Check] = &[
-    Check {
-        id: link::PRIMARY,
-        judge: link::primary,
-    },
-    Check {
-        id: link::SECONDARY,
-        judge: link::secondary,
-    },
-    Check {
-        id: link::DRIVER,
-        judge: link::driver,
-    },
-    Check {
-        id: addr::PRIMARY,
-        judge: addr::primary,
-    },
-    Check {
-        id: addr::SECONDARY,
-        judge: addr::secondary,
-    },
-    Check {
-        id: addr::CONFIG,
-        judge: addr::config,
-    },
-    Check {
-        id: route::DEFAULT,
-        judge: route::default_route,
-    },
-    Check {
-        id: route::REPLY,
-        judge: route::reply,
-    },
-    Check {
-        id: neigh::GATEWAY,
-        judge: neigh::gateway,
-    },
-    Check {
-        id: sysctl::ICMP_ECHO,
-        judge: sysctl::icmp_echo,
-    },
-    Check {
-        id: sysctl::ICMP_ECHO6,
-        judge: sysctl::icmp_echo6,
-    },
-    Check {
-        id: sysctl::RP_FILTER,
-        judge: sysctl::rp_filter,
-    },
-    Check {
-        id: sysctl::ICMP_RATELIMIT,
-        judge: sysctl::icmp_ratelimit,
-    },
-    Check {
-        id: firewall::ICMP_IN,
-        judge: firewall::icmp_in,
-    },
-    Check {
-        id: firewall::ICMP_OUT,
-        judge: firewall::icmp_out,
-    },
-    Check {
-        id: firewall::ICMP6,
-        judge: firewall::icmp6,
-    },
-    Check {
-        id: firewall::PORTS,
-        judge: firewall::ports,
-    },
-    Check {
-        id: load::CPU,
-        judge: load::cpu,
-    },
-    Check {
-        id: load::MEMORY,
-        judge: load::memory,
-    },
-    Check {
-        id: load::IO,
-        judge: load::io,
-    },
-    Check {
-        id: load::DSTATE,
-        judge: load::dstate,
-    },
-    Check {
-        id: net::BANDWIDTH,
-        judge: net::bandwidth,
-    },
-    Check {
-        id: net::DROPS,
-        judge: net::drops,
-    },
-    Check {
-        id: net::CONNTRACK,
-        judge: net::conntrack,
-    },
-    Check {
-        id: icmp::LIVE,
-        judge: icmp::live,
-    },
+/// A cause a check can name and what fixes it.
+pub struct Cause {
+    pub cause: &'static str,
+    pub remedy: &'static str,
+}
+
+/// What the load and network checks judge against besides the facts: the effective thresholds
+/// and limits (from the config in force, never from the snapshot, so `check --from` judges a
+/// replayed snapshot by the `--config` given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Criteria {
+    pub thresholds: Thresholds,
+    pub limits: Limits,
+}
+
+impl Criteria {
+    pub fn of(config: &crate::config::Config) -> Criteria {
+        Criteria {
+            thresholds: config.thresholds.clone(),
+            limits: config.limits.clone(),
+        }
+    }
+}
+
+/// A check's inputs besides the snapshot.
+pub struct Context<'a> {
+    pub criteria: &'a Criteria,
+    /// The findings of the checks before this one in the catalogue (`icmp.live` reads whether
+    /// the firewall drops echo requests from here instead of judging the ruleset again).
+    pub earlier: &'a [Finding],
+}
+
+impl Context<'_> {
+    /// The earlier finding with this id, if it was judged already.
+    pub fn finding(&self, id: &str) -> Option<&Finding> {
+        self.earlier.iter().find(|f| f.id == id)
+    }
+}
+
+/// The families in report order. A new check goes into its family's `CHECKS`; a new family is
+/// one file and one line here.
+const FAMILIES: &[&[Check]] = &[
+    link::CHECKS,
+    addr::CHECKS,
+    route::CHECKS,
+    neigh::CHECKS,
+    sysctl::CHECKS,
+    firewall::CHECKS,
+    load::CHECKS,
+    net::CHECKS,
+    icmp::CHECKS,
 ];
+
+/// Every check, in report order.
+pub fn catalogue() -> impl Iterator<Item = &'static Check> {
+    FAMILIES.iter().flat_map(|f| f.iter())
+}
+
+/// The check with this id.
+pub fn find(id: &str) -> Option<&'static Check> {
+    catalogue().find(|c| c.id == id)
+}
 
 /// A finding from lists of reasons: fail if any fail reason (all reasons in the summary), else
 /// warn if any warn reason, else ok.
@@ -149,13 +120,24 @@ pub(crate) fn from_reasons(
     Finding::ok(id, ok).evidence(evidence)
 }
 
-/// Judges a snapshot with every check.
-pub fn evaluate(snapshot: &Snapshot) -> Vec<Finding> {
-    CATALOGUE.iter().map(|c| (c.judge)(snapshot)).collect()
+/// Judges a snapshot with every check, in catalogue order.
+pub fn evaluate(snapshot: &Snapshot, criteria: &Criteria) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    for check in catalogue() {
+        let f = (check.judge)(
+            snapshot,
+            &Context {
+                criteria,
+                earlier: &findings,
+            },
+        );
+        findings.push(f);
+    }
+    findings
 }
 
-pub fn report(snapshot: &Snapshot, started: std::time::Instant) -> Report {
-    let checks = evaluate(snapshot);
+pub fn report(snapshot: &Snapshot, criteria: &Criteria, started: std::time::Instant) -> Report {
+    let checks = evaluate(snapshot, criteria);
     Report {
         version: REPORT_VERSION,
         generated_at: crate::now_rfc3339(),

@@ -7,10 +7,27 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::{default_routes_v4, link_name};
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::snapshot::{Neighbour, Snapshot};
 
 pub const GATEWAY: &str = "neigh.gateway";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[Check {
+    id: GATEWAY,
+    decides:
+        "the gateway's neighbour (ARP) entry is not FAILED or INCOMPLETE (passive: nothing is sent)",
+    evidence: &[
+        "the kernel's neighbour table",
+        "the gateway of the default route and the metadata gateway",
+    ],
+    causes: &[Cause {
+        cause: "the gateway does not answer ARP (entry FAILED or INCOMPLETE)",
+        remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
+    }],
+    judge: |s, _| gateway(s),
+}];
 
 pub fn gateway(s: &Snapshot) -> Finding {
     let neighbours = match s.neighbours.ok() {

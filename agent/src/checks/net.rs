@@ -9,13 +9,46 @@
 use serde_json::json;
 
 use crate::checks::from_reasons;
-use crate::checks::load::increase;
+use crate::checks::{Cause, Check, Criteria};
 use crate::report::Finding;
 use crate::snapshot::{Link, LinkStats, Qdisc, Snapshot, SoftnetCpu};
 
 pub const BANDWIDTH: &str = "net.bandwidth";
 pub const DROPS: &str = "net.drops";
 pub const CONNTRACK: &str = "net.conntrack";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: BANDWIDTH,
+        decides: "throughput in each direction stays below the instance's bandwidth limit",
+        evidence: &["netlink link byte counters over the window", "limits.bandwidth_mbps, threshold bandwidth_pct"],
+        causes: &[
+            Cause { cause: "traffic at the bandwidth limit: packets, pings included, are dropped by the cloud", remedy: "find the traffic (iftop, nethogs); raise the bandwidth or change the instance type" },
+        ],
+        judge: |s, c| bandwidth(s, c.criteria),
+    },
+    Check {
+        id: DROPS,
+        decides: "the guest does not drop packets itself: qdisc drops, interface drops and errors, softnet backlog overflow",
+        evidence: &["netlink tc qdisc statistics", "netlink link statistics", "/proc/net/softnet_stat"],
+        causes: &[
+            Cause { cause: "a qdisc drops packets (or everything)", remedy: "tc -s qdisc show dev IF; tc qdisc del dev IF root" },
+            Cause { cause: "interface drops or errors", remedy: "ip -s link show dev IF; ethtool -S IF" },
+            Cause { cause: "softnet backlog overflow", remedy: "sysctl -w net.core.netdev_max_backlog=10000" },
+        ],
+        judge: |s, c| drops(s, c.criteria),
+    },
+    Check {
+        id: CONNTRACK,
+        decides: "the connection-tracking table is not full and does not drop new flows",
+        evidence: &["nf_conntrack count and max", "conntrack drop, early_drop and insert_failed counters"],
+        causes: &[
+            Cause { cause: "the conntrack table is (nearly) full", remedy: "sysctl -w net.netfilter.nf_conntrack_max=N (persist it in /etc/sysctl.d)" },
+        ],
+        judge: |s, c| conntrack(s, c.criteria),
+    },
+];
 
 /// The counters judged: their increase over the window (`check --window`, between refreshes),
 /// or, with one sample, their totals since each interface or qdisc began.
@@ -27,19 +60,6 @@ struct Counters {
     time_squeeze: Option<u64>,
     /// Interfaces whose counters went backwards or that vanished: not judged.
     not_compared: Vec<String>,
-}
-
-fn link_increase(now: &LinkStats, before: &LinkStats) -> Option<LinkStats> {
-    Some(LinkStats {
-        rx_packets: now.rx_packets.checked_sub(before.rx_packets)?,
-        tx_packets: now.tx_packets.checked_sub(before.tx_packets)?,
-        rx_bytes: now.rx_bytes.checked_sub(before.rx_bytes)?,
-        tx_bytes: now.tx_bytes.checked_sub(before.tx_bytes)?,
-        rx_errors: now.rx_errors.checked_sub(before.rx_errors)?,
-        tx_errors: now.tx_errors.checked_sub(before.tx_errors)?,
-        rx_dropped: now.rx_dropped.checked_sub(before.rx_dropped)?,
-        tx_dropped: now.tx_dropped.checked_sub(before.tx_dropped)?,
-    })
 }
 
 /// Each link's counter increase against the earlier sample. A link (index and name) absent
@@ -63,7 +83,7 @@ fn link_counters(
         });
         match before {
             None => out.push((l.clone(), Some(now.clone()))),
-            Some(b) => match link_increase(now, b) {
+            Some(b) => match now.since(b) {
                 Some(d) => out.push((l.clone(), Some(d))),
                 None => not_compared.push(format!("{}: counters went backwards (reset)", l.name)),
             },
@@ -100,24 +120,18 @@ fn counters(s: &Snapshot, links: &[Link], qdiscs: &[Qdisc]) -> Counters {
             match before {
                 // New within the window (or one sample): its totals are what it did.
                 None => Some(q.clone()),
-                Some(b) => Some(Qdisc {
-                    packets: q.packets.checked_sub(b.packets)?,
-                    drops: q.drops.checked_sub(b.drops)?,
-                    overlimits: q.overlimits.checked_sub(b.overlimits)?,
-                    ..q.clone()
-                }),
+                Some(b) => q.since(b),
             }
         })
         .collect();
     let softnet = s.softnet.ok().ok();
     let earlier_softnet = earlier_links.and(earlier.and_then(|e| e.softnet.as_deref()));
-    // softnet_stat counters are 32-bit per CPU: they wrap.
     let softnet_sum = |f: fn(&SoftnetCpu) -> u64| {
         softnet.map(|now| {
             now.iter()
                 .enumerate()
                 .map(|(i, c)| match earlier_softnet.and_then(|e| e.get(i)) {
-                    Some(b) => increase(f(c), f(b), true).unwrap_or(0),
+                    Some(b) => f(&c.since(b)),
                     None => f(c),
                 })
                 .sum::<u64>()
@@ -133,7 +147,7 @@ fn counters(s: &Snapshot, links: &[Link], qdiscs: &[Qdisc]) -> Counters {
     }
 }
 
-pub fn drops(s: &Snapshot) -> Finding {
+pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
     let (Ok(links), Ok(qdiscs)) = (s.links.ok(), s.qdiscs.ok()) else {
         let why = [s.links.ok().err(), s.qdiscs.ok().err()]
             .into_iter()
@@ -145,7 +159,7 @@ pub fn drops(s: &Snapshot) -> Finding {
             format!("cannot read interface or qdisc statistics: {why}"),
         );
     };
-    let th = &s.thresholds;
+    let th = &c.thresholds;
     let c = counters(s, links, qdiscs);
     let since = &c.since;
     let mut fails = Vec::new();
@@ -215,7 +229,7 @@ pub fn drops(s: &Snapshot) -> Finding {
 
 /// `net.bandwidth`: each interface's throughput over the window against the instance's limit
 /// (`limits.bandwidth_mbps`). Cloud limits apply per direction, so rx and tx are judged apart.
-pub fn bandwidth(s: &Snapshot) -> Finding {
+pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
     let links = match s.links.ok() {
         Ok(l) => l,
         Err(e) => {
@@ -230,8 +244,8 @@ pub fn bandwidth(s: &Snapshot) -> Finding {
         return Finding::skipped(BANDWIDTH, "one sample cannot measure throughput: run `ecs-diag check --window 5`, or read it from the daemon (it compares refreshes)");
     };
     let (counted, not_compared) = link_counters(links, Some(earlier_links));
-    let th = &s.thresholds;
-    let limit = s.limits.bandwidth_mbps;
+    let th = &c.thresholds;
+    let limit = c.limits.bandwidth_mbps;
     let mut rates = Vec::new();
     let mut over = Vec::new();
     let mut near = Vec::new();
@@ -289,7 +303,7 @@ pub fn bandwidth(s: &Snapshot) -> Finding {
     .evidence(evidence)
 }
 
-pub fn conntrack(s: &Snapshot) -> Finding {
+pub fn conntrack(s: &Snapshot, c: &Criteria) -> Finding {
     let ct = match s.conntrack.ok() {
         Err(e) => {
             return Finding::unknown(
@@ -320,7 +334,7 @@ pub fn conntrack(s: &Snapshot) -> Finding {
             .to_string(),
     ];
     let pct = fill * 100.0;
-    let th = &s.thresholds;
+    let th = &c.thresholds;
     if pct >= th.conntrack_fail_pct {
         return Finding::fail(CONNTRACK, format!("the connection tracking table is {pct:.0}% full ({} of {}): new flows, pings included, are dropped", ct.count, ct.max))
             .evidence(evidence)
@@ -339,22 +353,15 @@ pub fn conntrack(s: &Snapshot) -> Finding {
     }
     // Failures since boot, or within the window when there is an earlier sample.
     let (failures, since) = match s.earlier.as_deref().and_then(|e| e.conntrack.as_ref()) {
-        Some(b) => (
-            (
-                ct.drop.saturating_sub(b.drop),
-                ct.early_drop.saturating_sub(b.early_drop),
-                ct.insert_failed.saturating_sub(b.insert_failed),
-            ),
-            "in the window",
-        ),
-        None => ((ct.drop, ct.early_drop, ct.insert_failed), "since boot"),
+        Some(b) => (ct.failures_since(b), "in the window"),
+        None => (ct.failures(), "since boot"),
     };
-    if failures.0 + failures.1 + failures.2 > 0 {
+    if failures.drop + failures.early_drop + failures.insert_failed > 0 {
         return Finding::warn(
             CONNTRACK,
             format!(
                 "the table was full: {} dropped, {} early drops, {} insert failures {since}",
-                failures.0, failures.1, failures.2
+                failures.drop, failures.early_drop, failures.insert_failed
             ),
         )
         .evidence(evidence)
@@ -374,6 +381,14 @@ pub fn conntrack(s: &Snapshot) -> Finding {
 mod tests {
     use super::*;
     use crate::checks::fixture::*;
+
+    /// These checks judge against criteria: the fixtures' own.
+    fn judge(
+        check: fn(&Snapshot, &Criteria) -> Finding,
+        edit: impl FnOnce(&mut Snapshot),
+    ) -> Finding {
+        judge_by(check, criteria(), edit)
+    }
     use crate::report::Status;
     use crate::snapshot::{Conntrack, Gathered, LinkStats, Qdisc, SoftnetCpu};
 
@@ -488,10 +503,13 @@ mod tests {
         );
         assert_eq!(f.status, Status::Fail);
         // No limit known: measured, not judged.
-        let f = judge(bandwidth, |s| {
-            windowed(with_stats(0, 0, 0), with_stats(1_300_000_000, 0, 0))(s);
-            s.limits.bandwidth_mbps = None;
-        });
+        let mut c = criteria();
+        c.limits.bandwidth_mbps = None;
+        let f = judge_by(
+            bandwidth,
+            c,
+            windowed(with_stats(0, 0, 0), with_stats(1_300_000_000, 0, 0)),
+        );
         assert_eq!(f.status, Status::Skipped);
         assert_eq!(f.evidence["interfaces"][0]["rx_mbps"], 1040.0);
         // Counters that went backwards (the NIC was reset): not compared, not a huge rate.
@@ -601,10 +619,9 @@ mod tests {
         });
         assert_eq!(f.status, Status::Ok, "{}", f.summary);
         // Thresholds from the config.
-        let f = judge(conntrack, |s| {
-            set(50_000, 65_536, 0)(s);
-            s.thresholds.conntrack_pct = 80.0;
-        });
+        let mut c = criteria();
+        c.thresholds.conntrack_pct = 80.0;
+        let f = judge_by(conntrack, c, set(50_000, 65_536, 0));
         assert_eq!(f.status, Status::Ok);
         assert_eq!(
             judge(conntrack, |s| s.conntrack = Gathered::Ok(None)).status,

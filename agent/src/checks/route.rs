@@ -12,11 +12,37 @@ use super::{
     assigned_values, default_routes_v4, link_name, no_primary, primary_interface,
     reply_target as target, target_label,
 };
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::snapshot::{LookupOutcome, Route, Snapshot};
 
 pub const DEFAULT: &str = "route.default";
 pub const REPLY: &str = "route.reply";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: DEFAULT,
+        decides: "an IPv4 default route goes via the assigned gateway on the primary interface, and no blackhole, unreachable or prohibit route captures replies",
+        evidence: &["netlink routes of every table", "the metadata gateway", "the primary interface"],
+        causes: &[
+            Cause { cause: "no default route", remedy: "ip route replace default via GATEWAY dev IF; make it persistent" },
+            Cause { cause: "the default route uses another gateway or interface", remedy: "ip route replace default via GATEWAY dev IF" },
+            Cause { cause: "a blackhole, unreachable or prohibit route covers the client", remedy: "ip route del TYPE PREFIX, and remove it from the persisted configuration" },
+        ],
+        judge: |s, _| default_route(s),
+    },
+    Check {
+        id: REPLY,
+        decides: "the kernel's own route lookup sends the reply to the client (or a stand-in Internet address) from each local address out of a working path, policy rules included",
+        evidence: &["RTM_GETROUTE lookups from each local IPv4 address to the client", "policy rules (ip rule)"],
+        causes: &[
+            Cause { cause: "the lookup is refused (no route, unreachable, prohibit)", remedy: "ip route get CLIENT from LOCAL; ip rule; ip route show table all" },
+            Cause { cause: "replies from a secondary ENI's address leave by another interface", remedy: "ip rule add from ENI_IP table 100; ip route add default via GATEWAY dev ENI table 100" },
+        ],
+        judge: |s, _| reply(s),
+    },
+];
 
 const DROPPING: &[&str] = &["blackhole", "unreachable", "prohibit"];
 

@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use super::{ipv4_on, link_name, target_label};
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::snapshot::{LookupOutcome, Snapshot, Sysctl};
 
@@ -16,6 +17,48 @@ pub const ICMP_ECHO6: &str = "sysctl.icmp_echo6";
 const IPV6_PRESENT: &str = "net.ipv6.conf.all.disable_ipv6";
 pub const RP_FILTER: &str = "sysctl.rp_filter";
 pub const ICMP_RATELIMIT: &str = "sysctl.icmp_ratelimit";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: ICMP_ECHO,
+        decides: "the kernel answers IPv4 echo requests: net.ipv4.icmp_echo_ignore_all is 0 now and after reboot",
+        evidence: &["/proc/sys/net/ipv4/icmp_echo_ignore_all", "sysctl.conf and sysctl.d files, in systemd-sysctl's precedence"],
+        causes: &[
+            Cause { cause: "echo requests are ignored now", remedy: "sysctl -w net.ipv4.icmp_echo_ignore_all=0" },
+            Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
+        ],
+        judge: |s, _| icmp_echo(s),
+    },
+    Check {
+        id: ICMP_ECHO6,
+        decides: "the kernel answers IPv6 echo requests: net.ipv6.icmp.echo_ignore_all is 0 now and after reboot",
+        evidence: &["/proc/sys/net/ipv6/icmp/echo_ignore_all", "sysctl.conf and sysctl.d files"],
+        causes: &[
+            Cause { cause: "IPv6 echo requests are ignored now", remedy: "sysctl -w net.ipv6.icmp.echo_ignore_all=0" },
+            Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
+        ],
+        judge: |s, _| icmp_echo6(s),
+    },
+    Check {
+        id: RP_FILTER,
+        decides: "strict reverse-path filtering does not drop requests on a multi-homed instance whose replies would leave by another interface",
+        evidence: &["net.ipv4.conf.{all,IF}.rp_filter", "the kernel's reply-route lookups per interface"],
+        causes: &[
+            Cause { cause: "strict rp_filter on an interface whose replies route out of another", remedy: "sysctl -w net.ipv4.conf.IF.rp_filter=2 net.ipv4.conf.all.rp_filter=2 (loose mode), or add policy routes" },
+        ],
+        judge: |s, _| rp_filter(s),
+    },
+    Check {
+        id: ICMP_RATELIMIT,
+        decides: "echo replies are not throttled: icmp_ratemask does not include echo reply, or icmp_ratelimit is 0",
+        evidence: &["net.ipv4.icmp_ratelimit, net.ipv4.icmp_ratemask, net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst", "OutRateLimit counters (kernels ≥ 6.0)"],
+        causes: &[
+            Cause { cause: "echo replies are in the rate mask", remedy: "sysctl -w net.ipv4.icmp_ratemask=6168 (the default, without echo reply)" },
+        ],
+        judge: |s, _| icmp_ratelimit(s),
+    },
+];
 
 /// A sysctl's running value, or the finding that says why it is unknown.
 fn value<'a>(s: &'a Snapshot, id: &str, name: &str) -> Result<(&'a Sysctl, &'a str), Finding> {

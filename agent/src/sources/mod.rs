@@ -194,8 +194,6 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         disks: load::disks(&config.paths.proc),
         tasks: load::tasks(&config.paths.proc),
         earlier: None,
-        thresholds: config.thresholds.clone(),
-        limits: config.limits.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
+use crate::checks::{Cause, Check};
 use crate::report::Finding;
 use crate::ruleset::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
 use crate::ruleset::nft::{self, NftRuleset};
@@ -20,6 +21,46 @@ pub const ICMP_IN: &str = "firewall.icmp_in";
 pub const ICMP_OUT: &str = "firewall.icmp_out";
 pub const ICMP6: &str = "firewall.icmp6";
 pub const PORTS: &str = "firewall.ports";
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: ICMP_IN,
+        decides: "the guest firewall accepts an inbound IPv4 echo request from the client (or any Internet address)",
+        evidence: &["iptables-nft-save -c and iptables-legacy-save -c (every table)", "native nftables tables (nft -j list ruleset)", "ipset contents the rules match on"],
+        causes: &[
+            Cause { cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
+        ],
+        judge: |s, _| icmp_in(s),
+    },
+    Check {
+        id: ICMP_OUT,
+        decides: "the guest firewall lets the IPv4 echo reply out to the client",
+        evidence: &["the OUTPUT and POSTROUTING chains of every table, both backends", "native nftables output hooks"],
+        causes: &[
+            Cause { cause: "a rule (or a chain policy) drops the outgoing echo reply", remedy: "insert an accept for ICMP echo-reply ahead of the deciding rule" },
+        ],
+        judge: |s, _| icmp_out(s),
+    },
+    Check {
+        id: ICMP6,
+        decides: "the guest firewall accepts an inbound ICMPv6 echo request and lets the reply out",
+        evidence: &["ip6tables-nft-save -c and ip6tables-legacy-save -c", "native nftables ip6 and inet tables"],
+        causes: &[
+            Cause { cause: "an ip6tables or nft rule (or policy) drops the ICMPv6 echo request or reply", remedy: "insert an accept for ipv6-icmp echo-request / echo-reply ahead of the deciding rule" },
+        ],
+        judge: |s, _| icmp6(s),
+    },
+    Check {
+        id: PORTS,
+        decides: "each listening TCP/UDP port that is reachable from outside is accepted by the guest firewall",
+        evidence: &["listening sockets (sock_diag)", "the rulesets, judged for a new connection to each port"],
+        causes: &[
+            Cause { cause: "the firewall drops new connections to a listening port", remedy: "open the port: firewall-cmd --add-port, ufw allow, iptables -I INPUT, or nft insert rule" },
+        ],
+        judge: |s, _| ports(s),
+    },
+];
 
 /// Stand-in IPv6 client (documentation prefix) when `--client` is not an IPv6 address.
 const PUBLIC_PROBE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);

@@ -1,0 +1,116 @@
+//! Host facts that are not netlink's: sysctls (running and persisted), persisted network
+//! configuration, saved firewall rulesets, the distribution and DMI.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::Gathered;
+
+/// One saved ruleset: which backend and family, read by which tool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ruleset {
+    /// `nft` or `legacy`.
+    pub backend: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    pub tool: String,
+    pub tables: Gathered<Vec<crate::ruleset::iptables::Table>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Sysctl {
+    /// The running value, whitespace-normalised; absent when unreadable or not present.
+    pub now: Option<String>,
+    /// Why `now` is absent.
+    pub error: Option<String>,
+    /// The value the sysctl.d / sysctl.conf files would set at boot.
+    pub after_reboot: Option<PersistedSysctl>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersistedSysctl {
+    pub value: String,
+    pub file: String,
+    pub line: usize,
+}
+
+/// Which tool persisted an interface's configuration.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigFormat {
+    Ifcfg,
+    Netplan,
+    Ifupdown,
+    NetworkManager,
+    Networkd,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressingMethod {
+    Dhcp,
+    Static,
+    /// Configured, but neither DHCP nor a static IPv4 address (e.g. `method=disabled`).
+    Other,
+}
+
+/// One persisted IPv4 configuration of an interface, from one file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterfaceConfig {
+    pub file: String,
+    pub format: ConfigFormat,
+    /// Interface name or name pattern the file applies to, if it says.
+    pub interface: Option<String>,
+    /// MAC address the file applies to, if it says.
+    pub mac: Option<String>,
+    pub method: AddressingMethod,
+    pub addresses: Vec<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// `ID`, `ID_LIKE` and `PRETTY_NAME` from os-release.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct OsRelease {
+    pub id: String,
+    pub id_like: Vec<String>,
+    pub pretty_name: Option<String>,
+}
+
+impl OsRelease {
+    fn is(&self, names: &[&str]) -> bool {
+        names.contains(&self.id.as_str())
+            || self.id_like.iter().any(|l| names.contains(&l.as_str()))
+    }
+    /// Debian, Ubuntu and derivatives.
+    pub fn debian_like(&self) -> bool {
+        self.is(&["debian", "ubuntu"])
+    }
+    /// RHEL, CentOS, Fedora, Alibaba Cloud Linux, Anolis and derivatives.
+    pub fn rhel_like(&self) -> bool {
+        self.is(&[
+            "rhel",
+            "centos",
+            "fedora",
+            "alinux",
+            "anolis",
+            "rocky",
+            "almalinux",
+        ])
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Dmi {
+    pub sys_vendor: Option<String>,
+    pub product_name: Option<String>,
+}
+
+impl Dmi {
+    /// The signal cloud-init's Alibaba data source uses.
+    pub fn is_alibaba_ecs(&self) -> bool {
+        self.product_name.as_deref() == Some("Alibaba Cloud ECS")
+            || self.sys_vendor.as_deref() == Some("Alibaba Cloud")
+    }
+}

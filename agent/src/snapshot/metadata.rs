@@ -1,0 +1,79 @@
+//! What the instance metadata service said the cloud assigned, or why it was not asked.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// What the instance metadata service said, or why it was not asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataState {
+    /// Not asked: `mode = "never"`, or `auto` on a machine DMI does not call Alibaba Cloud ECS.
+    NotProbed {
+        reason: String,
+    },
+    Ok(InstanceMetadata),
+    Failed {
+        reason: String,
+    },
+}
+
+impl Default for MetadataState {
+    fn default() -> Self {
+        MetadataState::NotProbed {
+            reason: "not gathered".to_string(),
+        }
+    }
+}
+
+impl MetadataState {
+    pub fn ok(&self) -> Option<&InstanceMetadata> {
+        match self {
+            MetadataState::Ok(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct InstanceMetadata {
+    /// The token (hardened) mode answered; false: plain requests were used.
+    pub hardened: bool,
+    pub instance_id: Option<String>,
+    pub region_id: Option<String>,
+    pub zone_id: Option<String>,
+    pub instance_type: Option<String>,
+    /// The primary ENI's MAC, lower-case.
+    pub mac: String,
+    pub private_ipv4: Option<Ipv4Addr>,
+    pub eipv4: Option<Ipv4Addr>,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub vpc_cidr: Option<Ipv4Net>,
+    pub vswitch_cidr: Option<Ipv4Net>,
+    pub interfaces: Vec<MetadataInterface>,
+}
+
+impl InstanceMetadata {
+    pub fn primary(&self) -> Option<&MetadataInterface> {
+        self.interfaces
+            .iter()
+            .find(|i| i.mac.eq_ignore_ascii_case(&self.mac))
+    }
+}
+
+/// One ENI as the cloud assigned it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MetadataInterface {
+    pub mac: String,
+    pub eni_id: Option<String>,
+    pub primary_ip: Option<Ipv4Addr>,
+    pub prefix_len: Option<u8>,
+    /// `netmask`, or `vswitch-cidr-block` where the netmask is not published.
+    pub prefix_from: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
+    /// Every private IPv4 of the ENI, primary included.
+    pub private_ipv4s: Vec<Ipv4Addr>,
+    pub vswitch_cidr: Option<Ipv4Net>,
+    pub vpc_cidr: Option<Ipv4Net>,
+}

@@ -1,5 +1,6 @@
 //! The command line: `check` (one-shot diagnosis), `serve` (the daemon), `watch` (live echo
-//! attribution while the user pings) and `snapshot` (the facts as JSON).
+//! attribution while the user pings), `snapshot` (the facts as JSON), and `checks` / `explain`
+//! (the catalogue, printed from the check registry).
 //! Exit codes for `check` follow DESIGN.md (2 fail, 1 warn, 3 unknown, 0 ok); errors before a
 //! diagnosis use the sysexits codes 64 (usage), 66 (unreadable input), 78 (bad config).
 
@@ -83,6 +84,26 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List every check: its id and the question it answers.
+    #[command(
+        after_long_help = "The ids are stable: they are the report's `id`s and the `check` label of ecs_diag_check_status. `ecs-diag explain ID` tells more about one.\n\nExamples:\n  ecs-diag checks\n  ecs-diag checks --json | jq -r '.[].id'"
+    )]
+    Checks {
+        /// Print a JSON array of {id, decides} instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain one check: what it decides, the evidence it reads, the causes it can name and
+    /// their remedies.
+    #[command(
+        after_long_help = "Exit status: 0 explained; 64 no check has that id.\n\nExamples:\n  ecs-diag explain sysctl.icmp_echo\n  ecs-diag explain firewall.icmp_in --json"
+    )]
+    Explain {
+        /// A check id, as `ecs-diag checks` lists them (e.g. route.default).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print every gathered fact as JSON (replay it with `check --from`).
     Snapshot {
         #[arg(long, value_name = "FILE")]
@@ -102,8 +123,73 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, i32> {
 fn read_snapshot(path: &std::path::Path) -> Result<Snapshot, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not an ecs-diag snapshot: {e}", path.display()))
+    serde_json::from_str(&text).map_err(|e| {
+        // A report has `checks` and `generated_at` where a snapshot has `taken_at`.
+        let is_report = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .is_some_and(|v| v.get("checks").is_some() && v.get("taken_at").is_none());
+        if is_report {
+            format!(
+                "{} is a report, not a snapshot: take one with `ecs-diag snapshot > FILE`",
+                path.display()
+            )
+        } else {
+            format!("{} is not an ecs-diag snapshot: {e}", path.display())
+        }
+    })
+}
+
+/// `ecs-diag checks`: every check id and what it decides.
+fn list_checks(json: bool) -> i32 {
+    let checks: Vec<&crate::checks::Check> = crate::checks::catalogue().collect();
+    if json {
+        let v: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id, "decides": c.decides}))
+            .collect();
+        return print(&format!("{}\n", serde_json::Value::Array(v)));
+    }
+    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!("{:width$}  {}\n", c.id, c.decides));
+    }
+    print(&out)
+}
+
+/// `ecs-diag explain ID`.
+fn explain(id: &str, json: bool) -> i32 {
+    let Some(c) = crate::checks::find(id) else {
+        let near: Vec<&str> = crate::checks::catalogue()
+            .map(|c| c.id)
+            .filter(|c| {
+                c.split('.').next() == id.split('.').next() || c.contains(id) || id.contains(c)
+            })
+            .collect();
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", near.join(", "))
+        };
+        eprintln!("ecs-diag: no check has the id {id:?}{hint}; `ecs-diag checks` lists them");
+        return EXIT_USAGE;
+    };
+    if json {
+        let v = serde_json::json!({
+            "id": c.id, "decides": c.decides, "evidence": c.evidence,
+            "causes": c.causes.iter().map(|k| serde_json::json!({"cause": k.cause, "remedy": k.remedy})).collect::<Vec<_>>(),
+        });
+        return print(&format!("{v}\n"));
+    }
+    let mut out = format!("{}\n  {}\n\nEvidence:\n", c.id, c.decides);
+    for e in c.evidence {
+        out.push_str(&format!("  - {e}\n"));
+    }
+    out.push_str("\nCauses it can name, and their remedies:\n");
+    for k in c.causes {
+        out.push_str(&format!("  - {}\n      remedy: {}\n", k.cause, k.remedy));
+    }
+    print(&out)
 }
 
 /// Gathers a snapshot; with a window, the ICMP counters are sampled before and after it.
@@ -148,6 +234,10 @@ pub fn run(cli: Cli) -> i32 {
             window,
         } => {
             let started = Instant::now();
+            if from.is_some() && window.is_some() {
+                eprintln!("ecs-diag: --window samples this machine twice; a saved snapshot cannot be re-sampled: drop --window, or take the snapshot with the window (ecs-diag check --window N)");
+                return EXIT_USAGE;
+            }
             let config = match load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -206,6 +296,8 @@ pub fn run(cli: Cli) -> i32 {
             ),
             Err(code) => code,
         },
+        Command::Checks { json } => list_checks(json),
+        Command::Explain { id, json } => explain(&id, json),
         Command::Snapshot { config, client } => {
             let config = match load_config(config.as_deref()) {
                 Ok(c) => c,

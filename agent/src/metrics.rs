@@ -12,9 +12,9 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::report::{Report, Status};
-use crate::snapshot::{increase, Snapshot};
 #[cfg(test)]
 use crate::snapshot::Gathered;
+use crate::snapshot::{increase, Snapshot};
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -301,3 +301,35 @@ pub fn target_label(s: &Snapshot) -> String {
 
 #[cfg(test)]
 pub mod fixture;
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// Ids are unique, each entry says what it decides, reads and can name, and each judge
+    /// answers under its own id, in catalogue order.
+    #[test]
+    fn the_registry_is_complete_and_each_judge_answers_for_its_id() {
+        let ids: Vec<&str> = catalogue().map(|c| c.id).collect();
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "duplicate ids in {ids:?}");
+        for c in catalogue() {
+            assert!(!c.decides.is_empty(), "{}", c.id);
+            assert!(!c.evidence.is_empty(), "{}", c.id);
+            assert!(!c.causes.is_empty(), "{}", c.id);
+            assert!(c
+                .causes
+                .iter()
+                .all(|k| !k.cause.is_empty() && !k.remedy.is_empty()));
+        }
+        let judged: Vec<String> = evaluate(&fixture::healthy(), &fixture::criteria())
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(judged, ids);
+        assert!(find("sysctl.icmp_echo").is_some());
+        assert!(find("sysctl").is_none());
+    }
+}

@@ -49,6 +49,7 @@ pub fn sysctl(now: &str) -> Sysctl {
         now: Some(now.into()),
         error: None,
         after_reboot: None,
+        absent: false,
     }
 }
 

@@ -87,9 +87,13 @@ fn persisted_evidence(entry: &Sysctl) -> serde_json::Value {
 
 /// `*.echo_ignore_all`: 1 means the kernel ignores every echo request.
 fn echo_ignore(s: &Snapshot, id: &str, name: &str, family: &str) -> Finding {
+    let absent = s
+        .sysctls
+        .ok()
+        .is_ok_and(|m| m.get(name).is_some_and(|e| e.absent));
     let (entry, now) = match value(s, id, name) {
         Ok(v) => v,
-        Err(f) if family == "IPv6" && f.summary.contains("does not exist") => {
+        Err(_) if family == "IPv6" && absent => {
             // Kernels before 4.20 have IPv6 but not this knob: nothing can make them ignore
             // IPv6 pings. Without even disable_ipv6, IPv6 itself is off.
             let has_ipv6 = s
@@ -309,6 +313,7 @@ mod tests {
                     now: None,
                     error: Some("permission denied".into()),
                     after_reboot: None,
+                    absent: false,
                 },
             );
         });
@@ -330,6 +335,7 @@ mod tests {
                     "/proc/sys/net/ipv6/icmp/echo_ignore_all does not exist on this kernel".into(),
                 ),
                 after_reboot: None,
+                absent: true,
             },
         );
     }
@@ -351,6 +357,14 @@ mod tests {
         });
         assert_eq!(f.status, Status::Skipped);
         assert!(f.summary.contains("before 4.20"), "{}", f.summary);
+        // The decision follows the recorded absence, not the wording of the error.
+        let f = judge(icmp_echo6, |s| {
+            echo6_knob_absent(s);
+            if let Some(e) = sysctls(s).get_mut("net.ipv6.icmp.echo_ignore_all") {
+                e.absent = false;
+            }
+        });
+        assert_eq!(f.status, Status::Unknown, "{}", f.summary);
         assert_eq!(
             judge(icmp_echo6, |s| {
                 sysctls(s).remove("net.ipv6.icmp.echo_ignore_all");

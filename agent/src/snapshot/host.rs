@@ -25,6 +25,10 @@ pub struct Sysctl {
     pub now: Option<String>,
     /// Why `now` is absent.
     pub error: Option<String>,
+    /// The kernel has no such parameter (its `/proc/sys` file does not exist): told apart from
+    /// one that could not be read. Additive; older snapshots read as false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
     /// The value the sysctl.d / sysctl.conf files would set at boot.
     pub after_reboot: Option<PersistedSysctl>,
 }

@@ -126,14 +126,35 @@ pub fn read_settings(paths: &PathsConfig) -> Vec<SysctlSetting> {
         .collect()
 }
 
-pub fn read_now(proc_root: &Path, name: &str) -> Result<String, String> {
+/// Why a running value could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// This kernel has no such parameter.
+    Absent(String),
+    /// It exists but could not be read (permissions, I/O).
+    Unreadable(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Absent(e) | ReadError::Unreadable(e) => f.write_str(e),
+        }
+    }
+}
+
+pub fn read_now(proc_root: &Path, name: &str) -> Result<String, ReadError> {
     let path = proc_root.join("sys").join(name.replace('.', "/"));
     match std::fs::read_to_string(&path) {
         Ok(v) => Ok(v.split_whitespace().collect::<Vec<_>>().join(" ")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("{} does not exist on this kernel", path.display()))
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::Absent(format!(
+            "{} does not exist on this kernel",
+            path.display()
+        ))),
+        Err(e) => Err(ReadError::Unreadable(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -142,13 +163,14 @@ pub fn sysctls(paths: &PathsConfig, names: &[String]) -> Gathered<BTreeMap<Strin
     let map = names
         .iter()
         .map(|name| {
-            let (now, error) = match read_now(&paths.proc, name) {
-                Ok(v) => (Some(v), None),
-                Err(e) => (None, Some(e)),
+            let (now, error, absent) = match read_now(&paths.proc, name) {
+                Ok(v) => (Some(v), None, false),
+                Err(e) => (None, Some(e.to_string()), matches!(e, ReadError::Absent(_))),
             };
             let s = Sysctl {
                 now,
                 error,
+                absent,
                 after_reboot: after_reboot(&settings, name),
             };
             (name.clone(), s)

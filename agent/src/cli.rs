@@ -114,10 +114,12 @@ pub enum Command {
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, i32> {
-    Config::load(path).map_err(|e| {
+    let config = Config::load(path).map_err(|e| {
         eprintln!("ecs-diag: {e}");
         EXIT_CONFIG
-    })
+    })?;
+    sources::tools::set_dirs(&config.paths.tools);
+    Ok(config)
 }
 
 fn read_snapshot(path: &std::path::Path) -> Result<Snapshot, String> {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Where the helper tools (`iptables-save`, `nft`, `ipset`, ...) are looked for by default:
+/// fixed system directories, never `$PATH`.
+pub const DEFAULT_TOOL_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 /// Where the daemon and the CLI look when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ecs-diag/config.toml";
 
@@ -293,10 +296,7 @@ impl Default for PathsConfig {
             etc: PathBuf::from("/etc"),
             sys: PathBuf::from("/sys"),
             proc: PathBuf::from("/proc"),
-            tools: crate::sources::tools::DEFAULT_DIRS
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
+            tools: DEFAULT_TOOL_DIRS.iter().map(PathBuf::from).collect(),
         }
     }
 }
@@ -324,12 +324,10 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads `path`; with no explicit path, the default file if it exists, else the defaults.
-    /// Also puts its tool directories in force (`sources::tools`), so every command and every
-    /// daemon reload runs the tools from where this config says.
+    /// The commands put its tool directories in force (`sources::tools::set_dirs`) when they
+    /// load or reload it.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let config = Config::read(path)?;
-        crate::sources::tools::set_dirs(&config.paths.tools);
-        Ok(config)
+        Config::read(path)
     }
 
     fn read(path: Option<&Path>) -> Result<Config, ConfigError> {

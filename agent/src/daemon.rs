@@ -41,6 +41,7 @@ pub fn run(config_path: Option<PathBuf>) -> i32 {
             return crate::exit::CONFIG;
         }
     };
+    crate::sources::tools::set_dirs(&config.paths.tools);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
@@ -176,6 +177,7 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
             _ = hup.recv() => {
                 match Config::load(config_path.as_deref()) {
                     Ok(new) => {
+                        crate::sources::tools::set_dirs(&new.paths.tools);
                         if new.server != engine.config().server {
                             tracing::warn!("config reloaded; [server] changes take effect after a restart");
                         } else {

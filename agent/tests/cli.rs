@@ -362,3 +362,85 @@ fn version_names_the_git_revision() {
         format!("ecs-diag {} (git {rev})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `check --from` judges a replayed snapshot by the thresholds of the `--config` given, not by
+/// whatever config the snapshot was taken with.
+#[test]
+fn check_from_judges_by_the_given_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = isolated(dir.path(), "");
+    let snap = ecs_diag(&["snapshot", "--config", &plain]);
+    assert!(snap.status.success(), "{}", stderr(&snap));
+    let path = dir.path().join("s.json");
+    std::fs::write(&path, &snap.stdout).unwrap();
+    let path = path.to_str().unwrap();
+    let judge = |config: &str| {
+        let out = ecs_diag(&["check", "--json", "--from", path, "--config", config]);
+        statuses(&serde_json::from_slice(&out.stdout).unwrap())["load.memory"].clone()
+    };
+    let strict_dir = tempfile::tempdir().unwrap();
+    // Available memory is always below 100% of the total: a fail by these thresholds.
+    let strict = isolated(
+        strict_dir.path(),
+        "[thresholds]\nmemory_available_pct = 100\nmemory_available_fail_pct = 100\n",
+    );
+    assert_eq!(judge(&strict), "fail");
+    let lax_dir = tempfile::tempdir().unwrap();
+    let lax = isolated(
+        lax_dir.path(),
+        "[thresholds]\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000000\n",
+    );
+    assert_eq!(judge(&lax), "ok");
+}
+
+#[test]
+fn check_from_names_a_report_and_refuses_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = ecs_diag(&["check", "--json", "--from", FIXTURE]);
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, &report.stdout).unwrap();
+    let out = ecs_diag(&["check", "--from", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    assert!(
+        stderr(&out).contains("is a report, not a snapshot")
+            && stderr(&out).contains("ecs-diag snapshot"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ecs_diag(&["check", "--from", FIXTURE, "--window", "2"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("--window"), "{}", stderr(&out));
+}
+
+/// `checks` and `explain` print the registry: every id, and one check's evidence and causes.
+#[test]
+fn checks_and_explain_print_the_registry() {
+    let out = ecs_diag(&["checks", "--json"]);
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let registered: Vec<&str> = ecs_diag::checks::catalogue().map(|c| c.id).collect();
+    assert_eq!(ids, registered);
+    let table = String::from_utf8(ecs_diag(&["checks"]).stdout).unwrap();
+    assert_eq!(table.lines().count(), registered.len());
+    assert!(table.contains("sysctl.icmp_echo"));
+    let out = ecs_diag(&["explain", "sysctl.icmp_echo"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Evidence:") && text.contains("icmp_echo_ignore_all=0"),
+        "{text}"
+    );
+    let out = ecs_diag(&["explain", "route.default", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], "route.default");
+    assert!(!v["causes"].as_array().unwrap().is_empty());
+    let out = ecs_diag(&["explain", "route"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("route.default"), "{}", stderr(&out));
+}

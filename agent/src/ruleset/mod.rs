@@ -5,5 +5,4 @@
 pub mod eval;
 pub mod ipset;
 pub mod iptables;
-pub mod moved;
 pub mod nft;

@@ -6,9 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-/// The default search directories, in order.
-pub const DEFAULT_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
 /// The directories in force. Process-wide because the tools are run from deep inside the
 /// sources; it is set from the config at every (re)load, before any source runs.
 static DIRS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
@@ -23,7 +20,10 @@ pub fn set_dirs(dirs: &[PathBuf]) {
 fn dirs() -> Vec<PathBuf> {
     let set = DIRS.read().map(|d| d.clone()).unwrap_or_default();
     if set.is_empty() {
-        DEFAULT_DIRS.iter().map(PathBuf::from).collect()
+        crate::config::DEFAULT_TOOL_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
     } else {
         set
     }

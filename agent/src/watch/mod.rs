@@ -4,6 +4,9 @@
 //! drops, and the verdict from [`checks::icmp::attribute`]: answered, arriving but not answered
 //! (and why, from the checks), or not arriving (the block is outside the guest).
 
+pub mod moved;
+
+use moved::MovedRule;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -15,7 +18,6 @@ use serde::Serialize;
 use crate::checks::icmp::{attribute, Arrival, Attribution, EchoEvidence};
 use crate::config::Config;
 use crate::report::Status;
-use crate::ruleset::moved::{self, MovedRule};
 use crate::snapshot::{Gathered, IcmpCounters};
 use crate::sources::capture::{EchoCapture, EchoPacket};
 use crate::sources::nftrace::{NftTrace, TracedDrop};

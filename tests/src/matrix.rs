@@ -1,0 +1,584 @@
+//! The fault matrix's harness (DESIGN.md): for each fault, a fresh `guest` namespace (eth0 with
+//! the assigned address, a gateway, a loopback fake metadata service) and a `client` namespace
+//! at the other end of a veth pair that is also the gateway. [`prove`] checks the healthy
+//! baseline — a real `ping` works and every check is `ok` — then injects the fault inside the
+//! namespaces, asserts the real `ping` outcome, and runs the agent inside `guest`: it must
+//! report the expected verdict on the expected check id and `fail` on no unrelated check.
+//! The cases are data ([`Fault`]) in `tests/tests/matrix/`, one file per check family.
+//!
+//! Traffic stays inside the namespaces; every namespace is removed on drop, even when a case
+//! fails. Needs root (CI is root), iproute2 and iputils-ping.
+
+// Test harness: a failed set-up step should stop the case loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::new_without_default
+)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The agent's report: check id → (status, the whole finding).
+pub type Report = BTreeMap<String, (String, Value)>;
+
+pub const MAC0: &str = "00:16:3e:00:00:01";
+pub const MAC1: &str = "00:16:3e:00:00:02";
+pub const GUEST_IP: &str = "10.77.0.10";
+pub const SECONDARY_IP: &str = "10.77.0.11";
+pub const GATEWAY: &str = "10.77.0.1";
+/// The "outside" client, on the client namespace's loopback: replies to it need the gateway.
+pub const CLIENT: &str = "198.18.0.2";
+pub const METADATA_PORT: u16 = 18080;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A binary of this crate, next to the test executable's directory (`target/<profile>/`):
+/// integration tests get their paths from cargo at compile time, a library resolves them.
+pub fn crate_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/matrix-HASH → target/<profile>/NAME
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// The agent binary under test: `ECS_DIAG_BIN` when set (`scripts/test` sets it to the static
+/// build the packages ship, so the matrix proves the shipped binary), else this crate's build
+/// of the same code.
+pub fn agent_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ECS_DIAG_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| crate_bin("ecs-diag-under-test"))
+    })
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+pub fn must(args: &[&str]) {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One guest/client pair of namespaces, with its fixture tree and fake metadata service.
+pub struct Topology {
+    pub guest: String,
+    pub client: String,
+    pub dir: tempfile::TempDir,
+    metadata: Option<Child>,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.metadata.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.guest, &self.client] {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+    }
+}
+
+pub fn metadata_doc(secondary_eni: bool) -> Value {
+    let eni = |mac: &str, ip: &str, ips: Value, gw: &str, cidr: &str, id: &str| {
+        let p = format!("network/interfaces/macs/{mac}/");
+        vec![
+            (format!("{p}primary-ip-address"), json!(ip)),
+            (format!("{p}netmask"), json!("255.255.255.0")),
+            (format!("{p}gateway"), json!(gw)),
+            (format!("{p}private-ipv4s"), json!(ips.to_string())),
+            (format!("{p}vswitch-cidr-block"), json!(cidr)),
+            (format!("{p}network-interface-id"), json!(id)),
+        ]
+    };
+    let mut m: BTreeMap<String, Value> = BTreeMap::new();
+    for (k, v) in [
+        ("mac", MAC0),
+        ("instance-id", "i-matrix"),
+        ("region-id", "cn-matrix"),
+        ("private-ipv4", GUEST_IP),
+        ("vswitch-cidr-block", "10.77.0.0/24"),
+        ("vpc-cidr-block", "10.0.0.0/8"),
+    ] {
+        m.insert(k.into(), json!(v));
+    }
+    let mut macs = format!("{MAC0}/\n");
+    m.extend(eni(
+        MAC0,
+        GUEST_IP,
+        json!([GUEST_IP, SECONDARY_IP]),
+        GATEWAY,
+        "10.77.0.0/24",
+        "eni-matrix0",
+    ));
+    if secondary_eni {
+        macs.push_str(&format!("{MAC1}/\n"));
+        m.extend(eni(
+            MAC1,
+            "10.77.2.10",
+            json!(["10.77.2.10"]),
+            "10.77.2.1",
+            "10.77.2.0/24",
+            "eni-matrix1",
+        ));
+    }
+    m.insert("network/interfaces/macs/".into(), json!(macs));
+    json!(m)
+}
+
+impl Topology {
+    pub fn new() -> Topology {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let t = Topology {
+            guest: format!("ecsdiag-g-{id}"),
+            client: format!("ecsdiag-c-{id}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            metadata: None,
+        };
+        // The agent runs as an unprivileged user (see `diagnose_with`): it must read the tree.
+        std::fs::set_permissions(
+            t.dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::copy(agent_bin(), t.dir.path().join("ecs-diag")).unwrap();
+        must(&["ip", "netns", "add", &t.guest]);
+        must(&["ip", "netns", "add", &t.client]);
+        // Deterministic per-namespace sysctls, set before the links exist so they inherit them.
+        t.sysctl_g("net.ipv4.conf.all.rp_filter=0");
+        t.sysctl_g("net.ipv4.conf.default.rp_filter=0");
+        t.sysctl_g("net.ipv4.conf.all.promote_secondaries=1");
+        t.sysctl_g("net.ipv4.conf.default.promote_secondaries=1");
+        t.sysctl_c("net.ipv4.conf.all.rp_filter=0");
+        t.sysctl_c("net.ipv4.conf.default.rp_filter=0");
+        t.guest("ip link set lo up");
+        t.client("ip link set lo up");
+        t.g(&[
+            "ip", "link", "add", "eth0", "address", MAC0, "type", "veth", "peer", "name", "gw0",
+            "netns", &t.client,
+        ]);
+        t.guest("ip addr add 10.77.0.10/24 dev eth0");
+        t.guest("ip addr add 10.77.0.11/24 dev eth0");
+        t.guest("ip link set eth0 up");
+        t.client("ip addr add 10.77.0.1/24 dev gw0");
+        t.client("ip addr add 198.18.0.2/32 dev lo");
+        t.client("ip link set gw0 up");
+        t.guest("ip route add default via 10.77.0.1 dev eth0");
+        // IPv6 too, so the IPv6 checks judge something (nodad: usable at once).
+        t.guest("ip -6 addr add fd77::10/64 dev eth0 nodad");
+        t.client("ip -6 addr add fd77::1/64 dev gw0 nodad");
+
+        // Fixture roots: DMI says ECS, eth0 is virtio_net, eth0 persisted as DHCP.
+        let root = t.dir.path();
+        std::fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+        std::fs::write(
+            root.join("sys/class/dmi/id/product_name"),
+            "Alibaba Cloud ECS\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("sys/class/dmi/id/sys_vendor"), "Alibaba Cloud\n").unwrap();
+        std::fs::create_dir_all(root.join("sys/bus/virtio/drivers/virtio_net")).unwrap();
+        std::fs::create_dir_all(root.join("sys/class/net/eth0/device")).unwrap();
+        std::os::unix::fs::symlink(
+            root.join("sys/bus/virtio/drivers/virtio_net"),
+            root.join("sys/class/net/eth0/device/driver"),
+        )
+        .unwrap();
+        t.write_ifcfg("DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\n");
+        t.write_metadata(false);
+        std::fs::write(
+            root.join("config.toml"),
+            format!(
+                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let mut t = t;
+        t.start_metadata();
+        t
+    }
+
+    pub fn start_metadata(&mut self) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.guest, &crate_bin("fake-metadata")])
+            .arg(METADATA_PORT.to_string())
+            .arg(self.dir.path().join("metadata.json"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fake-metadata");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "fake metadata did not start");
+        self.metadata = Some(child);
+    }
+
+    pub fn write_metadata(&self, secondary_eni: bool) {
+        std::fs::write(
+            self.dir.path().join("metadata.json"),
+            metadata_doc(secondary_eni).to_string(),
+        )
+        .unwrap();
+    }
+
+    pub fn write_ifcfg(&self, text: &str) {
+        let d = self.dir.path().join("etc/sysconfig/network-scripts");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ifcfg-eth0"), text).unwrap();
+    }
+
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+    pub fn g(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.guest];
+        full.extend_from_slice(args);
+        must(&full);
+    }
+    pub fn c(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.client];
+        full.extend_from_slice(args);
+        must(&full);
+    }
+    /// Runs a command (words split on whitespace) inside the guest; it must succeed.
+    pub fn guest(&self, cmd: &str) {
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        self.g(&args);
+    }
+    /// Runs a command (words split on whitespace) inside the client; it must succeed.
+    pub fn client(&self, cmd: &str) {
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        self.c(&args);
+    }
+    /// Runs one of a fault's injection steps: `guest: CMD`, `client: CMD`, or
+    /// `ifcfg: TEXT` (eth0's persisted configuration; `\n` separates lines).
+    pub fn step(&self, step: &str) {
+        match step.split_once(": ") {
+            Some(("guest", cmd)) => self.guest(cmd),
+            Some(("client", cmd)) => self.client(cmd),
+            Some(("ifcfg", text)) => self.write_ifcfg(&text.replace("\\n", "\n")),
+            _ => panic!("fault step {step:?} is not guest:/client:/ifcfg:"),
+        }
+    }
+    pub fn sysctl_g(&self, kv: &str) {
+        self.g(&["sysctl", "-q", "-w", kv]);
+    }
+    pub fn sysctl_c(&self, kv: &str) {
+        self.c(&["sysctl", "-q", "-w", kv]);
+    }
+
+    /// A real ping from the outside client to `target`: did any reply come back?
+    pub fn ping(&self, target: &str) -> bool {
+        self.exec(
+            &self.client,
+            &[
+                "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", CLIENT, target,
+            ],
+        )
+        .status
+        .success()
+    }
+
+    /// `count` pings at 0.2 s intervals; how many replies came back.
+    pub fn ping_count(&self, target: &str, count: u32, v6: bool) -> u32 {
+        let count = count.to_string();
+        let mut args = vec!["ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1"];
+        if v6 {
+            args.push("-6");
+        } else {
+            args.extend(["-I", CLIENT]);
+        }
+        args.push(target);
+        let out = self.exec(&self.client, &args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(", ")
+            .find_map(|part| part.strip_suffix(" received"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ping summary in: {text}"))
+    }
+
+    /// Runs `ecs-diag check --json` inside the guest, as the packaged unit runs the agent: an
+    /// unprivileged user in group root holding only ambient CAP_NET_ADMIN and CAP_NET_RAW,
+    /// with no_new_privs — so every verdict below is proven to need nothing more. Returns
+    /// id → (status, whole finding).
+    pub fn diagnose(&self, client: Option<&str>) -> Report {
+        self.diagnose_with(client, &[])
+    }
+
+    pub fn diagnose_with(&self, client: Option<&str>, extra: &[&str]) -> Report {
+        let config = self.dir.path().join("config.toml");
+        let bin = self.dir.path().join("ecs-diag");
+        let mut args = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--groups=0", // SupplementaryGroups=root, as the unit
+            "--inh-caps=-all,+net_admin,+net_raw",
+            "--ambient-caps=-all,+net_admin,+net_raw",
+            "--bounding-set=-all,+net_admin,+net_raw",
+            "--no-new-privs",
+            bin.to_str().unwrap(),
+            "check",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        if let Some(c) = client {
+            args.extend(["--client", c]);
+        }
+        args.extend_from_slice(extra);
+        let out = self.exec(&self.guest, &args);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "agent output is not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        // The exit code follows the worst status.
+        let statuses: Vec<&str> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        let want = if statuses.contains(&"fail") {
+            2
+        } else if statuses.contains(&"warn") {
+            1
+        } else if statuses.contains(&"unknown") {
+            3
+        } else {
+            0
+        };
+        assert_eq!(out.status.code(), Some(want), "exit code for {statuses:?}");
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (c["status"].as_str().unwrap().to_string(), c.clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// A second interface (eth1, 10.78.0.10/24, peer gw1 in the client) whose replies leave by
+    /// eth0, the default route: an asymmetric path for traffic arriving on eth1.
+    pub fn add_asymmetric_eth1(&self) {
+        self.g(&[
+            "ip",
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "gw1",
+            "netns",
+            &self.client,
+        ]);
+        self.guest("ip addr add 10.78.0.10/24 dev eth1");
+        self.guest("ip link set eth1 up");
+        self.client("ip addr add 10.78.0.1/24 dev gw1");
+        self.client("ip link set gw1 up");
+    }
+
+    /// Waits until the guest's neighbour entry for `ip` reaches `state`.
+    pub fn wait_neighbour(&self, ip: &str, state: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let out = self.exec(&self.guest, &["ip", "neigh", "show", ip, "dev", "eth0"]);
+            if String::from_utf8_lossy(&out.stdout).contains(state) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+pub fn show(report: &Report) -> String {
+    report
+        .iter()
+        .map(|(id, (st, f))| format!("  {st:<7} {id:<22} {}", f["summary"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The healthy baseline every case starts from: pings work and every check is ok.
+/// The matrix runs many namespaces at once on a shared 2-core machine: its CPU, memory and disk
+/// load is the suite's, not a fault. These thresholds keep the load checks running (their
+/// sources must still work: an unknown fails the baseline) without judging that load; the load
+/// checks are proven by unit tests and `load_test.rs`. The bandwidth limit lets net.bandwidth
+/// judge the window.
+pub const MACHINE_LOAD_IGNORED: &str = "[limits]\nbandwidth_mbps = 10000\n[thresholds]\ncpu_busy_pct = 100\ncpu_saturated_pct = 100\ncpu_iowait_pct = 100\ncpu_steal_pct = 100\ncpu_steal_fail_pct = 100\nload_per_cpu = 1000\npressure_some_pct = 100\npressure_full_pct = 100\npressure_full_fail_pct = 100\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 100\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
+
+/// The namespaces share this machine's CPUs and disks: a CPU of the test machine at 100%
+/// (thresholds cannot go beyond 100%) is not a fault of the guest. The load checks may warn
+/// in the healthy baseline; they never fail there (agent/tests/load.rs proves them).
+pub fn machine_load_warning(id: &str, status: &str) -> bool {
+    id.starts_with("load.") && status == "warn"
+}
+
+pub fn assert_healthy(t: &Topology) {
+    assert!(
+        t.ping(GUEST_IP),
+        "healthy: ping to the primary IP must work"
+    );
+    assert!(
+        t.ping(SECONDARY_IP),
+        "healthy: ping to the secondary IP must work"
+    );
+    // With a client: over a 1 s window (rates) while a real ping runs, so icmp.live sees it
+    // answered; without: one sample, where net.bandwidth has no rate to judge and says so.
+    for client in [Some(CLIENT), None] {
+        let report = match client {
+            Some(_) => std::thread::scope(|scope| {
+                let agent = scope.spawn(|| t.diagnose_with(client, &["--window", "1"]));
+                std::thread::sleep(Duration::from_millis(200));
+                t.ping_count(GUEST_IP, 4, false);
+                agent.join().unwrap()
+            }),
+            None => t.diagnose(client),
+        };
+        assert_eq!(
+            report.len(),
+            ecs_diag::checks::catalogue().count(),
+            "every check reported:\n{}",
+            show(&report)
+        );
+        let not_ok: Vec<_> = report
+            .iter()
+            .filter(|(id, (st, _))| {
+                st != "ok"
+                    && !(client.is_none() && *id == "net.bandwidth" && st == "skipped")
+                    && !machine_load_warning(id, st)
+            })
+            .collect();
+        assert!(
+            not_ok.is_empty(),
+            "healthy (client {client:?}): every check must be ok:\n{}",
+            show(&report)
+        );
+    }
+}
+
+/// A fault: how to inject it, what the real ping does then, what the agent must say.
+pub struct Fault {
+    /// The injection, as data: steps for [`Topology::step`], run in order.
+    pub inject: &'static [&'static str],
+    /// Address pinged after injection, and whether a reply must come back.
+    pub ping: &'static str,
+    pub ping_works: bool,
+    /// (check id, exact status) the agent must report.
+    pub expect: &'static [(&'static str, &'static str)],
+    /// Other checks that may also fail as a direct consequence of this fault.
+    pub consequences: &'static [&'static str],
+}
+
+/// Proves a fault whose injection is all data.
+pub fn prove_case(fault: Fault) -> Report {
+    prove(fault, |_| {})
+}
+
+/// Healthy first, then the fault's steps and `inject` (what data cannot say), the ground-truth
+/// ping, and the agent's verdicts.
+pub fn prove(fault: Fault, inject: impl FnOnce(&Topology)) -> Report {
+    let t = Topology::new();
+    assert_healthy(&t);
+    for step in fault.inject {
+        t.step(step);
+    }
+    inject(&t);
+    assert_eq!(
+        t.ping(fault.ping),
+        fault.ping_works,
+        "ground truth: ping {} after the fault",
+        fault.ping
+    );
+    let report = t.diagnose(Some(CLIENT));
+    println!("after the fault:\n{}", show(&report));
+    for (id, status) in fault.expect {
+        let (got, finding) = &report[*id];
+        assert_eq!(got, status, "{id} must be {status}:\n{}", show(&report));
+        assert!(!finding["summary"].as_str().unwrap().is_empty());
+        if *status == "fail" || *status == "warn" {
+            assert!(
+                finding["evidence"]
+                    .as_object()
+                    .is_some_and(|e| !e.is_empty()),
+                "{id} has evidence"
+            );
+            assert!(
+                !finding["remedy"].as_array().unwrap().is_empty() || *id == "route.default",
+                "{id} has a remedy"
+            );
+        }
+    }
+    for (id, (status, _)) in &report {
+        if status == "fail" {
+            assert!(
+                fault.expect.iter().any(|(e, _)| e == id)
+                    || fault.consequences.contains(&id.as_str()),
+                "unrelated check {id} failed:\n{}",
+                show(&report)
+            );
+        }
+    }
+    report
+}
+
+/// A firewall fault: these rule commands in the guest; a summary accessor.
+pub fn firewall_case(
+    expect: &'static [(&'static str, &'static str)],
+    ping_works: bool,
+    rules: &[&str],
+) -> Report {
+    prove(
+        Fault {
+            inject: &[],
+            ping: GUEST_IP,
+            ping_works,
+            expect,
+            consequences: &[],
+        },
+        |t| {
+            for r in rules {
+                t.guest(r);
+            }
+        },
+    )
+}
+
+pub fn summary(r: &Report, id: &str) -> String {
+    r[id].1["summary"].as_str().unwrap().to_string()
+}

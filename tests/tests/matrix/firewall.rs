@@ -1,0 +1,382 @@
+//! Faults judged by firewall.icmp_in, firewall.icmp_out, firewall.icmp6, firewall.ports, and serve seeing ruleset changes.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use ecs_diag_matrix::matrix::*;
+
+#[test]
+fn firewall_input_drops_echo_request() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &["iptables -A INPUT -p icmp --icmp-type echo-request -j DROP"],
+    );
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.contains("rule 1 of filter INPUT") && s.contains("-j DROP"),
+        "{s}"
+    );
+    // The counters show the ground-truth pings hit this rule.
+    let hits = r["firewall.icmp_in"].1["evidence"]["rulesets"][0]["decided_by"]["packets"]
+        .as_u64()
+        .unwrap();
+    assert!(hits >= 3, "rule counters moved: {hits}");
+}
+
+#[test]
+fn firewall_output_drops_echo_reply() {
+    firewall_case(
+        &[("firewall.icmp_out", "fail")],
+        false,
+        &["iptables -A OUTPUT -p icmp --icmp-type echo-reply -j DROP"],
+    );
+}
+
+#[test]
+fn firewall_input_policy_drop_without_icmp_accept() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            "iptables -A INPUT -i lo -j ACCEPT",
+            "iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "iptables -A INPUT -p tcp --dport 22 -j ACCEPT",
+            "iptables -P INPUT DROP",
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("DROP policy of filter INPUT"));
+}
+
+#[test]
+fn firewall_drop_reached_through_a_user_chain() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            "iptables -N blocklist",
+            "iptables -A blocklist -p icmp -j DROP",
+            "iptables -A INPUT -s 198.18.0.0/16 -j blocklist",
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("filter blocklist"));
+}
+
+#[test]
+fn firewall_drop_only_for_the_client_address() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &["iptables -A INPUT -s 198.18.0.2 -p icmp -j DROP"],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains(CLIENT));
+}
+
+#[test]
+fn firewall_client_decides_the_verdict() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    t.guest("iptables -A INPUT -s 198.18.0.2 -p icmp -j DROP");
+    assert!(
+        !t.ping(GUEST_IP),
+        "ground truth: this client's pings are dropped"
+    );
+    assert_eq!(t.diagnose(Some(CLIENT))["firewall.icmp_in"].0, "fail");
+    // Any other source is let through: without --client the verdict is ok.
+    let other = t.diagnose(None);
+    assert_eq!(other["firewall.icmp_in"].0, "ok", "{}", show(&other));
+}
+
+#[test]
+fn firewall_reject_host_prohibited_as_firewalld_does() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            "iptables -A INPUT -i lo -j ACCEPT",
+            "iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "iptables -A INPUT -j REJECT --reject-with icmp-host-prohibited",
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("rejects (icmp-host-prohibited)"));
+}
+
+#[test]
+fn firewall_raw_table_drop() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &["iptables -t raw -A PREROUTING -p icmp --icmp-type 8 -j DROP"],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("of raw PREROUTING"));
+}
+
+#[test]
+fn firewall_legacy_backend_drop() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &["iptables-legacy -A INPUT -p icmp -j DROP"],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("legacy backend"));
+}
+
+#[test]
+fn firewall_ip6tables_drops_icmpv6_echo() {
+    let r = prove(
+        Fault {
+            inject: &[],
+            ping: GUEST_IP,
+            ping_works: true,
+            expect: &[("firewall.icmp6", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            assert!(
+                t.ping_count("fd77::10", 3, true) > 0,
+                "IPv6 ping works before the fault"
+            );
+            t.guest("ip6tables -A INPUT -p ipv6-icmp --icmpv6-type echo-request -j DROP");
+            assert_eq!(
+                t.ping_count("fd77::10", 3, true),
+                0,
+                "ground truth: IPv6 ping fails"
+            );
+        },
+    );
+    assert!(summary(&r, "firewall.icmp6").contains("ip6tables"));
+}
+
+#[test]
+fn firewall_drops_that_do_not_touch_icmp_are_ok() {
+    firewall_case(
+        &[
+            ("firewall.icmp_in", "ok"),
+            ("firewall.icmp_out", "ok"),
+            ("firewall.icmp6", "ok"),
+        ],
+        true,
+        &[
+            "iptables -A INPUT -p tcp --dport 23 -j DROP",
+            "iptables -A INPUT -p udp -m multiport --dports 137:139,445 -j DROP",
+            "iptables -A INPUT -s 203.0.113.0/24 -j DROP",
+            "iptables -A INPUT -p icmp --icmp-type timestamp-request -j DROP",
+            "iptables -A OUTPUT -p tcp --dport 25 -j REJECT",
+            "ip6tables -A INPUT -p tcp --dport 23 -j DROP",
+        ],
+    );
+}
+
+#[test]
+fn firewall_icmp_accept_ahead_of_a_catch_all_drop_is_ok() {
+    firewall_case(
+        &[("firewall.icmp_in", "ok")],
+        true,
+        &[
+            "iptables -A INPUT -i lo -j ACCEPT",
+            "iptables -A INPUT -p icmp --icmp-type echo-request -j ACCEPT",
+            "iptables -A INPUT -j DROP",
+        ],
+    );
+}
+
+#[test]
+fn firewall_native_nft_inet_table_drop() {
+    let r = prove(
+        Fault {
+            inject: &[],
+            ping: GUEST_IP,
+            ping_works: false,
+            expect: &[("firewall.icmp_in", "fail")],
+            consequences: &[],
+        },
+        |t| {
+            t.guest("nft add table inet guard");
+            t.g(&[
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "guard",
+                "input",
+                "{ type filter hook input priority 0; policy accept; }",
+            ]);
+            t.guest("nft add rule inet guard input icmp type echo-request counter drop");
+        },
+    );
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.starts_with("nftables drops") && s.contains("inet guard input"),
+        "{s}"
+    );
+    assert!(r["firewall.icmp_in"].1["remedy"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("nft insert rule inet guard input position"));
+}
+
+#[test]
+fn firewall_drops_a_listening_port() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    // A TCP service on 0.0.0.0:8080 in the guest.
+    let mut service = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.guest,
+            env!("CARGO_BIN_EXE_fake-metadata"),
+            "8080",
+        ])
+        .arg(t.dir.path().join("metadata.json"))
+        .arg("0.0.0.0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(service.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _service = Kill(service);
+    let connect = || {
+        t.exec(
+            &t.client,
+            &[
+                "timeout",
+                "2",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{GUEST_IP}/8080"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(connect(), "the service answers before the fault");
+    let before = t.diagnose(Some(CLIENT));
+    assert_eq!(before["firewall.ports"].0, "ok", "{}", show(&before));
+    assert!(summary(&before, "firewall.ports").contains("1 listening port"));
+
+    t.guest("iptables -A INPUT -p tcp --dport 8080 -j DROP");
+    assert!(!connect(), "ground truth: TCP connect to 8080 fails");
+    assert!(t.ping(GUEST_IP), "ping still works");
+    let report = t.diagnose(Some(CLIENT));
+    assert_eq!(report["firewall.ports"].0, "warn", "{}", show(&report));
+    assert!(summary(&report, "firewall.ports").contains("tcp/8080"));
+    assert_eq!(
+        report["firewall.ports"].1["remedy"][0],
+        "iptables -I INPUT 1 -p tcp --dport 8080 -j ACCEPT"
+    );
+    for (id, (status, _)) in &report {
+        assert!(
+            status != "fail",
+            "unrelated check {id} failed:\n{}",
+            show(&report)
+        );
+    }
+}
+
+#[test]
+fn firewall_drop_by_ipset_membership() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &[
+            "ipset create blocked hash:net",
+            "ipset add blocked 198.18.0.0/16",
+            "iptables -A INPUT -p icmp -m set --match-set blocked src -j DROP",
+        ],
+    );
+    assert!(summary(&r, "firewall.icmp_in").contains("--match-set blocked src"));
+}
+
+/// `serve` reuses an unchanged ruleset between refreshes; a change in either backend must
+/// still reach the served report (nf_tables generation id; legacy table signature).
+#[test]
+fn serve_sees_ruleset_changes_in_both_backends() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    let cfg = t.dir.path().join("serve.toml");
+    let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{base}[server]\nlisten = \"127.0.0.1:0\"\n[refresh]\ninterval_s = 1\n"),
+    )
+    .unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &t.guest, agent_bin(), "serve", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Kill(child);
+    // Keep reading the log (a closed pipe would break the daemon's logging); pass the port on.
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if let Some(p) = line.split("listening on http://127.0.0.1:").nth(1) {
+                let _ = port_tx.send(p.trim().parse::<u16>().ok());
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(20))
+        .ok()
+        .flatten()
+        .expect("the daemon logs its port");
+    let status = || {
+        let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /v1/checks/firewall.icmp_in HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3");
+        let out = t.exec(&t.guest, &["bash", "-c", &script]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+    };
+    let wait_for = |want: &str, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if status().as_deref() == Some(want) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "firewall.icmp_in never became {want} after {what} (last: {:?})",
+            status()
+        );
+    };
+    wait_for("ok", "start");
+    t.guest("iptables -A INPUT -p icmp -j DROP");
+    wait_for("fail", "an iptables-nft rule was added");
+    t.guest("iptables -D INPUT 1");
+    wait_for("ok", "the iptables-nft rule was deleted");
+    t.guest("iptables-legacy -A INPUT -p icmp -j DROP");
+    wait_for("fail", "an iptables-legacy rule was added");
+    t.guest("iptables-legacy -D INPUT 1");
+    wait_for("ok", "the iptables-legacy rule was deleted");
+}
+
+// ---- Packet drops inside the guest ----

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::exit::{CONFIG as EXIT_CONFIG, NOINPUT as EXIT_NOINPUT, USAGE as EXIT_USAGE};
@@ -38,9 +38,6 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Diagnose once and print the findings.
-    #[command(
-        after_long_help = "Exit status: 0 every check ok or skipped; 1 some check warns; 2 some check fails; 3 some check is unknown (and none warns or fails); 64 usage error; 66 unreadable snapshot; 78 bad config file."
-    )]
     Check {
         /// Print the JSON report instead of a table.
         #[arg(long)]
@@ -61,13 +58,11 @@ pub enum Command {
     },
     /// Run the daemon: refresh periodically and serve the report, metrics and health over HTTP.
     Serve {
+        /// Config file (default /etc/ecs-diag/config.toml if it exists). SIGHUP re-reads it.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Ping this instance from outside while this runs: shows where the echo requests stop.
-    #[command(
-        after_long_help = "Shows each second the echo requests seen on the interfaces (before the firewall), those the ICMP layer counted, the replies sent and those that left; then the firewall rules whose counters moved, the nftables trace's drops (a temporary table inet ecs_diag_watch, removed at the end) and the verdict.\n\nExit status: 0 answered (the problem is on the way back or at the client); 1 not arriving (blocked outside the guest: security group, network ACL, route, blackhole); 2 arriving but not answered (the guest drops or ignores them); 64 usage; 66 unreadable counters; 78 bad config."
-    )]
     Watch {
         /// How long to watch.
         #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -81,13 +76,11 @@ pub enum Command {
         /// Do not add the temporary nftables trace table.
         #[arg(long)]
         no_trace: bool,
+        /// Config file (default /etc/ecs-diag/config.toml if it exists).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// List every check: its id and the question it answers.
-    #[command(
-        after_long_help = "The ids are stable: they are the report's `id`s and the `check` label of ecs_diag_check_status. `ecs-diag explain ID` tells more about one.\n\nExamples:\n  ecs-diag checks\n  ecs-diag checks --json | jq -r '.[].id'"
-    )]
     Checks {
         /// Print a JSON array of {id, decides} instead of a table.
         #[arg(long)]
@@ -95,9 +88,6 @@ pub enum Command {
     },
     /// Explain one check: what it decides, the evidence it reads, the causes it can name and
     /// their remedies.
-    #[command(
-        after_long_help = "Exit status: 0 explained; 64 no check has that id.\n\nExamples:\n  ecs-diag explain sysctl.icmp_echo\n  ecs-diag explain firewall.icmp_in --json"
-    )]
     Explain {
         /// A check id, as `ecs-diag checks` lists them (e.g. route.default).
         id: String,
@@ -106,8 +96,10 @@ pub enum Command {
     },
     /// Print every gathered fact as JSON (replay it with `check --from`).
     Snapshot {
+        /// Config file (default /etc/ecs-diag/config.toml if it exists).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Make the reply-route lookups for this client address.
         #[arg(long, value_name = "ADDR")]
         client: Option<IpAddr>,
     },
@@ -317,9 +309,28 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// The command line with each command's manual (files, exit status, examples) after its
+/// `--help`; `xtask` renders the man pages from the same definition.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    if let Some(m) = crate::manual::of("") {
+        cmd = cmd.after_long_help(m.help_text());
+    }
+    for m in crate::manual::MANUALS
+        .iter()
+        .filter(|m| !m.command.is_empty())
+    {
+        cmd = cmd.mut_subcommand(m.command, |c| c.after_long_help(m.help_text()));
+    }
+    cmd
+}
+
 /// Entry point for the binary: parse, run, exit code.
 pub fn main() -> i32 {
-    match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match parsed {
         Ok(cli) => run(cli),
         Err(e) => {
             let _ = e.print();

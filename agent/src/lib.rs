@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exit;
 pub mod glob;
 pub mod http;
+pub mod manual;
 pub mod metrics;
 pub mod report;
 pub mod ruleset;

@@ -444,3 +444,44 @@ fn checks_and_explain_print_the_registry() {
     assert_eq!(out.status.code(), Some(64));
     assert!(stderr(&out).contains("route.default"), "{}", stderr(&out));
 }
+
+/// Each command's `--help` says what it does, its files, exit status and examples, and equals
+/// its snapshot in tests/fixtures/help (`UPDATE_SNAPSHOTS=1` rewrites them after a deliberate
+/// change).
+#[test]
+fn help_texts_teach_and_match_their_snapshots() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/help");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let registered: Vec<String> = ecs_diag::cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    assert_eq!(
+        registered,
+        ["check", "serve", "watch", "snapshot", "checks", "explain"]
+    );
+    for cmd in &registered {
+        assert!(ecs_diag::manual::of(cmd).is_some(), "{cmd} has no manual");
+        let out = ecs_diag(&[cmd, "--help"]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        for part in ["Exit status:", "Examples:", "See also:"] {
+            assert!(text.contains(part), "{cmd} --help lacks {part}\n{text}");
+        }
+        let path = dir.join(format!("{cmd}.txt"));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", path.display()));
+        assert!(want == text, "{cmd} --help differs from {}", path.display());
+    }
+    // The daemon's help names its defaults and signals; watch's its privileges.
+    let serve = String::from_utf8(ecs_diag(&["serve", "--help"]).stdout).unwrap();
+    assert!(
+        serve.contains("127.0.0.1:9717") && serve.contains("SIGHUP") && serve.contains("/healthz")
+    );
+    let watch = String::from_utf8(ecs_diag(&["watch", "--help"]).stdout).unwrap();
+    assert!(watch.contains("CAP_NET_RAW") && watch.contains("CAP_NET_ADMIN"));
+}

@@ -1,0 +1,205 @@
+//! What each command's `--help` ends with and its man page adds: the files it reads, its exit
+//! status, examples and related commands. One source for both, so they cannot disagree; the
+//! options themselves come from the clap definitions in `cli`.
+
+/// The manual sections of one command.
+pub struct Manual {
+    /// The command (`check`), or "" for `ecs-diag` itself.
+    pub command: &'static str,
+    /// Defaults, and how it behaves, beyond the one-line description.
+    pub details: &'static [&'static str],
+    /// (path or resource, what is read there)
+    pub files: &'static [(&'static str, &'static str)],
+    /// (code, meaning)
+    pub exit_status: &'static [(&'static str, &'static str)],
+    /// (command line, what it does)
+    pub examples: &'static [(&'static str, &'static str)],
+    pub see_also: &'static [&'static str],
+}
+
+const CONFIG: (&str, &str) = (
+    "/etc/ecs-diag/config.toml",
+    "the configuration, when it exists and no --config is given (every key optional)",
+);
+const FACTS: &[(&str, &str)] = &[
+    CONFIG,
+    ("netlink", "links, addresses, routes, policy rules, neighbours, qdiscs, the kernel's route lookups"),
+    ("/proc/sys/net/...", "icmp_echo_ignore_all, echo_ignore_all (IPv6), rp_filter, icmp_ratelimit/ratemask and more"),
+    ("/etc/sysctl.conf, /etc/sysctl.d, /run/sysctl.d, /usr/lib/sysctl.d", "what the sysctls become after a reboot, in systemd-sysctl's order"),
+    ("/proc/net/snmp, /proc/net/snmp6", "ICMP echo counters"),
+    ("/proc/stat, /proc/meminfo, /proc/vmstat, /proc/pressure, /proc/diskstats, /proc/PID/stat", "load"),
+    ("/etc/sysconfig/network-scripts, /etc/netplan, /etc/network/interfaces, /etc/NetworkManager, /etc/systemd/network", "the persisted network configuration"),
+    ("/sys/class/dmi/id, /sys/class/net", "whether this is Alibaba Cloud ECS; NIC drivers"),
+    ("iptables-save, ip6tables-save, iptables-legacy-save, nft, ipset", "the firewall rulesets, run from /usr/sbin, /sbin, /usr/bin, /bin ([paths] tools), never $PATH"),
+    ("http://100.100.100.200", "the instance metadata service: only where DMI says Alibaba Cloud ECS, or [metadata] mode = \"always\""),
+];
+
+const EXIT_ERRORS: &[(&str, &str)] = &[
+    ("64", "usage error"),
+    ("66", "an input cannot be read"),
+    (
+        "78",
+        "bad configuration file (the message names the key, the value and what is allowed)",
+    ),
+];
+
+pub const MANUALS: &[Manual] = &[
+    Manual {
+        command: "",
+        details: &[
+            "Diagnoses, with evidence, why this ECS instance's public IP cannot be pinged or reached: the interfaces, addresses and routes against what the cloud assigned, the kernel parameters, the firewall, the load, and what the evidence says about causes outside the guest.",
+        ],
+        files: &[CONFIG],
+        exit_status: &[("0-3", "ecs-diag check: see ecs-diag-check(1)"), ("64", "usage error")],
+        examples: &[
+            ("sudo ecs-diag check", "diagnose once, as a table"),
+            ("ecs-diag explain sysctl.icmp_echo", "what one check decides and how"),
+            ("systemctl enable --now ecs-diag", "run the daemon; curl -s 127.0.0.1:9717/v1/report"),
+        ],
+        see_also: &["ecs-diag-check(1)", "ecs-diag-serve(1)", "ecs-diag-watch(1)", "ecs-diag-snapshot(1)", "ecs-diag-checks(1)", "ecs-diag-explain(1)"],
+    },
+    Manual {
+        command: "check",
+        details: &[
+            "Reads every fact once (no packet is sent), judges each check and prints a table: status, check id, summary, and the remedy for what fails. Without --window it never sleeps: counters are judged since boot and rates from the kernel's own averages. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW) to read the firewall; without them the affected checks say unknown and why.",
+        ],
+        files: FACTS,
+        exit_status: &[
+            ("0", "every check ok or skipped"),
+            ("1", "some check warns (and none fails)"),
+            ("2", "some check fails"),
+            ("3", "some check is unknown (and none warns or fails)"),
+            EXIT_ERRORS[0],
+            ("66", "the --from snapshot cannot be read"),
+            EXIT_ERRORS[2],
+        ],
+        examples: &[
+            ("sudo ecs-diag check", "diagnose this instance"),
+            ("sudo ecs-diag check --client 203.0.113.7 --window 5", "judge replies to that client, and rates over 5 s"),
+            ("ecs-diag check --from snapshot.json --json", "judge a snapshot taken elsewhere, as JSON"),
+        ],
+        see_also: &["ecs-diag-snapshot(1)", "ecs-diag-watch(1)", "ecs-diag-explain(1)"],
+    },
+    Manual {
+        command: "serve",
+        details: &[
+            "Refreshes the diagnosis every [refresh] interval_s (default 30 s; each refresh judges the rates since the previous one) and serves it on [server] listen (default 127.0.0.1:9717): GET /v1/report (JSON), GET /v1/checks/ID, POST /v1/diagnose (a fresh run, rate-limited), GET /metrics (Prometheus text, or OpenMetrics when asked), GET /healthz (503 when refreshes have stalled). Reads are served from the last report: a scrape never runs a diagnosis.",
+            "Signals: SIGHUP reloads the configuration ([server] changes need a restart); SIGTERM and SIGINT stop it within 5 s, abandoning a source that hangs. Under systemd it notifies readiness and pings the watchdog only while refreshes complete.",
+        ],
+        files: &[
+            CONFIG,
+            ("the facts of ecs-diag-check(1)", "read on each refresh; an unchanged firewall ruleset is not re-read"),
+        ],
+        exit_status: &[
+            ("0", "stopped by SIGTERM or SIGINT"),
+            ("71", "cannot start: the listen address or unix socket is refused, or no runtime"),
+            EXIT_ERRORS[2],
+        ],
+        examples: &[
+            ("ecs-diag serve --config /etc/ecs-diag/config.toml", "run in the foreground"),
+            ("curl -s 127.0.0.1:9717/v1/report | jq '.checks[] | select(.status != \"ok\")'", "what is wrong now"),
+            ("curl -s 127.0.0.1:9717/metrics | grep ecs_diag_check_status", "the metrics a fleet scrapes"),
+        ],
+        see_also: &["ecs-diag-check(1)", "systemctl(1)"],
+    },
+    Manual {
+        command: "watch",
+        details: &[
+            "Ping this instance's public IP from outside while it runs (default 20 s). Each second it prints the echo requests seen on the interfaces (before the firewall), those the ICMP layer counted, the replies sent and those that left; at the end the firewall rules whose counters moved, the drops an nftables trace saw (a temporary table inet ecs_diag_watch, removed at the end; --no-trace leaves the ruleset alone) and the verdict.",
+            "Needs root, or CAP_NET_RAW (the packet capture) and CAP_NET_ADMIN (the firewall counters and the trace).",
+        ],
+        files: &[
+            CONFIG,
+            ("AF_PACKET socket", "ICMP and ICMPv6 echo packets on every interface (a kernel filter passes only those)"),
+            ("/proc/net/snmp, /proc/net/snmp6", "ICMP echo counters"),
+            ("iptables-save -c, nft", "rule counters; the nftables trace"),
+        ],
+        exit_status: &[
+            ("0", "the requests arrived and were answered: the problem is on the way back or at the client"),
+            ("1", "none arrived: blocked outside the guest (security group, network ACL, route, blackhole)"),
+            ("2", "they arrived and (some) went unanswered: the guest drops or ignores them"),
+            EXIT_ERRORS[0],
+            ("66", "the ICMP counters cannot be read"),
+            EXIT_ERRORS[2],
+        ],
+        examples: &[
+            ("sudo ecs-diag watch", "20 s; ping the public IP meanwhile"),
+            ("sudo ecs-diag watch --client 203.0.113.7 --seconds 60", "only that client's pings"),
+            ("sudo ecs-diag watch --json 2>/dev/null | jq .verdict", "the verdict for a script"),
+        ],
+        see_also: &["ecs-diag-check(1)", "ping(8)", "mtr(8)"],
+    },
+    Manual {
+        command: "snapshot",
+        details: &[
+            "Prints every fact `check` would judge, as JSON, without judging: hand it to a support engineer, who replays it with `ecs-diag check --from FILE` (judged by the thresholds of the --config given there).",
+        ],
+        files: FACTS,
+        exit_status: &[("0", "printed"), EXIT_ERRORS[0], EXIT_ERRORS[2]],
+        examples: &[
+            ("sudo ecs-diag snapshot > snapshot.json", "capture this machine"),
+            ("ecs-diag check --from snapshot.json", "judge it, here or elsewhere"),
+        ],
+        see_also: &["ecs-diag-check(1)"],
+    },
+    Manual {
+        command: "checks",
+        details: &["Lists every check: its stable id (the report's `id`, the metric label) and the question it answers."],
+        files: &[],
+        exit_status: &[("0", "listed")],
+        examples: &[
+            ("ecs-diag checks", "the catalogue"),
+            ("ecs-diag checks --json | jq -r '.[].id'", "the ids alone"),
+        ],
+        see_also: &["ecs-diag-explain(1)"],
+    },
+    Manual {
+        command: "explain",
+        details: &["Prints what one check decides, the evidence it reads, and the causes it can name with their remedies: the same registry the code judges with."],
+        files: &[],
+        exit_status: &[("0", "explained"), ("64", "no check has that id (close matches are suggested)")],
+        examples: &[
+            ("ecs-diag explain sysctl.icmp_echo", "one check"),
+            ("ecs-diag explain firewall.icmp_in --json", "the same, as JSON"),
+        ],
+        see_also: &["ecs-diag-checks(1)", "ecs-diag-check(1)"],
+    },
+];
+
+/// The manual of one command ("" for `ecs-diag` itself).
+pub fn of(command: &str) -> Option<&'static Manual> {
+    MANUALS.iter().find(|m| m.command == command)
+}
+
+impl Manual {
+    /// The text `--help` ends with.
+    pub fn help_text(&self) -> String {
+        let mut out = String::new();
+        for d in self.details {
+            out.push_str(d);
+            out.push_str("\n\n");
+        }
+        let section = |out: &mut String, title: &str, rows: &[(&str, &str)]| {
+            if rows.is_empty() {
+                return;
+            }
+            out.push_str(title);
+            out.push_str(":\n");
+            for (a, b) in rows {
+                if a.len() < 6 {
+                    out.push_str(&format!("  {a:<6}{b}\n"));
+                } else {
+                    out.push_str(&format!("  {a}\n        {b}\n"));
+                }
+            }
+            out.push('\n');
+        };
+        section(&mut out, "Files", self.files);
+        section(&mut out, "Exit status", self.exit_status);
+        section(&mut out, "Examples", self.examples);
+        if !self.see_also.is_empty() {
+            out.push_str(&format!("See also: {}\n", self.see_also.join(", ")));
+        }
+        out.trim_end().to_string()
+    }
+}

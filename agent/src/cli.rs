@@ -39,9 +39,15 @@ pub struct Cli {
 pub enum Command {
     /// Diagnose once and print the findings.
     Check {
-        /// Print the JSON report instead of a table.
+        /// Print the JSON report instead of a table (the same as --format json).
         #[arg(long)]
         json: bool,
+        /// Output format: table (for people; colour only on a terminal, honours NO_COLOR,
+        /// wraps to the terminal width), json (the report), prometheus (text exposition, e.g.
+        /// for node_exporter's textfile collector) or nagios (one line with perfdata; the exit
+        /// code is the plugin state).
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+        format: Option<Format>,
         /// Judge routes and reverse path for replies to this client address.
         #[arg(long, value_name = "ADDR")]
         client: Option<IpAddr>,
@@ -103,6 +109,35 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         client: Option<IpAddr>,
     },
+}
+
+/// How `check` prints its report.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Prometheus,
+    Nagios,
+}
+
+/// The width to wrap the table to: `COLUMNS` when set, else the terminal's when stdout is
+/// one; None (no wrapping) when piped, so each finding stays on one line for `grep`.
+fn table_width() -> Option<usize> {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(c);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct passed; stdout is a terminal.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (r == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, i32> {
@@ -210,6 +245,28 @@ pub fn take_snapshot(
     snapshot
 }
 
+/// One line per source that could not be read for lack of privilege, e.g. "firewall:
+/// iptables-nft-save needs CAP_NET_ADMIN — run as root" (empty when nothing was denied).
+pub fn denied_lines(denied: &[crate::snapshot::Denied]) -> String {
+    let mut sources: Vec<&str> = denied.iter().map(|d| d.source.as_str()).collect();
+    sources.dedup();
+    if sources.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nNot readable without privileges (the checks that need them say unknown):\n",
+    );
+    for source in sources {
+        let of: Vec<&crate::snapshot::Denied> =
+            denied.iter().filter(|d| d.source == source).collect();
+        out.push_str(&format!(
+            "  {source}: {} — run as root\n",
+            crate::snapshot::Denied::describe(&of)
+        ));
+    }
+    out
+}
+
 fn print(text: &str) -> i32 {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a panic.
@@ -222,6 +279,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check {
             json,
+            format,
             client,
             config,
             from,
@@ -256,18 +314,31 @@ pub fn run(cli: Cli) -> i32 {
             };
             let report =
                 crate::checks::report(&snapshot, &crate::checks::Criteria::of(&config), started);
-            if json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(s) => print(&(s + "\n")),
+            let format = format.unwrap_or(if json { Format::Json } else { Format::Table });
+            match format {
+                Format::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => {
+                        print(&(s + "\n"));
+                    }
                     Err(e) => {
                         eprintln!("ecs-diag: cannot serialise the report: {e}");
                         return 70;
                     }
-                };
-            } else {
-                let colour =
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                print(&report.render_table(colour));
+                },
+                Format::Table => {
+                    let colour =
+                        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                    print(&report.render_table(colour, table_width()));
+                    print(&denied_lines(&snapshot.denied));
+                }
+                Format::Prometheus => {
+                    let mut metrics = crate::metrics::Metrics::new();
+                    metrics.record(&snapshot, &report, crate::unix_ms() as f64 / 1000.0);
+                    print(&crate::metrics::prometheus_text(&metrics.openmetrics()));
+                }
+                Format::Nagios => {
+                    print(&report.render_nagios());
+                }
             }
             report.exit_code()
         }

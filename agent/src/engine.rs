@@ -176,6 +176,7 @@ impl Engine {
                         firewall: snapshot.firewall.clone(),
                         nftables: snapshot.nftables.clone(),
                         genid: snapshot.nft_genid,
+                        denied: snapshot.denied.clone(),
                     });
                     st.metrics
                         .record(&snapshot, &report, crate::unix_ms() as f64 / 1000.0);

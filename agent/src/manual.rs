@@ -61,7 +61,8 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "check",
         details: &[
-            "Reads every fact once (no packet is sent), judges each check and prints a table: status, check id, summary, and the remedy for what fails. Without --window it never sleeps: counters are judged since boot and rates from the kernel's own averages. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW) to read the firewall; without them the affected checks say unknown and why.",
+            "Reads every fact once (no packet is sent), judges each check and prints a table: status, check id, summary, and the remedy for what fails. Without --window it never sleeps: counters are judged since boot and rates from the kernel's own averages. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW) to read the firewall; without them the affected checks say unknown and the table ends with one line per source saying what needs which privilege.",
+            "Formats: the table wraps to the terminal width (or COLUMNS) and is coloured only on a terminal without NO_COLOR; piped, each finding stays on one line. --format json (or --json) prints the report, prometheus the metrics as text (for node_exporter's textfile collector), nagios one line with performance data whose exit code is the plugin state (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).",
         ],
         files: FACTS,
         exit_status: &[
@@ -77,6 +78,7 @@ pub const MANUALS: &[Manual] = &[
             ("sudo ecs-diag check", "diagnose this instance"),
             ("sudo ecs-diag check --client 203.0.113.7 --window 5", "judge replies to that client, and rates over 5 s"),
             ("ecs-diag check --from snapshot.json --json", "judge a snapshot taken elsewhere, as JSON"),
+            ("sudo ecs-diag check --format nagios", "as a Nagios/Icinga/Zabbix check"),
         ],
         see_also: &["ecs-diag-snapshot(1)", "ecs-diag-watch(1)", "ecs-diag-explain(1)"],
     },

@@ -84,9 +84,9 @@ pub struct Report {
     /// RFC 3339.
     pub generated_at: String,
     pub duration_ms: f64,
-    /// `serve` only: the last refresh failed or timed out and this older report is served.
-    /// Additive to DESIGN.md's contract; absent when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// `serve`: the last refresh failed or timed out and this older report is served. Always
+    /// present (false when fresh), so scripts can test it without a default.
+    #[serde(default)]
     pub stale: bool,
     pub checks: Vec<Finding>,
 }
@@ -110,13 +110,18 @@ impl Report {
         }
     }
 
-    /// A table for a terminal: worst first, remedies under failing and warning checks.
-    pub fn render_table(&self, colour: bool) -> String {
+    /// A table for a terminal: worst first, remedies under failing and warning checks. With a
+    /// `width` (the terminal's), summaries and remedies wrap at word boundaries under their
+    /// column; without one, each stays on one line (for `grep`).
+    pub fn render_table(&self, colour: bool, width: Option<usize>) -> String {
         let mut rows: Vec<&Finding> = self.checks.iter().collect();
         rows.sort_by_key(|f| std::cmp::Reverse(f.status));
-        let width = rows.iter().map(|f| f.id.len()).max().unwrap_or(5).max(5);
+        let id_width = rows.iter().map(|f| f.id.len()).max().unwrap_or(5).max(5);
+        // STATUS (7) + 2 spaces + CHECK + 2 spaces.
+        let indent = 7 + 2 + id_width + 2;
+        let remedy_indent = indent + 4;
         let mut out = String::new();
-        let _ = writeln!(out, "{:<7}  {:<width$}  SUMMARY", "STATUS", "CHECK");
+        let _ = writeln!(out, "{:<7}  {:<id_width$}  SUMMARY", "STATUS", "CHECK");
         for f in rows {
             let status = f.status.as_str();
             let painted = if colour {
@@ -131,10 +136,22 @@ impl Report {
             } else {
                 format!("{status:<7}")
             };
-            let _ = writeln!(out, "{painted}  {:<width$}  {}", f.id, f.summary);
+            let summary = wrap(&f.summary, width.map(|w| w.saturating_sub(indent)));
+            let _ = writeln!(
+                out,
+                "{painted}  {:<id_width$}  {}",
+                f.id,
+                summary.join(&format!("\n{:indent$}", ""))
+            );
             if matches!(f.status, Status::Fail | Status::Warn) {
                 for step in &f.remedy {
-                    let _ = writeln!(out, "{:<7}  {:<width$}    → {step}", "", "");
+                    let lines = wrap(step, width.map(|w| w.saturating_sub(remedy_indent)));
+                    let _ = writeln!(
+                        out,
+                        "{:indent$}  → {}",
+                        "",
+                        lines.join(&format!("\n{:remedy_indent$}", ""))
+                    );
                 }
             }
         }
@@ -151,6 +168,71 @@ impl Report {
         );
         out
     }
+
+    /// One line for Nagios/Icinga/Zabbix agents, `ECS-DIAG CRITICAL - id: summary; ... |
+    /// perfdata`. The plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) are
+    /// `exit_code`'s.
+    pub fn render_nagios(&self) -> String {
+        let (state, worst) = match self.exit_code() {
+            2 => ("CRITICAL", Some(Status::Fail)),
+            1 => ("WARNING", Some(Status::Warn)),
+            3 => ("UNKNOWN", Some(Status::Unknown)),
+            _ => ("OK", None),
+        };
+        let count = |s| self.checks.iter().filter(|f| f.status == s).count();
+        let text = match worst {
+            Some(w) => self
+                .checks
+                .iter()
+                .filter(|f| f.status == w)
+                .map(|f| format!("{}: {}", f.id, f.summary))
+                .collect::<Vec<_>>()
+                .join("; "),
+            None => format!(
+                "{} checks ok, {} skipped",
+                count(Status::Ok),
+                count(Status::Skipped)
+            ),
+        };
+        // `|` starts the performance data and a newline ends the first line: neither may
+        // appear in the text.
+        let text = text.replace('|', "/").replace(['\n', '\r'], " ");
+        format!(
+            "ECS-DIAG {state} - {text} | fail={} warn={} unknown={} ok={} skipped={} duration={:.4}s\n",
+            count(Status::Fail),
+            count(Status::Warn),
+            count(Status::Unknown),
+            count(Status::Ok),
+            count(Status::Skipped),
+            self.duration_ms / 1000.0
+        )
+    }
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces (a longer word stays
+/// whole on its own line). No width, or one too narrow to be useful: one line.
+fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+    let Some(width) = width.filter(|w| *w >= 20) else {
+        return vec![text.to_string()];
+    };
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut len = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let n = word.chars().count();
+        if len > 0 && len + 1 + n > width {
+            lines.push(std::mem::take(&mut line));
+            len = 0;
+        }
+        if len > 0 {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += n;
+    }
+    lines.push(line);
+    lines
 }
 
 #[cfg(test)]
@@ -191,12 +273,84 @@ mod tests {
         let mut r = report(&[Status::Ok, Status::Fail]);
         r.checks[0].remedy = vec!["never shown".into()];
         r.checks[1].remedy = vec!["sysctl -w x=0".into()];
-        let plain = r.render_table(false);
+        let plain = r.render_table(false, None);
         assert!(plain.contains("→ sysctl -w x=0"));
         assert!(!plain.contains("never shown"));
         assert!(!plain.contains('\x1b'));
-        assert!(r.render_table(true).contains("\x1b[1;31m"));
+        assert!(r.render_table(true, None).contains("\x1b[1;31m"));
         // Worst first.
         assert!(plain.find("c.1").unwrap() < plain.find("c.0").unwrap());
+    }
+
+    #[test]
+    fn table_wraps_to_the_width_under_its_column() {
+        let mut r = report(&[Status::Fail]);
+        r.checks[0].summary = "the quick brown fox jumps over the lazy dog ".repeat(4);
+        r.checks[0].remedy =
+            vec!["one two three four five six seven eight nine ten eleven twelve thirteen".into()];
+        let wide = r.render_table(false, None);
+        assert_eq!(wide.lines().count(), 5, "{wide}");
+        let table = r.render_table(false, Some(60));
+        for line in table.lines() {
+            assert!(line.chars().count() <= 60, "{line:?} in\n{table}");
+        }
+        // Continuation lines start under the summary column (7 + 2 + 5 + 2 = 16).
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("fail     c.0    the quick"), "{table}");
+        assert!(
+            lines[2].starts_with(&" ".repeat(16)) && !lines[2].starts_with(&" ".repeat(17)),
+            "{table}"
+        );
+        let arrow = lines.iter().position(|l| l.contains('→')).unwrap();
+        assert!(
+            lines[arrow].ends_with("→ one two three four five six seven eight"),
+            "{table}"
+        );
+        assert_eq!(
+            lines[arrow + 1],
+            format!("{}nine ten eleven twelve thirteen", " ".repeat(20))
+        );
+        // The words are all there, in order.
+        let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(words(&table), words(&wide));
+        // A word longer than the width is not cut.
+        assert_eq!(
+            wrap("abcdefghijklmnopqrstuvwxyz0123 x", Some(20)),
+            ["abcdefghijklmnopqrstuvwxyz0123", "x"]
+        );
+        assert_eq!(wrap("a b", Some(5)), ["a b"], "too narrow: not wrapped");
+    }
+
+    #[test]
+    fn nagios_line_has_state_text_and_perfdata() {
+        let mut r = report(&[Status::Ok, Status::Fail, Status::Warn]);
+        r.checks[1].summary = "drops | echo\nrequests".into();
+        let line = r.render_nagios();
+        assert_eq!(line.lines().count(), 1);
+        assert!(
+            line.starts_with("ECS-DIAG CRITICAL - c.1: drops / echo requests | "),
+            "{line}"
+        );
+        assert!(
+            !line.contains("c.2"),
+            "only the worst status is listed: {line}"
+        );
+        assert!(
+            line.trim_end()
+                .ends_with("fail=1 warn=1 unknown=0 ok=1 skipped=0 duration=0.0010s"),
+            "{line}"
+        );
+        assert_eq!(line.matches('|').count(), 1);
+        let ok = report(&[Status::Ok, Status::Skipped]).render_nagios();
+        assert!(
+            ok.starts_with("ECS-DIAG OK - 1 checks ok, 1 skipped | "),
+            "{ok}"
+        );
+        assert!(report(&[Status::Unknown])
+            .render_nagios()
+            .starts_with("ECS-DIAG UNKNOWN - c.0: x |"));
+        assert!(report(&[Status::Warn])
+            .render_nagios()
+            .starts_with("ECS-DIAG WARNING - "));
     }
 }

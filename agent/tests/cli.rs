@@ -95,6 +95,113 @@ fn table_has_no_colour_when_not_a_terminal() {
 }
 
 #[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let on_tty = |no_color: bool| {
+        let mut c = Command::new("script");
+        c.args([
+            "-qec",
+            &format!("{BIN} check --from {FIXTURE}"),
+            "/dev/null",
+        ]);
+        c.env_remove("NO_COLOR").env("COLUMNS", "100");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let o = c
+            .output()
+            .expect("script (util-linux) is needed for this test");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let painted = on_tty(false);
+    assert!(painted.contains("\x1b[1;31mfail"), "{painted}");
+    assert!(!on_tty(true).contains('\x1b'));
+}
+
+#[test]
+fn table_wraps_to_columns_and_stays_whole_when_piped() {
+    let whole = String::from_utf8(ecs_diag(&["check", "--from", FIXTURE]).stdout).unwrap();
+    assert!(whole.lines().any(|l| l.chars().count() > 100), "{whole}");
+    let o = Command::new(BIN)
+        .args(["check", "--from", FIXTURE])
+        .env("COLUMNS", "72")
+        .output()
+        .unwrap();
+    let wrapped = String::from_utf8(o.stdout).unwrap();
+    for line in wrapped.lines() {
+        // Only a single word longer than the column may exceed it.
+        assert!(
+            line.chars().count() <= 72 || !line.trim().contains(' '),
+            "{line:?}"
+        );
+    }
+    let words = |t: &str| t.split_whitespace().filter(|w| !w.ends_with("ms")).count();
+    assert!(words(&wrapped) > 50 && words(&wrapped) == words(&whole));
+}
+
+#[test]
+fn nagios_and_prometheus_formats() {
+    let o = ecs_diag(&["check", "--from", FIXTURE, "--format", "nagios"]);
+    // The fixture's echo is ignored: CRITICAL, and the plugin state is the exit code.
+    assert_eq!(o.status.code(), Some(2));
+    let line = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with("ECS-DIAG CRITICAL - sysctl.icmp_echo: "),
+        "{line}"
+    );
+    let (_, perf) = line.split_once(" | ").unwrap();
+    assert!(
+        perf.starts_with("fail=") && perf.contains(" duration="),
+        "{perf}"
+    );
+
+    let o = ecs_diag(&["check", "--from", FIXTURE, "--format", "prometheus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("ecs_diag_check_status{check=\"sysctl.icmp_echo\",status=\"fail\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is needed");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // --json is --format json; both at once is a usage error.
+    let a = ecs_diag(&["check", "--from", FIXTURE, "--json"]);
+    let b = ecs_diag(&["check", "--from", FIXTURE, "--format", "json"]);
+    let strip = |o: &Output| {
+        let mut v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["generated_at"] = Value::Null;
+        v["duration_ms"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(strip(&a)["stale"], false, "stale is always present");
+    let o = ecs_diag(&["check", "--from", FIXTURE, "--json", "--format", "table"]);
+    assert_eq!(o.status.code(), Some(64));
+}
+
+#[test]
 fn client_must_match_the_snapshot() {
     let out = ecs_diag(&["check", "--from", FIXTURE, "--client", "192.0.2.99"]);
     assert_eq!(out.status.code(), Some(64));
@@ -264,6 +371,43 @@ fn runs_without_root() {
     assert_eq!(
         statuses(&report).len(),
         ecs_diag::checks::catalogue().count()
+    );
+    // No tool's raw stderr: every summary is one line.
+    for c in report["checks"].as_array().unwrap() {
+        assert!(!c["summary"].as_str().unwrap().contains('\n'), "{c:#}");
+    }
+    if ecs_diag::sources::tools::resolve("iptables-nft-save").is_none() {
+        return;
+    }
+    // The table ends with one line per source that needs privileges, saying which.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["check", "--config", &cfg])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let (_, note) = table
+        .split_once("Not readable without privileges")
+        .unwrap_or_else(|| panic!("no privileges note:\n{table}"));
+    let firewall: Vec<&str> = note
+        .lines()
+        .filter(|l| l.trim_start().starts_with("firewall: "))
+        .collect();
+    assert_eq!(firewall.len(), 1, "{note}");
+    assert!(
+        firewall[0].contains("iptables-nft-save")
+            && firewall[0].contains("CAP_NET_ADMIN")
+            && firewall[0].ends_with("— run as root"),
+        "{note}"
+    );
+    assert!(
+        !table.contains("you must be root"),
+        "raw tool stderr:\n{table}"
+    );
+    assert!(!table.contains("\nnetlink:"), "raw tool stderr:\n{table}");
+    assert!(
+        table.contains("cannot read the ruleset without privileges"),
+        "{table}"
     );
 }
 

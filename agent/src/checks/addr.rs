@@ -111,7 +111,17 @@ pub fn primary(s: &Snapshot) -> Finding {
         return match prefix {
             Some(p) if found.prefix_len() != p => {
                 let gateway_on_link = gateway.is_none_or(|g| found.contains(&g));
-                let summary = format!("{name} has {found} but the vSwitch prefix is /{p}");
+                let summary = if found.prefix_len() < p {
+                    format!(
+                        "{name} has {found}: prefix /{} is wider than the assigned /{p}",
+                        found.prefix_len()
+                    )
+                } else {
+                    format!(
+                        "{name} has {found}: prefix /{} is narrower than the assigned /{p}",
+                        found.prefix_len()
+                    )
+                };
                 let remedy = vec![
                     format!("ip addr replace {want} dev {name} && ip addr del {found} dev {name}"),
                     dhcp,
@@ -415,10 +425,20 @@ mod tests {
         // Wider prefix: gateway still on-link, warn.
         let f = judge(primary, |s| addresses(s)[1].prefix_len = 16);
         assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.summary
+                .contains("prefix /16 is wider than the assigned /24"),
+            "{}",
+            f.summary
+        );
         // /32: gateway off-link, fail.
-        assert_eq!(
-            judge(primary, |s| addresses(s)[1].prefix_len = 32).status,
-            Status::Fail
+        let f = judge(primary, |s| addresses(s)[1].prefix_len = 32);
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary
+                .contains("prefix /32 is narrower than the assigned /24"),
+            "{}",
+            f.summary
         );
         // On another interface.
         let f = judge(primary, |s| {

@@ -105,6 +105,8 @@ pub fn healthy() -> Snapshot {
         ("net.ipv6.icmp.echo_ignore_all", "0"),
         ("net.ipv4.icmp_ratelimit", "1000"),
         ("net.ipv4.icmp_ratemask", "6168"),
+        ("net.ipv4.icmp_msgs_per_sec", "1000"),
+        ("net.ipv4.icmp_msgs_burst", "50"),
         ("net.ipv4.conf.all.rp_filter", "0"),
         ("net.ipv4.conf.default.rp_filter", "0"),
         ("net.ipv4.conf.eth0.rp_filter", "1"),
@@ -180,6 +182,7 @@ pub fn healthy() -> Snapshot {
             pretty_name: None,
         }),
         nft_genid: None,
+        denied: Vec::new(),
         legacy_signature: vec![],
         at_ms: 20_000,
         cpu: Gathered::Ok(CpuSample {

@@ -245,13 +245,26 @@ pub fn icmp_ratelimit(s: &Snapshot) -> Finding {
         );
     };
     let counters = s.icmp.ok().ok();
+    // The global limiter (all clients together); older snapshots lack the burst.
+    let global = |name: &str| {
+        value(s, ICMP_RATELIMIT, name)
+            .ok()
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let (per_sec, burst) = (
+        global("net.ipv4.icmp_msgs_per_sec"),
+        global("net.ipv4.icmp_msgs_burst"),
+    );
     let evidence = json!({
         "icmp_ratelimit_ms": limit_ms, "icmp_ratemask": mask,
         "echo_reply_in_mask": mask & 1 == 1,
+        "per_client_burst": PEER_BURST,
+        "icmp_msgs_per_sec": per_sec, "icmp_msgs_burst": burst,
         "out_rate_limit_host": counters.and_then(|c| c.out_rate_limit_host),
         "out_rate_limit_global": counters.and_then(|c| c.out_rate_limit_global),
     });
-    // Bit 0 of the mask is ICMP type 0, echo reply: only then are replies rate-limited.
+    // Bit 0 of the mask is ICMP type 0, echo reply: only then are replies rate-limited (by
+    // both the per-client and the global limiter; types outside the mask skip both).
     if mask & 1 == 0 || limit_ms == 0 {
         return Finding::ok(
             ICMP_RATELIMIT,
@@ -264,15 +277,32 @@ pub fn icmp_ratelimit(s: &Snapshot) -> Finding {
         format!("sysctl -w net.ipv4.icmp_ratemask={fixed}"),
         format!("persist it: echo 'net.ipv4.icmp_ratemask = {fixed}' > /etc/sysctl.d/99-icmp-ratemask.conf"),
     ];
-    if limit_ms > 1000 {
-        return Finding::fail(ICMP_RATELIMIT, format!("echo replies are rate-limited to one per {limit_ms} ms per client: a ping every second loses most replies"))
-            .evidence(evidence)
-            .remedy(remedy);
+    let mut rate = format!(
+        "echo replies are rate-limited to one per {limit_ms} ms per client after a burst of {PEER_BURST} (icmp_ratelimit)"
+    );
+    if let (Some(per_sec), Some(burst)) = (per_sec, burst) {
+        rate.push_str(&format!(
+            " and to {per_sec}/s after a burst of {burst} across all clients (icmp_msgs_per_sec, icmp_msgs_burst)"
+        ));
     }
-    Finding::warn(ICMP_RATELIMIT, format!("echo replies are rate-limited to one per {limit_ms} ms per client: fast or flood pings lose replies"))
+    if limit_ms > 1000 {
+        return Finding::fail(
+            ICMP_RATELIMIT,
+            format!("{rate}: a ping every second loses most replies"),
+        )
         .evidence(evidence)
-        .remedy(remedy)
+        .remedy(remedy);
+    }
+    Finding::warn(
+        ICMP_RATELIMIT,
+        format!("{rate}: fast or flood pings lose replies"),
+    )
+    .evidence(evidence)
+    .remedy(remedy)
 }
+
+/// The per-client token bucket holds this many replies (the kernel's XRLIM_BURST_FACTOR).
+const PEER_BURST: u64 = 6;
 
 #[cfg(test)]
 mod tests {
@@ -449,6 +479,28 @@ mod tests {
         let f = judge(icmp_ratelimit, set("net.ipv4.icmp_ratemask", "6169"));
         assert_eq!(f.status, Status::Warn);
         assert_eq!(f.remedy[0], "sysctl -w net.ipv4.icmp_ratemask=6168");
+        // The rate and the burst, per client and across all clients.
+        assert!(
+            f.summary
+                .contains("one per 1000 ms per client after a burst of 6")
+                && f.summary
+                    .contains("1000/s after a burst of 50 across all clients"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.evidence["icmp_msgs_burst"], 50);
+        // A snapshot without the global limiter's values still states the per-client burst.
+        let f = judge(icmp_ratelimit, |s| {
+            set("net.ipv4.icmp_ratemask", "6169")(s);
+            sysctls(s).remove("net.ipv4.icmp_msgs_burst");
+        });
+        assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.summary.contains("after a burst of 6 (icmp_ratelimit)")
+                && !f.summary.contains("all clients"),
+            "{}",
+            f.summary
+        );
         let f = judge(icmp_ratelimit, |s| {
             set("net.ipv4.icmp_ratemask", "6169")(s);
             set("net.ipv4.icmp_ratelimit", "10000")(s);

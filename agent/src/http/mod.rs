@@ -319,7 +319,7 @@ mod tests {
             v["checks"].as_array().unwrap().len(),
             crate::checks::catalogue().count()
         );
-        assert!(v.get("stale").is_none());
+        assert_eq!(v["stale"], false);
 
         let (st, _, body) = call(&app, "GET", "/v1/checks/sysctl.icmp_echo", None).await;
         assert_eq!(st, StatusCode::OK);

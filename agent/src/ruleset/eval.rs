@@ -142,6 +142,23 @@ pub enum Verdict {
     Reject,
 }
 
+fn counted_by_default() -> bool {
+    true
+}
+
+impl Decider {
+    /// "9 packets so far", or that the rule keeps no counter.
+    pub fn counter_text(&self) -> String {
+        if self.counted {
+            format!("{} packets so far", self.packets)
+        } else if self.position.is_some() {
+            "the rule has no counter".to_string()
+        } else {
+            "a policy has no counter".to_string()
+        }
+    }
+}
+
 /// What decided the verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decider {
@@ -153,6 +170,10 @@ pub struct Decider {
     pub rule: String,
     pub packets: u64,
     pub bytes: u64,
+    /// Whether `packets`/`bytes` are real counters: iptables counts every rule and built-in
+    /// policy; an nft rule counts only with a `counter` statement and an nft policy never.
+    #[serde(default = "counted_by_default")]
+    pub counted: bool,
     /// `--reject-with` for REJECT.
     pub reject_with: Option<String>,
     /// nftables rule handle (native nft rules only).
@@ -443,6 +464,7 @@ impl<'a> Walk<'a> {
                 rule: rule.text(&chain.name),
                 packets: rule.packets,
                 bytes: rule.bytes,
+                counted: true,
                 reject_with,
                 handle: None,
             };
@@ -508,6 +530,7 @@ impl<'a> Walk<'a> {
                     rule: format!("policy {p} of {}", chain.name),
                     packets: chain.packets,
                     bytes: chain.bytes,
+                    counted: true,
                     reject_with: None,
                     handle: None,
                 },

@@ -395,14 +395,15 @@ impl Walk<'_> {
             return Flow::Return;
         }
         'rules: for (i, rule) in chain.rules.iter().enumerate() {
-            let mut counters = (0u64, 0u64);
-            let decider = |with: Option<String>, counters: (u64, u64)| Decider {
+            let mut counters: Option<(u64, u64)> = None;
+            let decider = |with: Option<String>, counters: Option<(u64, u64)>| Decider {
                 table: format!("{} {}", self.table.family, self.table.name),
                 chain: chain.name.clone(),
                 position: Some(i + 1),
                 rule: format!("{}  # handle {}", render(&rule.expr), rule.handle),
-                packets: counters.0,
-                bytes: counters.1,
+                packets: counters.map_or(0, |c| c.0),
+                bytes: counters.map_or(0, |c| c.1),
+                counted: counters.is_some(),
                 reject_with: with,
                 handle: Some(rule.handle),
             };
@@ -419,10 +420,10 @@ impl Walk<'_> {
                     }
                 }
                 if let Some(c) = e.get("counter") {
-                    counters = (
+                    counters = Some((
                         c["packets"].as_u64().unwrap_or(0),
                         c["bytes"].as_u64().unwrap_or(0),
-                    );
+                    ));
                     continue;
                 }
                 let key = e
@@ -480,6 +481,7 @@ impl Walk<'_> {
                     rule: format!("policy drop of {}", chain.name),
                     packets: 0,
                     bytes: 0,
+                    counted: false,
                     reject_with: None,
                     handle: None,
                 },

@@ -8,6 +8,47 @@ use serde::{Deserialize, Serialize};
 
 use super::Gathered;
 
+/// A tool or file that refused to be read for lack of privilege.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Denied {
+    /// The source it belongs to, as `source_results` names it (`firewall`, `nftables`, ...).
+    pub source: String,
+    /// The tool or file.
+    pub what: String,
+    /// The privilege it needs, e.g. `CAP_NET_ADMIN`.
+    pub needs: String,
+}
+
+impl Denied {
+    /// "a and b need X; c needs Y": what needs which privilege, grouped by privilege.
+    pub fn describe(denied: &[&Denied]) -> String {
+        let mut parts: Vec<(&str, Vec<&str>)> = Vec::new();
+        for d in denied {
+            match parts.iter_mut().find(|(n, _)| *n == d.needs) {
+                Some((_, w)) => {
+                    if !w.contains(&d.what.as_str()) {
+                        w.push(&d.what)
+                    }
+                }
+                None => parts.push((&d.needs, vec![&d.what])),
+            }
+        }
+        parts
+            .iter()
+            .map(|(needs, what)| {
+                let list = match what.as_slice() {
+                    [one] => one.to_string(),
+                    [init @ .., last] => format!("{} and {last}", init.join(", ")),
+                    [] => String::new(),
+                };
+                let verb = if what.len() > 1 { "need" } else { "needs" };
+                format!("{list} {verb} {needs}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// One saved ruleset: which backend and family, read by which tool.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ruleset {

@@ -105,6 +105,10 @@ pub struct Snapshot {
     /// nf_tables ruleset generation id when the firewall was read (changes with any rule).
     #[serde(default)]
     pub nft_genid: Option<u32>,
+    /// What could not be read for lack of privilege (each source's checks say unknown): the
+    /// CLI prints one line per source instead of the tools' raw errors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Denied>,
     /// Queueing disciplines of every interface.
     #[serde(default = "not_in_snapshot")]
     pub qdiscs: Gathered<Vec<Qdisc>>,

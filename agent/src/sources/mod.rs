@@ -56,6 +56,7 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.icmp_ratelimit",
     "net.ipv4.icmp_ratemask",
     "net.ipv4.icmp_msgs_per_sec",
+    "net.ipv4.icmp_msgs_burst",
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
 ];
@@ -112,12 +113,14 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
                 firewall: Gathered::Failed(why.to_string()),
                 nftables: Gathered::Failed(why.to_string()),
                 genid: None,
+                denied: Vec::new(),
             }
         });
         snapshot.firewall = facts.firewall;
         snapshot.ipsets = facts.ipsets;
         snapshot.nftables = facts.nftables;
         snapshot.nft_genid = facts.genid;
+        snapshot.denied = facts.denied;
         snapshot.legacy_signature = facts.legacy_signature;
         snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
             reason: "the metadata reader panicked".to_string(),
@@ -177,6 +180,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         firewall: Gathered::Failed("not gathered".to_string()),
         nftables: Gathered::Failed("not gathered".to_string()),
         nft_genid: None,
+        denied: Vec::new(),
         legacy_signature: Vec::new(),
         ipsets: Gathered::Failed("not gathered".to_string()),
         links,

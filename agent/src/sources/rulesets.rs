@@ -7,15 +7,84 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::ruleset::iptables::SaveParser;
-use crate::snapshot::Gathered;
+use crate::snapshot::{Denied, Gathered};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use crate::snapshot::Ruleset;
+
+/// Why a tool gave no answer. Each renders as one line: a tool's stderr is folded onto it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    /// The tool said it lacks privilege ("Permission denied", "Operation not permitted").
+    #[error("{tool} needs {needs} — run as root")]
+    Denied { tool: String, needs: &'static str },
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{command} did not finish within {timeout:?}")]
+    TimedOut { command: String, timeout: Duration },
+    /// Started, but its output could not be read or parsed.
+    #[error("{tool} output: {message}")]
+    Output { tool: String, message: String },
+    #[error("cannot run {tool}: {message}")]
+    Spawn { tool: String, message: String },
+}
+
+impl ToolError {
+    /// The privilege record for the snapshot, when this is a lack of privilege.
+    pub fn denied(&self, source: &str) -> Option<Denied> {
+        match self {
+            ToolError::Denied { tool, needs } => Some(Denied {
+                source: source.to_string(),
+                what: tool.clone(),
+                needs: needs.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The capabilities a ruleset tool needs: CAP_NET_ADMIN for all, and CAP_NET_RAW too for the
+/// legacy tools (they read the kernel's tables through a raw socket).
+fn needs(tool: &str) -> &'static str {
+    let name = tool.rsplit('/').next().unwrap_or(tool);
+    if name.contains("legacy") || name == "iptables-save" || name == "ip6tables-save" {
+        "CAP_NET_ADMIN and CAP_NET_RAW"
+    } else {
+        "CAP_NET_ADMIN"
+    }
+}
+
+/// Whether a failed tool's stderr says it lacked privilege (iptables: "Permission denied (you
+/// must be root)"; nft and ipset: "Operation not permitted").
+fn says_denied(stderr: &str) -> bool {
+    let e = stderr.to_ascii_lowercase();
+    e.contains("permission denied")
+        || e.contains("operation not permitted")
+        || e.contains("you must be root")
+}
+
+/// A tool's stderr on one line, at most 300 characters: it goes into one-line summaries.
+fn one_line(stderr: &str) -> String {
+    let joined = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    match joined.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &joined[..i]),
+        None => joined,
+    }
+}
 
 /// Runs a tool with a fixed argv and hands each line of its stdout to `on_line` as it
 /// arrives (so parsing overlaps the tool's own work). `Ok(false)` when the tool is not
@@ -25,7 +94,7 @@ pub fn run_tool_lines(
     argv: &[&str],
     timeout: Duration,
     mut on_line: impl FnMut(&str) -> Result<(), String>,
-) -> Result<bool, String> {
+) -> Result<bool, ToolError> {
     use std::io::BufRead;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
@@ -56,7 +125,12 @@ pub fn run_tool_lines(
     {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(format!("cannot run {}: {e}", argv[0])),
+        Err(e) => {
+            return Err(ToolError::Spawn {
+                tool: argv[0].to_string(),
+                message: e.to_string(),
+            })
+        }
     };
     let stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -92,13 +166,19 @@ pub fn run_tool_lines(
                 Ok(0) => break,
                 Ok(_) => {
                     if failure.is_none() {
-                        if let Err(e) = on_line(line.trim_end_matches('\n')) {
-                            failure = Some(format!("{} output: {e}", argv[0]));
+                        if let Err(message) = on_line(line.trim_end_matches('\n')) {
+                            failure = Some(ToolError::Output {
+                                tool: argv[0].to_string(),
+                                message,
+                            });
                         }
                     }
                 }
                 Err(e) => {
-                    failure.get_or_insert(format!("{} printed unreadable output: {e}", argv[0]));
+                    failure.get_or_insert(ToolError::Output {
+                        tool: argv[0].to_string(),
+                        message: format!("unreadable: {e}"),
+                    });
                     break;
                 }
             }
@@ -106,28 +186,41 @@ pub fn run_tool_lines(
     }
     let _ = done_tx.send(());
     let _ = watchdog.join();
-    let status = child
-        .lock()
-        .map_err(|_| "tool state poisoned".to_string())?
-        .wait();
+    let status = match child.lock() {
+        Ok(mut c) => c.wait(),
+        Err(_) => Err(std::io::Error::other("tool state poisoned")),
+    };
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default())
         .trim()
         .to_string();
     if timed_out.load(Ordering::SeqCst) {
-        return Err(format!(
-            "{} did not finish within {timeout:?}",
-            argv.join(" ")
-        ));
+        return Err(ToolError::TimedOut {
+            command: argv.join(" "),
+            timeout,
+        });
     }
-    let status = status.map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
+    let status = status.map_err(|e| ToolError::Spawn {
+        tool: argv[0].to_string(),
+        message: format!("waiting for it: {e}"),
+    })?;
     if !status.success() {
-        return Err(format!("{} failed ({status}): {stderr}", argv.join(" ")));
+        if says_denied(&stderr) {
+            return Err(ToolError::Denied {
+                tool: argv[0].to_string(),
+                needs: needs(argv[0]),
+            });
+        }
+        return Err(ToolError::Failed {
+            command: argv.join(" "),
+            status: status.to_string(),
+            stderr: one_line(&stderr),
+        });
     }
     failure.map_or(Ok(true), Err)
 }
 
 /// Runs a tool with a fixed argv; its stdout on success, `Ok(None)` when not installed.
-pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, String> {
+pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, ToolError> {
     let mut out = String::new();
     let found = run_tool_lines(argv, timeout, |l| {
         out.push_str(l);
@@ -137,7 +230,12 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<Option<String>, Stri
     Ok(found.then_some(out))
 }
 
-fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset> {
+fn read_one(
+    backend: &str,
+    family: &str,
+    candidates: &[&str],
+    denied: &Mutex<Vec<Denied>>,
+) -> Option<Ruleset> {
     for tool in candidates {
         let mut parser = SaveParser::default();
         let result = run_tool_lines(&[tool, "-c"], TOOL_TIMEOUT, |line| parser.feed(line));
@@ -147,7 +245,10 @@ fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset>
                 Ok(t) => Gathered::Ok(t),
                 Err(e) => Gathered::Failed(format!("{tool} output: {e}")),
             },
-            Err(e) => Gathered::Failed(e),
+            Err(e) => {
+                record(denied, e.denied("firewall"));
+                Gathered::Failed(e.to_string())
+            }
         };
         return Some(Ruleset {
             backend: backend.into(),
@@ -165,6 +266,7 @@ fn read_one(backend: &str, family: &str, candidates: &[&str]) -> Option<Ruleset>
 /// JSON would cost seconds, and `iptables-nft-save` already reads them.
 pub fn read_nft(
     tables: Option<&[(String, String)]>,
+    denied: &Mutex<Vec<Denied>>,
 ) -> Gathered<Option<crate::ruleset::nft::NftRuleset>> {
     use crate::ruleset::nft::{is_xtables_table, parse_json, parse_table_list, NftRuleset};
     let listed;
@@ -174,7 +276,10 @@ pub fn read_nft(
             let list = match run_tool(&["nft", "-j", "list", "tables"], TOOL_TIMEOUT) {
                 Ok(None) => return Gathered::Ok(None),
                 Ok(Some(text)) => text,
-                Err(e) => return Gathered::Failed(e),
+                Err(e) => {
+                    record(denied, e.denied("nftables"));
+                    return Gathered::Failed(e.to_string());
+                }
             };
             listed = match parse_table_list(&list) {
                 Ok(t) => t,
@@ -197,7 +302,10 @@ pub fn read_nft(
                 "native nftables table {family} {name} exists but nft is not installed to read it"
             ))
             }
-            Err(e) => return Gathered::Failed(e),
+            Err(e) => {
+                record(denied, e.denied("nftables"));
+                return Gathered::Failed(e.to_string());
+            }
         }
     }
     Gathered::Ok(Some(all))
@@ -214,6 +322,17 @@ pub struct FirewallFacts {
     pub ipsets: Gathered<Option<Arc<Vec<crate::ruleset::ipset::IpSet>>>>,
     pub nftables: Gathered<Option<Arc<crate::ruleset::nft::NftRuleset>>>,
     pub genid: Option<u32>,
+    /// What could not be read for lack of privilege.
+    pub denied: Vec<Denied>,
+}
+
+/// Notes a lack of privilege (once per tool and source).
+fn record(denied: &Mutex<Vec<Denied>>, d: Option<Denied>) {
+    if let (Some(d), Ok(mut all)) = (d, denied.lock()) {
+        if !all.contains(&d) {
+            all.push(d);
+        }
+    }
 }
 
 /// Reads both rulesets, or reuses `cache` when nothing changed: same nf_tables generation and
@@ -229,16 +348,19 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
         }
     }
     let tables = state.as_ref().map(|s| s.tables.clone());
+    let denied = Mutex::new(Vec::new());
     let (firewall, nftables) = std::thread::scope(|scope| {
-        let nft = scope.spawn(|| read_nft(tables.as_deref()));
-        let fw = read(proc_root);
+        let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
+        let fw = read(proc_root, &denied);
         (
             fw,
             nft.join()
                 .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string())),
         )
     });
-    let ipsets = read_ipsets(&firewall);
+    let ipsets = read_ipsets(&firewall, &denied);
+    let mut denied = denied.into_inner().unwrap_or_default();
+    denied.sort();
     FirewallFacts {
         // Unreadable: a signature no kernel reports, so the next refresh reads again.
         legacy_signature: legacy
@@ -247,12 +369,14 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
         firewall: firewall.map(Arc::new),
         nftables: nftables.map(|n| n.map(Arc::new)),
         genid: state.map(|s| s.genid),
+        denied,
     }
 }
 
 /// `ipset save`, when some rule matches on a set (else nothing to read).
 fn read_ipsets(
     firewall: &Gathered<Vec<Ruleset>>,
+    denied: &Mutex<Vec<Denied>>,
 ) -> Gathered<Option<Arc<Vec<crate::ruleset::ipset::IpSet>>>> {
     let uses_sets = firewall.ok().is_ok_and(|rs| {
         rs.iter()
@@ -273,7 +397,10 @@ fn read_ipsets(
         Ok(None) => {
             Gathered::Failed("rules match on ipsets but ipset is not installed".to_string())
         }
-        Err(e) => Gathered::Failed(e),
+        Err(e) => {
+            record(denied, e.denied("ipsets"));
+            Gathered::Failed(e.to_string())
+        }
     }
 }
 
@@ -332,30 +459,45 @@ pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u3
 /// Whether the kernel has legacy tables for this family (cheap: no tool runs). The names file
 /// is readable by root and group root only: unreadable, the answer is unknown (Err with the
 /// reason), never a silent "no legacy rules". Absent (no ip_tables module): not in use.
-fn legacy_in_use(proc_root: &Path, names_file: &str) -> Result<bool, String> {
+fn legacy_in_use(proc_root: &Path, names_file: &str) -> Result<bool, (String, Option<Denied>)> {
     let path = proc_root.join("net").join(names_file);
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(!s.trim().is_empty()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(format!(
-            "cannot tell whether legacy iptables tables exist: {}: {e} (it is readable by root and group root only; the packaged unit runs in group root)",
-            path.display()
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err((
+            format!(
+                "cannot tell whether legacy iptables tables exist: {} is readable by root and group root only — run as root (the packaged unit runs in group root)",
+                path.display()
+            ),
+            Some(Denied {
+                source: "firewall".into(),
+                what: path.display().to_string(),
+                needs: "root or group root".into(),
+            }),
+        )),
+        Err(e) => Err((
+            format!(
+                "cannot tell whether legacy iptables tables exist: {}: {e}",
+                path.display()
+            ),
+            None,
         )),
     }
 }
 
 /// Every ruleset that can hold rules on this machine. Fails as a whole only when no iptables
 /// tool is installed at all.
-pub fn read(proc_root: &Path) -> Gathered<Vec<Ruleset>> {
+pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Ruleset>> {
     // The two families are independent: read them side by side.
     let per_family = |family: &str, nft: &str, legacy: &str, plain: &str, names: &str| {
         let mut out = Vec::new();
-        if let Some(r) = read_one("nft", family, &[nft]) {
+        if let Some(r) = read_one("nft", family, &[nft], denied) {
             out.push(r);
         }
         let in_use = match legacy_in_use(proc_root, names) {
             Ok(u) => u,
-            Err(e) => {
+            Err((e, d)) => {
+                record(denied, d);
                 out.push(Ruleset {
                     backend: "legacy".into(),
                     family: family.into(),
@@ -367,10 +509,10 @@ pub fn read(proc_root: &Path) -> Gathered<Vec<Ruleset>> {
         };
         if in_use {
             // Older distributions ship only the legacy tool, as plain iptables-save.
-            out.extend(read_one("legacy", family, &[legacy, plain]));
+            out.extend(read_one("legacy", family, &[legacy, plain], denied));
         } else if out.is_empty() {
             // Neither variant-specific tool: a plain iptables-save is the only reader.
-            out.extend(read_one("unknown", family, &[plain]));
+            out.extend(read_one("unknown", family, &[plain], denied));
         }
         out
     };
@@ -419,22 +561,48 @@ mod tests {
             run_tool(&["ecs-diag-no-such-tool"], TOOL_TIMEOUT).unwrap(),
             None
         );
+        // A lack of privilege is recognised and said in one line, naming what is needed.
         let e = run_tool(
             &[
                 "sh",
                 "-c",
-                "echo 'Permission denied (you must be root)' >&2; exit 4",
+                "echo 'iptables-nft-save v1.8.9: Could not fetch rule set generation id: Permission denied (you must be root)' >&2; exit 4",
             ],
             TOOL_TIMEOUT,
         )
         .unwrap_err();
-        assert!(
-            e.contains("you must be root") && e.contains("exit status: 4"),
-            "{e}"
+        assert_eq!(
+            e,
+            ToolError::Denied {
+                tool: "sh".into(),
+                needs: "CAP_NET_ADMIN"
+            }
         );
+        assert_eq!(e.to_string(), "sh needs CAP_NET_ADMIN — run as root");
+        assert_eq!(e.denied("firewall").unwrap().needs, "CAP_NET_ADMIN");
+        assert_eq!(
+            needs("/usr/sbin/iptables-legacy-save"),
+            "CAP_NET_ADMIN and CAP_NET_RAW"
+        );
+        // Any other failure keeps the tool's words, folded onto one line.
+        let e = run_tool(
+            &["sh", "-c", "printf 'first\\n\\n  second\\n' >&2; exit 3"],
+            TOOL_TIMEOUT,
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("exit status: 3")
+                && text.ends_with("first / second")
+                && !text.contains('\n'),
+            "{text}"
+        );
+        assert!(e.denied("firewall").is_none());
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), 301);
         let started = Instant::now();
         let e = run_tool(&["sleep", "5"], Duration::from_millis(200)).unwrap_err();
-        assert!(e.contains("did not finish"), "{e}");
+        assert!(e.to_string().contains("did not finish"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(3));
         // A large output does not stall on a full pipe.
         let big = run_tool(&["sh", "-c", "yes x | head -c 1000000"], TOOL_TIMEOUT)
@@ -457,10 +625,11 @@ mod tests {
         );
         // Unreadable (a directory here; EACCES for an unprivileged user): unknown, with why.
         std::fs::create_dir_all(dir.path().join("net/unreadable")).unwrap();
-        let e = legacy_in_use(dir.path(), "unreadable").unwrap_err();
+        let (e, denied) = legacy_in_use(dir.path(), "unreadable").unwrap_err();
         assert!(
             e.contains("cannot tell whether legacy iptables tables exist"),
             "{e}"
         );
+        assert_eq!(denied, None, "a directory is not a lack of privilege");
     }
 }

@@ -85,6 +85,8 @@ pub struct Firewall<'a> {
     pub os: Option<&'a crate::snapshot::OsRelease>,
     /// `Ok(None)`: nft is not installed.
     pub nft: Result<Option<&'a NftRuleset>, &'a str>,
+    /// What could not be read for lack of privilege.
+    pub denied: &'a [crate::snapshot::Denied],
 }
 
 pub fn manager(fw: &Firewall) -> Manager {
@@ -317,7 +319,7 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
                 r.backend
             )
         };
-        let summary = format!("{who} {how} {what}: {at} ({} packets so far)", dec.packets);
+        let summary = format!("{who} {how} {what}: {at} ({})", dec.counter_text());
         let remedy = if r.tool == "nft" {
             nft_remedy(m, fw.os, d, v6, packet.inbound)
         } else {
@@ -337,12 +339,24 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
         return Finding::fail(id, summary).evidence(evidence).remedy(remedy);
     }
     if !j.unreadable.is_empty() {
-        return Finding::unknown(
-            id,
-            format!("cannot read the ruleset: {}", j.unreadable.join("; ")),
-        )
-        .evidence(evidence)
-        .remedy(["run ecs-diag as root (iptables-save needs CAP_NET_ADMIN)"]);
+        // For lack of privilege: say which tool needs what, not each tool's own words (those
+        // stay in the evidence).
+        let denied: Vec<&crate::snapshot::Denied> = fw
+            .denied
+            .iter()
+            .filter(|d| d.source == "firewall" || d.source == "nftables")
+            .collect();
+        let summary = if denied.is_empty() {
+            format!("cannot read the ruleset: {}", j.unreadable.join("; "))
+        } else {
+            format!(
+                "cannot read the ruleset without privileges: {}",
+                crate::snapshot::Denied::describe(&denied)
+            )
+        };
+        return Finding::unknown(id, summary)
+            .evidence(evidence)
+            .remedy(["run ecs-diag as root (iptables-save and nft need CAP_NET_ADMIN)"]);
     }
     if !j.uncertain.is_empty() {
         return Finding::unknown(id, format!("no rule drops {what} as far as the ruleset can be evaluated, but these matches could not be: {}", j.uncertain.join("; "))).evidence(evidence);
@@ -368,6 +382,7 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
             _ => &[],
         },
         nft: s.nftables.ok().map(|n| n.as_deref()),
+        denied: &s.denied,
     })
 }
 
@@ -690,6 +705,25 @@ mod tests {
         });
         assert_eq!(f.status, Status::Unknown);
         assert!(f.summary.contains("Operation not permitted"));
+        // A rule without a counter statement has no count to report: say so, not "0 packets".
+        let uncounted = NFT_DROP.replace(r#"{"counter":{"packets":9,"bytes":756}},"#, "");
+        let f = judge_check(icmp_in, with_nft(&uncounted));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("(the rule has no counter)") && !f.summary.contains("packets"),
+            "{}",
+            f.summary
+        );
+        // Nor does an nft chain policy.
+        let policy = r#"{"nftables":[{"table":{"family":"inet","name":"filter"}},
+            {"chain":{"family":"inet","table":"filter","name":"input","hook":"input","prio":0,"policy":"drop"}}]}"#;
+        let f = judge_check(icmp_in, with_nft(policy));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("a policy has no counter"),
+            "{}",
+            f.summary
+        );
         let firewalld = NFT_DROP.replace("\"filter\"", "\"firewalld\"");
         let f = judge_check(icmp_in, with_nft(&firewalld));
         assert!(f.remedy[0].contains("firewall-cmd"), "{:?}", f.remedy);

@@ -107,7 +107,8 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "watch",
         details: &[
-            "Ping this instance's public IP from outside while it runs (default 20 s). Each second it prints the echo requests seen on the interfaces (before the firewall), those the ICMP layer counted, the replies sent and those that left; at the end the firewall rules whose counters moved, the drops an nftables trace saw (a temporary table inet ecs_diag_watch, removed at the end; --no-trace leaves the ruleset alone) and the verdict.",
+            "Ping this instance's public IP from outside while it runs (default 20 s). It first names what it watches: the primary interface, its private and public IP (from the metadata) and the client filter. Each second it prints running totals that add up: requests seen on the interfaces (before the firewall; the ICMP counters without packet capture) = answered + dropped by guest firewall rules (named, from an nftables trace in a temporary table inet ecs_diag_watch, removed at the end; --no-trace leaves the ruleset alone) + otherwise unanswered. The verdict is said in one sentence as soon as the totals tell it; at the end come the firewall rules whose counters moved, the checks on the echo path that fail or warn, and the final verdict with the mtr commands filled in.",
+            "--json prints JSON Lines, each with `version` and `type`: `start`, a `tick` per second, `verdict_so_far` when the verdict becomes known or changes, and the final `verdict`.",
             "Needs root, or CAP_NET_RAW (the packet capture) and CAP_NET_ADMIN (the firewall counters and the trace).",
         ],
         files: &[
@@ -127,7 +128,7 @@ pub const MANUALS: &[Manual] = &[
         examples: &[
             ("sudo ecs-diag watch", "20 s; ping the public IP meanwhile"),
             ("sudo ecs-diag watch --client 203.0.113.7 --seconds 60", "only that client's pings"),
-            ("sudo ecs-diag watch --json 2>/dev/null | jq .verdict", "the verdict for a script"),
+            ("sudo ecs-diag watch --json | tail -n 1 | jq -r .verdict", "the verdict for a script"),
         ],
         see_also: &["ecs-diag-check(1)", "ping(8)", "mtr(8)"],
     },

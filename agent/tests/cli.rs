@@ -447,14 +447,74 @@ fn watch_without_pings_says_nothing_arrived() {
         ])
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().all(|l| l["version"] == 1), "{lines:#?}");
+    assert_eq!(lines[0]["type"], "start");
+    assert_eq!(lines[0]["client"], "192.0.2.77");
+    assert_eq!(lines[1]["type"], "tick");
+    let v = lines.last().unwrap().clone();
+    assert_eq!(v["type"], "verdict");
     assert_eq!(v["verdict"], "not_arriving", "{v:#}");
+    // The traceroute suggestion names the client.
+    assert!(
+        v["steps"].to_string().contains("mtr -n 192.0.2.77"),
+        "{v:#}"
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(v["evidence"]["requests_on_wire"], 0);
     let tables = Command::new("nft").args(["list", "tables"]).output();
     if let Ok(t) = tables {
         assert!(!String::from_utf8_lossy(&t.stdout).contains("ecs_diag_watch"));
     }
+}
+
+#[test]
+fn watch_reads_at_a_glance() {
+    // As a table, in an empty network namespace: the header names what is watched, each
+    // second's totals add up, and the verdict is told as soon as it is known (3 s of nothing).
+    let dir = tempfile::tempdir().unwrap();
+    let config = isolated(dir.path(), "");
+    let o = Command::new("unshare")
+        .args(["-n", BIN])
+        .args([
+            "watch",
+            "--no-trace",
+            "--seconds",
+            "3",
+            "--client",
+            "192.0.2.77",
+        ])
+        .args(["--config", &config])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("ecs-diag watch: ")
+            && lines[0].contains("echo requests from 192.0.2.77"),
+        "{text}"
+    );
+    let ticks: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("requests seen"))
+        .collect();
+    assert_eq!(ticks.len(), 3, "{text}");
+    assert_eq!(
+        ticks[2].trim(),
+        "3 s  requests seen 0 = answered 0 + dropped by rules 0 + unanswered 0"
+    );
+    let so_far = text
+        .find("→ so far: no echo request arrives")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        so_far < text.find("verdict: NOT ARRIVING").unwrap(),
+        "{text}"
+    );
+    // Nothing about load or disks: only the echo path's checks.
+    assert!(!text.contains("load."), "{text}");
 }
 
 #[test]
@@ -474,8 +534,11 @@ fn watch_without_privileges_says_what_it_could_not_see() {
         .args(["watch", "--json", "--seconds", "1", "--config", &config])
         .output()
         .unwrap();
-    let v: Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let v: Value = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no verdict line: {}", stderr(&o)));
     let unavailable = v["unavailable"].to_string();
     assert!(unavailable.contains("packet capture"), "{unavailable}");
     assert!(unavailable.contains("CAP_NET_RAW"), "{unavailable}");

@@ -30,6 +30,8 @@ pub type Report = BTreeMap<String, (String, Value)>;
 pub const MAC0: &str = "00:16:3e:00:00:01";
 pub const MAC1: &str = "00:16:3e:00:00:02";
 pub const GUEST_IP: &str = "10.77.0.10";
+/// The public IP the fake metadata publishes (a documentation address, never contacted).
+pub const PUBLIC_IP: &str = "203.0.113.10";
 pub const SECONDARY_IP: &str = "10.77.0.11";
 pub const GATEWAY: &str = "10.77.0.1";
 /// The "outside" client, on the client namespace's loopback: replies to it need the gateway.
@@ -114,6 +116,8 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
         ("instance-id", "i-matrix"),
         ("region-id", "cn-matrix"),
         ("private-ipv4", GUEST_IP),
+        // A documentation address: the agent only reports it (no check sends to it).
+        ("public-ipv4", PUBLIC_IP),
         ("vswitch-cidr-block", "10.77.0.0/24"),
         ("vpc-cidr-block", "10.0.0.0/8"),
     ] {

@@ -29,6 +29,25 @@ pub const CHECKS: &[Check] = &[
 ];
 
 /// Console steps for a block outside the guest.
+/// The checks that can stop an echo request from being answered: `watch` names these (and no
+/// other warnings) as the guest's reasons.
+pub const ECHO_PATH: &[&str] = &[
+    "link.primary",
+    "addr.primary",
+    "route.default",
+    "route.reply",
+    "neigh.gateway",
+    "sysctl.icmp_echo",
+    "sysctl.icmp_echo6",
+    "sysctl.rp_filter",
+    "sysctl.icmp_ratelimit",
+    "firewall.icmp_in",
+    "firewall.icmp_out",
+    "firewall.icmp6",
+    "net.drops",
+    "net.conntrack",
+];
+
 pub fn outside_steps() -> Vec<String> {
     vec![
         "security group: ECS console → instance → Security Groups → inbound rules must allow ICMP (IPv4) from the client, with no higher-priority deny".to_string(),

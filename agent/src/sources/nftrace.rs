@@ -100,6 +100,12 @@ impl NftTrace {
         })
     }
 
+    /// The drops traced so far (tracing goes on).
+    pub fn drops_so_far(&self) -> Vec<TracedDrop> {
+        let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        parse_trace(&lines)
+    }
+
     /// Stops tracing, removes the table and returns the drops seen.
     pub fn stop(mut self) -> Vec<TracedDrop> {
         self.shutdown();

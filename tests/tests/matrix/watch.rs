@@ -41,9 +41,9 @@ fn watch_while_pinging_at(t: &Topology, pings: u32, target: &str, client: &str) 
         };
         (agent.join().unwrap(), received)
     });
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v = verdict_line(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "watch output is not JSON ({e}): {}\n{}",
+            "{e}: {}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
@@ -58,6 +58,45 @@ fn watch_while_pinging_at(t: &Topology, pings: u32, target: &str, client: &str) 
     (v, out.status.code().unwrap_or(-1))
 }
 
+/// `watch --json` prints JSON Lines, each with `version` and `type`: the `start` line first,
+/// one `tick` per second whose totals add up, and the final `verdict` last (returned).
+fn verdict_line(stdout: &[u8]) -> Result<Value, String> {
+    let lines: Vec<Value> = String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not a JSON line ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or(""))
+        .collect();
+    if kinds.first() != Some(&"start") || kinds.last() != Some(&"verdict") {
+        return Err(format!("lines out of order: {kinds:?}"));
+    }
+    for l in &lines {
+        if l["version"] != 1 {
+            return Err(format!("a line without version 1: {l}"));
+        }
+        if l["type"] == "tick" {
+            let n = |k: &str| l[k].as_u64().unwrap_or(u64::MAX);
+            if n("requests_seen") != n("answered") + n("dropped") + n("unanswered") {
+                return Err(format!("a tick that does not add up: {l}"));
+            }
+        }
+    }
+    // The header names the interface, its private and public IP and the client filter.
+    let start = &lines[0];
+    if start["interface"] != "eth0"
+        || start["private_ip"].as_str().is_none()
+        || start["public_ip"] != PUBLIC_IP
+        || start["client"].as_str().is_none()
+    {
+        return Err(format!(
+            "the start line does not say what is watched: {start}"
+        ));
+    }
+    Ok(lines[lines.len() - 1].clone())
+}
+
 #[test]
 fn watch_sees_requests_arriving_and_answered() {
     let t = Topology::new();
@@ -69,7 +108,10 @@ fn watch_sees_requests_arriving_and_answered() {
     assert!(v["evidence"]["replies_on_wire"].as_u64().unwrap() >= 5);
     assert!(v["evidence"]["requests_reached_icmp"].as_u64().unwrap() >= 5);
     assert!(v["sources"][CLIENT]["requests"].as_u64().unwrap() >= 5);
-    assert!(v["steps"].to_string().contains("mtr"));
+    // The suggestions are filled in: the public IP from the metadata, the client's address.
+    let steps = v["steps"].to_string();
+    assert!(steps.contains(&format!("mtr -n {PUBLIC_IP}")), "{steps}");
+    assert!(steps.contains(&format!("mtr -n {CLIENT}")), "{steps}");
     assert!(v["unavailable"].as_array().unwrap().is_empty(), "{v:#}");
 }
 

@@ -1,3 +1,5 @@
-//! Test support for the end-to-end suites: the fault matrix's namespace harness.
+//! Test support for the end-to-end suites: the fault matrix's namespace harness and a daemon
+//! served inside a case's namespace.
 
 pub mod matrix;
+pub mod served;

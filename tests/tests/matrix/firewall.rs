@@ -1,11 +1,9 @@
 //! Faults judged by firewall.icmp_in, firewall.icmp_out, firewall.icmp6, firewall.ports, and serve seeing ruleset changes.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use ecs_diag_matrix::matrix::*;
+use ecs_diag_matrix::served::Served;
 
 #[test]
 fn firewall_input_drops_echo_request() {
@@ -307,66 +305,9 @@ fn firewall_drop_by_ipset_membership() {
 fn serve_sees_ruleset_changes_in_both_backends() {
     let t = Topology::new();
     assert_healthy(&t);
-    let cfg = t.dir.path().join("serve.toml");
-    let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{base}[server]\nlisten = \"127.0.0.1:0\"\n[refresh]\ninterval_s = 1\n"),
-    )
-    .unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &t.guest, agent_bin(), "serve", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _daemon = Kill(child);
-    // Keep reading the log (a closed pipe would break the daemon's logging); pass the port on.
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            if let Some(p) = line.split("listening on http://127.0.0.1:").nth(1) {
-                let _ = port_tx.send(p.trim().parse::<u16>().ok());
-            }
-        }
-    });
-    let port = port_rx
-        .recv_timeout(Duration::from_secs(20))
-        .ok()
-        .flatten()
-        .expect("the daemon logs its port");
-    let status = || {
-        let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /v1/checks/firewall.icmp_in HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3");
-        let out = t.exec(&t.guest, &["bash", "-c", &script]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["status"].as_str().map(str::to_string))
-    };
+    let served = Served::start(&t, "");
     let wait_for = |want: &str, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if status().as_deref() == Some(want) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "firewall.icmp_in never became {want} after {what} (last: {:?})",
-            status()
-        );
+        served.wait_for("firewall.icmp_in", want, what);
     };
     wait_for("ok", "start");
     t.guest("iptables -A INPUT -p icmp -j DROP");

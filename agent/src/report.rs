@@ -41,6 +41,37 @@ pub struct Finding {
     pub evidence: serde_json::Value,
     /// Exact commands or console steps; empty when nothing is to be done.
     pub remedy: Vec<String>,
+    /// The failing or warning checks this finding follows from, root causes only, in report
+    /// order (`["link.primary"]` on `route.default` when the link is down). Empty when the
+    /// finding stands on its own. Decided from what each finding judges and relies on.
+    #[serde(default)]
+    pub caused_by: Vec<String>,
+    /// What this finding judges (its link, the default route, a sysctl, ...): a finding that
+    /// relies on one of these follows from this one when it is not ok. Not serialized.
+    #[serde(skip)]
+    pub judges: Vec<Subject>,
+    /// What this verdict relies on: when another finding judges one of these and is not ok,
+    /// this one is its consequence. Not serialized.
+    #[serde(skip)]
+    pub relies_on: Vec<Subject>,
+}
+
+/// A thing in the guest a verdict is about, named from the evidence (the device, the table,
+/// the key), so consequences are linked to causes by what they share, not by check id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A network interface, by name.
+    Link(String),
+    /// A local address.
+    Address(std::net::IpAddr),
+    /// The default route of a family (4 or 6) in the tables the kernel consults.
+    DefaultRoute(u8),
+    /// A sysctl, by dotted name.
+    Sysctl(String),
+    /// The kernel's route for replies to the client, of a family (4 or 6).
+    ReplyRoute(u8),
+    /// One direction of the echo path through the guest firewall.
+    FirewallPath(&'static str),
 }
 
 impl Finding {
@@ -51,6 +82,9 @@ impl Finding {
             summary: summary.into(),
             evidence: serde_json::Value::Object(Default::default()),
             remedy: Vec::new(),
+            caused_by: Vec::new(),
+            judges: Vec::new(),
+            relies_on: Vec::new(),
         }
     }
     pub fn ok(id: &str, summary: impl Into<String>) -> Finding {
@@ -74,6 +108,16 @@ impl Finding {
     }
     pub fn remedy<S: Into<String>>(mut self, steps: impl IntoIterator<Item = S>) -> Finding {
         self.remedy = steps.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Declares what this finding judges (see [`Subject`]).
+    pub fn judges(mut self, subjects: impl IntoIterator<Item = Subject>) -> Finding {
+        self.judges.extend(subjects);
+        self
+    }
+    /// Declares what this verdict relies on (see [`Subject`]).
+    pub fn relies_on(mut self, subjects: impl IntoIterator<Item = Subject>) -> Finding {
+        self.relies_on.extend(subjects);
         self
     }
 }
@@ -136,7 +180,18 @@ impl Report {
             } else {
                 format!("{status:<7}")
             };
-            let summary = wrap(&f.summary, width.map(|w| w.saturating_sub(indent)));
+            let summary = match f.caused_by.as_slice() {
+                [] => wrap(&f.summary, width.map(|w| w.saturating_sub(indent))),
+                causes => wrap(
+                    &format!(
+                        "{} (because {} {})",
+                        f.summary,
+                        causes.join(" and "),
+                        if causes.len() == 1 { "fails" } else { "fail" }
+                    ),
+                    width.map(|w| w.saturating_sub(indent)),
+                ),
+            };
             let _ = writeln!(
                 out,
                 "{painted}  {:<id_width$}  {}",
@@ -280,6 +335,36 @@ mod tests {
         assert!(r.render_table(true, None).contains("\x1b[1;31m"));
         // Worst first.
         assert!(plain.find("c.1").unwrap() < plain.find("c.0").unwrap());
+    }
+
+    #[test]
+    fn consequences_say_what_they_follow_from_in_the_table_and_json() {
+        let mut r = report(&[Status::Fail, Status::Fail, Status::Ok]);
+        r.checks[1].caused_by = vec!["c.0".into()];
+        let plain = r.render_table(false, None);
+        assert!(plain.contains("c.1    x (because c.0 fails)"), "{plain}");
+        assert!(!plain.contains("c.0    x (because"), "{plain}");
+        r.checks[1].caused_by = vec!["c.0".into(), "c.2".into()];
+        assert!(r
+            .render_table(false, None)
+            .contains("x (because c.0 and c.2 fail)"));
+        // Always present in JSON (empty when the finding stands on its own); the subjects
+        // it was decided from are not part of the contract.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["checks"][0]["caused_by"], serde_json::json!([]));
+        assert_eq!(
+            json["checks"][1]["caused_by"],
+            serde_json::json!(["c.0", "c.2"])
+        );
+        assert!(json["checks"][1].get("judges").is_none());
+        // Reports written before the field existed still load.
+        let mut old = json.clone();
+        old["checks"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("caused_by");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert!(back.checks[1].caused_by.is_empty());
     }
 
     #[test]

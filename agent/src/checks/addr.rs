@@ -28,7 +28,11 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "the prefix differs from the assigned one", remedy: "ip addr replace ASSIGNED/PREFIX dev IF" },
             Cause { cause: "the assigned address sits on another interface", remedy: "ip addr del IP/PREFIX dev OTHER && ip addr add IP/PREFIX dev IF" },
         ],
-        judge: |s, _| primary(s),
+        judge: |s, _| {
+            primary(s)
+                .judges(super::assigned_primary(s))
+                .relies_on(super::primary_link(s))
+        },
     },
     Check {
         id: SECONDARY,

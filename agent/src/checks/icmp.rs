@@ -8,8 +8,9 @@
 use serde::Serialize;
 use serde_json::json;
 
+use crate::checks::firewall::{ECHO_IN, ECHO_OUT};
 use crate::checks::{Cause, Check, Context};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::Snapshot;
 
 pub const LIVE: &str = "icmp.live";
@@ -240,9 +241,10 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
     });
     match a.arrival {
         // The firewall in force now drops them: that is a present cause, whatever the window.
-        Arrival::NotArriving if !e.dropped_by.is_empty() => {
-            Finding::warn(LIVE, a.summary).evidence(evidence).remedy(a.steps)
-        }
+        Arrival::NotArriving if !e.dropped_by.is_empty() => Finding::warn(LIVE, a.summary)
+            .evidence(evidence)
+            .remedy(a.steps)
+            .relies_on([Subject::FirewallPath(ECHO_IN)]),
         Arrival::NotArriving if windowed => Finding::skipped(
             LIVE,
             format!("no echo request arrived {since}: ping the public IP while `ecs-diag watch` runs"),
@@ -271,11 +273,23 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
                     .to_string(),
                 "live: ecs-diag watch --seconds 20 while pinging from the client".to_string(),
             ];
-            if replies == 0 {
-                Finding::fail(LIVE, summary).evidence(evidence).remedy(remedy)
+            let f = if replies == 0 {
+                Finding::fail(LIVE, summary)
             } else {
-                Finding::warn(LIVE, summary).evidence(evidence).remedy(remedy)
-            }
+                Finding::warn(LIVE, summary)
+            };
+            // Arriving and unanswered: the echo sysctl, the firewall on either way, the reply
+            // route and the link it leaves by are each enough.
+            f.evidence(evidence)
+                .remedy(remedy)
+                .relies_on([
+                    Subject::Sysctl("net.ipv4.icmp_echo_ignore_all".into()),
+                    Subject::FirewallPath(ECHO_IN),
+                    Subject::FirewallPath(ECHO_OUT),
+                    Subject::ReplyRoute(4),
+                    Subject::DefaultRoute(4),
+                ])
+                .relies_on(super::primary_link(s))
         }
     }
 }
@@ -410,7 +424,14 @@ mod tests {
             "{}",
             f.summary
         );
-        assert!(f.remedy[0].starts_with("guest firewall"), "{:?}", f.remedy);
+        // The firewall finding is the cause: its remedy first, then this one's own steps.
+        assert_eq!(f.caused_by, ["firewall.icmp_in"]);
+        assert!(
+            f.remedy[0].starts_with("first fix firewall.icmp_in: iptables -I INPUT 1"),
+            "{:?}",
+            f.remedy
+        );
+        assert!(f.remedy[1].starts_with("guest firewall"), "{:?}", f.remedy);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "no carrier: the ENI is detached or its driver is not bound", remedy: "ECS console → instance → ENIs; see link.driver" },
             Cause { cause: "no interface has the primary ENI's MAC", remedy: "check the ENI is attached and the driver loaded (see link.driver)" },
         ],
-        judge: |s, _| primary(s),
+        judge: |s, _| primary(s).judges(super::primary_link(s)),
     },
     Check {
         id: SECONDARY,

@@ -2,7 +2,12 @@
 //! `link.secondary`, `link.driver`, ...), each listing its checks in `CHECKS`; [`catalogue`] is
 //! all of them in report order.
 
+// A check's early return is its finding (`Result<_, Finding>`): one per check and refresh,
+// never in a loop, so its size does not matter and boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod addr;
+pub mod causality;
 pub mod firewall;
 pub mod icmp;
 pub mod link;
@@ -15,7 +20,7 @@ pub mod sysctl;
 use serde_json::Value;
 
 use crate::config::{Limits, Thresholds};
-use crate::report::{Finding, Report, REPORT_VERSION};
+use crate::report::{Finding, Report, Subject, REPORT_VERSION};
 use crate::snapshot::Snapshot;
 
 /// One entry of the catalogue: the stable id (also its metric label), what it decides, the
@@ -133,6 +138,7 @@ pub fn evaluate(snapshot: &Snapshot, criteria: &Criteria) -> Vec<Finding> {
         );
         findings.push(f);
     }
+    causality::link_consequences(&mut findings);
     findings
 }
 
@@ -150,6 +156,22 @@ pub fn report(snapshot: &Snapshot, criteria: &Criteria, started: std::time::Inst
 use std::net::IpAddr;
 
 use crate::snapshot::{Address, Link, Route, TABLE_MAIN};
+
+/// The primary interface as a [`Subject`] (what link.primary judges and others rely on).
+pub(crate) fn primary_link(s: &Snapshot) -> Option<Subject> {
+    primary_interface(s)
+        .ok()
+        .map(|p| Subject::Link(p.link.name.clone()))
+}
+
+/// The assigned primary private IP as a [`Subject`] (what addr.primary judges).
+pub(crate) fn assigned_primary(s: &Snapshot) -> Option<Subject> {
+    s.metadata
+        .ok()
+        .and_then(|m| m.primary())
+        .and_then(|e| e.primary_ip)
+        .map(|ip| Subject::Address(IpAddr::V4(ip)))
+}
 
 /// Which interface is primary and how we know.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{default_routes_v4, link_name};
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::{Neighbour, Snapshot};
 
 pub const GATEWAY: &str = "neigh.gateway";
@@ -26,7 +26,14 @@ pub const CHECKS: &[Check] = &[Check {
         cause: "the gateway does not answer ARP (entry FAILED or INCOMPLETE)",
         remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
     }],
-    judge: |s, _| gateway(s),
+    // The entry exists only while packets go through the gateway on a working link from an
+    // address in its subnet.
+    judge: |s, _| {
+        gateway(s)
+            .relies_on(super::primary_link(s))
+            .relies_on([Subject::DefaultRoute(4)])
+            .relies_on(super::assigned_primary(s))
+    },
 }];
 
 pub fn gateway(s: &Snapshot) -> Finding {

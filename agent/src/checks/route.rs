@@ -13,7 +13,7 @@ use super::{
     reply_target as target, target_label,
 };
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::{LookupOutcome, Route, Snapshot};
 
 pub const DEFAULT: &str = "route.default";
@@ -30,7 +30,18 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "the default route uses another gateway or interface", remedy: "ip route replace default via GATEWAY dev IF" },
             Cause { cause: "a blackhole, unreachable or prohibit route covers the client", remedy: "ip route del TYPE PREFIX, and remove it from the persisted configuration" },
         ],
-        judge: |s, _| default_route(s),
+        judge: |s, _| {
+            let f = default_route(s).judges([Subject::DefaultRoute(4)]);
+            // A route that captures the replies is a cause of its own; a missing or wrong
+            // default route may be the link's or the address's doing (the kernel removes
+            // routes through a device that goes down or loses the gateway's subnet).
+            if f.evidence.get("capturing_route").is_some() {
+                f
+            } else {
+                f.relies_on(super::primary_link(s))
+                    .relies_on(super::assigned_primary(s))
+            }
+        },
     },
     Check {
         id: REPLY,
@@ -40,7 +51,12 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "the lookup is refused (no route, unreachable, prohibit)", remedy: "ip route get CLIENT from LOCAL; ip rule; ip route show table all" },
             Cause { cause: "replies from a secondary ENI's address leave by another interface", remedy: "ip rule add from ENI_IP table 100; ip route add default via GATEWAY dev ENI table 100" },
         ],
-        judge: |s, _| reply(s),
+        judge: |s, _| {
+            reply(s)
+                .judges([Subject::ReplyRoute(4)])
+                .relies_on([Subject::DefaultRoute(4)])
+                .relies_on(super::primary_link(s))
+        },
     },
 ];
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{ipv4_on, link_name, target_label};
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::{LookupOutcome, Snapshot, Sysctl};
 
 pub const ICMP_ECHO: &str = "sysctl.icmp_echo";
@@ -28,7 +28,9 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "echo requests are ignored now", remedy: "sysctl -w net.ipv4.icmp_echo_ignore_all=0" },
             Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
         ],
-        judge: |s, _| icmp_echo(s),
+        judge: |s, _| {
+            icmp_echo(s).judges([Subject::Sysctl("net.ipv4.icmp_echo_ignore_all".into())])
+        },
     },
     Check {
         id: ICMP_ECHO6,
@@ -38,7 +40,9 @@ pub const CHECKS: &[Check] = &[
             Cause { cause: "IPv6 echo requests are ignored now", remedy: "sysctl -w net.ipv6.icmp.echo_ignore_all=0" },
             Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
         ],
-        judge: |s, _| icmp_echo6(s),
+        judge: |s, _| {
+            icmp_echo6(s).judges([Subject::Sysctl("net.ipv6.icmp.echo_ignore_all".into())])
+        },
     },
     Check {
         id: RP_FILTER,

@@ -10,13 +10,34 @@ fn healthy_guest_is_all_ok() {
 
 #[test]
 fn primary_admin_down() {
-    prove_case(Fault {
+    let r = prove_case(Fault {
         inject: &["guest: ip link set eth0 down"],
         ping: GUEST_IP,
         ping_works: false,
         expect: &[("link.primary", "fail")],
         consequences: &["route.default", "route.reply"],
     });
+    // The kernel dropped the routes through eth0: those failures are the link's, and say so,
+    // with the link's remedy first (not "add a route").
+    assert!(r["link.primary"].1["caused_by"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    for id in ["route.default", "route.reply"] {
+        let f = &r[id].1;
+        assert_eq!(
+            f["caused_by"],
+            serde_json::json!(["link.primary"]),
+            "{id}: {f}"
+        );
+        assert!(
+            f["remedy"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("first fix link.primary: ip link set dev eth0 up"),
+            "{id}: {f}"
+        );
+    }
 }
 
 #[test]

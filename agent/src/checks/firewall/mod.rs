@@ -10,7 +10,12 @@ use serde_json::json;
 
 use super::{ipv4_on, no_primary, primary_interface, reply_target};
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
+
+/// The directions of the echo path the firewall checks judge (their [`Subject`]s).
+pub const ECHO_IN: &str = "echo requests in";
+pub const ECHO_OUT: &str = "echo replies out";
+pub const ECHO6: &str = "ICMPv6 echo";
 use crate::ruleset::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
 use crate::ruleset::nft::{self, NftRuleset};
 use crate::snapshot::Gathered;
@@ -34,7 +39,7 @@ pub const CHECKS: &[Check] = &[
         causes: &[
             Cause { cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
         ],
-        judge: |s, _| icmp_in(s),
+        judge: |s, _| icmp_in(s).judges([Subject::FirewallPath(ECHO_IN)]),
     },
     Check {
         id: ICMP_OUT,
@@ -43,7 +48,7 @@ pub const CHECKS: &[Check] = &[
         causes: &[
             Cause { cause: "a rule (or a chain policy) drops the outgoing echo reply", remedy: "insert an accept for ICMP echo-reply ahead of the deciding rule" },
         ],
-        judge: |s, _| icmp_out(s),
+        judge: |s, _| icmp_out(s).judges([Subject::FirewallPath(ECHO_OUT)]),
     },
     Check {
         id: ICMP6,
@@ -52,7 +57,7 @@ pub const CHECKS: &[Check] = &[
         causes: &[
             Cause { cause: "an ip6tables or nft rule (or policy) drops the ICMPv6 echo request or reply", remedy: "insert an accept for ipv6-icmp echo-request / echo-reply ahead of the deciding rule" },
         ],
-        judge: |s, _| icmp6(s),
+        judge: |s, _| icmp6(s).judges([Subject::FirewallPath(ECHO6)]),
     },
     Check {
         id: PORTS,

@@ -25,4 +25,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = metadata::parse_mac_list(text);
     let _ = metadata::parse_ipv4_list(text);
     let _ = metadata::parse_netmask(text);
+    let _ = metadata::parse_kbps(text);
 });

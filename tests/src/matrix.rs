@@ -118,6 +118,9 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
         ("private-ipv4", GUEST_IP),
         // A documentation address: the agent only reports it (no check sends to it).
         ("public-ipv4", PUBLIC_IP),
+        // The instance type's bandwidth, Kbit/s: 10 Gbit/s, which net.bandwidth judges
+        // against (no limit in the config).
+        ("instance/max-netbw-egress", "10000000"),
         ("vswitch-cidr-block", "10.77.0.0/24"),
         ("vpc-cidr-block", "10.0.0.0/8"),
     ] {
@@ -246,6 +249,19 @@ impl Topology {
             metadata_doc(secondary_eni).to_string(),
         )
         .unwrap();
+    }
+
+    /// Publishes `value` at metadata path `key` (relative to `/latest/meta-data/`), or
+    /// withdraws the path (404) with None.
+    pub fn set_metadata(&self, key: &str, value: Option<&str>) {
+        let path = self.dir.path().join("metadata.json");
+        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let map = doc.as_object_mut().unwrap();
+        match value {
+            Some(v) => map.insert(key.to_string(), json!(v)),
+            None => map.remove(key),
+        };
+        std::fs::write(&path, doc.to_string()).unwrap();
     }
 
     pub fn write_ifcfg(&self, text: &str) {
@@ -442,9 +458,9 @@ pub fn show(report: &Report) -> String {
 /// The matrix runs many namespaces at once on a shared 2-core machine: its CPU, memory and disk
 /// load is the suite's, not a fault. These thresholds keep the load checks running (their
 /// sources must still work: an unknown fails the baseline) without judging that load; the load
-/// checks are proven by unit tests and `load_test.rs`. The bandwidth limit lets net.bandwidth
-/// judge the window.
-pub const MACHINE_LOAD_IGNORED: &str = "[limits]\nbandwidth_mbps = 10000\n[thresholds]\ncpu_busy_pct = 100\ncpu_saturated_pct = 100\ncpu_iowait_pct = 100\ncpu_steal_pct = 100\ncpu_steal_fail_pct = 100\nload_per_cpu = 1000\npressure_some_pct = 100\npressure_full_pct = 100\npressure_full_fail_pct = 100\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 100\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
+/// checks are proven by unit tests and `load_test.rs`. net.bandwidth judges the window against
+/// the limit the fake metadata publishes.
+pub const MACHINE_LOAD_IGNORED: &str = "[thresholds]\ncpu_busy_pct = 100\ncpu_saturated_pct = 100\ncpu_iowait_pct = 100\ncpu_steal_pct = 100\ncpu_steal_fail_pct = 100\nload_per_cpu = 1000\npressure_some_pct = 100\npressure_full_pct = 100\npressure_full_fail_pct = 100\nmemory_available_pct = 0\nmemory_available_fail_pct = 0\nswap_pages_per_s = 1e12\noom_kills = 1000000\ndisk_busy_pct = 100\ndstate_processes = 100000\ndstate_fail_processes = 100000\n";
 
 /// The namespaces share this machine's CPUs and disks: a CPU of the test machine at 100%
 /// (thresholds cannot go beyond 100%) is not a fault of the guest. The load checks may warn

@@ -22,7 +22,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: BANDWIDTH,
         decides: "throughput in each direction stays below the instance's bandwidth limit",
-        evidence: &["netlink link byte counters over the window", "limits.bandwidth_mbps, threshold bandwidth_pct"],
+        evidence: &["netlink link byte counters over the window", "limits.bandwidth_mbps, else the metadata's instance/max-netbw-egress and -ingress (Kbit/s)", "threshold bandwidth_pct"],
         causes: &[
             Cause { cause: "traffic at the bandwidth limit: packets, pings included, are dropped by the cloud", remedy: "find the traffic (iftop, nethogs); raise the bandwidth or change the instance type" },
         ],
@@ -227,8 +227,43 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
     )
 }
 
+/// The bandwidth limit per direction, Mbit/s, and where it came from.
+#[derive(Debug, PartialEq)]
+pub struct BandwidthLimit {
+    pub in_mbps: f64,
+    pub out_mbps: f64,
+    pub from: &'static str,
+}
+
+/// The config's `limits.bandwidth_mbps` (both directions) overrides the metadata's instance
+/// type limits (`instance/max-netbw-egress`, and `-ingress` where published; Kbit/s).
+pub fn bandwidth_limit(s: &Snapshot, c: &Criteria) -> Option<BandwidthLimit> {
+    if let Some(b) = c.limits.bandwidth_mbps {
+        return Some(BandwidthLimit {
+            in_mbps: b,
+            out_mbps: b,
+            from: "limits.bandwidth_mbps in the config",
+        });
+    }
+    let md = s.metadata.ok()?;
+    let out = md.max_netbw_egress_kbps? as f64 / 1000.0;
+    Some(match md.max_netbw_ingress_kbps {
+        Some(i) => BandwidthLimit {
+            in_mbps: i as f64 / 1000.0,
+            out_mbps: out,
+            from: "metadata instance/max-netbw-egress and max-netbw-ingress",
+        },
+        // The instance type's limit applies per direction: the egress figure stands for both.
+        None => BandwidthLimit {
+            in_mbps: out,
+            out_mbps: out,
+            from: "metadata instance/max-netbw-egress (for both directions: no ingress published)",
+        },
+    })
+}
+
 /// `net.bandwidth`: each interface's throughput over the window against the instance's limit
-/// (`limits.bandwidth_mbps`). Cloud limits apply per direction, so rx and tx are judged apart.
+/// ([`bandwidth_limit`]). Cloud limits apply per direction, so rx and tx are judged apart.
 pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
     let links = match s.links.ok() {
         Ok(l) => l,
@@ -245,7 +280,7 @@ pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
     };
     let (counted, not_compared) = link_counters(links, Some(earlier_links));
     let th = &c.thresholds;
-    let limit = c.limits.bandwidth_mbps;
+    let limit = bandwidth_limit(s, c);
     let mut rates = Vec::new();
     let mut over = Vec::new();
     let mut near = Vec::new();
@@ -254,8 +289,8 @@ pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
         let rx = d.rx_bytes as f64 * 8.0 / window / 1e6;
         let tx = d.tx_bytes as f64 * 8.0 / window / 1e6;
         rates.push(json!({"interface": l.name, "rx_mbps": (rx * 100.0).round() / 100.0, "tx_mbps": (tx * 100.0).round() / 100.0}));
-        let Some(limit) = limit else { continue };
-        for (dir, v) in [("in", rx), ("out", tx)] {
+        let Some(limit) = &limit else { continue };
+        for (dir, v, limit) in [("in", rx, limit.in_mbps), ("out", tx, limit.out_mbps)] {
             let share = v * 100.0 / limit;
             let text = format!(
                 "{} {dir} {v:.1} Mbit/s = {share:.0}% of the {limit} Mbit/s limit",
@@ -268,15 +303,26 @@ pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
             }
         }
     }
-    let evidence = json!({"window_s": window, "limit_mbps": limit, "interfaces": rates, "not_compared": not_compared});
+    let evidence = json!({
+        "window_s": window, "interfaces": rates, "not_compared": not_compared,
+        "limit_mbps": limit.as_ref().map(|l| l.out_mbps),
+        "limit_in_mbps": limit.as_ref().map(|l| l.in_mbps),
+        "limit_out_mbps": limit.as_ref().map(|l| l.out_mbps),
+        "limit_from": limit.as_ref().map(|l| l.from),
+    });
     let Some(limit) = limit else {
-        return Finding::skipped(BANDWIDTH, "no bandwidth limit known: set limits.bandwidth_mbps in the config to the instance's (ECS console → instance → bandwidth)")
+        return Finding::skipped(BANDWIDTH, "no bandwidth limit known: the metadata publishes none (instance/max-netbw-egress) and limits.bandwidth_mbps is not set in the config (ECS console → instance → bandwidth)")
             .evidence(evidence);
     };
-    let remedy = vec![
+    let mut remedy = vec![
         "iftop -i eth0 or nethogs: which connections use the bandwidth".to_string(),
         "raise the instance's public bandwidth (ECS console → instance → Modify bandwidth) or the instance type's internal bandwidth".to_string(),
     ];
+    if c.limits.bandwidth_mbps.is_none() {
+        // The metadata gives the instance type's (internal) limit; a public IP's bandwidth
+        // is bought separately and is often lower.
+        remedy.push("the limit judged is the instance type's; if the public bandwidth is lower, set limits.bandwidth_mbps to it".to_string());
+    }
     if !over.is_empty() {
         return Finding::fail(
             BANDWIDTH,
@@ -293,11 +339,16 @@ pub fn bandwidth(s: &Snapshot, c: &Criteria) -> Finding {
             .evidence(evidence)
             .remedy(remedy);
     }
+    let limit_text = if limit.in_mbps == limit.out_mbps {
+        format!("{} Mbit/s", limit.out_mbps)
+    } else {
+        format!("{} Mbit/s in, {} Mbit/s out", limit.in_mbps, limit.out_mbps)
+    };
     Finding::ok(
         BANDWIDTH,
         format!(
-            "every interface below {}% of the {limit} Mbit/s limit over {window:.1} s",
-            th.bandwidth_pct
+            "every interface below {}% of the {limit_text} limit ({}) over {window:.1} s",
+            th.bandwidth_pct, limit.from
         ),
     )
     .evidence(evidence)
@@ -478,6 +529,71 @@ mod tests {
         }
     }
 
+    /// Without `limits.bandwidth_mbps`, the metadata's instance type limits are judged: egress
+    /// for both directions, or ingress apart where published; the config still overrides.
+    #[test]
+    fn bandwidth_limit_from_metadata() {
+        let mut c = criteria();
+        c.limits.bandwidth_mbps = None;
+        let with_md = |egress: Option<u64>, ingress: Option<u64>| {
+            move |s: &mut Snapshot| {
+                metadata(s).max_netbw_egress_kbps = egress;
+                metadata(s).max_netbw_ingress_kbps = ingress;
+                // 200 Mbit/s in, 40 Mbit/s out over 10 s.
+                windowed(with_stats(0, 0, 0), with_stats(250_000_000, 50_000_000, 0))(s);
+            }
+        };
+        // 1 Gbit/s egress, no ingress: both directions at 1000 Mbit/s.
+        let f = judge_by(bandwidth, c.clone(), with_md(Some(1_000_000), None));
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert_eq!(f.evidence["limit_in_mbps"], 1000.0);
+        assert!(
+            f.summary
+                .contains("1000 Mbit/s limit (metadata instance/max-netbw-egress"),
+            "{}",
+            f.summary
+        );
+        // 100 Mbit/s ingress published: 200 Mbit/s in is over it; out (40 of 1000) is fine.
+        let f = judge_by(
+            bandwidth,
+            c.clone(),
+            with_md(Some(1_000_000), Some(100_000)),
+        );
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("eth0 in 200.0 Mbit/s = 200% of the 100 Mbit/s limit"),
+            "{}",
+            f.summary
+        );
+        assert!(!f.summary.contains("eth0 out"), "{}", f.summary);
+        assert!(
+            f.remedy
+                .iter()
+                .any(|r| r.contains("public bandwidth is lower")),
+            "{:?}",
+            f.remedy
+        );
+        // 220 Mbit/s egress: 200 in is 91%, near saturation.
+        let f = judge_by(bandwidth, c.clone(), with_md(Some(220_000), None));
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        // The config overrides the metadata.
+        let mut cfg = c.clone();
+        cfg.limits.bandwidth_mbps = Some(10_000.0);
+        let f = judge_by(bandwidth, cfg, with_md(Some(100_000), Some(100_000)));
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert_eq!(
+            f.evidence["limit_from"],
+            "limits.bandwidth_mbps in the config"
+        );
+        // Metadata that failed or was not asked: no limit, measured but not judged.
+        let f = judge_by(bandwidth, c, |s| {
+            metadata_failed(s);
+            windowed(with_stats(0, 0, 0), with_stats(250_000_000, 0, 0))(s);
+        });
+        assert_eq!(f.status, Status::Skipped, "{}", f.summary);
+    }
+
     #[test]
     fn bandwidth_paths() {
         // One sample: no rate.
@@ -511,6 +627,7 @@ mod tests {
             windowed(with_stats(0, 0, 0), with_stats(1_300_000_000, 0, 0)),
         );
         assert_eq!(f.status, Status::Skipped);
+        assert!(f.summary.contains("max-netbw-egress"), "{}", f.summary);
         assert_eq!(f.evidence["interfaces"][0]["rx_mbps"], 1040.0);
         // Counters that went backwards (the NIC was reset): not compared, not a huge rate.
         let f = judge(

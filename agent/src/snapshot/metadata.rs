@@ -52,6 +52,12 @@ pub struct InstanceMetadata {
     pub vpc_cidr: Option<Ipv4Net>,
     pub vswitch_cidr: Option<Ipv4Net>,
     pub interfaces: Vec<MetadataInterface>,
+    /// `instance/max-netbw-egress`: the instance type's outbound bandwidth, Kbit/s.
+    #[serde(default)]
+    pub max_netbw_egress_kbps: Option<u64>,
+    /// `instance/max-netbw-ingress`, where published.
+    #[serde(default)]
+    pub max_netbw_ingress_kbps: Option<u64>,
 }
 
 impl InstanceMetadata {

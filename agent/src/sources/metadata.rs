@@ -221,6 +221,16 @@ impl MetadataClient {
             vpc_cidr: self.cidr("vpc-cidr-block")?,
             vswitch_cidr: self.cidr("vswitch-cidr-block")?,
             interfaces: Vec::new(),
+            max_netbw_egress_kbps: self.parsed(
+                "instance/max-netbw-egress",
+                "a bandwidth in Kbit/s (a whole number above 0)",
+                parse_kbps,
+            )?,
+            max_netbw_ingress_kbps: self.parsed(
+                "instance/max-netbw-ingress",
+                "a bandwidth in Kbit/s (a whole number above 0)",
+                parse_kbps,
+            )?,
         };
         let macs = self
             .parsed(
@@ -269,6 +279,16 @@ fn excerpt(s: &str) -> String {
     } else {
         format!("{short:?}")
     }
+}
+
+/// `instance/max-netbw-*`: a whole number of Kbit/s above 0 (at most 10 Tbit/s: anything
+/// larger is garbage, not a limit).
+pub fn parse_kbps(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&k| k > 0 && k <= 10_000_000_000)
 }
 
 pub fn parse_mac(s: &str) -> Option<String> {
@@ -337,6 +357,18 @@ mod tests {
         assert_eq!(parse_ipv4_list("10.0.0.5"), None);
         assert_eq!(parse_netmask("255.255.240.0"), Some(20));
         assert_eq!(parse_netmask("255.0.255.0"), None);
+        assert_eq!(parse_kbps("1024000\n"), Some(1_024_000));
+        for bad in [
+            "0",
+            "-5",
+            "1.5",
+            "10 Gbps",
+            "",
+            "99999999999999999999",
+            "<html>",
+        ] {
+            assert_eq!(parse_kbps(bad), None, "{bad:?}");
+        }
     }
 
     /// How the fake answers one request.
@@ -438,6 +470,7 @@ mod tests {
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/gateway", ok("10.0.0.253")),
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/vswitch-cidr-block", ok("10.0.0.0/24")),
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/private-ipv4s", ok("[\"10.0.0.5\",\"10.0.0.6\"]")),
+            ("GET /latest/meta-data/instance/max-netbw-egress", ok("1024000")),
         ]
     }
 
@@ -456,6 +489,24 @@ mod tests {
         assert_eq!(eni.prefix_from.as_deref(), Some("vswitch-cidr-block"));
         assert_eq!(eni.private_ipv4s.len(), 2);
         assert_eq!(eni.gateway, Some("10.0.0.253".parse().unwrap()));
+        assert_eq!(md.max_netbw_egress_kbps, Some(1_024_000));
+        assert_eq!(md.max_netbw_ingress_kbps, None, "not published");
+    }
+
+    #[test]
+    fn garbage_bandwidth_is_named() {
+        let mut routes = healthy_routes();
+        routes.retain(|(k, _)| !k.ends_with("max-netbw-egress"));
+        routes.push((
+            "GET /latest/meta-data/instance/max-netbw-egress",
+            ok("fast"),
+        ));
+        let e = MetadataClient::new(&config(fake(routes, None)))
+            .read()
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("instance/max-netbw-egress"), "{text}");
+        assert!(text.contains("Kbit/s"), "{text}");
     }
 
     #[test]

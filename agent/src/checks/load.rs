@@ -20,8 +20,8 @@ pub const DSTATE: &str = "load.dstate";
 pub const CHECKS: &[Check] = &[
     Check {
         id: CPU,
-        decides: "the CPUs are not saturated, waiting on I/O or stolen by the hypervisor",
-        evidence: &["/proc/stat CPU times (over the window, else the load average)", "thresholds cpu_*_pct and load_per_cpu"],
+        decides: "the CPUs are not saturated, waiting on I/O or stolen by the hypervisor, and tasks do not queue for a CPU",
+        evidence: &["/proc/stat CPU times (over the window, else the load average)", "/proc/pressure/cpu (some avg10)", "thresholds cpu_*_pct, load_per_cpu and pressure_some_pct"],
         causes: &[
             Cause { cause: "all CPUs busy, or one CPU saturated (softirq work waits)", remedy: "find the busy processes (top); a larger instance type" },
             Cause { cause: "CPU steal: the hypervisor runs something else", remedy: "burstable instance out of CPU credits, or an oversubscribed host: change the instance type" },
@@ -39,8 +39,8 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: IO,
-        decides: "tasks are not stalled on I/O or memory: PSI some/full, disk busy time",
-        evidence: &["/proc/pressure/{cpu,memory,io}", "/proc/diskstats over the window"],
+        decides: "tasks are not stalled on I/O or memory: PSI some/full, disk busy time (CPU pressure is load.cpu's)",
+        evidence: &["/proc/pressure/{memory,io}", "/proc/diskstats over the window"],
         causes: &[
             Cause { cause: "tasks stall on I/O, a disk is busy most of the window", remedy: "iostat -x 1; find the process (iotop); the disk's IOPS/throughput limit" },
         ],
@@ -150,7 +150,6 @@ pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
             evidence = json!({
                 "since": "boot", "busy_pct": round1(busy), "iowait_pct": round1(iowait),
                 "steal_pct": round1(steal), "loadavg": now.loadavg, "cpus": cpus,
-                "cpu_pressure_avg10": s.pressure.ok().ok().copied().flatten().and_then(|p| p.cpu_some).map(|p| p.avg10),
             });
             stolen = steal >= th.cpu_steal_pct;
             if stolen {
@@ -166,6 +165,23 @@ pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
             }
         }
     }
+    // CPU pressure (PSI cpu some, avg10): runnable tasks waited for a CPU. It is this check's,
+    // not load.io's.
+    let cpu_pressure = s
+        .pressure
+        .ok()
+        .ok()
+        .copied()
+        .flatten()
+        .and_then(|p| p.cpu_some);
+    if let Some(l) = cpu_pressure.filter(|l| l.avg10 >= th.pressure_some_pct) {
+        warns.push(format!(
+            "cpu some: tasks waited for a CPU {:.0}% of the last 10 s (CPU pressure)",
+            l.avg10
+        ));
+    }
+    let mut evidence = evidence;
+    evidence["cpu_pressure_avg10"] = json!(cpu_pressure.map(|p| p.avg10));
     if stolen {
         remedy.push("steal time: the physical host is contended — burstable instances (t5/t6) may be out of CPU credits (ECS console → instance → monitoring); otherwise move to an instance type with dedicated vCPUs".to_string());
     }
@@ -258,30 +274,32 @@ pub fn io(s: &Snapshot, c: &Criteria) -> Finding {
     let pressure = match s.pressure.ok() {
         Ok(Some(p)) => {
             judged = true;
-            let lines: [(&str, Option<PressureLine>, bool); 5] = [
-                ("cpu some", p.cpu_some, false),
-                ("memory some", p.memory_some, false),
-                ("memory full", p.memory_full, true),
-                ("io some", p.io_some, false),
-                ("io full", p.io_full, true),
+            // CPU pressure is load.cpu's: waiting for a CPU is not a disk problem.
+            let lines: [(&str, &str, Option<PressureLine>, bool); 4] = [
+                ("memory some", "memory", p.memory_some, false),
+                ("memory full", "memory", p.memory_full, true),
+                ("io some", "I/O", p.io_some, false),
+                ("io full", "I/O", p.io_full, true),
             ];
-            for (name, line, full) in lines {
+            for (name, what, line, full) in lines {
                 let Some(l) = line else { continue };
+                let text = if full {
+                    format!(
+                        "{name}: every task was stalled on {what} {:.0}% of the last 10 s",
+                        l.avg10
+                    )
+                } else {
+                    format!(
+                        "{name}: tasks waited for {what} {:.0}% of the last 10 s",
+                        l.avg10
+                    )
+                };
                 if full && l.avg10 >= th.pressure_full_fail_pct {
-                    fails.push(format!(
-                        "{name}: every task was stalled {:.0}% of the last 10 s",
-                        l.avg10
-                    ));
+                    fails.push(text);
                 } else if full && l.avg10 >= th.pressure_full_pct {
-                    warns.push(format!(
-                        "{name}: every task was stalled {:.0}% of the last 10 s",
-                        l.avg10
-                    ));
+                    warns.push(text);
                 } else if !full && l.avg10 >= th.pressure_some_pct {
-                    warns.push(format!(
-                        "{name}: tasks waited {:.0}% of the last 10 s",
-                        l.avg10
-                    ));
+                    warns.push(text);
                 }
             }
             json!(p)
@@ -645,7 +663,33 @@ mod tests {
             }),
         );
         assert_eq!(f.status, Status::Warn);
-        assert!(f.summary.contains("io some"));
+        assert!(
+            f.summary.contains("io some: tasks waited for I/O 55%"),
+            "{}",
+            f.summary
+        );
+        // CPU pressure is not an I/O problem: load.io stays ok, load.cpu warns and says so.
+        let cpu_queued = set(Pressure {
+            cpu_some: psi(60.0),
+            ..Default::default()
+        });
+        let f = judge(io, cpu_queued);
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        let f = judge(
+            cpu,
+            set(Pressure {
+                cpu_some: psi(60.0),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("tasks waited for a CPU 60% of the last 10 s (CPU pressure)"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.evidence["cpu_pressure_avg10"], 60.0);
         let f = judge(
             io,
             set(Pressure {

@@ -296,9 +296,13 @@ pub fn io(s: &Snapshot, c: &Criteria) -> Finding {
                 };
                 if full && l.avg10 >= th.pressure_full_fail_pct {
                     fails.push(text);
-                } else if full && l.avg10 >= th.pressure_full_pct {
-                    warns.push(text);
-                } else if !full && l.avg10 >= th.pressure_some_pct {
+                } else if l.avg10
+                    >= if full {
+                        th.pressure_full_pct
+                    } else {
+                        th.pressure_some_pct
+                    }
+                {
                     warns.push(text);
                 }
             }

@@ -230,6 +230,8 @@ pub struct ServerConfig {
     pub idle_timeout_s: u64,
     /// Requests served on one connection (pipelined or kept alive) before it is closed. Additive.
     pub max_requests_per_connection: u64,
+    /// Status transitions kept for `GET /v1/history`. Additive.
+    pub history_entries: usize,
 }
 
 impl Default for ServerConfig {
@@ -242,6 +244,7 @@ impl Default for ServerConfig {
             max_connections: 256,
             idle_timeout_s: 10,
             max_requests_per_connection: 1000,
+            history_entries: 256,
         }
     }
 }
@@ -288,6 +291,9 @@ pub struct PathsConfig {
     /// Where the helper tools (`iptables-save`, `nft`, `ipset`) are run from, in order;
     /// `$PATH` is never searched. Additive to DESIGN.md's contract.
     pub tools: Vec<PathBuf>,
+    /// `serve` keeps its history (status transitions) here: the unit's StateDirectory.
+    /// Additive to DESIGN.md's contract.
+    pub state: PathBuf,
 }
 
 impl Default for PathsConfig {
@@ -297,6 +303,7 @@ impl Default for PathsConfig {
             sys: PathBuf::from("/sys"),
             proc: PathBuf::from("/proc"),
             tools: DEFAULT_TOOL_DIRS.iter().map(PathBuf::from).collect(),
+            state: PathBuf::from("/var/lib/ecs-diag"),
         }
     }
 }
@@ -414,6 +421,7 @@ impl Config {
                 1,
                 1_000_000,
             ),
+            ("history_entries", s.history_entries as u64, 1, 65_536),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(format!(

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::history::History;
 use crate::metrics::{prometheus_text, Metrics};
 use crate::report::Report;
 use crate::snapshot::Sample;
@@ -28,6 +29,8 @@ pub struct Published {
     pub metrics_text: axum::body::Bytes,
     /// Unix seconds of the served report.
     pub refreshed_at: Option<f64>,
+    /// `GET /v1/history`: the kept transitions, oldest first.
+    pub history_json: axum::body::Bytes,
 }
 
 /// How a refresh ended.
@@ -47,6 +50,9 @@ struct EngineState {
     previous: Option<Sample>,
     firewall_cache: Option<FirewallFacts>,
     last_diagnose: Option<Instant>,
+    history: History,
+    /// The history could not be saved: logged once, not every refresh.
+    history_save_failed: bool,
 }
 
 /// Runs diagnoses and publishes them.
@@ -71,10 +77,17 @@ impl Drop for BusyGuard {
 
 impl Engine {
     pub fn new(config: Config) -> (Arc<Engine>, watch::Receiver<Arc<Published>>) {
+        let (history, warning) = History::load(&config.paths.state, config.server.history_entries);
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
         let engine = Engine {
             config: RwLock::new(Arc::new(config)),
             busy: Arc::new(AtomicBool::new(false)),
-            state: Mutex::new(EngineState::default()),
+            state: Mutex::new(EngineState {
+                history,
+                ..Default::default()
+            }),
             tx: watch::channel(Arc::new(Published::default())).0,
             started_ms: crate::unix_ms(),
             completed_ms: AtomicU64::new(0),
@@ -164,7 +177,23 @@ impl Engine {
             (snapshot, report)
         });
         match tokio::time::timeout(timeout, task).await {
-            Ok(Ok((snapshot, report))) => {
+            Ok(Ok((snapshot, mut report))) => {
+                let now_ms = crate::unix_ms();
+                {
+                    let mut st = self.state();
+                    if st.history.observe(&mut report, now_ms) {
+                        match st.history.save(&self.config().paths.state) {
+                            Ok(()) => st.history_save_failed = false,
+                            Err(e) if !st.history_save_failed => {
+                                st.history_save_failed = true;
+                                tracing::warn!("history kept in memory only: {e}");
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    let st = &mut *st;
+                    st.metrics.record_transitions(&st.history);
+                }
                 let report = Arc::new(report);
                 {
                     let mut st = self.state();
@@ -217,7 +246,18 @@ impl Engine {
     }
 
     fn publish(&self, report: Option<Arc<Report>>, refreshed_at: Option<f64>) {
-        let openmetrics = self.state().metrics.openmetrics();
+        let (openmetrics, history_json) = {
+            let st = self.state();
+            let transitions: Vec<_> = st.history.transitions().collect();
+            (
+                st.metrics.openmetrics(),
+                serde_json::to_vec(&serde_json::json!({
+                    "version": crate::report::REPORT_VERSION,
+                    "transitions": transitions,
+                }))
+                .unwrap_or_default(),
+            )
+        };
         let report_json = report
             .as_ref()
             .and_then(|r| serde_json::to_vec(&**r).ok())
@@ -228,6 +268,7 @@ impl Engine {
             metrics_text: prometheus_text(&openmetrics).into(),
             metrics_openmetrics: openmetrics.into(),
             refreshed_at,
+            history_json: history_json.into(),
         };
         self.tx.send_replace(Arc::new(published));
     }

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod exit;
 pub mod glob;
+pub mod history;
 pub mod http;
 pub mod manual;
 pub mod metrics;

@@ -85,12 +85,13 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "serve",
         details: &[
-            "Refreshes the diagnosis every [refresh] interval_s (default 30 s; each refresh judges the rates since the previous one) and serves it on [server] listen (default 127.0.0.1:9717): GET /v1/report (JSON), GET /v1/checks/ID, POST /v1/diagnose (a fresh run, rate-limited), GET /metrics (Prometheus text, or OpenMetrics when asked), GET /healthz (503 when refreshes have stalled). Reads are served from the last report: a scrape never runs a diagnosis.",
+            "Refreshes the diagnosis every [refresh] interval_s (default 30 s; each refresh judges the rates since the previous one) and serves it on [server] listen (default 127.0.0.1:9717): GET /v1/report (JSON; each check with `since`, when its status last changed), GET /v1/checks/ID, GET /v1/history (the last [server] history_entries status transitions, default 256), POST /v1/diagnose (a fresh run, rate-limited), GET /metrics (Prometheus text, or OpenMetrics when asked), GET /healthz (503 when refreshes have stalled). Reads are served from the last report: a scrape never runs a diagnosis.",
             "Signals: SIGHUP reloads the configuration ([server] changes need a restart); SIGTERM and SIGINT stop it within 5 s, abandoning a source that hangs. Under systemd it notifies readiness and pings the watchdog only while refreshes complete.",
         ],
         files: &[
             CONFIG,
             ("the facts of ecs-diag-check(1)", "read on each refresh; an unchanged firewall ruleset is not re-read"),
+            ("/var/lib/ecs-diag/history.json", "status transitions kept across restarts ([paths] state; the unit's StateDirectory)"),
         ],
         exit_status: &[
             ("0", "stopped by SIGTERM or SIGINT"),

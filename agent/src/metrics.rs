@@ -29,6 +29,7 @@ const STATUSES: [Status; 5] = [
 pub struct Metrics {
     registry: Registry,
     check_status: Family<Labels, Gauge>,
+    last_transition: Family<Labels, Gauge<f64, AtomicU64>>,
     last_refresh: Gauge<f64, AtomicU64>,
     stale: Gauge,
     refresh_duration: Histogram,
@@ -54,6 +55,13 @@ impl Metrics {
             "check_status",
             "Status of each check (state set: 1 for the current status)",
             check_status.clone(),
+        );
+        let last_transition = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "check_last_transition_timestamp",
+            "When each check last changed status (Unix time; kept across restarts)",
+            Unit::Seconds,
+            last_transition.clone(),
         );
         let last_refresh = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
@@ -115,6 +123,7 @@ impl Metrics {
         Metrics {
             registry,
             check_status,
+            last_transition,
             last_refresh,
             stale,
             refresh_duration,
@@ -170,6 +179,17 @@ impl Metrics {
             self.icmp_out_echo_replies
                 .inc_by(mirror(c.out_echo_reps, last_out));
             self.last_icmp = Some((c.in_echos, c.out_echo_reps));
+        }
+    }
+
+    /// When each check last changed status, from the history (Unix seconds).
+    pub fn record_transitions(&mut self, history: &crate::history::History) {
+        for check in crate::checks::catalogue() {
+            if let Some(ms) = history.since_ms(check.id) {
+                self.last_transition
+                    .get_or_create(&vec![("check", check.id.to_string())])
+                    .set(ms as f64 / 1000.0);
+            }
         }
     }
 

@@ -46,6 +46,10 @@ pub struct Finding {
     /// finding stands on its own. Decided from what each finding judges and relies on.
     #[serde(default)]
     pub caused_by: Vec<String>,
+    /// `serve`: when this check last changed status (RFC 3339), kept across restarts. Absent
+    /// from one-shot reports, which have no history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     /// What this finding judges (its link, the default route, a sysctl, ...): a finding that
     /// relies on one of these follows from this one when it is not ok. Not serialized.
     #[serde(skip)]
@@ -83,6 +87,7 @@ impl Finding {
             evidence: serde_json::Value::Object(Default::default()),
             remedy: Vec::new(),
             caused_by: Vec::new(),
+            since: None,
             judges: Vec::new(),
             relies_on: Vec::new(),
         }

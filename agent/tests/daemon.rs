@@ -55,8 +55,15 @@ fn config_text(dir: &Path, port: u16, extra: &str) -> String {
     } else {
         "[metadata]\nmode = \"never\"\n"
     };
+    // The history goes to the test's directory, never to /var/lib/ecs-diag.
+    let state = if extra.contains("state =") {
+        String::new()
+    } else {
+        let _ = std::fs::create_dir_all(dir.join("state"));
+        format!("state = \"{}/state\"\n", dir.display())
+    };
     format!(
-        "{metadata}[server]\nlisten = \"127.0.0.1:{port}\"\ndiagnose_min_interval_s = 0\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{extra}",
+        "{metadata}[server]\nlisten = \"127.0.0.1:{port}\"\ndiagnose_min_interval_s = 0\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{state}{extra}",
         dir.display()
     )
 }
@@ -843,4 +850,63 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
     assert!(peak < 48 * 1024, "RSS peaked at {peak} KiB");
     assert!(d.log().contains("server.max_connections"), "{}", d.log());
     assert_eq!(d.get("/healthz").0, 200);
+}
+
+/// Conditions over time: every served finding carries `since`, `/v1/history` lists the
+/// transitions, the metrics carry each check's last transition time, and all of it survives a
+/// restart (the state directory).
+#[test]
+fn history_and_since_survive_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let extra = format!("state = \"{}\"\n", state.path().display());
+    let first = {
+        let d = Daemon::start(&extra);
+        let (_, body) = d.get("/v1/report");
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let checks = report["checks"].as_array().unwrap();
+        assert!(checks.iter().all(|c| c["since"].is_string()), "{body}");
+        let (code, body) = d.get("/v1/history");
+        assert_eq!(code, 200);
+        let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(h["version"], 1);
+        let t = h["transitions"].as_array().unwrap();
+        // The first refresh: every check is seen for the first time.
+        assert!(t.len() >= checks.len(), "{body}");
+        assert!(
+            t[0]["from"].is_null() && t[0]["summary"].is_string(),
+            "{body}"
+        );
+        let (_, metrics) = d.get("/metrics");
+        assert!(
+            metrics.contains(
+                "ecs_diag_check_last_transition_timestamp_seconds{check=\"sysctl.icmp_echo\"}"
+            ),
+            "{metrics}"
+        );
+        assert!(state.path().join("history.json").exists());
+        report
+    };
+    let d = Daemon::start(&extra);
+    let (_, body) = d.get("/v1/checks/sysctl.icmp_echo");
+    let now: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let before = first["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "sysctl.icmp_echo")
+        .unwrap();
+    assert_eq!(now["status"], before["status"]);
+    assert_eq!(
+        now["since"], before["since"],
+        "a status held across the restart keeps its since"
+    );
+    // A garbage history file is a warning and a fresh start, not a failure to serve.
+    drop(d);
+    std::fs::write(state.path().join("history.json"), "{garbage").unwrap();
+    let d = Daemon::start(&extra);
+    let log = d.stderr.lock().unwrap().clone();
+    assert!(
+        log.contains("history.json") && log.contains("fresh history"),
+        "{log}"
+    );
 }

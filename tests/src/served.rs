@@ -28,6 +28,18 @@ impl<'t> Served<'t> {
         } else {
             "[refresh]\ninterval_s = 1\n"
         };
+        // The history stays in the case's directory, never in /var/lib/ecs-diag.
+        let state = t.dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        // `[paths]` is the base config's; the extra tables follow.
+        let base = base.replace(
+            "[paths]\n",
+            &format!("[paths]\nstate = \"{}\"\n", state.display()),
+        );
+        assert!(
+            base.contains("state = "),
+            "the case config has a [paths] table"
+        );
         std::fs::write(
             &cfg,
             format!("{base}[server]\nlisten = \"127.0.0.1:0\"\n{refresh}{extra}"),

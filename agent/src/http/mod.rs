@@ -3,7 +3,8 @@
 //! client can cost: header size and read time, request body size and handling time, the number
 //! of open connections, and (on a non-loopback listener) an allow-list of client CIDRs.
 //!
-//! `GET /v1/report` · `GET /v1/checks/{id}` · `POST /v1/diagnose` · `GET /metrics` · `GET /healthz`
+//! `GET /v1/report` · `GET /v1/checks/{id}` · `GET /v1/history` · `POST /v1/diagnose` ·
+//! `GET /metrics` · `GET /healthz`
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/report", get(report))
         .route("/v1/checks/{id}", get(check))
+        .route("/v1/history", get(history))
         .route("/v1/diagnose", post(diagnose))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -113,6 +115,11 @@ async fn report(State(s): State<AppState>) -> Result<Response, ApiError> {
         return Err(ApiError::no_report());
     }
     Ok(json_bytes(p.report_json.clone()))
+}
+
+/// The last `server.history_entries` status transitions, oldest first.
+async fn history(State(s): State<AppState>) -> Response {
+    json_bytes(s.current().history_json.clone())
 }
 
 async fn check(
@@ -227,7 +234,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint; try /v1/report, /v1/checks/{id}, /v1/diagnose (POST), /metrics, /healthz",
+        "no such endpoint; try /v1/report, /v1/checks/{id}, /v1/history, /v1/diagnose (POST), /metrics, /healthz",
     )
 }
 

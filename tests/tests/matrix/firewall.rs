@@ -318,6 +318,41 @@ fn serve_sees_ruleset_changes_in_both_backends() {
     wait_for("fail", "an iptables-legacy rule was added");
     t.guest("iptables-legacy -D INPUT 1");
     wait_for("ok", "the iptables-legacy rule was deleted");
+    // Conditions over time: each change is a transition in /v1/history, oldest first, and
+    // `since` is the last one.
+    let h = served.get("/v1/history").expect("history");
+    let changes: Vec<(String, String)> = h["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["check"] == "firewall.icmp_in")
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap_or("-").to_string(),
+                t["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("-", "ok"),
+        ("ok", "fail"),
+        ("fail", "ok"),
+        ("ok", "fail"),
+        ("fail", "ok"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(changes, want, "{h}");
+    let last = h["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|t| t["check"] == "firewall.icmp_in")
+        .unwrap();
+    let f = served.get("/v1/checks/firewall.icmp_in").unwrap();
+    assert_eq!(f["since"], last["at"], "{f}");
 }
 
 // ---- Packet drops inside the guest ----

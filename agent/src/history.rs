@@ -97,9 +97,19 @@ impl History {
         }
     }
 
-    /// Writes the history to `dir` atomically (a temporary file renamed over the old one).
+    /// Writes the history to `dir` atomically (a temporary file renamed over the old one),
+    /// creating `dir` (mode 0700) when it is missing: systemd before 235 has no
+    /// StateDirectory= to create it.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
         let path = dir.join(FILE);
+        if !dir.is_dir() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         let tmp: PathBuf = dir.join(format!(".{FILE}.tmp"));
         let body = serde_json::to_vec(self).map_err(|e| e.to_string())?;
         std::fs::write(&tmp, body)
@@ -260,12 +270,19 @@ mod tests {
                 "{w}"
             );
         }
-        // An unwritable directory is an error naming the file, not a panic.
-        let e = h_save_to(Path::new("/nonexistent/dir"));
-        assert!(e.contains("/nonexistent/dir/history.json"), "{e}");
-    }
-
-    fn h_save_to(dir: &Path) -> String {
-        History::new(1).save(dir).unwrap_err()
+        // A missing directory is created, private (systemd < 235 has no StateDirectory=).
+        use std::os::unix::fs::PermissionsExt;
+        let state = dir.path().join("var/lib/ecs-diag");
+        History::new(1).save(&state).unwrap();
+        assert!(state.join(FILE).is_file());
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // One that cannot be created is an error naming it, not a panic.
+        let blocked = dir.path().join(FILE).join("sub");
+        let e = History::new(1).save(&blocked).unwrap_err();
+        assert!(
+            e.contains("cannot create") && e.contains("history.json/sub"),
+            "{e}"
+        );
     }
 }

@@ -273,9 +273,13 @@ fn deb_installs_runs_upgrades_and_purges_without_leftovers() {
     ok(&["dpkg", "-r", "ecs-diag"]);
     assert!(!Path::new("/usr/bin/ecs-diag").exists());
     assert!(Path::new(cfg).exists(), "remove keeps the conffile");
+    // The status history the daemon kept (as root on systemd < 235) goes with the purge.
+    std::fs::create_dir_all("/var/lib/ecs-diag").unwrap();
+    std::fs::write("/var/lib/ecs-diag/history.json", "{}").unwrap();
     ok(&["dpkg", "--purge", "ecs-diag"]);
     for f in SHIPPED.iter().chain(&[
         "/etc/ecs-diag",
+        "/var/lib/ecs-diag",
         "/usr/lib/systemd/system/ecs-diag.service",
         "/etc/systemd/system/ecs-diag.service",
         "/etc/systemd/system/multi-user.target.wants/ecs-diag.service",
@@ -321,6 +325,7 @@ fn rpm_metadata_scripts_and_scratch_root_install() {
             "systemctl enable --now ecs-diag.service",
             "systemctl try-restart ecs-diag.service",
             "systemctl disable --now ecs-diag.service",
+            "rm -rf /var/lib/ecs-diag /var/lib/private/ecs-diag",
         ] {
             assert!(scripts.contains(s), "{s} not in {scripts}");
         }

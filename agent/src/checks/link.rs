@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
+use super::{assigned_values, ipv4_on, link_name, link_with_mac, no_primary, primary_interface};
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Status};
 use crate::snapshot::{Link, Snapshot};
 
 pub const PRIMARY: &str = "link.primary";
@@ -17,11 +17,15 @@ pub const DRIVER: &str = "link.driver";
 pub const CHECKS: &[Check] = &[
     Check {
         id: PRIMARY,
-        decides: "the primary interface can exchange packets: administratively up, with a carrier, operationally up",
-        evidence: &["netlink link flags (IFF_UP, IFF_LOWER_UP) and operstate", "the primary ENI's MAC from the instance metadata, else the default route's interface"],
+        decides: "the primary interface can exchange packets: administratively up, with a carrier, ARP on, not a port of a bridge or bond that takes its traffic, no dropping root qdisc, an MTU the VPC's traffic fits",
+        evidence: &["netlink link flags (IFF_UP, IFF_LOWER_UP, IFF_NOARP), operstate, MTU and controller (IFLA_MASTER)", "the root qdisc (tc qdisc)", "the primary ENI's MAC from the instance metadata, else the default route's interface"],
         causes: &[
             Cause { cause: "the interface is administratively down", remedy: "ip link set dev IF up; make it persistent (ONBOOT=yes, auto IF, netplan)" },
             Cause { cause: "no carrier: the ENI is detached or its driver is not bound", remedy: "ECS console → instance → ENIs; see link.driver" },
+            Cause { cause: "ARP is off (NOARP): no neighbour can be resolved", remedy: "ip link set dev IF arp on" },
+            Cause { cause: "enslaved to a bridge or bond that is down or does not carry the addresses", remedy: "ip link set dev IF nomaster, or move the addresses to the bridge/bond" },
+            Cause { cause: "the root qdisc is noop or blackhole: every packet sent is dropped", remedy: "tc qdisc del dev IF root" },
+            Cause { cause: "the MTU is below the VPC's 1500 (fail when even a default ping does not fit)", remedy: "ip link set dev IF mtu 1500" },
             Cause { cause: "no interface has the primary ENI's MAC", remedy: "check the ENI is attached and the driver loaded (see link.driver)" },
         ],
         judge: |s, _| primary(s).judges(super::primary_link(s)),
@@ -63,6 +67,7 @@ fn link_evidence(l: &Link) -> serde_json::Value {
     json!({
         "interface": l.name, "mac": l.mac, "admin_up": l.admin_up,
         "carrier": l.carrier, "operstate": l.operstate, "mtu": l.mtu,
+        "noarp": l.noarp,
     })
 }
 
@@ -73,16 +78,42 @@ fn bring_up(name: &str) -> Vec<String> {
     ]
 }
 
-/// Why a link cannot carry traffic, if it cannot: (summary, remedy).
-fn link_problem(l: &Link) -> Option<(String, Vec<String>)> {
+/// The VPC's MTU: a guest MTU below it drops the larger packets the VPC delivers.
+pub const VPC_MTU: u32 = 1500;
+/// The IPv4 packet of a default `ping` (56 bytes of data, 8 of ICMP, 20 of IP).
+pub const DEFAULT_PING_BYTES: u32 = 84;
+/// Root qdiscs that drop every packet sent.
+const DROPPING_QDISCS: &[&str] = &["noop", "blackhole"];
+
+/// One link attribute that stops the link from exchanging packets (`fail`) or some of them
+/// (`warn`), with the attribute's name for the evidence.
+pub struct LinkProblem {
+    pub attribute: &'static str,
+    pub status: Status,
+    pub summary: String,
+    pub remedy: Vec<String>,
+}
+
+/// Every attribute of `l` that stops it from exchanging packets or resolving neighbours, the
+/// worst first: admin state, carrier, IFF_NOARP, an enslaving bridge or bond that takes its
+/// frames, a root qdisc that drops everything, an MTU too small for the traffic.
+pub fn link_problems(s: &Snapshot, l: &Link) -> Vec<LinkProblem> {
+    let mut out = Vec::new();
+    let fail = |attribute, summary, remedy| LinkProblem {
+        attribute,
+        status: Status::Fail,
+        summary,
+        remedy,
+    };
     if !l.admin_up {
-        return Some((
+        out.push(fail(
+            "admin_up",
             format!("{} is administratively down", l.name),
             bring_up(&l.name),
         ));
-    }
-    if !l.carrier {
-        return Some((
+    } else if !l.carrier {
+        out.push(fail(
+            "carrier",
             format!("{} is up but has no carrier (operstate {}): the ENI is detached or its backend is down", l.name, l.operstate),
             vec![
                 format!("ip link show dev {}", l.name),
@@ -90,7 +121,124 @@ fn link_problem(l: &Link) -> Option<(String, Vec<String>)> {
             ],
         ));
     }
-    None
+    if l.noarp && l.mac.is_some() {
+        out.push(fail(
+            "noarp",
+            format!("{} has ARP turned off (NOARP flag): it cannot resolve the gateway's MAC, so nothing it sends reaches the gateway and nobody can resolve its address", l.name),
+            vec![
+                format!("ip link set dev {} arp on", l.name),
+                "find what turned it off: ARP=no in ifcfg, `arp off` in /etc/network/interfaces or a script".to_string(),
+            ],
+        ));
+    }
+    if let Some(problem) = enslaved(s, l) {
+        out.push(problem);
+    }
+    let root_qdisc = s.qdiscs.ok().ok().and_then(|qs| {
+        qs.iter()
+            .find(|q| q.ifindex == l.index && q.parent == "root")
+    });
+    if let Some(q) = root_qdisc.filter(|q| DROPPING_QDISCS.contains(&q.kind.as_str())) {
+        out.push(fail(
+            "qdisc",
+            format!(
+                "{}'s root qdisc is {}: every packet it sends is dropped ({} so far)",
+                l.name, q.kind, q.drops
+            ),
+            vec![
+                format!(
+                    "tc qdisc del dev {} root   (restores the default qdisc)",
+                    l.name
+                ),
+                "find what installed it: tc commands in network scripts, a traffic shaper"
+                    .to_string(),
+            ],
+        ));
+    }
+    if let Some(mtu) = l.mtu.filter(|m| *m < VPC_MTU && !l.loopback) {
+        let status = if mtu < DEFAULT_PING_BYTES {
+            Status::Fail
+        } else {
+            Status::Warn
+        };
+        let ipv6 = if mtu < 1280 {
+            "; below 1280 IPv6 is disabled on it"
+        } else {
+            ""
+        };
+        let what = if status == Status::Fail {
+            format!("even a default ping ({DEFAULT_PING_BYTES} bytes) is dropped")
+        } else {
+            format!(
+                "packets over {mtu} bytes are dropped on arrival (ping -s {} fails)",
+                VPC_MTU - 28
+            )
+        };
+        out.push(LinkProblem {
+            attribute: "mtu",
+            status,
+            summary: format!(
+                "{}'s MTU {mtu} is below the VPC's {VPC_MTU}: {what}{ipv6}",
+                l.name
+            ),
+            remedy: vec![
+                format!("ip link set dev {} mtu {VPC_MTU}", l.name),
+                "make it persistent: MTU= in ifcfg, mtu in /etc/network/interfaces or netplan"
+                    .to_string(),
+            ],
+        });
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.status));
+    out
+}
+
+/// A port of a bridge or bond receives nothing for itself: the controller takes every frame.
+/// That is right only when the controller is up and carries the addresses.
+fn enslaved(s: &Snapshot, l: &Link) -> Option<LinkProblem> {
+    let idx = l.controller?;
+    let links = s.links.ok().ok()?;
+    let controller = links.iter().find(|c| c.index == idx);
+    let cname = controller.map_or_else(|| format!("ifindex {idx}"), |c| c.name.clone());
+    let kind = controller
+        .and_then(|c| c.kind.clone())
+        .unwrap_or_else(|| "controller".into());
+    let own = ipv4_on(s, l.index);
+    let why = if let Some(a) = own.first() {
+        format!(
+            "its address {} is on {} itself, where no packet arrives",
+            a.address, l.name
+        )
+    } else if controller.is_none_or(|c| !c.admin_up) {
+        format!("{cname} is down")
+    } else if controller.is_some_and(|c| ipv4_on(s, c.index).is_empty()) {
+        format!("{cname} has no IPv4 address")
+    } else {
+        return None;
+    };
+    Some(LinkProblem {
+        attribute: "controller",
+        status: Status::Fail,
+        summary: format!(
+            "{} is enslaved to {kind} {cname}, which takes every frame it receives, and {why}",
+            l.name
+        ),
+        remedy: vec![
+            format!(
+                "ip link set dev {} nomaster   (if the {kind} is not wanted)",
+                l.name
+            ),
+            format!("or move the addresses and routes to {cname} and bring it up"),
+        ],
+    })
+}
+
+/// Why the link cannot have a neighbour entry for the gateway, if it cannot: the attribute
+/// in words (down, no carrier, NOARP, enslaved).
+pub fn neighbour_blocker(s: &Snapshot, l: &Link) -> Option<String> {
+    link_problems(s, l)
+        .into_iter()
+        .find(|p| matches!(p.attribute, "admin_up" | "carrier" | "noarp" | "controller"))
+        .map(|p| p.summary)
 }
 
 pub fn primary(s: &Snapshot) -> Finding {
@@ -106,8 +254,36 @@ pub fn primary(s: &Snapshot) -> Finding {
     let l = p.link;
     let mut evidence = link_evidence(l);
     evidence["chosen_by"] = json!(p.chosen_by);
-    if let Some((summary, remedy)) = link_problem(l) {
-        return Finding::fail(PRIMARY, summary)
+    if let Some(c) = l.controller {
+        evidence["controller"] = json!(link_name(s, c));
+    }
+    evidence["root_qdisc"] = match s.qdiscs.ok() {
+        Ok(qs) => json!(qs
+            .iter()
+            .find(|q| q.ifindex == l.index && q.parent == "root")
+            .map(|q| q.kind.clone())),
+        Err(e) => json!(format!("unknown: {e}")),
+    };
+    let problems = link_problems(s, l);
+    if let Some(first) = problems.first() {
+        evidence["problems"] = json!(problems
+            .iter()
+            .map(|p| json!({"attribute": p.attribute, "status": p.status, "summary": p.summary}))
+            .collect::<Vec<_>>());
+        let mut remedy = first.remedy.clone();
+        for p in &problems[1..] {
+            remedy.extend(p.remedy.iter().take(1).cloned());
+        }
+        let summary = if problems.len() > 1 {
+            format!(
+                "{} (and {} more: see problems)",
+                first.summary,
+                problems.len() - 1
+            )
+        } else {
+            first.summary.clone()
+        };
+        return Finding::new(PRIMARY, first.status, summary)
             .evidence(evidence)
             .remedy(remedy);
     }
@@ -124,7 +300,17 @@ pub fn primary(s: &Snapshot) -> Finding {
     }
     Finding::ok(
         PRIMARY,
-        format!("primary interface {} is up with a carrier", l.name),
+        format!(
+            "primary interface {} is up with a carrier, ARP on, MTU {}{}",
+            l.name,
+            l.mtu.map_or_else(|| "unknown".into(), |m| m.to_string()),
+            l.controller
+                .map(|c| format!(
+                    ", a port of {} (which carries its addresses)",
+                    link_name(s, c)
+                ))
+                .unwrap_or_default()
+        ),
     )
     .evidence(evidence)
 }
@@ -158,11 +344,14 @@ pub fn secondary(s: &Snapshot) -> Finding {
             remedy.push(format!("ENI {eni_name} ({}): not visible to the OS; check `ip -br link`, load the driver, or re-attach it in the console", eni.mac));
             continue;
         };
-        if let Some((summary, steps)) = link_problem(l) {
+        if let Some(p) = link_problems(s, l)
+            .into_iter()
+            .find(|p| p.status == Status::Fail)
+        {
             problems.push(
-                json!({"eni": eni_name, "mac": eni.mac, "interface": l.name, "problem": summary}),
+                json!({"eni": eni_name, "mac": eni.mac, "interface": l.name, "problem": p.summary}),
             );
-            remedy.extend(steps);
+            remedy.extend(p.remedy);
             continue;
         }
         if ipv4_on(s, l.index).is_empty() {
@@ -266,6 +455,133 @@ mod tests {
         assert_eq!(
             judge(primary, |s| s.links = Gathered::Failed("EPERM".into())).status,
             Status::Unknown
+        );
+    }
+
+    /// eth0 as a port of a bridge br0 (index 3, the same MAC, up); `br0_ip` moves the
+    /// address to the bridge as a working set-up does.
+    fn bridged(br0_ip: bool) -> impl FnOnce(&mut crate::snapshot::Snapshot) {
+        move |s| {
+            links(s)[1].controller = Some(3);
+            links(s).push(Link {
+                index: 3,
+                name: "br0".into(),
+                mac: Some(MAC.into()),
+                admin_up: true,
+                carrier: true,
+                operstate: "up".into(),
+                kind: Some("bridge".into()),
+                mtu: Some(1500),
+                ..Default::default()
+            });
+            if br0_ip {
+                for a in addresses(s).iter_mut().filter(|a| a.ifindex == 2) {
+                    a.ifindex = 3;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn primary_judges_every_link_attribute() {
+        let f = judge(primary, |s| links(s)[1].noarp = true);
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("ARP turned off"), "{}", f.summary);
+        assert_eq!(f.remedy[0], "ip link set dev eth0 arp on");
+        assert_eq!(f.evidence["problems"][0]["attribute"], "noarp");
+
+        let f = judge(primary, bridged(false));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("enslaved to bridge br0") && f.summary.contains("10.77.0.10"),
+            "{}",
+            f.summary
+        );
+        assert!(f.remedy[0].contains("nomaster"));
+        // The bridge carries the address: the port is judged (it has the ENI's MAC) and is fine.
+        let f = judge(primary, bridged(true));
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(f.summary.contains("a port of br0"), "{}", f.summary);
+        assert_eq!(f.evidence["interface"], "eth0");
+        let f = judge(primary, |s| {
+            bridged(true)(s);
+            links(s)[2].admin_up = false;
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("br0 is down"), "{}", f.summary);
+
+        let qdisc = |kind: &'static str| {
+            move |s: &mut crate::snapshot::Snapshot| {
+                s.qdiscs = Gathered::Ok(vec![crate::snapshot::Qdisc {
+                    ifindex: 2,
+                    kind: kind.into(),
+                    parent: "root".into(),
+                    drops: 7,
+                    ..Default::default()
+                }])
+            }
+        };
+        let f = judge(primary, qdisc("blackhole"));
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("root qdisc is blackhole") && f.summary.contains("7 so far"));
+        assert_eq!(judge(primary, qdisc("noop")).status, Status::Fail);
+        assert_eq!(judge(primary, qdisc("fq_codel")).status, Status::Ok);
+        // Qdiscs unreadable: the other attributes are still judged, the evidence says so.
+        let f = judge(primary, |s| s.qdiscs = Gathered::Failed("EPERM".into()));
+        assert_eq!(f.status, Status::Ok);
+        assert!(f.evidence["root_qdisc"]
+            .as_str()
+            .unwrap()
+            .contains("unknown"));
+
+        let f = judge(primary, |s| links(s)[1].mtu = Some(1000));
+        assert_eq!(f.status, Status::Warn);
+        assert!(
+            f.summary.contains("MTU 1000") && f.summary.contains("ping -s 1472"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("IPv6 is disabled"));
+        let f = judge(primary, |s| links(s)[1].mtu = Some(68));
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("default ping"), "{}", f.summary);
+        assert_eq!(
+            judge(primary, |s| links(s)[1].mtu = Some(9000)).status,
+            Status::Ok
+        );
+
+        // Several at once: the worst leads, all are in the evidence, each remedy is offered.
+        let f = judge(primary, |s| {
+            links(s)[1].mtu = Some(1400);
+            links(s)[1].noarp = true;
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("ARP") && f.summary.contains("1 more"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.evidence["problems"].as_array().unwrap().len(), 2);
+        assert!(f.remedy.iter().any(|r| r.contains("mtu 1500")));
+    }
+
+    #[test]
+    fn gateway_neighbour_names_the_blocking_attribute() {
+        use crate::checks::neigh::gateway;
+        let f = judge(gateway, |s| links(s)[1].noarp = true);
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("10.77.0.1") && f.summary.contains("ARP turned off"),
+            "{}",
+            f.summary
+        );
+        let f = judge(gateway, bridged(false));
+        assert_eq!(f.status, Status::Fail);
+        assert!(f.summary.contains("enslaved"), "{}", f.summary);
+        // An MTU or qdisc problem does not stop neighbour resolution.
+        assert_eq!(
+            judge(gateway, |s| links(s)[1].mtu = Some(1000)).status,
+            Status::Ok
         );
     }
 

@@ -226,11 +226,18 @@ pub fn primary_interface(s: &Snapshot) -> Result<Primary<'_>, NoPrimary> {
 
 /// The OS interface with this MAC (metadata MACs are lower-case; compare case-insensitively).
 pub fn link_with_mac<'a>(links: &'a [Link], mac: &str) -> Option<&'a Link> {
-    links.iter().find(|l| {
+    let mut with_mac = links.iter().filter(|l| {
         l.mac
             .as_deref()
             .is_some_and(|m| m.eq_ignore_ascii_case(mac))
-    })
+    });
+    let first = with_mac.next()?;
+    // A bridge or bond takes its first port's MAC: the ENI is the port.
+    let is_controller = |l: &Link| links.iter().any(|p| p.controller == Some(l.index));
+    if !is_controller(first) {
+        return Some(first);
+    }
+    Some(with_mac.find(|l| !is_controller(l)).unwrap_or(first))
 }
 
 /// The finding for a check that cannot proceed without the primary interface.

@@ -1,6 +1,8 @@
 //! `neigh.gateway`: can the instance reach its gateway at layer 2? Passive: reads the kernel's
 //! neighbour (ARP) entry for the gateway the default route uses (and the assigned one); an entry
 //! stuck FAILED or INCOMPLETE means every reply to the outside is dropped before it leaves.
+//! A primary link that cannot hold an entry at all (down, no carrier, ARP off, enslaved) fails
+//! it too, naming that attribute.
 
 use std::net::IpAddr;
 
@@ -22,10 +24,16 @@ pub const CHECKS: &[Check] = &[Check {
         "the kernel's neighbour table",
         "the gateway of the default route and the metadata gateway",
     ],
-    causes: &[Cause {
-        cause: "the gateway does not answer ARP (entry FAILED or INCOMPLETE)",
-        remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
-    }],
+    causes: &[
+        Cause {
+            cause: "the gateway does not answer ARP (entry FAILED or INCOMPLETE)",
+            remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
+        },
+        Cause {
+            cause: "the link cannot hold an entry: down, no carrier, ARP off or enslaved (see link.primary)",
+            remedy: "fix link.primary first",
+        },
+    ],
     // The entry exists only while packets go through the gateway on a working link from an
     // address in its subnet.
     judge: |s, _| {
@@ -57,6 +65,28 @@ pub fn gateway(s: &Snapshot) -> Finding {
     {
         if !gateways.iter().any(|(x, _)| *x == IpAddr::V4(g)) {
             gateways.push((IpAddr::V4(g), None));
+        }
+    }
+    // A link that cannot hold a usable entry decides it, whatever the table still shows.
+    if let Ok(p) = super::primary_interface(s) {
+        if let Some(why) = super::link::neighbour_blocker(s, p.link) {
+            let gw = gateways.first().map_or_else(
+                || "the gateway".to_string(),
+                |(g, _)| format!("the gateway {g}"),
+            );
+            return Finding::fail(
+                GATEWAY,
+                format!(
+                    "no usable neighbour entry for {gw} can exist on {}: {why}",
+                    p.link.name
+                ),
+            )
+            .evidence(json!({
+                "interface": p.link.name,
+                "gateways": gateways.iter().map(|(g, _)| g).collect::<Vec<_>>(),
+                "blocked_by": why,
+            }))
+            .remedy(["fix link.primary first; the entry appears with the next packet sent"]);
         }
     }
     if gateways.is_empty() {

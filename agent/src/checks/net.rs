@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::checks::from_reasons;
 use crate::checks::{Cause, Check, Criteria};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::{Link, LinkStats, Qdisc, Snapshot, SoftnetCpu};
 
 pub const BANDWIDTH: &str = "net.bandwidth";
@@ -166,6 +166,8 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
     let mut warns = Vec::new();
     let mut remedy = Vec::new();
     let mut seen = Vec::new();
+    // A qdisc that drops everything is an attribute of the link (link.primary judges it).
+    let mut dropping_links = Vec::new();
     for (l, st) in &c.links {
         for q in c
             .qdiscs
@@ -180,6 +182,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
                     q.kind, q.parent, l.name, q.drops
                 ));
                 remedy.push(format!("tc -s qdisc show dev {}; tc qdisc del dev {} root   (back to the default qdisc)", l.name, l.name));
+                dropping_links.push(Subject::Link(l.name.clone()));
             } else if q.drops as f64 * 100.0 / total as f64 >= th.link_drops_pct {
                 warns.push(format!(
                     "qdisc {} on {} dropped {} of {} packets {since}",
@@ -225,6 +228,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
         evidence,
         remedy,
     )
+    .relies_on(dropping_links)
 }
 
 /// The bandwidth limit per direction, Mbit/s, and where it came from.
@@ -467,6 +471,9 @@ mod tests {
             f.summary
         );
         assert!(f.remedy[0].contains("tc qdisc del dev eth0 root"));
+        // The qdisc is eth0's attribute: a failing link.primary is this finding's cause.
+        assert_eq!(f.relies_on, vec![Subject::Link("eth0".into())]);
+        assert!(judge(drops, qdisc(1000, 50)).relies_on.is_empty());
         assert_eq!(judge(drops, qdisc(1000, 50)).status, Status::Warn);
         assert_eq!(judge(drops, qdisc(100_000, 5)).status, Status::Ok);
         // A few interface drops are normal; many, in proportion, are not.

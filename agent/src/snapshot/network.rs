@@ -61,6 +61,12 @@ pub struct Link {
     pub loopback: bool,
     /// `veth`, `bridge`, ... for virtual links; absent for physical NICs.
     pub kind: Option<String>,
+    /// IFF_NOARP: the link resolves no neighbours (`ip link set dev IF arp off`).
+    #[serde(default)]
+    pub noarp: bool,
+    /// IFLA_MASTER: the bridge or bond this link is a port of.
+    #[serde(default)]
+    pub controller: Option<u32>,
     /// Packet, error and drop counters since the interface appeared.
     #[serde(default)]
     pub stats: Option<LinkStats>,

@@ -202,6 +202,7 @@ fn link_from(m: LinkMessage) -> Link {
         admin_up: flags.contains(LinkFlags::Up),
         carrier: flags.contains(LinkFlags::LowerUp),
         loopback: flags.contains(LinkFlags::Loopback),
+        noarp: flags.contains(LinkFlags::Noarp),
         operstate: "unknown".to_string(),
         ..Default::default()
     };
@@ -210,6 +211,7 @@ fn link_from(m: LinkMessage) -> Link {
             LinkAttribute::IfName(n) => link.name = n,
             LinkAttribute::Address(a) if !a.is_empty() => link.mac = Some(mac_string(&a)),
             LinkAttribute::Mtu(v) => link.mtu = Some(v),
+            LinkAttribute::Controller(i) if i != 0 => link.controller = Some(i),
             LinkAttribute::OperState(s) => link.operstate = operstate_name(s),
             LinkAttribute::Stats64(st) => {
                 link.stats = Some(crate::snapshot::LinkStats {

@@ -15,7 +15,7 @@ fn primary_admin_down() {
         ping: GUEST_IP,
         ping_works: false,
         expect: &[("link.primary", "fail")],
-        consequences: &["route.default", "route.reply"],
+        consequences: &["route.default", "route.reply", "neigh.gateway"],
     });
     // The kernel dropped the routes through eth0: those failures are the link's, and say so,
     // with the link's remedy first (not "add a route").
@@ -47,7 +47,7 @@ fn primary_no_carrier() {
         ping: GUEST_IP,
         ping_works: false,
         expect: &[("link.primary", "fail")],
-        consequences: &["route.default"],
+        consequences: &["route.default", "neigh.gateway"],
     });
     assert!(r["link.primary"].1["summary"]
         .as_str()
@@ -76,4 +76,110 @@ fn secondary_eni_without_interface() {
         .as_str()
         .unwrap()
         .contains("eni-matrix1"));
+}
+
+/// A link attribute fault that stops the default ping: link.primary fails naming `attribute`,
+/// and every other failure (neigh.gateway where the entry cannot exist) is its consequence.
+fn attribute_case(inject: &'static [&'static str], attribute: &str) -> Report {
+    let r = prove_case(Fault {
+        inject,
+        ping: GUEST_IP,
+        ping_works: false,
+        expect: &[("link.primary", "fail")],
+        consequences: &["neigh.gateway", "route.default", "route.reply", "net.drops"],
+    });
+    let f = &r["link.primary"].1;
+    assert_eq!(f["evidence"]["problems"][0]["attribute"], attribute, "{f}");
+    assert!(f["caused_by"].as_array().unwrap().is_empty(), "{f}");
+    for (id, (status, finding)) in &r {
+        if id != "link.primary" && status == "fail" {
+            assert_eq!(
+                finding["caused_by"],
+                serde_json::json!(["link.primary"]),
+                "{id}: {finding}"
+            );
+        }
+    }
+    r
+}
+
+#[test]
+fn primary_arp_off() {
+    let r = attribute_case(
+        &[
+            "guest: ip link set eth0 arp off",
+            "client: ip neigh flush all",
+        ],
+        "noarp",
+    );
+    let (status, neigh) = &r["neigh.gateway"];
+    assert_eq!(status, "fail");
+    assert!(
+        neigh["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ARP turned off"),
+        "{neigh}"
+    );
+}
+
+#[test]
+fn primary_enslaved_to_a_bridge() {
+    let r = attribute_case(
+        &[
+            "guest: ip link add br0 type bridge",
+            "guest: ip link set br0 up",
+            "guest: ip link set eth0 master br0",
+            "guest: ip neigh flush all",
+            "client: ip neigh flush all",
+        ],
+        "controller",
+    );
+    let summary = summary(&r, "link.primary");
+    assert!(
+        summary.contains("enslaved to bridge br0") && summary.contains(GUEST_IP),
+        "{summary}"
+    );
+    assert!(summary.contains("enslaved"));
+    assert_eq!(r["neigh.gateway"].0, "fail");
+}
+
+#[test]
+fn primary_blackhole_qdisc() {
+    let r = attribute_case(&["guest: tc qdisc add dev eth0 root blackhole"], "qdisc");
+    assert!(summary(&r, "link.primary").contains("root qdisc is blackhole"));
+}
+
+#[test]
+fn primary_mtu_below_a_default_ping() {
+    let r = attribute_case(&["guest: ip link set eth0 mtu 68"], "mtu");
+    assert!(summary(&r, "link.primary").contains("MTU 68"));
+}
+
+#[test]
+fn primary_mtu_below_the_vpc() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    t.guest("ip link set eth0 mtu 1000");
+    // Ground truth: a default ping passes, a full-size one (1500 bytes) is dropped.
+    assert!(t.ping(GUEST_IP));
+    let big = t.exec(
+        &t.client,
+        &[
+            "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-M", "dont", "-s", "1472",
+            "-I", CLIENT, GUEST_IP,
+        ],
+    );
+    assert!(
+        !big.status.success(),
+        "a 1500-byte ping passed an MTU of 1000"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    let (status, f) = &r["link.primary"];
+    assert_eq!(status, "warn", "{}", show(&r));
+    assert!(
+        f["summary"].as_str().unwrap().contains("ping -s 1472"),
+        "{f}"
+    );
+    assert_eq!(r["neigh.gateway"].0, "ok", "{}", show(&r));
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{assigned_values, ipv4_on, link_name, link_with_mac, no_primary, primary_interface};
 use crate::checks::{Cause, Check};
 use crate::report::{Finding, Status};
-use crate::snapshot::{Link, Snapshot};
+use crate::snapshot::{Link, Qdisc, Snapshot};
 
 pub const PRIMARY: &str = "link.primary";
 pub const SECONDARY: &str = "link.secondary";
@@ -134,11 +134,8 @@ pub fn link_problems(s: &Snapshot, l: &Link) -> Vec<LinkProblem> {
     if let Some(problem) = enslaved(s, l) {
         out.push(problem);
     }
-    let root_qdisc = s.qdiscs.ok().ok().and_then(|qs| {
-        qs.iter()
-            .find(|q| q.ifindex == l.index && q.parent == "root")
-    });
-    if let Some(q) = root_qdisc.filter(|q| DROPPING_QDISCS.contains(&q.kind.as_str())) {
+    let root = s.qdiscs.ok().ok().and_then(|qs| root_qdisc(qs, l.index));
+    if let Some(q) = root.filter(|q| DROPPING_QDISCS.contains(&q.kind.as_str())) {
         out.push(fail(
             "qdisc",
             format!(
@@ -190,6 +187,12 @@ pub fn link_problems(s: &Snapshot, l: &Link) -> Vec<LinkProblem> {
     }
     out.sort_by_key(|p| std::cmp::Reverse(p.status));
     out
+}
+
+/// The link's root qdisc, if it has one in the dump.
+fn root_qdisc(qs: &[Qdisc], ifindex: u32) -> Option<&Qdisc> {
+    qs.iter()
+        .find(|q| q.ifindex == ifindex && q.parent == "root")
 }
 
 /// A port of a bridge or bond receives nothing for itself: the controller takes every frame.
@@ -258,10 +261,7 @@ pub fn primary(s: &Snapshot) -> Finding {
         evidence["controller"] = json!(link_name(s, c));
     }
     evidence["root_qdisc"] = match s.qdiscs.ok() {
-        Ok(qs) => json!(qs
-            .iter()
-            .find(|q| q.ifindex == l.index && q.parent == "root")
-            .map(|q| q.kind.clone())),
+        Ok(qs) => json!(root_qdisc(qs, l.index).map(|q| q.kind.clone())),
         Err(e) => json!(format!("unknown: {e}")),
     };
     let problems = link_problems(s, l);

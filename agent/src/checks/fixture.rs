@@ -234,6 +234,7 @@ pub fn healthy() -> Snapshot {
         tasks: Gathered::Ok(TaskSample {
             processes: 100,
             dstate: vec![],
+            ..Default::default()
         }),
         earlier: None,
         ipsets: Gathered::Ok(None),

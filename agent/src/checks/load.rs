@@ -4,12 +4,12 @@
 //! refresh) they judge the rates between the two; with one sample, the kernel's own averages
 //! (load average, PSI avg10) and counters since boot. Thresholds come from the config.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::checks::from_reasons;
 use crate::checks::{Cause, Check, Criteria};
 use crate::report::Finding;
-use crate::snapshot::{CpuTimes, PressureLine, Snapshot};
+use crate::snapshot::{CpuTimes, PressureLine, Snapshot, TaskUsage};
 
 pub const CPU: &str = "load.cpu";
 pub const MEMORY: &str = "load.memory";
@@ -21,7 +21,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: CPU,
         decides: "the CPUs are not saturated, waiting on I/O or stolen by the hypervisor, and tasks do not queue for a CPU",
-        evidence: &["/proc/stat CPU times (over the window, else the load average)", "/proc/pressure/cpu (some avg10)", "thresholds cpu_*_pct, load_per_cpu and pressure_some_pct"],
+        evidence: &["/proc/stat CPU times (over the window, else the load average)", "/proc/pressure/cpu (some avg10)", "/proc/PID/stat CPU time over the window (the top processes, named when it is not ok)", "thresholds cpu_*_pct, load_per_cpu and pressure_some_pct"],
         causes: &[
             Cause { cause: "all CPUs busy, or one CPU saturated (softirq work waits)", remedy: "find the busy processes (top); a larger instance type" },
             Cause { cause: "CPU steal: the hypervisor runs something else", remedy: "burstable instance out of CPU credits, or an oversubscribed host: change the instance type" },
@@ -31,7 +31,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: MEMORY,
         decides: "memory is not exhausted: MemAvailable above its thresholds, no heavy swapping, no OOM kills",
-        evidence: &["/proc/meminfo, /proc/vmstat (swap pages, oom_kill)", "thresholds memory_available_*, swap_pages_per_s, oom_kills"],
+        evidence: &["/proc/meminfo, /proc/vmstat (swap pages, oom_kill)", "/proc/PID/stat RSS and /proc/PID/status VmSwap (the top processes, named when it is not ok)", "thresholds memory_available_*, swap_pages_per_s, oom_kills"],
         causes: &[
             Cause { cause: "little memory available, swapping or OOM kills", remedy: "find the processes using memory (ps aux --sort=-rss); add memory or stop them" },
         ],
@@ -67,6 +67,96 @@ fn pct(part: u64, whole: u64) -> f64 {
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
+}
+
+/// How many processes a top list names.
+const TOP: usize = 5;
+
+/// The processes that used the most CPU over the window, in % of one CPU (as `top` counts:
+/// a process with busy threads on two CPUs is 200%): CPU ticks between the two samples of the
+/// same process (same pid and start time); one that started within the window counts all its
+/// ticks. Without an earlier per-process sample, why not.
+fn top_cpu(s: &Snapshot) -> Result<Vec<Value>, &'static str> {
+    let now = s
+        .tasks
+        .ok()
+        .map_err(|_| "the process list could not be read")?;
+    let earlier = s.earlier.as_ref().and_then(|e| e.tasks.as_ref());
+    let (Some(earlier), Some(w)) = (earlier, window_s(s)) else {
+        return Err("CPU use per process needs a window: run `ecs-diag check --window 5`");
+    };
+    if now.usage.is_empty() || earlier.usage.is_empty() || now.ticks_per_s == 0 {
+        return Err("no per-process CPU times in the samples");
+    }
+    let mut used: Vec<(f64, &TaskUsage)> = now
+        .usage
+        .iter()
+        .map(|u| {
+            // Both lists are sorted by pid (the source sorts them).
+            let before = earlier
+                .usage
+                .binary_search_by_key(&u.pid, |e| e.pid)
+                .ok()
+                .map(|i| &earlier.usage[i])
+                .filter(|e| e.start_ticks == u.start_ticks);
+            let ticks = u
+                .cpu_ticks
+                .saturating_sub(before.map_or(0, |e| e.cpu_ticks));
+            (ticks as f64 * 100.0 / now.ticks_per_s as f64 / w, u)
+        })
+        .filter(|(pct, _)| *pct >= 0.1)
+        .collect();
+    used.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
+    Ok(used
+        .into_iter()
+        .take(TOP)
+        .map(|(pct, u)| json!({"pid": u.pid, "command": u.command, "cpu_pct": round1(pct)}))
+        .collect())
+}
+
+/// The processes holding the most resident memory, and (where any is swapped out) the most
+/// swap; MiB rounded to one decimal.
+fn top_memory(s: &Snapshot) -> Result<(Vec<Value>, Vec<Value>), &'static str> {
+    let now = s
+        .tasks
+        .ok()
+        .map_err(|_| "the process list could not be read")?;
+    if now.usage.is_empty() {
+        return Err("no per-process memory in the sample");
+    }
+    let mib = |kib: u64| round1(kib as f64 / 1024.0);
+    let entry = |u: &TaskUsage| {
+        json!({"pid": u.pid, "command": u.command, "rss_mib": mib(u.rss_kib),
+               "swap_mib": u.swap_kib.map(mib)})
+    };
+    let mut by_rss: Vec<&TaskUsage> = now.usage.iter().filter(|u| u.rss_kib > 0).collect();
+    by_rss.sort_by(|a, b| b.rss_kib.cmp(&a.rss_kib).then(a.pid.cmp(&b.pid)));
+    let mut by_swap: Vec<&TaskUsage> = now
+        .usage
+        .iter()
+        .filter(|u| u.swap_kib.is_some_and(|k| k > 0))
+        .collect();
+    by_swap.sort_by(|a, b| b.swap_kib.cmp(&a.swap_kib).then(a.pid.cmp(&b.pid)));
+    Ok((
+        by_rss.into_iter().take(TOP).map(entry).collect(),
+        by_swap.into_iter().take(TOP).map(entry).collect(),
+    ))
+}
+
+/// `command (pid N) value` for the first three of a top list, for a summary.
+fn name_top(list: &[Value], key: &str, unit: &str) -> String {
+    list.iter()
+        .take(3)
+        .map(|p| {
+            format!(
+                "{} (pid {}) {}{unit}",
+                p["command"].as_str().unwrap_or("?"),
+                p["pid"],
+                p[key]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The window in seconds between the earlier sample and this snapshot, if there is one.
@@ -182,6 +272,19 @@ pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
     }
     let mut evidence = evidence;
     evidence["cpu_pressure_avg10"] = json!(cpu_pressure.map(|p| p.avg10));
+    match top_cpu(s) {
+        Ok(top) => {
+            // Named only when something is wrong: it is the operator's next question.
+            if !top.is_empty() && !(fails.is_empty() && warns.is_empty()) {
+                warns.push(format!(
+                    "top by CPU over the window: {}",
+                    name_top(&top, "cpu_pct", "%")
+                ));
+            }
+            evidence["top_cpu"] = json!(top);
+        }
+        Err(why) => evidence["top_cpu_unavailable"] = json!(why),
+    }
     if stolen {
         remedy.push("steal time: the physical host is contended — burstable instances (t5/t6) may be out of CPU credits (ECS console → instance → monitoring); otherwise move to an instance type with dedicated vCPUs".to_string());
     }
@@ -253,6 +356,25 @@ pub fn memory(s: &Snapshot, c: &Criteria) -> Finding {
         "swap_pages_per_s": swap_rate, "oom_kills": oom_kills, "oom_kills_counted": oom_since,
         "window_s": window,
     });
+    let mut evidence = evidence;
+    match top_memory(s) {
+        Ok((rss, swap)) => {
+            if !(fails.is_empty() && warns.is_empty()) {
+                if !rss.is_empty() {
+                    warns.push(format!("top by RSS: {}", name_top(&rss, "rss_mib", " MiB")));
+                }
+                if !swap.is_empty() {
+                    warns.push(format!(
+                        "top by swap: {}",
+                        name_top(&swap, "swap_mib", " MiB")
+                    ));
+                }
+            }
+            evidence["top_rss"] = json!(rss);
+            evidence["top_swap"] = json!(swap);
+        }
+        Err(why) => evidence["top_unavailable"] = json!(why),
+    }
     let remedy = vec![
         "ps aux --sort=-rss | head: which processes hold the memory".to_string(),
         "dmesg -T | grep -i -E 'out of memory|killed process'".to_string(),
@@ -779,6 +901,7 @@ mod tests {
                 s.tasks = Gathered::Ok(TaskSample {
                     processes: 100,
                     dstate: d,
+                    ..Default::default()
                 })
             }
         };
@@ -800,6 +923,7 @@ mod tests {
                 e.tasks = Some(TaskSample {
                     processes: 100,
                     dstate: vec![task(1, "df"), task(9, "kworker")],
+                    ..Default::default()
                 })
             });
         });
@@ -811,6 +935,7 @@ mod tests {
                 e.tasks = Some(TaskSample {
                     processes: 100,
                     dstate: three,
+                    ..Default::default()
                 })
             });
         });
@@ -819,5 +944,145 @@ mod tests {
             judge(dstate, |s| s.tasks = Gathered::Failed("x".into())).status,
             Status::Unknown
         );
+    }
+
+    fn usage(pid: u32, command: &str, start: u64, cpu: u64, rss_kib: u64) -> TaskUsage {
+        TaskUsage {
+            pid,
+            command: command.into(),
+            start_ticks: start,
+            cpu_ticks: cpu,
+            rss_kib,
+            swap_kib: None,
+        }
+    }
+
+    fn usage_sample(usage: Vec<TaskUsage>) -> TaskSample {
+        TaskSample {
+            processes: usage.len() as u64,
+            usage,
+            ticks_per_s: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cpu_names_the_top_processes_over_the_window() {
+        let before = cpu_sample(vec![(0, times(100, 900, 0, 0))], 0.0);
+        let busy = cpu_sample(vec![(0, times(1090, 910, 0, 0))], 1.0);
+        // 10 s window at 100 ticks/s: 1000 ticks is 100% of a CPU.
+        let earlier_tasks = usage_sample(vec![
+            usage(10, "spin", 5, 1_000, 100),
+            usage(11, "sshd", 5, 50, 100),
+            // pid 12 was another process before: its ticks are not subtracted from the new one.
+            usage(12, "old", 5, 9_000, 100),
+        ]);
+        let now_tasks = usage_sample(vec![
+            usage(10, "spin", 5, 1_980, 100),
+            usage(11, "sshd", 5, 51, 100),
+            usage(12, "make", 900, 300, 100),
+            // Started within the window: all its ticks count.
+            usage(13, "cc1", 950, 150, 100),
+            usage(14, "idle", 5, 0, 100),
+        ]);
+        let f = judge(cpu, |s| {
+            s.cpu = Gathered::Ok(busy.clone());
+            s.tasks = Gathered::Ok(now_tasks.clone());
+            window(s, |e| {
+                e.cpu = Some(before.clone());
+                e.tasks = Some(earlier_tasks.clone());
+            });
+        });
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        let top = f.evidence["top_cpu"].as_array().unwrap();
+        let got: Vec<(u64, f64)> = top
+            .iter()
+            .map(|p| (p["pid"].as_u64().unwrap(), p["cpu_pct"].as_f64().unwrap()))
+            .collect();
+        assert_eq!(got, vec![(10, 98.0), (12, 30.0), (13, 15.0), (11, 0.1)]);
+        assert!(
+            f.summary
+                .contains("top by CPU over the window: spin (pid 10) 98.0%, make (pid 12) 30.0%"),
+            "{}",
+            f.summary
+        );
+        // An idle box lists them in evidence but does not name them in an ok summary.
+        let idle = cpu_sample(vec![(0, times(110, 1890, 0, 0))], 0.0);
+        let f = judge(cpu, |s| {
+            s.cpu = Gathered::Ok(idle);
+            s.tasks = Gathered::Ok(now_tasks.clone());
+            window(s, |e| {
+                e.cpu = Some(before.clone());
+                e.tasks = Some(earlier_tasks.clone());
+            });
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(!f.summary.contains("top by CPU"), "{}", f.summary);
+        assert_eq!(f.evidence["top_cpu"][0]["pid"], 10);
+        // One sample: no per-process rate, and the evidence says how to get one.
+        let f = judge(cpu, |s| s.tasks = Gathered::Ok(now_tasks.clone()));
+        assert!(
+            f.evidence["top_cpu_unavailable"]
+                .as_str()
+                .unwrap()
+                .contains("--window"),
+            "{}",
+            f.evidence
+        );
+        // The process list unreadable: the CPU is still judged.
+        let f = judge(cpu, |s| {
+            s.cpu = Gathered::Ok(busy.clone());
+            s.tasks = Gathered::Failed("cannot list /proc".into());
+            window(s, |e| e.cpu = Some(before.clone()));
+        });
+        assert_eq!(f.status, Status::Warn, "{}", f.summary);
+        assert!(f.evidence["top_cpu_unavailable"].is_string());
+    }
+
+    #[test]
+    fn memory_names_the_top_processes_by_rss_and_swap() {
+        let mut tasks = usage_sample(vec![
+            usage(1, "systemd", 1, 0, 12_000),
+            usage(2, "kthreadd", 1, 0, 0),
+            usage(300, "java", 50, 0, 3 * 1024 * 1024),
+            usage(301, "mysqld", 50, 0, 1024 * 1024),
+        ]);
+        tasks.usage[3].swap_kib = Some(512 * 1024);
+        tasks.usage[2].swap_kib = Some(0);
+        let low = mem(4 * 1024 * 1024, Some(100 * 1024), (1024 * 1024, 0), Some(0));
+        let f = judge(memory, |s| {
+            s.memory = Gathered::Ok(low.clone());
+            s.tasks = Gathered::Ok(tasks.clone());
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary.contains(
+                "top by RSS: java (pid 300) 3072.0 MiB, mysqld (pid 301) 1024.0 MiB, systemd (pid 1) 11.7 MiB"
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary
+                .contains("top by swap: mysqld (pid 301) 512.0 MiB"),
+            "{}",
+            f.summary
+        );
+        // Kernel threads hold no memory and are not listed.
+        assert_eq!(f.evidence["top_rss"].as_array().unwrap().len(), 3);
+        assert_eq!(f.evidence["top_swap"].as_array().unwrap().len(), 1);
+        // Healthy: listed in evidence only.
+        let f = judge(memory, |s| s.tasks = Gathered::Ok(tasks.clone()));
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(!f.summary.contains("top by"), "{}", f.summary);
+        assert_eq!(f.evidence["top_rss"][0]["pid"], 300);
+        // No process list: memory still judged, and the evidence says why there is no list.
+        let f = judge(memory, |s| {
+            s.memory = Gathered::Ok(low.clone());
+            s.tasks = Gathered::Failed("cannot list /proc".into());
+        });
+        assert_eq!(f.status, Status::Fail);
+        assert!(!f.summary.contains("top by"));
+        assert!(f.evidence["top_unavailable"].is_string());
     }
 }

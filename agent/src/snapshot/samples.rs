@@ -164,6 +164,27 @@ pub struct TaskSample {
     pub processes: u64,
     /// Those in uninterruptible sleep.
     pub dstate: Vec<Task>,
+    /// Every process's CPU time and memory, for naming the top users (load.cpu, load.memory).
+    /// Absent in snapshots written before it was gathered.
+    #[serde(default)]
+    pub usage: Vec<TaskUsage>,
+    /// Clock ticks per second (USER_HZ) the CPU times are counted in.
+    #[serde(default)]
+    pub ticks_per_s: u64,
+}
+
+/// One process's CPU time and memory (`/proc/PID/stat`, `/proc/PID/status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TaskUsage {
+    pub pid: u32,
+    pub command: String,
+    /// When it started (ticks after boot): a pid reused within a window is another process.
+    pub start_ticks: u64,
+    /// User plus system CPU time, in ticks.
+    pub cpu_ticks: u64,
+    pub rss_kib: u64,
+    /// `VmSwap`; read only while the system has swap in use.
+    pub swap_kib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::snapshot::{
     CpuSample, CpuTimes, Disk, Gathered, MemorySample, Pressure, PressureLine, Task, TaskSample,
+    TaskUsage,
 };
 
 fn read(proc_root: &Path, rel: &str) -> Result<String, String> {
@@ -249,27 +250,46 @@ fn is_partition(name: &str) -> bool {
         .any(|p| name.starts_with(p))
 }
 
-/// Every process's state from `/proc/PID/stat`; processes that exit while being read are
-/// skipped (they are gone, not an error). On the live `/proc`, the agent itself and the
-/// helper tools it runs (`iptables-save` waiting on the kernel is briefly in D state) are
-/// never counted as stuck.
-pub fn tasks(proc_root: &Path) -> Gathered<TaskSample> {
+/// Every process's state, CPU time and memory from `/proc/PID/stat` (and `VmSwap` from
+/// `/proc/PID/status` when `read_swap`: the system has swap in use, else it is 0 for all and
+/// not worth a second read per process); processes that exit while being read are skipped
+/// (they are gone, not an error). On the live `/proc`, the agent itself and the helper tools
+/// it runs (`iptables-save` waiting on the kernel is briefly in D state) are never counted as
+/// stuck.
+pub fn tasks(proc_root: &Path, read_swap: bool) -> Gathered<TaskSample> {
     let own = (proc_root == Path::new("/proc")).then(std::process::id);
-    tasks_except(proc_root, own)
+    tasks_except(proc_root, own, read_swap)
 }
 
-/// `tasks`, leaving out process `own` and its children.
-pub fn tasks_except(proc_root: &Path, own: Option<u32>) -> Gathered<TaskSample> {
+/// `tasks`, leaving out process `own` and its children from the stuck ones.
+pub fn tasks_except(proc_root: &Path, own: Option<u32>, read_swap: bool) -> Gathered<TaskSample> {
     let entries = match std::fs::read_dir(proc_root) {
         Ok(e) => e,
         Err(e) => return Gathered::Failed(format!("cannot list {}: {e}", proc_root.display())),
     };
-    let mut sample = TaskSample::default();
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let (hz, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let mut sample = TaskSample {
+        // USER_HZ is 100 on every Linux ABI; sysconf only fails on a broken libc.
+        ticks_per_s: u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100),
+        ..TaskSample::default()
+    };
+    let page_kib = u64::try_from(page)
+        .ok()
+        .filter(|p| *p >= 1024)
+        .unwrap_or(4096)
+        / 1024;
     let mut path = proc_root.to_path_buf();
-    // One open and one read per process into a reused buffer: the state is within the first
-    // few dozen bytes (`PID (comm) S`, comm at most 64 bytes), and this scan is the bulk of a
-    // sample's cost on a host with many processes.
-    let mut buf = [0u8; 256];
+    // One open and one read per process into a reused buffer: a stat line is at most 52
+    // numbers after a command of at most 64 bytes, and this scan is the bulk of a sample's
+    // cost on a host with many processes.
+    let mut buf = [0u8; 1024];
+    let mut status = String::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -279,47 +299,106 @@ pub fn tasks_except(proc_root: &Path, own: Option<u32>) -> Gathered<TaskSample> 
         path.push("stat");
         let n = std::fs::File::open(&path).and_then(|mut f| f.read(&mut buf));
         path.pop();
-        if let Ok(n) = n {
-            sample.processes += 1;
-            let ours = own.is_some_and(|o| pid == o || parse_ppid(&buf[..n]) == Some(o));
-            if let Some((command, 'D')) = parse_pid_stat(&buf[..n]).filter(|_| !ours) {
-                path.push("wchan");
-                let wchan = std::fs::read_to_string(&path)
-                    .ok()
-                    .filter(|w| !w.is_empty() && w != "0");
-                path.pop();
-                sample.dstate.push(Task {
-                    pid,
-                    command,
-                    wchan,
+        let Some(stat) = n.ok().and_then(|n| parse_pid_stat(&buf[..n])) else {
+            path.pop();
+            continue;
+        };
+        sample.processes += 1;
+        let ours = own.is_some_and(|o| pid == o || stat.ppid == Some(o));
+        if stat.state == 'D' && !ours {
+            path.push("wchan");
+            let wchan = std::fs::read_to_string(&path)
+                .ok()
+                .filter(|w| !w.is_empty() && w != "0");
+            path.pop();
+            sample.dstate.push(Task {
+                pid,
+                command: stat.command.clone(),
+                wchan,
+            });
+        }
+        if let Some(u) = stat.usage {
+            let swap_kib = if read_swap {
+                path.push("status");
+                status.clear();
+                let read = std::fs::File::open(&path).and_then(|mut f| {
+                    // Bounded: a status file is about 1.5 KiB.
+                    (&mut f).take(16 * 1024).read_to_string(&mut status)
                 });
-            }
+                path.pop();
+                read.ok().and_then(|_| parse_vm_swap(&status))
+            } else {
+                None
+            };
+            sample.usage.push(TaskUsage {
+                pid,
+                command: stat.command,
+                start_ticks: u.start_ticks,
+                cpu_ticks: u.cpu_ticks,
+                rss_kib: u.rss_pages.saturating_mul(page_kib),
+                swap_kib,
+            });
         }
         path.pop();
     }
     sample.dstate.sort_by_key(|t| t.pid);
+    sample.usage.sort_by_key(|t| t.pid);
     Gathered::Ok(sample)
 }
 
-/// `PID (comm) S ...`: the command may itself contain spaces and parentheses, so the state is
-/// the first word after the last `)`.
-/// The parent pid: the number after the state in `PID (comm) S PPID ...`.
-pub fn parse_ppid(stat: &[u8]) -> Option<u32> {
-    let close = stat.iter().rposition(|b| *b == b')')?;
-    let rest = stat.get(close + 4..)?;
-    let end = rest
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(rest.len());
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+/// What one `/proc/PID/stat` line says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PidStat {
+    pub command: String,
+    pub state: char,
+    pub ppid: Option<u32>,
+    /// Absent when the line is cut short before the RSS field.
+    pub usage: Option<PidUsage>,
 }
 
-pub fn parse_pid_stat(stat: &[u8]) -> Option<(String, char)> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PidUsage {
+    /// utime + stime, in ticks.
+    pub cpu_ticks: u64,
+    pub start_ticks: u64,
+    pub rss_pages: u64,
+}
+
+/// `PID (comm) S PPID ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24) ...`: the
+/// command may itself contain spaces and parentheses, so the fields are the words after the
+/// last `)`. One pass over the line.
+pub fn parse_pid_stat(stat: &[u8]) -> Option<PidStat> {
     let open = stat.iter().position(|b| *b == b'(')?;
     let close = stat.iter().rposition(|b| *b == b')')?;
     let command = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
-    let state = stat.get(close + 2).map(|b| *b as char)?;
-    Some((command, state))
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field n of the man page is fields[n - 3] here (state is field 3).
+    let mut number = [None::<u64>; 22];
+    for (slot, word) in number.iter_mut().zip(fields) {
+        *slot = word.parse().ok();
+    }
+    let ppid = number[0].and_then(|p| u32::try_from(p).ok());
+    let usage = (|| {
+        Some(PidUsage {
+            cpu_ticks: number[14 - 4]?.saturating_add(number[15 - 4]?),
+            start_ticks: number[22 - 4]?,
+            rss_pages: number[24 - 4]?,
+        })
+    })();
+    Some(PidStat {
+        command,
+        state,
+        ppid,
+        usage,
+    })
+}
+
+/// `VmSwap:      123 kB` from `/proc/PID/status` (absent for kernel threads).
+pub fn parse_vm_swap(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmSwap:"))?;
+    line.split_ascii_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -406,19 +485,36 @@ mod tests {
 
     #[test]
     fn pid_stat_with_odd_command_names() {
+        let real = b"4242 (sh) R 1 4242 4242 0 -1 4194304 105 0 0 0 1234 56 0 0 20 0 1 0 987654 2555904 220 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let p = parse_pid_stat(real).unwrap();
+        assert_eq!((p.command.as_str(), p.state, p.ppid), ("sh", 'R', Some(1)));
         assert_eq!(
-            parse_pid_stat(b"42 (bash) S 1 42"),
-            Some(("bash".into(), 'S'))
+            p.usage,
+            Some(PidUsage {
+                cpu_ticks: 1290,
+                start_ticks: 987654,
+                rss_pages: 220
+            })
         );
+        let odd = parse_pid_stat(b"7 (a) b) (c) D 1 2").unwrap();
         assert_eq!(
-            parse_pid_stat(b"7 (a) b) (c) D 1 2"),
-            Some(("a) b) (c".into(), 'D'))
+            (odd.command.as_str(), odd.state, odd.ppid),
+            ("a) b) (c", 'D', Some(1))
         );
+        // Cut short before the RSS: state and parent, no usage.
+        assert_eq!(odd.usage, None);
+        assert_eq!(parse_pid_stat(b"7 (x) D").unwrap().ppid, None);
         assert_eq!(parse_pid_stat(b"garbage"), None);
-        assert_eq!(parse_ppid(b"42 (bash) S 17 42"), Some(17));
-        assert_eq!(parse_ppid(b"7 (a) b) (c) D 1 2"), Some(1));
-        assert_eq!(parse_ppid(b"7 (x) D"), None);
         assert_eq!(parse_pid_stat(b"1 (x)"), None);
+        assert_eq!(parse_pid_stat(b"1 (x) \xff"), None);
+        // Pathological: a long run of parentheses and spaces is one pass.
+        let mut long = b"1 (".to_vec();
+        long.extend(b") (".repeat(100_000));
+        long.extend(b") S 1");
+        assert_eq!(parse_pid_stat(&long).unwrap().state, 'S');
+        assert_eq!(parse_vm_swap("Name:\tx\nVmSwap:\t     512 kB\n"), Some(512));
+        assert_eq!(parse_vm_swap("Name:\tkthreadd\n"), None);
+        assert_eq!(parse_vm_swap("VmSwap: lots\n"), None);
     }
 
     #[test]
@@ -440,7 +536,7 @@ mod tests {
         std::fs::create_dir_all(p.join("102")).unwrap();
         let cpu = cpu(p);
         assert_eq!(cpu.ok().unwrap().loadavg, [3.0, 2.0, 1.0]);
-        let t = tasks(p);
+        let t = tasks(p, false);
         let t = t.ok().unwrap();
         assert_eq!(t.processes, 2);
         assert_eq!(
@@ -459,11 +555,11 @@ mod tests {
             std::fs::create_dir_all(p.join(pid)).unwrap();
             std::fs::write(p.join(pid).join("stat"), stat).unwrap();
         }
-        let theirs = tasks_except(p, Some(50));
+        let theirs = tasks_except(p, Some(50), false);
         let theirs = theirs.ok().unwrap();
         assert_eq!(theirs.dstate.len(), 1, "{:?}", theirs.dstate);
         assert_eq!(theirs.dstate[0].pid, 100);
-        let all = tasks(p);
+        let all = tasks(p, false);
         assert_eq!(
             all.ok().unwrap().dstate.len(),
             3,

@@ -161,6 +161,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
             .map(|n| format!("net.ipv4.conf.{n}.rp_filter")),
     );
 
+    let memory = load::memory(&config.paths.proc);
     Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: crate::now_rfc3339(),
@@ -193,12 +194,17 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         metadata: MetadataState::default(),
         at_ms: crate::unix_ms(),
         cpu: load::cpu(&config.paths.proc),
-        memory: load::memory(&config.paths.proc),
+        tasks: load::tasks(&config.paths.proc, swap_in_use(&memory)),
+        memory,
         pressure: load::pressure(&config.paths.proc),
         disks: load::disks(&config.paths.proc),
-        tasks: load::tasks(&config.paths.proc),
         earlier: None,
     }
+}
+
+/// Whether any swap is in use: only then is each process's `VmSwap` worth reading.
+fn swap_in_use(memory: &Gathered<crate::snapshot::MemorySample>) -> bool {
+    memory.ok().is_ok_and(|m| m.swap_total_kb > m.swap_free_kb)
 }
 
 /// One sample of every counter rates are computed from (load, links, qdiscs, softnet, ICMP):
@@ -221,12 +227,13 @@ pub fn sample(config: &Config) -> Sample {
         }),
         Err(_) => (None, None),
     };
+    let memory = load::memory(proc);
     Sample {
         at_ms: crate::unix_ms(),
         cpu: load::cpu(proc).into_option(),
-        memory: load::memory(proc).into_option(),
+        tasks: load::tasks(proc, swap_in_use(&memory)).into_option(),
+        memory: memory.into_option(),
         disks: load::disks(proc).into_option(),
-        tasks: load::tasks(proc).into_option(),
         links,
         qdiscs,
         softnet: netstat::softnet(proc).into_option(),

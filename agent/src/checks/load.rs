@@ -275,7 +275,8 @@ pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
     match top_cpu(s) {
         Ok(top) => {
             // Named only when something is wrong: it is the operator's next question.
-            if !top.is_empty() && !(fails.is_empty() && warns.is_empty()) {
+            let wrong = !fails.is_empty() || !warns.is_empty();
+            if wrong && !top.is_empty() {
                 warns.push(format!(
                     "top by CPU over the window: {}",
                     name_top(&top, "cpu_pct", "%")
@@ -359,7 +360,8 @@ pub fn memory(s: &Snapshot, c: &Criteria) -> Finding {
     let mut evidence = evidence;
     match top_memory(s) {
         Ok((rss, swap)) => {
-            if !(fails.is_empty() && warns.is_empty()) {
+            let wrong = !fails.is_empty() || !warns.is_empty();
+            if wrong {
                 if !rss.is_empty() {
                     warns.push(format!("top by RSS: {}", name_top(&rss, "rss_mib", " MiB")));
                 }

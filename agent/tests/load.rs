@@ -1,6 +1,7 @@
 //! `load.cpu` and `load.memory` against real load: a busy loop pinned to one CPU, a process
 //! holding 256 MiB (each killed when its test ends, even on failure) while `check` samples;
 //! each check names the process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
 

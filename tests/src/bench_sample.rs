@@ -44,10 +44,14 @@ fn main() {
     });
     let proc = std::path::Path::new("/proc");
     let (tasks_cpu, _) = measure(iterations, || {
-        let _ = ecs_diag::sources::load::tasks(proc);
+        let _ = ecs_diag::sources::load::tasks(proc, false);
+    });
+    // With swap in use every process's status is read as well.
+    let (swap_cpu, _) = measure(iterations, || {
+        let _ = ecs_diag::sources::load::tasks(proc, true);
     });
     println!(
-        "interfaces={interfaces} processes={processes} sample_cpu_us={sample_cpu:.0} sample_wall_us={sample_wall:.0} process_scan_cpu_us={tasks_cpu:.0} rest_cpu_us={:.0}",
+        "interfaces={interfaces} processes={processes} sample_cpu_us={sample_cpu:.0} sample_wall_us={sample_wall:.0} process_scan_cpu_us={tasks_cpu:.0} process_scan_with_swap_cpu_us={swap_cpu:.0} rest_cpu_us={:.0}",
         sample_cpu - tasks_cpu
     );
 }

@@ -108,15 +108,16 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "watch",
         details: &[
-            "Ping this instance's public IP from outside while it runs (default 20 s). It first names what it watches: the primary interface, its private and public IP (from the metadata) and the client filter. Each second it prints running totals that add up: requests seen on the interfaces (before the firewall; the ICMP counters without packet capture) = answered + dropped by guest firewall rules (named, from an nftables trace in a temporary table inet ecs_diag_watch, removed at the end; --no-trace leaves the ruleset alone) + otherwise unanswered. The verdict is said in one sentence as soon as the totals tell it; at the end come the firewall rules whose counters moved, the checks on the echo path that fail or warn, and the final verdict with the mtr commands filled in.",
+            "Ping this instance's public IP from outside while it runs (default 20 s). It first names what it watches: the primary interface, its private and public IP (from the metadata) and the client filter. Each second it prints running totals that add up: requests seen on the interfaces (before the firewall; the ICMP counters without packet capture) = answered + dropped by guest firewall rules (named, from an nftables trace in a temporary table inet ecs_diag_watch, removed at the end; --no-trace leaves the ruleset alone) + otherwise unanswered. Where no rule explains a drop, the kernel's skb:kfree_skb tracepoint (kernels >= 5.17; a private ftrace instance, tracefs mounted privately if needed, all removed at the end) names each dropped IPv4/IPv6 packet's reason and kernel function (every source's: the tracepoint carries no addresses). The verdict is said in one sentence as soon as the totals tell it; at the end come the firewall rules whose counters moved, the kernel's drop reasons, the checks on the echo path that fail or warn, and the final verdict with the mtr commands filled in.",
             "--json prints JSON Lines, each with `version` and `type`: `start`, a `tick` per second, `verdict_so_far` when the verdict becomes known or changes, and the final `verdict`.",
-            "Needs root, or CAP_NET_RAW (the packet capture) and CAP_NET_ADMIN (the firewall counters and the trace).",
+            "Needs root, or CAP_NET_RAW (the packet capture) and CAP_NET_ADMIN (the firewall counters and the trace); the kernel's drop reasons need root (tracefs).",
         ],
         files: &[
             CONFIG,
             ("AF_PACKET socket", "ICMP and ICMPv6 echo packets on every interface (a kernel filter passes only those)"),
             ("/proc/net/snmp, /proc/net/snmp6", "ICMP echo counters"),
             ("iptables-save -c, nft", "rule counters; the nftables trace"),
+            ("tracefs: instances/ecs-diag-PID, events/skb/kfree_skb", "the kernel's drop reasons (a private instance, removed at the end)"),
         ],
         exit_status: &[
             ("0", "the requests arrived and were answered: the problem is on the way back or at the client"),

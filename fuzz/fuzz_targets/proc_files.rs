@@ -1,7 +1,7 @@
-//! `/proc/net/{snmp,snmp6,tcp,udp}` and `/proc/PID/{stat,status}` contents: clear errors,
-//! never panics.
+//! `/proc/net/{snmp,snmp6,tcp,udp}`, `/proc/PID/{stat,status}` and `skb:kfree_skb` trace
+//! lines: clear errors, never panics.
 #![no_main]
-use ecs_diag::sources::{load, snmp, sockets};
+use ecs_diag::sources::{kfree_skb, load, snmp, sockets};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,4 +11,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = sockets::parse_table(text, "tcp");
     let _ = sockets::parse_table(text, "udp");
     let _ = load::parse_vm_swap(text);
+    let _ = kfree_skb::parse_line(text);
+    let _ = kfree_skb::parse_lost(text);
 });

@@ -24,7 +24,8 @@ pub struct Start {
     pub public_ip: Option<IpAddr>,
     pub client: Option<IpAddr>,
     pub seconds: u64,
-    /// The live evidence in use: `packet capture`, `ICMP counters`, `nftables trace`.
+    /// The live evidence in use: `packet capture`, `ICMP counters`, `nftables trace`, `kernel
+    /// drop reasons`.
     pub evidence: Vec<&'static str>,
 }
 
@@ -163,6 +164,7 @@ pub fn watched(
     opts: &WatchOptions,
     capture: bool,
     trace: bool,
+    kernel_drops: bool,
 ) -> Start {
     let primary = crate::checks::primary_interface(snapshot).ok();
     let metadata = snapshot.metadata.ok();
@@ -186,6 +188,9 @@ pub fn watched(
     evidence.push("ICMP counters");
     if trace {
         evidence.push("nftables trace");
+    }
+    if kernel_drops {
+        evidence.push("kernel drop reasons");
     }
     Start {
         version: REPORT_VERSION,

@@ -1,7 +1,7 @@
 //! `ecs-diag watch`: the user pings the instance while this runs. Each second it shows the echo
 //! requests seen on the interfaces (per source), those the ICMP layer counted, the replies sent
 //! and those that left; at the end the firewall rules whose counters moved, the nftables trace's
-//! drops, and the verdict from [`checks::icmp::attribute`]: answered, arriving but not answered
+//! drops, the packets the kernel dropped by reason (`skb:kfree_skb`), and the verdict from [`checks::icmp::attribute`]: answered, arriving but not answered
 //! (and why, from the checks), or not arriving (the block is outside the guest).
 
 pub mod live;
@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::report::{Status, REPORT_VERSION};
 use crate::snapshot::{Gathered, IcmpCounters};
 use crate::sources::capture::{EchoCapture, EchoPacket};
+use crate::sources::kfree_skb::{KernelDrop, KfreeSkbTrace};
 use crate::sources::nftrace::{NftTrace, TracedDrop};
 use crate::sources::{self, rulesets, snmp, GatherOptions};
 
@@ -51,6 +52,10 @@ pub struct WatchReport {
     pub sources: BTreeMap<IpAddr, PerSource>,
     pub moved_rules: Vec<MovedRule>,
     pub traced_drops: Vec<TracedDrop>,
+    /// IPv4/IPv6 packets the kernel dropped while watching, by reason and function
+    /// (`skb:kfree_skb`, kernels ≥ 5.17). The tracepoint carries no addresses: these are every
+    /// source's, not only the client's.
+    pub kernel_drops: Vec<KernelDrop>,
     /// Live evidence that could not be collected, and why.
     pub unavailable: Vec<String>,
     /// Checks on the echo path that fail or warn (the "why" when requests go unanswered).
@@ -153,6 +158,9 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     } else {
         None
     };
+    let mut kernel_drops = KfreeSkbTrace::start()
+        .map_err(|e| unavailable.push(format!("kernel drop reasons: {e}")))
+        .ok();
     let first = match icmp_now(config) {
         Ok(c) => c,
         Err(e) => {
@@ -160,7 +168,13 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
             return crate::exit::NOINPUT;
         }
     };
-    let start = watched(&snapshot, opts, capture.is_some(), trace.is_some());
+    let start = watched(
+        &snapshot,
+        opts,
+        capture.is_some(),
+        trace.is_some(),
+        kernel_drops.is_some(),
+    );
     let public_ip = start.public_ip;
     if opts.json {
         json_line(&mut out, &start);
@@ -178,6 +192,9 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         while Instant::now() < until && !INTERRUPTED.load(Ordering::SeqCst) {
             if let Some(c) = &capture {
                 tally.add(&c.drain());
+            }
+            if let Some(k) = kernel_drops.as_mut() {
+                k.drain();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -235,6 +252,15 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
     }
     let seconds = started.elapsed().as_secs_f64();
     let traced_drops = trace.map(NftTrace::stop).unwrap_or_default();
+    let (kernel_drops, lost) = kernel_drops.map_or((Vec::new(), 0), |k| {
+        let lost = k.lost;
+        (k.stop(), lost)
+    });
+    if lost > 0 {
+        unavailable.push(format!(
+            "kernel drop reasons: the trace lost {lost} event(s) (buffer full): the counts are low"
+        ));
+    }
     let after_fw = rulesets::read_all(&config.paths.proc, None);
     let mut moved_rules = Vec::new();
     match (&before_fw.firewall, &after_fw.firewall) {
@@ -301,6 +327,31 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         steps,
         ..
     } = attribute(&evidence, &guest_findings);
+    if arrival == Arrival::ArrivingNotAnswered && evidence.dropped_by.is_empty() {
+        // No rule explains it: the kernel's own reasons are the best evidence there is. Named
+        // are those of the client's family that can befall an arriving echo request.
+        let family = client.map(|c| if c.is_ipv4() { "IPv4" } else { "IPv6" });
+        let telling: Vec<&KernelDrop> = kernel_drops
+            .iter()
+            .filter(|k| on_the_echo_path(&k.reason) && family.is_none_or(|f| k.protocol == f))
+            .collect();
+        if !telling.is_empty() {
+            let named: Vec<String> = telling
+                .iter()
+                .take(3)
+                .map(|k| {
+                    format!(
+                        "{} in {} ({} {} packet(s))",
+                        k.reason, k.location, k.packets, k.protocol
+                    )
+                })
+                .collect();
+            summary.push_str(&format!(
+                " — the kernel dropped packets meanwhile: {} (skb:kfree_skb, any source)",
+                named.join(", ")
+            ));
+        }
+    }
     if arrival == Arrival::NotArriving && capture.is_none() {
         // Only the ICMP counters looked: they do not see what the guest firewall drops.
         summary.push_str(" — as far as the ICMP counters tell: without packet capture (run as root) requests dropped by the guest firewall are not seen");
@@ -317,6 +368,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         sources: tally.sources,
         moved_rules,
         traced_drops,
+        kernel_drops,
         unavailable,
         guest_findings,
     };
@@ -326,6 +378,18 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         let _ = write!(out, "{}", render(&report));
     }
     exit_code(arrival)
+}
+
+/// Whether a drop reason can befall an echo request on its way to the ICMP layer, or its
+/// reply: not the reasons of sockets and TCP (the kernel answers echo without a socket), and
+/// not NOT_SPECIFIED, which says nothing.
+fn on_the_echo_path(reason: &str) -> bool {
+    const ELSEWHERE: &[&str] = &["TCP_", "SOCKET_", "UNIX_", "UDP_"];
+    !ELSEWHERE.iter().any(|p| reason.starts_with(p))
+        && !matches!(
+            reason,
+            "NOT_SPECIFIED" | "NO_SOCKET" | "QUEUE_PURGE" | "PROTO_MEM" | "PACKET_SOCK_ERROR"
+        )
 }
 
 /// One compact JSON line (JSON Lines), flushed so a reader sees it at once.
@@ -371,6 +435,15 @@ fn render(r: &WatchReport) -> String {
             ));
         }
     }
+    if !r.kernel_drops.is_empty() {
+        out.push_str("\npackets the kernel dropped (skb:kfree_skb, every source):\n");
+        for k in r.kernel_drops.iter().take(10) {
+            out.push_str(&format!(
+                "  {:>6}  {} {} in {}\n",
+                k.packets, k.protocol, k.reason, k.location
+            ));
+        }
+    }
     let verdict = match r.verdict {
         Arrival::Answered => "ANSWERED",
         Arrival::ArrivingNotAnswered => "ARRIVING, NOT ANSWERED",
@@ -384,4 +457,34 @@ fn render(r: &WatchReport) -> String {
         out.push_str(&format!("  (not available: {u})\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reasons_on_the_echo_path() {
+        for r in [
+            "IP_RPFILTER",
+            "NETFILTER_DROP",
+            "IP_INADDRERRORS",
+            "NEIGH_FAILED",
+            "QDISC_DROP",
+            "OTHERHOST",
+        ] {
+            assert!(on_the_echo_path(r), "{r}");
+        }
+        for r in [
+            "NOT_SPECIFIED",
+            "NO_SOCKET",
+            "QUEUE_PURGE",
+            "TCP_CSUM",
+            "SOCKET_FILTER",
+            "UNIX_DISCONNECT",
+            "UDP_CSUM",
+        ] {
+            assert!(!on_the_echo_path(r), "{r}");
+        }
+    }
 }

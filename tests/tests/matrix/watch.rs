@@ -187,3 +187,39 @@ fn watch_follows_icmpv6_echo_to_the_ip6tables_rule_that_drops_it() {
         "{v:#}"
     );
 }
+
+#[test]
+fn watch_names_the_kernels_drop_reason_for_a_reverse_path_drop() {
+    // No rule and no ICMP counter explains this drop: strict rp_filter on eth1 drops requests
+    // from a client the guest routes through eth0. The kernel's skb:kfree_skb reason does.
+    let t = Topology::new();
+    assert_healthy(&t);
+    t.add_asymmetric_eth1();
+    t.sysctl_g("net.ipv4.conf.eth1.rp_filter=1");
+    // rp_filter also refuses the client's ARP requests (their sender is the client's address):
+    // a static entry on the client lets the echo requests themselves reach eth1.
+    let mac = t.exec(&t.guest, &["cat", "/sys/class/net/eth1/address"]);
+    let mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    t.client(&format!(
+        "ip neigh replace 10.78.0.10 lladdr {mac} dev gw1 nud permanent"
+    ));
+    assert_eq!(t.ping_count("10.78.0.10", 2, false), 0, "ground truth");
+    let (v, code) = watch_while_pinging_at(&t, 4, "10.78.0.10", CLIENT);
+    assert_eq!(v["verdict"], "arriving_not_answered", "{v:#}");
+    assert_eq!(code, 2);
+    assert!(v["moved_rules"].as_array().unwrap().is_empty(), "{v:#}");
+    assert!(v["traced_drops"].as_array().unwrap().is_empty(), "{v:#}");
+    let rpf = v["kernel_drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["reason"] == "IP_RPFILTER")
+        .unwrap_or_else(|| panic!("no IP_RPFILTER drop in {v:#}"));
+    assert_eq!(rpf["protocol"], "IPv4");
+    assert!(rpf["packets"].as_u64().unwrap() >= 4, "{v:#}");
+    assert!(!rpf["location"].as_str().unwrap().is_empty());
+    let summary = v["summary"].as_str().unwrap();
+    assert!(summary.contains("IP_RPFILTER in "), "{summary}");
+    // The start line says the kernel's reasons are watched; nothing was unavailable.
+    assert!(v["unavailable"].as_array().unwrap().is_empty(), "{v:#}");
+}

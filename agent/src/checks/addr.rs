@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{assigned_values, ipv4_on, link_with_mac, no_primary, primary_interface};
 use crate::checks::{Cause, Check};
-use crate::report::Finding;
+use crate::report::{Finding, Subject};
 use crate::snapshot::{AddressingMethod, InterfaceConfig, MetadataInterface, Snapshot};
 
 pub const PRIMARY: &str = "addr.primary";
@@ -21,16 +21,22 @@ pub const CONFIG: &str = "addr.config";
 pub const CHECKS: &[Check] = &[
     Check {
         id: PRIMARY,
-        decides: "the primary private IPv4 address and prefix equal the values the cloud assigned, on the primary interface",
-        evidence: &["netlink addresses", "the metadata's primary IP, netmask (or vSwitch CIDR) of the primary ENI"],
+        decides: "the primary private IPv4 address and prefix equal the values the cloud assigned, on the primary interface; so are the IPv6 addresses it assigned",
+        evidence: &["netlink addresses", "the metadata's primary IP, netmask (or vSwitch CIDR) and ipv6s of the primary ENI"],
         causes: &[
             Cause { cause: "the assigned address is missing, or a different static address is configured", remedy: "ip addr replace ASSIGNED/PREFIX dev IF; prefer DHCP" },
             Cause { cause: "the prefix differs from the assigned one", remedy: "ip addr replace ASSIGNED/PREFIX dev IF" },
             Cause { cause: "the assigned address sits on another interface", remedy: "ip addr del IP/PREFIX dev OTHER && ip addr add IP/PREFIX dev IF" },
+            Cause { cause: "an assigned IPv6 address is missing (DHCPv6 not enabled)", remedy: "ip -6 addr add IPV6/64 dev IF; enable DHCPv6 (IPV6INIT=yes DHCPV6C=yes, dhcp6: true)" },
         ],
         judge: |s, _| {
-            primary(s)
+            let v6: Vec<Subject> = super::assigned_ipv6s(s)
+                .into_iter()
+                .map(|a| Subject::Address(IpAddr::V6(a)))
+                .collect();
+            super::with_ipv6(primary(s), primary_v6(s))
                 .judges(super::assigned_primary(s))
+                .judges(v6)
                 .relies_on(super::primary_link(s))
         },
     },
@@ -172,6 +178,80 @@ pub fn primary(s: &Snapshot) -> Finding {
     Finding::fail(PRIMARY, summary)
         .evidence(evidence)
         .remedy([format!("ip addr add {want} dev {name}"), dhcp])
+}
+
+/// The IPv6 half of addr.primary: every address in the primary ENI's `ipv6s` is on the
+/// primary interface (None: the cloud assigned no IPv6, or the interface cannot be told).
+pub fn primary_v6(s: &Snapshot) -> Option<Finding> {
+    let assigned = super::assigned_ipv6s(s);
+    if assigned.is_empty() {
+        return None;
+    }
+    let p = primary_interface(s).ok()?;
+    let addrs = s.addresses.ok().ok()?;
+    let name = &p.link.name;
+    let have: Vec<String> = addrs
+        .iter()
+        .filter(|a| a.ifindex == p.link.index && a.address.is_ipv6() && a.scope == "global")
+        .map(|a| format!("{}/{}", a.address, a.prefix_len))
+        .collect();
+    let prefix = s
+        .metadata
+        .ok()
+        .and_then(|m| m.primary())
+        .and_then(|e| e.vswitch_ipv6_cidr)
+        .map_or(64, |c| c.prefix_len());
+    let evidence = json!({"interface": name, "ipv6": have, "assigned": assigned, "prefix": prefix});
+    let mut missing = Vec::new();
+    let mut elsewhere = Vec::new();
+    for a in &assigned {
+        match addrs.iter().find(|x| x.address == IpAddr::V6(*a)) {
+            Some(x) if x.ifindex == p.link.index => {}
+            Some(x) => elsewhere.push((*a, super::link_name(s, x.ifindex), x.prefix_len)),
+            None => missing.push(*a),
+        }
+    }
+    if let Some((a, other, len)) = elsewhere.first() {
+        return Some(
+            Finding::fail(
+                PRIMARY,
+                format!("the assigned IPv6 address {a} is on {other}, not on the primary interface {name}"),
+            )
+            .evidence(evidence)
+            .remedy([format!("ip -6 addr del {a}/{len} dev {other} && ip -6 addr add {a}/{prefix} dev {name}")]),
+        );
+    }
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let has = if have.is_empty() {
+            "no global IPv6 address".to_string()
+        } else {
+            have.join(", ")
+        };
+        let mut remedy: Vec<String> = missing
+            .iter()
+            .map(|a| format!("ip -6 addr add {a}/{prefix} dev {name}"))
+            .collect();
+        remedy.push(format!("prefer DHCPv6, which always gets the assigned addresses: IPV6INIT=yes and DHCPV6C=yes (ifcfg), dhcp6: true (netplan), `iface {name} inet6 dhcp` (ifupdown); then dhclient -6 {name}"));
+        return Some(
+            Finding::fail(
+                PRIMARY,
+                format!("{name} lacks the assigned IPv6 address {list} (it has {has}): the VPC delivers IPv6 traffic only to assigned addresses"),
+            )
+            .evidence(evidence)
+            .remedy(remedy),
+        );
+    }
+    let list = assigned
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Finding::ok(PRIMARY, format!("and the assigned IPv6 {list}")).evidence(evidence))
 }
 
 pub fn secondary(s: &Snapshot) -> Finding {
@@ -567,5 +647,53 @@ mod tests {
             s.network_config = Gathered::Ok(vec![static_config("10.77.0.99/24", "10.77.0.1")]);
         });
         assert_eq!(f.status, Status::Warn);
+    }
+
+    #[test]
+    fn ipv6_assigned_addresses() {
+        assert_eq!(primary_v6(&healthy()), None, "no IPv6 assigned: not judged");
+        let mut s = healthy();
+        with_ipv6(&mut s);
+        let f = primary_v6(&s).unwrap();
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        // Missing: fail, with the prefix of the vSwitch's IPv6 block and DHCPv6 as the remedy.
+        addresses(&mut s).retain(|a| a.address != ip("fd77::10"));
+        let f = primary_v6(&s).unwrap();
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains(
+                "eth0 lacks the assigned IPv6 address fd77::10 (it has no global IPv6 address)"
+            ),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.remedy[0], "ip -6 addr add fd77::10/64 dev eth0");
+        assert!(f.remedy[1].contains("DHCPV6C=yes"));
+        // On another interface.
+        addresses(&mut s).push(crate::snapshot::Address {
+            ifindex: 3,
+            address: ip("fd77::10"),
+            prefix_len: 64,
+            scope: "global".into(),
+        });
+        let f = primary_v6(&s).unwrap();
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary
+                .contains("is on if3, not on the primary interface eth0"),
+            "{}",
+            f.summary
+        );
+        // Merged as the catalogue judges it: an IPv4-healthy box fails on its IPv6 alone.
+        let f = crate::checks::evaluate(&s, &criteria())
+            .into_iter()
+            .find(|f| f.id == PRIMARY)
+            .unwrap();
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.evidence["ipv6"]["assigned"][0] == "fd77::10",
+            "{}",
+            f.evidence
+        );
     }
 }

@@ -256,9 +256,62 @@ pub fn healthy() -> Snapshot {
                 private_ipv4s: vec![v4("10.77.0.10"), v4("10.77.0.11")],
                 vswitch_cidr: Some("10.77.0.0/24".parse().unwrap()),
                 vpc_cidr: Some("10.0.0.0/8".parse().unwrap()),
+                ..Default::default()
             }],
             ..Default::default()
         }),
+    }
+}
+
+/// The healthy snapshot's IPv6, as in the matrix: fd77::10/64 assigned by the cloud on eth0,
+/// a default route via the vSwitch IPv6 gateway fd77::1 (reachable), and the kernel's reply
+/// route from fd77::10 to the IPv6 stand-in through it.
+pub fn with_ipv6(s: &mut Snapshot) {
+    if let Gathered::Ok(a) = &mut s.addresses {
+        a.push(Address {
+            ifindex: 2,
+            address: ip("fd77::10"),
+            prefix_len: 64,
+            scope: "global".into(),
+        });
+        a.push(Address {
+            ifindex: 2,
+            address: ip("fe80::216:3eff:fe00:1"),
+            prefix_len: 64,
+            scope: "link".into(),
+        });
+    }
+    if let Gathered::Ok(r) = &mut s.routes {
+        r.push(route("::/0", Some("fd77::1"), 2, "unicast"));
+        r.push(route("fd77::/64", None, 2, "unicast"));
+    }
+    if let Gathered::Ok(n) = &mut s.neighbours {
+        n.push(Neighbour {
+            ifindex: 2,
+            address: ip("fd77::1"),
+            mac: Some("02:00:00:00:00:01".into()),
+            state: NeighbourState::Reachable,
+        });
+    }
+    if let Gathered::Ok(l) = &mut s.reply_lookups {
+        l.push(RouteLookup {
+            destination: IpAddr::V6(PUBLIC_PROBE6),
+            source: ip("fd77::10"),
+            source_ifindex: 2,
+            outcome: LookupOutcome::Route {
+                kind: "unicast".into(),
+                table: Some(TABLE_MAIN),
+                oif: Some(2),
+                gateway: Some(ip("fd77::1")),
+                prefsrc: None,
+            },
+        });
+    }
+    if let MetadataState::Ok(m) = &mut s.metadata {
+        let eni = &mut m.interfaces[0];
+        eni.ipv6s = vec!["fd77::10".parse().unwrap()];
+        eni.ipv6_gateway = Some("fd77::1".parse().unwrap());
+        eni.vswitch_ipv6_cidr = Some("fd77::/64".parse().unwrap());
     }
 }
 

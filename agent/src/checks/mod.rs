@@ -20,7 +20,7 @@ pub mod sysctl;
 use serde_json::Value;
 
 use crate::config::{Limits, Thresholds};
-use crate::report::{Finding, Report, Subject, REPORT_VERSION};
+use crate::report::{Finding, Report, Status, Subject, REPORT_VERSION};
 use crate::snapshot::Snapshot;
 
 /// One entry of the catalogue: the stable id (also its metric label), what it decides, the
@@ -292,6 +292,66 @@ pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
         .unwrap_or_default();
     v.sort_by_key(|r| r.metric.unwrap_or(0));
     v
+}
+
+/// IPv6 default routes of the main table, best (lowest metric) first.
+pub fn default_routes_v6(s: &Snapshot) -> Vec<&Route> {
+    let mut v: Vec<&Route> = s
+        .routes
+        .ok()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| {
+                    r.table == TABLE_MAIN && r.is_default() && r.destination.addr().is_ipv6()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|r| r.metric.unwrap_or(0));
+    v
+}
+
+/// The IPv6 addresses the cloud assigned to the primary ENI (metadata `ipv6s`).
+pub fn assigned_ipv6s(s: &Snapshot) -> Vec<std::net::Ipv6Addr> {
+    s.metadata
+        .ok()
+        .and_then(|m| m.primary())
+        .map(|e| e.ipv6s.clone())
+        .unwrap_or_default()
+}
+
+/// Whether this instance uses IPv6 beyond its own link, so its IPv6 routes and gateway are
+/// judged: the cloud assigned it IPv6 addresses, it has an IPv6 default route, or the client
+/// is an IPv6 address. An instance with only link-local or on-link IPv6 is not judged.
+pub fn ipv6_in_use(s: &Snapshot) -> bool {
+    !assigned_ipv6s(s).is_empty()
+        || !default_routes_v6(s).is_empty()
+        || s.client.is_some_and(|c| c.is_ipv6())
+}
+
+/// One finding from an IPv4 verdict and an IPv6 one (None: IPv6 not judged). The worse
+/// status leads with its summary and remedy; both summaries are kept; the IPv6 evidence goes
+/// under `ipv6`.
+pub(crate) fn with_ipv6(v4: Finding, v6: Option<Finding>) -> Finding {
+    let Some(v6) = v6 else { return v4 };
+    let mut out = v4;
+    if !out.evidence.is_object() {
+        out.evidence = serde_json::json!({});
+    }
+    out.evidence["ipv6"] = v6.evidence;
+    if v6.status > out.status && v6.status >= Status::Warn {
+        out.summary = if out.status == Status::Ok {
+            v6.summary
+        } else {
+            format!("{}; {}", v6.summary, out.summary)
+        };
+        out.status = v6.status;
+        out.remedy = v6.remedy.into_iter().chain(out.remedy).collect();
+    } else {
+        out.summary = format!("{}; {}", out.summary, v6.summary);
+        out.remedy.extend(v6.remedy);
+    }
+    out
 }
 
 pub fn link_name(s: &Snapshot, index: u32) -> String {

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::{default_routes_v4, link_name};
+use super::{default_routes_v4, default_routes_v6, link_name};
 use crate::checks::{Cause, Check};
 use crate::report::{Finding, Subject};
 use crate::snapshot::{Neighbour, Snapshot};
@@ -19,14 +19,14 @@ pub const GATEWAY: &str = "neigh.gateway";
 pub const CHECKS: &[Check] = &[Check {
     id: GATEWAY,
     decides:
-        "the gateway's neighbour (ARP) entry is not FAILED or INCOMPLETE (passive: nothing is sent)",
+        "the gateway's neighbour entry (ARP; NDP for the IPv6 gateway where the instance uses IPv6) is not FAILED or INCOMPLETE (passive: nothing is sent)",
     evidence: &[
         "the kernel's neighbour table",
-        "the gateway of the default route and the metadata gateway",
+        "the gateway of the IPv4 and IPv6 default routes and the metadata gateway and ipv6-gateway",
     ],
     causes: &[
         Cause {
-            cause: "the gateway does not answer ARP (entry FAILED or INCOMPLETE)",
+            cause: "the gateway does not answer ARP or neighbour discovery (entry FAILED or INCOMPLETE)",
             remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
         },
         Cause {
@@ -39,7 +39,7 @@ pub const CHECKS: &[Check] = &[Check {
     judge: |s, _| {
         gateway(s)
             .relies_on(super::primary_link(s))
-            .relies_on([Subject::DefaultRoute(4)])
+            .relies_on([Subject::DefaultRoute(4), Subject::DefaultRoute(6)])
             .relies_on(super::assigned_primary(s))
     },
 }];
@@ -57,14 +57,24 @@ pub fn gateway(s: &Snapshot) -> Finding {
         .flat_map(|r| r.hops())
         .filter_map(|(gw, oif)| gw.map(|g| (g, oif)))
         .collect();
-    if let Some(g) = s
-        .metadata
-        .ok()
-        .and_then(|m| m.primary())
-        .and_then(|e| e.gateway)
-    {
+    let eni = s.metadata.ok().and_then(|m| m.primary());
+    if let Some(g) = eni.and_then(|e| e.gateway) {
         if !gateways.iter().any(|(x, _)| *x == IpAddr::V4(g)) {
             gateways.push((IpAddr::V4(g), None));
+        }
+    }
+    // IPv6 resolves its gateway by neighbour discovery, in the same table.
+    if super::ipv6_in_use(s) {
+        let v6 = default_routes_v6(s);
+        for (g, oif) in v6.iter().flat_map(|r| r.hops()) {
+            if let Some(g) = g.filter(|g| !gateways.iter().any(|(x, _)| x == g)) {
+                gateways.push((g, oif));
+            }
+        }
+        if let Some(g) = eni.and_then(|e| e.ipv6_gateway) {
+            if !gateways.iter().any(|(x, _)| *x == IpAddr::V6(g)) {
+                gateways.push((IpAddr::V6(g), None));
+            }
         }
     }
     // A link that cannot hold a usable entry decides it, whatever the table still shows.
@@ -121,10 +131,24 @@ pub fn gateway(s: &Snapshot) -> Finding {
             .ok()
             .and_then(|v| v.as_str().map(str::to_uppercase))
             .unwrap_or_default();
-        return Finding::fail(GATEWAY, format!("the gateway {g} does not answer ARP on {dev} (neighbour entry {state}): nothing can leave the subnet"))
+        let (protocol, probe) = if g.is_ipv6() {
+            (
+                "neighbour discovery (NDP)",
+                format!(
+                    "ping -6 -c 3 -I {dev} {g}   (active probe: sends neighbour solicitations)"
+                ),
+            )
+        } else {
+            (
+                "ARP",
+                format!("arping -c 3 -I {dev} {g}   (active probe: sends ARP requests)"),
+            )
+        };
+        let family = if g.is_ipv6() { " over IPv6" } else { "" };
+        return Finding::fail(GATEWAY, format!("the gateway {g} does not answer {protocol} on {dev} (neighbour entry {state}): nothing can leave the subnet{family}"))
             .evidence(evidence)
             .remedy([
-                format!("arping -c 3 -I {dev} {g}   (active probe: sends ARP requests)"),
+                probe,
                 format!("ip neigh show {g}; ip -s link show dev {dev}"),
                 "check the address and prefix match the assigned ones (addr.primary) and the gateway is the vSwitch gateway (route.default); if both are right, the ENI or vSwitch is at fault: restart the instance or open a ticket".to_string(),
             ]);
@@ -205,5 +229,69 @@ mod tests {
         });
         assert_eq!(f.status, Status::Fail);
         assert!(f.summary.contains("10.77.0.254"));
+    }
+
+    #[test]
+    fn ipv6_gateway_paths() {
+        let v6 = |st: NeighbourState| {
+            move |s: &mut Snapshot| {
+                with_ipv6(s);
+                if let Gathered::Ok(n) = &mut s.neighbours {
+                    n[1].state = st;
+                }
+            }
+        };
+        let f = judge(gateway, v6(NeighbourState::Reachable));
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert_eq!(
+            f.evidence["entries"][1]["gateway"], "fd77::1",
+            "{}",
+            f.evidence
+        );
+        let f = judge(gateway, v6(NeighbourState::Failed));
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("fd77::1 does not answer neighbour discovery (NDP) on eth0")
+                && f.summary.contains("over IPv6"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0].starts_with("ping -6 -c 3 -I eth0 fd77::1"),
+            "{:?}",
+            f.remedy
+        );
+        // A router from advertisements (link-local) is the one looked up.
+        let f = judge(gateway, |s| {
+            with_ipv6(s);
+            let r = routes(s)
+                .iter_mut()
+                .find(|r| r.destination.addr().is_ipv6() && r.is_default())
+                .unwrap();
+            r.gateway = Some(ip("fe80::1"));
+            if let Gathered::Ok(n) = &mut s.neighbours {
+                n.push(Neighbour {
+                    ifindex: 2,
+                    address: ip("fe80::1"),
+                    mac: None,
+                    state: NeighbourState::Incomplete,
+                });
+            }
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(f.summary.contains("fe80::1"), "{}", f.summary);
+        // IPv6 not in use: its entries are not looked at.
+        let f = judge(gateway, |s| {
+            if let Gathered::Ok(n) = &mut s.neighbours {
+                n.push(Neighbour {
+                    ifindex: 2,
+                    address: ip("fd77::1"),
+                    mac: None,
+                    state: NeighbourState::Failed,
+                });
+            }
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
     }
 }

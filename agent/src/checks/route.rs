@@ -9,12 +9,12 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::{
-    assigned_values, default_routes_v4, link_name, no_primary, primary_interface,
-    reply_target as target, target_label,
+    assigned_values, default_routes_v4, link_name, no_primary, primary_interface, reply_target,
+    target_label,
 };
 use crate::checks::{Cause, Check};
 use crate::report::{Finding, Subject};
-use crate::snapshot::{LookupOutcome, Route, Snapshot};
+use crate::snapshot::{LookupOutcome, Route, RouteLookup, Snapshot};
 
 pub const DEFAULT: &str = "route.default";
 pub const REPLY: &str = "route.reply";
@@ -23,15 +23,22 @@ pub const REPLY: &str = "route.reply";
 pub const CHECKS: &[Check] = &[
     Check {
         id: DEFAULT,
-        decides: "an IPv4 default route goes via the assigned gateway on the primary interface, and no blackhole, unreachable or prohibit route captures replies",
-        evidence: &["netlink routes of every table", "the metadata gateway", "the primary interface"],
+        decides: "an IPv4 default route goes via the assigned gateway on the primary interface, and no blackhole, unreachable or prohibit route captures replies; where the instance uses IPv6, an IPv6 default route does the same (via the assigned or a link-local router)",
+        evidence: &["netlink routes of every table", "the metadata gateway and ipv6-gateway", "the primary interface"],
         causes: &[
             Cause { cause: "no default route", remedy: "ip route replace default via GATEWAY dev IF; make it persistent" },
+            Cause { cause: "no IPv6 default route on an instance with IPv6", remedy: "ip -6 route replace default via GATEWAY6 dev IF, or accept router advertisements (net.ipv6.conf.IF.accept_ra)" },
             Cause { cause: "the default route uses another gateway or interface", remedy: "ip route replace default via GATEWAY dev IF" },
             Cause { cause: "a blackhole, unreachable or prohibit route covers the client", remedy: "ip route del TYPE PREFIX, and remove it from the persisted configuration" },
         ],
         judge: |s, _| {
-            let f = default_route(s).judges([Subject::DefaultRoute(4)]);
+            let v6 = default_route_v6(s);
+            let families: &[Subject] = if v6.is_some() {
+                &[Subject::DefaultRoute(4), Subject::DefaultRoute(6)]
+            } else {
+                &[Subject::DefaultRoute(4)]
+            };
+            let f = super::with_ipv6(default_route(s), v6).judges(families.iter().cloned());
             // A route that captures the replies is a cause of its own; a missing or wrong
             // default route may be the link's or the address's doing (the kernel removes
             // routes through a device that goes down or loses the gateway's subnet).
@@ -46,15 +53,15 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: REPLY,
         decides: "the kernel's own route lookup sends the reply to the client (or a stand-in Internet address) from each local address out of a working path, policy rules included",
-        evidence: &["RTM_GETROUTE lookups from each local IPv4 address to the client", "policy rules (ip rule)"],
+        evidence: &["RTM_GETROUTE lookups from each local IPv4 address to the client, and from each global IPv6 address where the instance uses IPv6", "policy rules (ip rule)"],
         causes: &[
             Cause { cause: "the lookup is refused (no route, unreachable, prohibit)", remedy: "ip route get CLIENT from LOCAL; ip rule; ip route show table all" },
             Cause { cause: "replies from a secondary ENI's address leave by another interface", remedy: "ip rule add from ENI_IP table 100; ip route add default via GATEWAY dev ENI table 100" },
         ],
         judge: |s, _| {
             reply(s)
-                .judges([Subject::ReplyRoute(4)])
-                .relies_on([Subject::DefaultRoute(4)])
+                .judges([Subject::ReplyRoute(4), Subject::ReplyRoute(6)])
+                .relies_on([Subject::DefaultRoute(4), Subject::DefaultRoute(6)])
                 .relies_on(super::primary_link(s))
         },
     },
@@ -96,7 +103,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
         Err(e) => return Finding::unknown(DEFAULT, format!("cannot read routes: {e}")),
     };
     // A dropping route more specific than the default that captures the reply target.
-    let dest = target(s);
+    let dest = reply_target(s);
     // Tables main/local/default are always consulted; others only where a rule points at them.
     let rules = s.rules.ok().map(Vec::as_slice).unwrap_or_default();
     let consulted = |t: u32| (253..=255).contains(&t) || rules.iter().any(|r| r.table == t);
@@ -235,6 +242,117 @@ pub fn default_route(s: &Snapshot) -> Finding {
     }
 }
 
+/// The IPv6 half of route.default, where the instance uses IPv6 (None: not judged).
+pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
+    if !super::ipv6_in_use(s) || s.routes.ok().is_err() {
+        return None;
+    }
+    let defaults = super::default_routes_v6(s);
+    let texts: Vec<String> = defaults.iter().map(|r| route_text(s, r)).collect();
+    let md_gateway = s
+        .metadata
+        .ok()
+        .and_then(|m| m.primary())
+        .and_then(|e| e.ipv6_gateway);
+    let primary = primary_interface(s);
+    let (pname, pindex) = match &primary {
+        Ok(p) => (p.link.name.clone(), Some(p.link.index)),
+        Err(_) => ("<primary interface>".to_string(), None),
+    };
+    let evidence = json!({"default_routes": texts, "assigned_gateway": md_gateway, "assigned_addresses": super::assigned_ipv6s(s)});
+    let gw_text =
+        md_gateway.map_or_else(|| "<vSwitch IPv6 gateway>".to_string(), |g| g.to_string());
+    let add = format!("ip -6 route replace default via {gw_text} dev {pname}");
+    let persist = format!("make it persistent: IPV6_DEFAULTGW= in ifcfg-{pname}, `routes: - to: ::/0` in netplan, or let router advertisements set it (sysctl net.ipv6.conf.{pname}.accept_ra=1; DHCPV6C=yes)");
+    let Some(best) = defaults.first() else {
+        return Some(
+            Finding::fail(
+                DEFAULT,
+                format!("no IPv6 default route: replies to IPv6 clients have nowhere to go (this instance has IPv6: {})", ipv6_reason(s)),
+            )
+            .evidence(evidence)
+            .remedy([add, persist]),
+        );
+    };
+    if best.kind != "unicast" {
+        return Some(
+            Finding::fail(
+                DEFAULT,
+                format!(
+                    "the IPv6 default route is `{}`: it drops every IPv6 reply",
+                    texts[0]
+                ),
+            )
+            .evidence(evidence)
+            .remedy([
+                format!("ip -6 route del {} default", best.kind),
+                add,
+                persist,
+            ]),
+        );
+    }
+    let hops = best.hops();
+    let on_primary = hops.iter().any(|(_, oif)| oif.is_some() && *oif == pindex);
+    if !on_primary {
+        return Some(
+            Finding::fail(
+                DEFAULT,
+                format!(
+                    "the IPv6 default route `{}` does not use the primary interface {pname}",
+                    texts[0]
+                ),
+            )
+            .evidence(evidence)
+            .remedy([add, persist]),
+        );
+    }
+    // A router learned from advertisements is link-local; otherwise it must be the assigned one.
+    let router_ok = |gw: &Option<IpAddr>| match gw {
+        Some(IpAddr::V6(g)) => g.is_unicast_link_local() || md_gateway.is_none_or(|m| m == *g),
+        _ => false,
+    };
+    if !hops.iter().any(|(gw, oif)| *oif == pindex && router_ok(gw)) {
+        let summary = match md_gateway {
+            Some(g) => format!(
+                "the IPv6 default route `{}` does not go via the vSwitch IPv6 gateway {g}",
+                texts[0]
+            ),
+            None => format!("the IPv6 default route `{}` has no gateway", texts[0]),
+        };
+        return Some(
+            Finding::fail(DEFAULT, summary)
+                .evidence(evidence)
+                .remedy([add, persist]),
+        );
+    }
+    if best.linkdown {
+        return Some(
+            Finding::fail(
+                DEFAULT,
+                format!(
+                    "the IPv6 default route `{}` is marked linkdown: {pname} has no carrier",
+                    texts[0]
+                ),
+            )
+            .evidence(evidence),
+        );
+    }
+    Some(Finding::ok(DEFAULT, format!("IPv6 default route `{}`", texts[0])).evidence(evidence))
+}
+
+/// Why IPv6 is judged on this instance, for a summary.
+fn ipv6_reason(s: &Snapshot) -> String {
+    let assigned = super::assigned_ipv6s(s);
+    if let Some(a) = assigned.first() {
+        format!("the cloud assigned {a}")
+    } else {
+        match s.client {
+            Some(c @ IpAddr::V6(_)) => format!("the client {c} is IPv6"),
+            _ => "an IPv6 default route is expected".to_string(),
+        }
+    }
+}
+
 pub fn reply(s: &Snapshot) -> Finding {
     let lookups = match s.reply_lookups.ok() {
         Ok(l) => l,
@@ -245,10 +363,26 @@ pub fn reply(s: &Snapshot) -> Finding {
             )
         }
     };
-    if lookups.is_empty() {
-        return Finding::unknown(REPLY, "no global IPv4 address to send replies from");
-    }
-    let who = target_label(s);
+    let (v4, v6): (Vec<&RouteLookup>, Vec<&RouteLookup>) =
+        lookups.iter().partition(|l| l.source.is_ipv4());
+    let f4 = if v4.is_empty() {
+        Finding::unknown(REPLY, "no global IPv4 address to send replies from")
+    } else {
+        reply_family(s, &v4, target_label(s), reply_target(s))
+    };
+    let f6 = (super::ipv6_in_use(s) && !v6.is_empty()).then(|| {
+        let target = v6[0].destination;
+        let who = match s.client {
+            Some(IpAddr::V6(c)) => format!("IPv6 client {c}"),
+            _ => format!("an IPv6 Internet client (stand-in {target})"),
+        };
+        reply_family(s, &v6, who, target)
+    });
+    super::with_ipv6(f4, f6)
+}
+
+/// route.reply for one family's lookups.
+fn reply_family(s: &Snapshot, lookups: &[&RouteLookup], who: String, target: IpAddr) -> Finding {
     let mut failing = Vec::new();
     let mut asymmetric = Vec::new();
     let mut paths = Vec::new();
@@ -285,10 +419,10 @@ pub fn reply(s: &Snapshot) -> Finding {
             }
         }
     }
-    let evidence = json!({"target": target(s), "lookups": paths});
+    let evidence = json!({"target": target, "lookups": paths});
+    let ip = if target.is_ipv6() { "ip -6" } else { "ip" };
     let check = format!(
-        "ip route get {} from <local address>; ip rule; ip route show table all",
-        target(s)
+        "{ip} route get {target} from <local address>; {ip} rule; {ip} route show table all"
     );
     if !failing.is_empty() {
         return Finding::fail(REPLY, format!("replies to {who} cannot be sent: {}", failing.join("; ")))
@@ -451,5 +585,152 @@ mod tests {
             judge(reply, |s| s.reply_lookups = Gathered::Failed("x".into())).status,
             Status::Unknown
         );
+    }
+
+    /// The finding as the catalogue judges it (both families merged), on a snapshot with IPv6.
+    fn judged6(
+        id: &str,
+        edit: impl FnOnce(&mut crate::snapshot::Snapshot),
+    ) -> crate::report::Finding {
+        let mut s = healthy();
+        with_ipv6(&mut s);
+        edit(&mut s);
+        crate::checks::evaluate(&s, &criteria())
+            .into_iter()
+            .find(|f| f.id == id)
+            .unwrap()
+    }
+
+    #[test]
+    fn ipv6_default_route_paths() {
+        // No IPv6 anywhere: not judged, the IPv4 verdict alone.
+        assert_eq!(default_route_v6(&healthy()), None);
+        let f = judged6(DEFAULT, |_| {});
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("IPv6 default route `default via fd77::1 dev eth0`"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.evidence["ipv6"]["assigned_gateway"], "fd77::1");
+        // Missing while the cloud assigned IPv6: fail, naming why IPv6 is judged.
+        let f = judged6(DEFAULT, |s| {
+            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()))
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary.starts_with("no IPv6 default route"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("the cloud assigned fd77::10"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0].starts_with("ip -6 route replace default via fd77::1 dev eth0"),
+            "{:?}",
+            f.remedy
+        );
+        // Router advertisements: a link-local router is right whatever the metadata gateway.
+        let f = judged6(DEFAULT, |s| {
+            let r = routes(s)
+                .iter_mut()
+                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
+                .unwrap();
+            r.gateway = Some(ip("fe80::1"));
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        // A global gateway other than the assigned one.
+        let f = judged6(DEFAULT, |s| {
+            let r = routes(s)
+                .iter_mut()
+                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
+                .unwrap();
+            r.gateway = Some(ip("fd77::99"));
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("does not go via the vSwitch IPv6 gateway fd77::1"),
+            "{}",
+            f.summary
+        );
+        // A blackhole default.
+        let f = judged6(DEFAULT, |s| {
+            let r = routes(s)
+                .iter_mut()
+                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
+                .unwrap();
+            r.kind = "blackhole".into();
+            r.gateway = None;
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.remedy[0].starts_with("ip -6 route del blackhole default"),
+            "{:?}",
+            f.remedy
+        );
+        // IPv4 broken too: both said, IPv6 first (same status: IPv4 leads).
+        let f = judged6(DEFAULT, |s| routes(s).retain(|r| !r.is_default()));
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.summary.contains("no IPv4 default route")
+                && f.summary.contains("no IPv6 default route"),
+            "{}",
+            f.summary
+        );
+        // No metadata, no IPv6 default route, IPv4 client: IPv6 is not in use, not judged.
+        let f = judged6(DEFAULT, |s| {
+            no_metadata(s);
+            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()));
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(f.evidence.get("ipv6").is_none(), "{}", f.evidence);
+        // Routes unreadable: the IPv4 half says unknown, IPv6 adds nothing.
+        assert_eq!(
+            judged6(DEFAULT, |s| s.routes = Gathered::Failed("x".into())).status,
+            Status::Unknown
+        );
+    }
+
+    #[test]
+    fn ipv6_reply_paths() {
+        let f = judged6(REPLY, |_| {});
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert_eq!(f.evidence["ipv6"]["target"], "2001:db8::1");
+        let f = judged6(REPLY, |s| {
+            if let Gathered::Ok(l) = &mut s.reply_lookups {
+                l[2].outcome = LookupOutcome::Refused {
+                    errno: 101,
+                    meaning: "network unreachable: no route matches".into(),
+                };
+            }
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary.contains("replies to an IPv6 Internet client (stand-in 2001:db8::1) cannot be sent: from fd77::10 (eth0): network unreachable"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0].starts_with("ip -6 route get 2001:db8::1"),
+            "{:?}",
+            f.remedy
+        );
+        // Not in use (no metadata IPv6, no default route): the IPv6 lookup is not judged.
+        let f = judged6(REPLY, |s| {
+            no_metadata(s);
+            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()));
+            if let Gathered::Ok(l) = &mut s.reply_lookups {
+                l[2].outcome = LookupOutcome::Refused {
+                    errno: 101,
+                    meaning: "x".into(),
+                };
+            }
+        });
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
     }
 }

@@ -189,10 +189,11 @@ pub fn rp_filter(s: &Snapshot) -> Finding {
         if effective != 1 {
             continue;
         }
+        // rp_filter is IPv4's.
         for lk in lookups
             .into_iter()
             .flatten()
-            .filter(|lk| lk.source_ifindex == l.index)
+            .filter(|lk| lk.source_ifindex == l.index && lk.source.is_ipv4())
         {
             let out = match &lk.outcome {
                 LookupOutcome::Route { oif, .. } => *oif,

@@ -17,6 +17,9 @@ use super::iptables::{Chain, Criterion, Table, Target};
 pub enum CtState {
     New,
     Established,
+    /// Neighbour discovery and MLD: conntrack leaves them untracked, so `--ctstate
+    /// ESTABLISHED,RELATED` never accepts them.
+    Untracked,
 }
 
 /// The packet being judged.
@@ -232,6 +235,14 @@ fn icmp_type_number(v6: bool, name: &str) -> Option<(u8, Option<u8>)> {
         (true, "echo-request") => 128,
         (true, "echo-reply") => 129,
         (true, "destination-unreachable") => 1,
+        (true, "packet-too-big") => 2,
+        (true, "time-exceeded" | "ttl-exceeded") => 3,
+        (true, "parameter-problem") => 4,
+        (true, "router-solicitation") => 133,
+        (true, "router-advertisement") => 134,
+        (true, "neighbour-solicitation" | "neighbor-solicitation") => 135,
+        (true, "neighbour-advertisement" | "neighbor-advertisement") => 136,
+        (true, "redirect") => 137,
         _ => return None,
     };
     Some((n, None))
@@ -323,6 +334,7 @@ fn criterion(c: &Criterion, p: &Packet, sets: &[IpSet]) -> Match {
             let want = match p.ct {
                 CtState::New => "NEW",
                 CtState::Established => "ESTABLISHED",
+                CtState::Untracked => "UNTRACKED",
             };
             yes(v.split(',').any(|s| s == want))
         }

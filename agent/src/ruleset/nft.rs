@@ -224,6 +224,10 @@ fn icmp_name(v6: bool, t: u8) -> &'static str {
         (false, 8) => "echo-request",
         (true, 128) => "echo-request",
         (true, 129) => "echo-reply",
+        (true, 133) => "nd-router-solicit",
+        (true, 134) => "nd-router-advert",
+        (true, 135) => "nd-neighbor-solicit",
+        (true, 136) => "nd-neighbor-advert",
         _ => "",
     }
 }
@@ -295,6 +299,7 @@ fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
             "state" => str_(match p.ct {
                 CtState::New => "new",
                 CtState::Established => "established",
+                CtState::Untracked => "untracked",
             }),
             "mark" => Ok(Some(vec![Value::from(0)])),
             other => Err(format!("ct {other}")),

@@ -1,8 +1,8 @@
 //! What the instance metadata service said the cloud assigned, or why it was not asked.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 /// What the instance metadata service said, or why it was not asked.
@@ -82,4 +82,13 @@ pub struct MetadataInterface {
     pub private_ipv4s: Vec<Ipv4Addr>,
     pub vswitch_cidr: Option<Ipv4Net>,
     pub vpc_cidr: Option<Ipv4Net>,
+    /// `ipv6s`: the ENI's IPv6 addresses (empty where IPv6 is not enabled).
+    #[serde(default)]
+    pub ipv6s: Vec<Ipv6Addr>,
+    /// `ipv6-gateway`: the vSwitch's IPv6 gateway.
+    #[serde(default)]
+    pub ipv6_gateway: Option<Ipv6Addr>,
+    /// `vswitch-ipv6-cidr-block`.
+    #[serde(default)]
+    pub vswitch_ipv6_cidr: Option<Ipv6Net>,
 }

@@ -158,7 +158,7 @@ impl Snapshot {
             self.reply_lookups
                 .ok()
                 .ok()
-                .and_then(|l| l.first())
+                .and_then(|l| l.iter().find(|l| l.destination.is_ipv4()))
                 .map(|l| l.destination)
         });
         match looked_up.flatten() {

@@ -36,6 +36,19 @@ pub fn public_probe(addrs: &[Address]) -> Ipv4Addr {
         .unwrap_or(PUBLIC_PROBES[0])
 }
 
+/// The stand-in Internet client for IPv6 (documentation prefix): only looked up, never sent to.
+pub const PUBLIC_PROBE6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+/// Global-scope IPv6 addresses on non-loopback links: where an IPv6 reply comes from.
+pub fn reply_sources_v6<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
+    addrs
+        .iter()
+        .filter(|a| a.address.is_ipv6() && a.scope == "global")
+        .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
+        .collect()
+}
+
 /// Global-scope IPv4 addresses on non-loopback links: where a reply to a client comes from.
 pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
     addrs

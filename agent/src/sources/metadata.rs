@@ -6,10 +6,10 @@
 //! agent; a 404 means "not published"; a body that is not what the path promises is an error
 //! naming the path. The base URL is injectable so tests talk to a loopback fake.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::MetadataConfig;
 use crate::snapshot::{InstanceMetadata, MetadataInterface};
@@ -255,6 +255,23 @@ impl MetadataClient {
                         parse_ipv4_list,
                     )?
                     .unwrap_or_default(),
+                ipv6s: self
+                    .parsed(
+                        &format!("{dir}ipv6s"),
+                        "a list of IPv6 addresses ([a,b], quoted or not)",
+                        parse_ip_list::<Ipv6Addr>,
+                    )?
+                    .unwrap_or_default(),
+                ipv6_gateway: self.parsed(
+                    &format!("{dir}ipv6-gateway"),
+                    "an IPv6 address",
+                    |s| s.parse().ok(),
+                )?,
+                vswitch_ipv6_cidr: self.parsed(
+                    &format!("{dir}vswitch-ipv6-cidr-block"),
+                    "an IPv6 CIDR block",
+                    |s| s.parse::<Ipv6Net>().ok(),
+                )?,
                 ..Default::default()
             };
             let netmask =
@@ -312,6 +329,11 @@ pub fn parse_mac_list(s: &str) -> Option<Vec<String>> {
 
 /// `["10.0.0.5","10.0.0.6"]`, and the unquoted `[10.0.0.5, 10.0.0.6]` seen in the wild.
 pub fn parse_ipv4_list(s: &str) -> Option<Vec<Ipv4Addr>> {
+    parse_ip_list(s)
+}
+
+/// A JSON-ish list of addresses, quoted or not (`ipv6s` is published as `[2408:4000::1]`).
+pub fn parse_ip_list<T: std::str::FromStr>(s: &str) -> Option<Vec<T>> {
     let inner = s.trim().strip_prefix('[')?.strip_suffix(']')?;
     inner
         .split(',')
@@ -355,6 +377,10 @@ mod tests {
         );
         assert_eq!(parse_ipv4_list("[10.0.0.5, 10.0.0.6]").unwrap(), want);
         assert_eq!(parse_ipv4_list("10.0.0.5"), None);
+        let v6: Vec<Ipv6Addr> = parse_ip_list("[2408:4005:300::5, \"2408:4005:300::6\"]").unwrap();
+        assert_eq!(v6.len(), 2);
+        assert_eq!(parse_ip_list::<Ipv6Addr>("[10.0.0.5]"), None);
+        assert_eq!(parse_ip_list::<Ipv6Addr>("[]"), Some(vec![]));
         assert_eq!(parse_netmask("255.255.240.0"), Some(20));
         assert_eq!(parse_netmask("255.0.255.0"), None);
         assert_eq!(parse_kbps("1024000\n"), Some(1_024_000));
@@ -471,6 +497,10 @@ mod tests {
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/vswitch-cidr-block", ok("10.0.0.0/24")),
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/private-ipv4s", ok("[\"10.0.0.5\",\"10.0.0.6\"]")),
             ("GET /latest/meta-data/instance/max-netbw-egress", ok("1024000")),
+            // Unquoted, as published.
+            ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/ipv6s", ok("[2408:4005:300::5]")),
+            ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/ipv6-gateway", ok("2408:4005:300::1")),
+            ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/vswitch-ipv6-cidr-block", ok("2408:4005:300::/64")),
         ]
     }
 
@@ -489,6 +519,12 @@ mod tests {
         assert_eq!(eni.prefix_from.as_deref(), Some("vswitch-cidr-block"));
         assert_eq!(eni.private_ipv4s.len(), 2);
         assert_eq!(eni.gateway, Some("10.0.0.253".parse().unwrap()));
+        assert_eq!(
+            eni.ipv6s,
+            vec!["2408:4005:300::5".parse::<Ipv6Addr>().unwrap()]
+        );
+        assert_eq!(eni.ipv6_gateway, Some("2408:4005:300::1".parse().unwrap()));
+        assert_eq!(eni.vswitch_ipv6_cidr.map(|c| c.prefix_len()), Some(64));
         assert_eq!(md.max_netbw_egress_kbps, Some(1_024_000));
         assert_eq!(md.max_netbw_ingress_kbps, None, "not published");
     }

@@ -24,7 +24,9 @@ use crate::snapshot::{
     Address, Dmi, Gathered, Link, MetadataState, RouteLookup, Sample, Snapshot, SNAPSHOT_VERSION,
 };
 
-pub use crate::snapshot::{public_probe, reply_sources, PUBLIC_PROBES};
+pub use crate::snapshot::{
+    public_probe, reply_sources, reply_sources_v6, PUBLIC_PROBE6, PUBLIC_PROBES,
+};
 
 /// Configuration files (sysctl.d, network configuration, os-release) above this size are not
 /// read: a stray log or core file named `*.conf` must not cost the daemon its memory.
@@ -284,11 +286,22 @@ async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
                 Some(IpAddr::V4(c)) => c,
                 _ => stand_in,
             };
+            let target6 = match options.client {
+                Some(IpAddr::V6(c)) => c,
+                _ => PUBLIC_PROBE6,
+            };
             let mut out = Vec::new();
             let mut failure = None;
-            for a in reply_sources(links, addrs) {
-                let IpAddr::V4(src) = a.address else { continue };
-                match nl.lookup(target, src, a.ifindex).await {
+            let pairs = reply_sources(links, addrs)
+                .into_iter()
+                .map(|a| (IpAddr::V4(target), a))
+                .chain(
+                    reply_sources_v6(links, addrs)
+                        .into_iter()
+                        .map(|a| (IpAddr::V6(target6), a)),
+                );
+            for (target, a) in pairs {
+                match nl.lookup(target, a.address, a.ifindex).await {
                     Ok(l) => out.push(l),
                     Err(e) => failure = Some(e),
                 }

@@ -121,14 +121,25 @@ impl Netlink {
     /// generated reply, policy rules included.
     pub async fn lookup(
         &self,
-        destination: Ipv4Addr,
-        source: Ipv4Addr,
+        destination: IpAddr,
+        source: IpAddr,
         source_ifindex: u32,
     ) -> Result<RouteLookup, String> {
-        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(destination, 32)
-            .source_prefix(source, 32)
-            .build();
+        let mut msg = match (destination, source) {
+            (IpAddr::V4(d), IpAddr::V4(s)) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(d, 32)
+                .source_prefix(s, 32)
+                .build(),
+            (IpAddr::V6(d), IpAddr::V6(s)) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(d, 128)
+                .source_prefix(s, 128)
+                .build(),
+            _ => {
+                return Err(format!(
+                    "route lookup: {source} and {destination} are of different families"
+                ))
+            }
+        };
         // Ask for the table the route came from rather than the default "main".
         msg.header.flags |= RouteFlags::LookupTable;
         let request = self.handle.route().get(msg).execute();
@@ -150,8 +161,8 @@ impl Netlink {
             Err(e) => return Err(format!("route lookup: {e}")),
         };
         Ok(RouteLookup {
-            destination: IpAddr::V4(destination),
-            source: IpAddr::V4(source),
+            destination,
+            source,
             source_ifindex,
             outcome,
         })

@@ -4,7 +4,7 @@
 //! remedy in the terms of whatever manages the rules (firewalld, ufw, plain iptables).
 //! Evidence: the saved rulesets, walked by `ruleset::eval`.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde_json::json;
 
@@ -16,7 +16,7 @@ use crate::report::{Finding, Subject};
 pub const ECHO_IN: &str = "echo requests in";
 pub const ECHO_OUT: &str = "echo replies out";
 pub const ECHO6: &str = "ICMPv6 echo";
-use crate::ruleset::eval::{evaluate_with_sets, Decision, Packet, Verdict, L4};
+use crate::ruleset::eval::{evaluate_with_sets, CtState, Decision, Packet, Verdict, L4};
 use crate::ruleset::nft::{self, NftRuleset};
 use crate::snapshot::Gathered;
 use crate::snapshot::Ruleset;
@@ -52,10 +52,11 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         id: ICMP6,
-        decides: "the guest firewall accepts an inbound ICMPv6 echo request and lets the reply out",
+        decides: "the guest firewall accepts an inbound ICMPv6 echo request and lets the reply out, and lets neighbour discovery with the router through both ways (untracked by conntrack)",
         evidence: &["ip6tables-nft-save -c and ip6tables-legacy-save -c", "native nftables ip6 and inet tables"],
         causes: &[
             Cause { cause: "an ip6tables or nft rule (or policy) drops the ICMPv6 echo request or reply", remedy: "insert an accept for ipv6-icmp echo-request / echo-reply ahead of the deciding rule" },
+            Cause { cause: "a rule (or a DROP policy with only an ESTABLISHED,RELATED accept) drops neighbour solicitations or advertisements: IPv6 breaks though echo is accepted", remedy: "insert an accept for ipv6-icmp neighbour-solicitation / neighbour-advertisement ahead of the deciding rule" },
         ],
         judge: |s, _| icmp6(s).judges([Subject::FirewallPath(ECHO6)]),
     },
@@ -71,7 +72,7 @@ pub const CHECKS: &[Check] = &[
 ];
 
 /// Stand-in IPv6 client (documentation prefix) when `--client` is not an IPv6 address.
-const PUBLIC_PROBE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+use crate::snapshot::PUBLIC_PROBE6;
 
 /// Who writes the rules, so the remedy speaks its language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,30 +216,34 @@ fn persist_nft(os: Option<&crate::snapshot::OsRelease>) -> String {
 }
 
 /// The remedy in nft's own syntax for a native nftables decision.
+/// The ICMP type's names: as iptables (and firewalld) and as nft spell it.
+fn icmp_kind(v6: bool, icmp_type: u8) -> (&'static str, &'static str) {
+    match (v6, icmp_type) {
+        (false, 0) | (true, 129) => ("echo-reply", "echo-reply"),
+        (true, 135) => ("neighbour-solicitation", "nd-neighbor-solicit"),
+        (true, 136) => ("neighbour-advertisement", "nd-neighbor-advert"),
+        _ => ("echo-request", "echo-request"),
+    }
+}
+
 fn nft_remedy(
     m: Manager,
     os: Option<&crate::snapshot::OsRelease>,
     d: &Decision,
     v6: bool,
-    inbound: bool,
+    icmp_type: u8,
 ) -> Vec<String> {
     let Some(dec) = &d.decider else { return vec![] };
-    let stmt = match (v6, inbound) {
-        (false, true) => "icmp type echo-request accept",
-        (false, false) => "icmp type echo-reply accept",
-        (true, true) => "icmpv6 type echo-request accept",
-        (true, false) => "icmpv6 type echo-reply accept",
-    };
+    let (kind, nft_kind) = icmp_kind(v6, icmp_type);
+    let stmt = format!(
+        "{} type {nft_kind} accept",
+        if v6 { "icmpv6" } else { "icmp" }
+    );
     let fix = match dec.handle {
         Some(h) => format!("nft insert rule {} {} position {h} {stmt}   (ahead of the deciding rule; or delete it: nft delete rule {} {} handle {h})", dec.table, dec.chain, dec.table, dec.chain),
         None => format!("nft add rule {} {} {stmt}   (the chain's policy drops it)", dec.table, dec.chain),
     };
     if m == Manager::Firewalld {
-        let kind = if inbound {
-            "echo-request"
-        } else {
-            "echo-reply"
-        };
         return vec![format!("firewalld manages these rules: firewall-cmd --list-all; firewall-cmd --permanent --remove-icmp-block={kind}; firewall-cmd --reload"), format!("otherwise: {fix}")];
     }
     vec![fix, persist_nft(os)]
@@ -250,14 +255,14 @@ fn remedy(
     r: &Ruleset,
     d: &Decision,
     v6: bool,
-    inbound: bool,
+    icmp_type: u8,
 ) -> Vec<String> {
     let tool = if v6 { "ip6tables" } else { "iptables" };
-    let (proto, kind) = match (v6, inbound) {
-        (false, true) => ("-p icmp --icmp-type echo-request", "echo-request"),
-        (false, false) => ("-p icmp --icmp-type echo-reply", "echo-reply"),
-        (true, true) => ("-p ipv6-icmp --icmpv6-type echo-request", "echo-request"),
-        (true, false) => ("-p ipv6-icmp --icmpv6-type echo-reply", "echo-reply"),
+    let (kind, _) = icmp_kind(v6, icmp_type);
+    let proto = if v6 {
+        format!("-p ipv6-icmp --icmpv6-type {kind}")
+    } else {
+        format!("-p icmp --icmp-type {kind}")
     };
     let Some(dec) = &d.decider else { return vec![] };
     let table = if dec.table == "filter" {
@@ -326,9 +331,9 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
         };
         let summary = format!("{who} {how} {what}: {at} ({})", dec.counter_text());
         let remedy = if r.tool == "nft" {
-            nft_remedy(m, fw.os, d, v6, packet.inbound)
+            nft_remedy(m, fw.os, d, v6, packet.icmp_type)
         } else {
-            remedy(m, fw.os, r, d, v6, packet.inbound)
+            remedy(m, fw.os, r, d, v6, packet.icmp_type)
         };
         if !d.uncertain.is_empty() {
             return Finding::unknown(
@@ -507,11 +512,58 @@ pub fn icmp6(s: &Snapshot) -> Finding {
     if out.status != crate::report::Status::Ok {
         return out;
     }
+    // Neighbour discovery with the router (else a link-local stand-in): solicitations and
+    // advertisements both ways. Conntrack leaves them untracked, so an ESTABLISHED,RELATED
+    // accept does not let them through.
+    let router = super::default_routes_v6(s)
+        .iter()
+        .flat_map(|r| r.hops())
+        .find_map(|(gw, oif)| gw.filter(|_| oif == Some(p.link.index)))
+        .or_else(|| {
+            s.metadata
+                .ok()
+                .and_then(|m| m.primary())
+                .and_then(|e| e.ipv6_gateway)
+                .map(IpAddr::V6)
+        })
+        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::new(
+            0xfe80, 0, 0, 0, 0, 0, 0, 1,
+        )));
+    let mut ndp = Vec::new();
+    for (icmp_type, inbound, what) in [
+        (135, true, "neighbour solicitations"),
+        (136, true, "neighbour advertisements"),
+        (135, false, "neighbour solicitations"),
+        (136, false, "neighbour advertisements"),
+    ] {
+        let (src, dst, dir) = if inbound {
+            (router, ip, format!("from {router} to {ip}"))
+        } else {
+            (ip, router, format!("from {ip} to {router}"))
+        };
+        let mut packet = Packet::icmp(src, dst, icmp_type, inbound, &dev, local_addresses(s));
+        packet.ct = CtState::Untracked;
+        let f = verdict_finding(
+            ICMP6,
+            &fw,
+            "ipv6",
+            packet,
+            &format!("IPv6 {what} (NDP) {dir}"),
+        );
+        if f.status != crate::report::Status::Ok {
+            let summary = format!(
+                "{}: without neighbour discovery nothing reaches {ip} over IPv6, even though echo is accepted",
+                f.summary
+            );
+            return Finding { summary, ..f };
+        }
+        ndp.push(f.evidence);
+    }
     Finding::ok(
         ICMP6,
-        format!("the firewall lets IPv6 echo requests to {ip} in and the replies out"),
+        format!("the firewall lets IPv6 echo requests to {ip} in and the replies out, and neighbour discovery with {router} both ways"),
     )
-    .evidence(json!({"in": f.evidence, "out": out.evidence}))
+    .evidence(json!({"in": f.evidence, "out": out.evidence, "ndp": ndp}))
 }
 
 #[cfg(test)]
@@ -674,6 +726,94 @@ mod tests {
         assert_eq!(
             judge_check(icmp6, |s| s.firewall = Gathered::Failed("x".into())).status,
             Status::Unknown
+        );
+    }
+
+    fn v6_rules(save: &str) -> impl FnOnce(&mut Snapshot) {
+        let tables = parse_save(save).unwrap();
+        move |s| {
+            crate::checks::fixture::with_ipv6(s);
+            s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv6".into(),
+                tool: "ip6tables-nft-save".into(),
+                tables: Gathered::Ok(tables),
+            }]));
+        }
+    }
+
+    #[test]
+    fn icmp6_neighbour_discovery() {
+        // Echo accepted, neighbour solicitations dropped: fail, naming the rule and why it
+        // matters, with the remedy for that type (not for echo).
+        let f = judge_check(
+            icmp6,
+            v6_rules("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[9:648] -A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n"),
+        );
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("neighbour solicitations (NDP) from fd77::1 to fd77::10")
+                && f.summary.contains("rule 1 of filter INPUT")
+                && f.summary.contains("even though echo is accepted"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.remedy[0].starts_with(
+                "ip6tables -I INPUT 1 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT"
+            ),
+            "{:?}",
+            f.remedy
+        );
+        // Outbound advertisements dropped by name.
+        let f = judge_check(
+            icmp6,
+            v6_rules("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j DROP\nCOMMIT\n"),
+        );
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("advertisements (NDP) from fd77::10 to fd77::1"),
+            "{}",
+            f.summary
+        );
+        // A DROP policy that accepts echo and established traffic only: NDP is untracked and dies.
+        let f = judge_check(
+            icmp6,
+            v6_rules("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT\nCOMMIT\n"),
+        );
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.summary.contains("DROP policy of filter INPUT"),
+            "{}",
+            f.summary
+        );
+        // ... and the usual fix: accepting ipv6-icmp (all types) passes.
+        let f = judge_check(
+            icmp6,
+            v6_rules("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p ipv6-icmp -j ACCEPT\nCOMMIT\n"),
+        );
+        assert_eq!(f.status, Status::Ok, "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("neighbour discovery with fd77::1 both ways"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.evidence["ndp"].as_array().unwrap().len(), 4);
+        // nft: the type by nft's name.
+        let f = judge_check(icmp6, |s| {
+            crate::checks::fixture::with_ipv6(s);
+            with_nft(
+                r#"{"nftables":[{"table":{"family":"inet","name":"f","handle":1}},{"chain":{"family":"inet","table":"f","name":"in","handle":1,"type":"filter","hook":"input","prio":0,"policy":"accept"}},{"rule":{"family":"inet","table":"f","chain":"in","handle":4,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"icmpv6","field":"type"}},"right":"nd-neighbor-solicit"}},{"drop":null}]}}]}"#,
+            )(s);
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert!(
+            f.remedy[0].contains("icmpv6 type nd-neighbor-solicit accept"),
+            "{:?}",
+            f.remedy
         );
     }
 

@@ -36,6 +36,13 @@ pub const SECONDARY_IP: &str = "10.77.0.11";
 pub const GATEWAY: &str = "10.77.0.1";
 /// The "outside" client, on the client namespace's loopback: replies to it need the gateway.
 pub const CLIENT: &str = "198.18.0.2";
+/// The guest's IPv6 address (assigned by the fake metadata).
+pub const GUEST_IP6: &str = "fd77::10";
+/// The vSwitch IPv6 gateway (the client namespace).
+pub const GATEWAY6: &str = "fd77::1";
+/// The "outside" IPv6 client, on the client namespace's loopback: replies need the IPv6
+/// default route.
+pub const CLIENT6: &str = "2001:db8:18::2";
 pub const METADATA_PORT: u16 = 18080;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -110,6 +117,15 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
             (format!("{p}network-interface-id"), json!(id)),
         ]
     };
+    // IPv6 on the primary ENI, `ipv6s` unquoted as the real service publishes it.
+    let v6 = |mac: &str| {
+        let p = format!("network/interfaces/macs/{mac}/");
+        vec![
+            (format!("{p}ipv6s"), json!(format!("[{GUEST_IP6}]"))),
+            (format!("{p}ipv6-gateway"), json!(GATEWAY6)),
+            (format!("{p}vswitch-ipv6-cidr-block"), json!("fd77::/64")),
+        ]
+    };
     let mut m: BTreeMap<String, Value> = BTreeMap::new();
     for (k, v) in [
         ("mac", MAC0),
@@ -135,6 +151,7 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
         "10.77.0.0/24",
         "eni-matrix0",
     ));
+    m.extend(v6(MAC0));
     if secondary_eni {
         macs.push_str(&format!("{MAC1}/\n"));
         m.extend(eni(
@@ -179,6 +196,16 @@ impl Topology {
         t.sysctl_g("net.ipv4.conf.default.promote_secondaries=1");
         t.sysctl_c("net.ipv4.conf.all.rp_filter=0");
         t.sysctl_c("net.ipv4.conf.default.rp_filter=0");
+        // IPv6 link-local addresses usable at once (no duplicate address detection): neighbour
+        // discovery needs them, and a healthy IPv6 ping must not race their DAD.
+        for ns in [&t.guest, &t.client] {
+            for kv in [
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ] {
+                must(&["ip", "netns", "exec", ns, "sysctl", "-q", "-w", kv]);
+            }
+        }
         t.guest("ip link set lo up");
         t.client("ip link set lo up");
         t.g(&[
@@ -195,6 +222,8 @@ impl Topology {
         // IPv6 too, so the IPv6 checks judge something (nodad: usable at once).
         t.guest("ip -6 addr add fd77::10/64 dev eth0 nodad");
         t.client("ip -6 addr add fd77::1/64 dev gw0 nodad");
+        t.client("ip -6 addr add 2001:db8:18::2/128 dev lo nodad");
+        t.guest("ip -6 route add default via fd77::1 dev eth0");
 
         // Fixture roots: DMI says ECS, eth0 is virtio_net, eth0 persisted as DHCP.
         let root = t.dir.path();
@@ -312,12 +341,18 @@ impl Topology {
         self.c(&["sysctl", "-q", "-w", kv]);
     }
 
-    /// A real ping from the outside client to `target`: did any reply come back?
+    /// A real ping from the outside client (CLIENT, or CLIENT6 for an IPv6 target) to
+    /// `target`: did any reply come back?
     pub fn ping(&self, target: &str) -> bool {
+        let (family, source) = if target.contains(':') {
+            ("-6", CLIENT6)
+        } else {
+            ("-4", CLIENT)
+        };
         self.exec(
             &self.client,
             &[
-                "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", CLIENT, target,
+                "ping", family, "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "-I", source, target,
             ],
         )
         .status
@@ -477,6 +512,10 @@ pub fn assert_healthy(t: &Topology) {
     assert!(
         t.ping(SECONDARY_IP),
         "healthy: ping to the secondary IP must work"
+    );
+    assert!(
+        t.ping(GUEST_IP6),
+        "healthy: ping to the IPv6 address from an off-link client must work"
     );
     // With a client: over a 1 s window (rates) while a real ping runs, so icmp.live sees it
     // answered; without: one sample, where net.bandwidth has no rate to judge and says so.

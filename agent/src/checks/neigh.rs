@@ -163,15 +163,22 @@ pub fn gateway(s: &Snapshot) -> Finding {
             .evidence(evidence)
             .remedy([format!("send one packet through the gateway and look again: ip neigh show {}", missing[0])]);
     }
-    Finding::ok(
-        GATEWAY,
-        format!(
-            "the gateway {} is resolved ({})",
-            seen[0]["gateway"].as_str().unwrap_or_default(),
-            seen[0]["state"].as_str().unwrap_or_default()
-        ),
-    )
-    .evidence(evidence)
+    let resolved: Vec<String> = seen
+        .iter()
+        .map(|e| {
+            format!(
+                "{} ({})",
+                e["gateway"].as_str().unwrap_or_default(),
+                e["state"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let noun = if resolved.len() == 1 {
+        "the gateway"
+    } else {
+        "the gateways"
+    };
+    Finding::ok(GATEWAY, format!("{noun} resolved: {}", resolved.join(", "))).evidence(evidence)
 }
 
 #[cfg(test)]

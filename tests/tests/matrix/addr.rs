@@ -73,3 +73,31 @@ fn secondary_private_ip_not_configured() {
         .unwrap()
         .contains(SECONDARY_IP));
 }
+
+#[test]
+fn assigned_ipv6_address_removed() {
+    let r = prove(
+        Fault {
+            inject: &["guest: ip -6 addr del fd77::10/64 dev eth0"],
+            ping: GUEST_IP6,
+            ping_works: false,
+            expect: &[("addr.primary", "fail")],
+            consequences: &["route.default", "route.reply", "neigh.gateway"],
+        },
+        |t| assert!(t.ping(GUEST_IP), "IPv4 is unaffected"),
+    );
+    let s = summary(&r, "addr.primary");
+    assert!(
+        s.starts_with("eth0 lacks the assigned IPv6 address fd77::10"),
+        "{s}"
+    );
+    for (id, (status, f)) in &r {
+        if id != "addr.primary" && status == "fail" {
+            assert_eq!(
+                f["caused_by"],
+                serde_json::json!(["addr.primary"]),
+                "{id}: {f}"
+            );
+        }
+    }
+}

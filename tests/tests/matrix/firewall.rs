@@ -356,3 +356,38 @@ fn serve_sees_ruleset_changes_in_both_backends() {
 }
 
 // ---- Packet drops inside the guest ----
+
+#[test]
+fn firewall_ip6tables_drops_neighbour_discovery() {
+    // Echo is accepted; the gateway's neighbour solicitations are not: the client cannot
+    // resolve the guest once its entry is gone, so IPv6 breaks.
+    let r = prove(
+        Fault {
+            inject: &[
+                "guest: ip6tables -A INPUT -p ipv6-icmp --icmpv6-type neighbour-solicitation -j DROP",
+                "client: ip -6 neigh flush dev gw0",
+            ],
+            ping: GUEST_IP6,
+            ping_works: false,
+            expect: &[("firewall.icmp6", "fail")],
+            consequences: &[],
+        },
+        |t| assert!(t.ping(GUEST_IP), "IPv4 is unaffected"),
+    );
+    let s = summary(&r, "firewall.icmp6");
+    assert!(
+        s.contains("neighbour solicitations (NDP) from fd77::1 to fd77::10")
+            && s.contains("even though echo is accepted"),
+        "{s}"
+    );
+    assert!(
+        r["firewall.icmp6"].1["remedy"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "ip6tables -I INPUT 1 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT"
+            ),
+        "{}",
+        r["firewall.icmp6"].1
+    );
+}

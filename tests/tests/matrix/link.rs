@@ -15,7 +15,13 @@ fn primary_admin_down() {
         ping: GUEST_IP,
         ping_works: false,
         expect: &[("link.primary", "fail")],
-        consequences: &["route.default", "route.reply", "neigh.gateway"],
+        // The kernel also removes IPv6 addresses from a link that goes down.
+        consequences: &[
+            "route.default",
+            "route.reply",
+            "neigh.gateway",
+            "addr.primary",
+        ],
     });
     // The kernel dropped the routes through eth0: those failures are the link's, and say so,
     // with the link's remedy first (not "add a route").
@@ -86,7 +92,14 @@ fn attribute_case(inject: &'static [&'static str], attribute: &str) -> Report {
         ping: GUEST_IP,
         ping_works: false,
         expect: &[("link.primary", "fail")],
-        consequences: &["neigh.gateway", "route.default", "route.reply", "net.drops"],
+        // An MTU below IPv6's 1280 and a down link remove the IPv6 addresses too.
+        consequences: &[
+            "neigh.gateway",
+            "route.default",
+            "route.reply",
+            "net.drops",
+            "addr.primary",
+        ],
     });
     let f = &r["link.primary"].1;
     assert_eq!(f["evidence"]["problems"][0]["attribute"], attribute, "{f}");

@@ -56,3 +56,41 @@ fn unreachable_route_in_a_policy_table_captures_replies() {
         consequences: &[],
     });
 }
+
+#[test]
+fn ipv6_default_route_missing() {
+    let r = prove(
+        Fault {
+            inject: &["guest: ip -6 route del default"],
+            ping: GUEST_IP6,
+            ping_works: false,
+            expect: &[("route.default", "fail"), ("route.reply", "fail")],
+            consequences: &[],
+        },
+        |t| assert!(t.ping(GUEST_IP), "IPv4 is unaffected"),
+    );
+    let default = summary(&r, "route.default");
+    assert!(
+        default.starts_with("no IPv6 default route") && default.contains("assigned fd77::10"),
+        "{default}"
+    );
+    assert!(
+        r["route.default"].1["remedy"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("ip -6 route replace default via fd77::1 dev eth0"),
+        "{}",
+        r["route.default"].1
+    );
+    // The kernel cannot route the IPv6 reply: a consequence of the missing route, said so.
+    let reply = &r["route.reply"].1;
+    assert!(
+        summary(&r, "route.reply").contains("from fd77::10 (eth0): network unreachable"),
+        "{reply}"
+    );
+    assert_eq!(
+        reply["caused_by"],
+        serde_json::json!(["route.default"]),
+        "{reply}"
+    );
+}

@@ -23,6 +23,76 @@ pub struct Config {
     /// Additive to DESIGN.md's contract: when the load and network checks warn or fail.
     pub thresholds: Thresholds,
     pub limits: Limits,
+    /// Cloud-side verdicts through the instance RAM role (DESIGN.md's `[cloud]`).
+    pub cloud: CloudConfig,
+}
+
+/// When to read cloud-side facts (security groups, ACLs, routes, EIPs, blackhole) from the
+/// read-only OpenAPI.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudMode {
+    /// On Alibaba Cloud (DMI) with a RAM role attached.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    pub mode: CloudMode,
+    /// All cloud calls of one diagnosis together.
+    pub budget_ms: u64,
+    /// serve: how long cloud facts are reused.
+    pub cache_s: u64,
+    pub endpoints: CloudEndpoints,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            mode: CloudMode::Auto,
+            budget_ms: 3000,
+            cache_s: 120,
+            endpoints: CloudEndpoints::default(),
+        }
+    }
+}
+
+/// Default: the region's VPC-internal endpoints. Plain http only to loopback (tests).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudEndpoints {
+    pub ecs: Option<String>,
+    pub vpc: Option<String>,
+    pub antiddos: Option<String>,
+}
+
+/// Whether an endpoint URL is acceptable: https to anywhere, http only to a loopback host.
+fn endpoint_ok(url: &str) -> bool {
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => (true, r),
+        (None, Some(r)) => (false, r),
+        _ => return false,
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    if https {
+        return true;
+    }
+    // Host without the port; IPv6 literals are bracketed.
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What the instance may use; absent: not known, the check that needs it says so.
@@ -435,6 +505,30 @@ impl Config {
                 self.refresh.interval_s
             ));
         }
+        let c = &self.cloud;
+        if !(1..=60_000).contains(&c.budget_ms) {
+            return Err(format!(
+                "cloud.budget_ms = {}: expected milliseconds between 1 and 60000",
+                c.budget_ms
+            ));
+        }
+        if c.cache_s > 86_400 {
+            return Err(format!(
+                "cloud.cache_s = {}: expected seconds between 0 and 86400",
+                c.cache_s
+            ));
+        }
+        for (key, url) in [
+            ("ecs", &c.endpoints.ecs),
+            ("vpc", &c.endpoints.vpc),
+            ("antiddos", &c.endpoints.antiddos),
+        ] {
+            if let Some(u) = url.as_deref().filter(|u| !endpoint_ok(u)) {
+                return Err(format!(
+                    "cloud.endpoints.{key} = {u:?}: expected an https:// URL such as \"https://ecs-vpc.cn-hangzhou.aliyuncs.com\" (plain http:// only to a loopback address)"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -447,6 +541,38 @@ mod tests {
     fn packaged_config_is_the_defaults() {
         let text = include_str!("../../packaging/config.toml");
         assert_eq!(Config::parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn cloud_section_is_validated() {
+        let c = Config::parse(
+            "[cloud]\nmode = \"always\"\nbudget_ms = 500\ncache_s = 0\n[cloud.endpoints]\necs = \"http://127.0.0.1:18443\"\nvpc = \"https://vpc-vpc.cn-hangzhou.aliyuncs.com\"\nantiddos = \"http://[::1]:9\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.cloud.mode, CloudMode::Always);
+        assert_eq!((c.cloud.budget_ms, c.cloud.cache_s), (500, 0));
+        assert_eq!(Config::default().cloud.budget_ms, 3000);
+        assert_eq!(Config::default().cloud.cache_s, 120);
+        for (text, key) in [
+            ("[cloud]\nbudget_ms = 0\n", "cloud.budget_ms = 0"),
+            ("[cloud]\ncache_s = 100000\n", "cloud.cache_s = 100000"),
+            (
+                "[cloud.endpoints]\necs = \"http://ecs.aliyuncs.com\"\n",
+                "cloud.endpoints.ecs",
+            ),
+            (
+                "[cloud.endpoints]\nvpc = \"ftp://x\"\n",
+                "cloud.endpoints.vpc",
+            ),
+            (
+                "[cloud.endpoints]\nantiddos = \"http://127.0.0.1@evil.example\"\n",
+                "cloud.endpoints.antiddos",
+            ),
+        ] {
+            let e = Config::parse(text).unwrap_err();
+            assert!(e.contains(key), "{e}");
+        }
+        assert!(Config::parse("[cloud]\nmode = \"sometimes\"\n").is_err());
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl MetadataClient {
 
     /// Hardened mode: `PUT /latest/api/token`. A refusal (any HTTP status) means plain mode;
     /// no answer at all means the service is unreachable and the read stops here.
-    fn acquire_token(&mut self) -> Result<(), MetadataError> {
+    pub fn acquire_token(&mut self) -> Result<(), MetadataError> {
         let path = "/latest/api/token";
         let timeout = self.time_left(path)?;
         let resp = self
@@ -502,6 +502,70 @@ mod tests {
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/ipv6-gateway", ok("2408:4005:300::1")),
             ("GET /latest/meta-data/network/interfaces/macs/00:16:3e:00:00:01/vswitch-ipv6-cidr-block", ok("2408:4005:300::/64")),
         ]
+    }
+
+    #[test]
+    fn ram_role_credentials_over_hardened_mode() {
+        use crate::sources::cloud::credentials::{CredentialSource, Credentials, NoCredentials};
+        let doc = r#"{"AccessKeyId":"STS.made-up","AccessKeySecret":"made-up-secret","Expiration":"2026-12-04T18:00:00Z","SecurityToken":"made-up-token","Code":"Success"}"#;
+        let url = fake(
+            vec![
+                ("PUT /latest/api/token", ok("tok123")),
+                (
+                    "GET /latest/meta-data/ram/security-credentials/",
+                    ok("EcsDiagRole"),
+                ),
+                (
+                    "GET /latest/meta-data/ram/security-credentials/EcsDiagRole",
+                    ok(doc),
+                ),
+            ],
+            Some("tok123"),
+        );
+        let c = Credentials::from_ram_role(&mut MetadataClient::new(&config(url))).unwrap();
+        assert_eq!(c.source, CredentialSource::RamRole("EcsDiagRole".into()));
+        assert_eq!(c.security_token(), Some("made-up-token"));
+        // No role attached: the list is not published.
+        let url = fake(vec![], None);
+        assert_eq!(
+            Credentials::from_ram_role(&mut MetadataClient::new(&config(url))),
+            Err(NoCredentials::NoRole)
+        );
+        // Garbage: the error names the path, not the body.
+        let url = fake(
+            vec![
+                (
+                    "GET /latest/meta-data/ram/security-credentials/",
+                    ok("EcsDiagRole"),
+                ),
+                (
+                    "GET /latest/meta-data/ram/security-credentials/EcsDiagRole",
+                    ok("{\"AccessKeySecret\":\"made-up-secret\""),
+                ),
+            ],
+            None,
+        );
+        match Credentials::from_ram_role(&mut MetadataClient::new(&config(url))) {
+            Err(NoCredentials::Failed(e)) => {
+                assert!(e.contains("ram/security-credentials/EcsDiagRole"), "{e}");
+                assert!(!e.contains("made-up-secret"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A service that hangs: bounded by the budget.
+        let url = fake(
+            vec![(
+                "GET /latest/meta-data/ram/security-credentials/",
+                Answer::Hang,
+            )],
+            None,
+        );
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            Credentials::from_ram_role(&mut MetadataClient::new(&config(url))),
+            Err(NoCredentials::Failed(_))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 
     #[test]

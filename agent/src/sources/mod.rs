@@ -2,6 +2,7 @@
 //! with the rest) and returns a [`Snapshot`]; each source's failure is kept in it as a reason.
 
 pub mod capture;
+pub mod cloud;
 pub mod kfree_skb;
 pub mod load;
 pub mod metadata;

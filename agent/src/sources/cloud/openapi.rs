@@ -1,0 +1,531 @@
+//! One read-only OpenAPI call (RPC style): signed with ACS3-HMAC-SHA256, bounded by a deadline
+//! shared by all calls of a diagnosis, its body capped, throttling backed off within the
+//! deadline, and every refusal turned into an error that names the action — never the keys.
+//! Endpoints are `https://` (the region's VPC-internal endpoints) or, for tests and private
+//! endpoints, plain `http://` to loopback; this build speaks plain HTTP only, and says so for
+//! an https endpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::credentials::Credentials;
+use super::signature::{canonical_query, sign, Request};
+
+/// Answers larger than this are refused (the largest, a security group's rules, is far below).
+const BODY_LIMIT: u64 = 4 * 1024 * 1024;
+/// Throttled calls are retried this many times, if the deadline allows.
+const THROTTLE_RETRIES: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// The RAM policy does not allow the action (`Forbidden*`, `NoPermission`).
+    #[error("{action}: not permitted to the RAM role ({code}); the policy needs {action}")]
+    Denied { action: String, code: String },
+    #[error("{action}: throttled by the API ({code}) until the budget ran out")]
+    Throttled { action: String, code: String },
+    #[error("{action}: the cloud calls' budget of {budget_ms} ms ran out")]
+    Budget { action: String, budget_ms: u64 },
+    #[error("{action}: cannot reach {endpoint}: {reason}")]
+    Transport {
+        action: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("{action}: the API refused the call: {code}: {message}")]
+    Api {
+        action: String,
+        code: String,
+        message: String,
+    },
+    #[error("{action}: unusable answer: {reason}")]
+    BadAnswer { action: String, reason: String },
+}
+
+/// One service's endpoint: `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+}
+
+impl Endpoint {
+    pub fn new(url: &str) -> Endpoint {
+        Endpoint {
+            url: url.trim_end_matches('/').to_string(),
+        }
+    }
+    /// `host[:port]` as signed and sent in `host`.
+    pub fn authority(&self) -> &str {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest)
+    }
+}
+
+/// A shared deadline for every call of one diagnosis.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub started: Instant,
+    pub total: Duration,
+}
+
+impl Budget {
+    pub fn new(total: Duration) -> Budget {
+        Budget {
+            started: Instant::now(),
+            total,
+        }
+    }
+    pub fn left(&self) -> Duration {
+        self.total.saturating_sub(self.started.elapsed())
+    }
+}
+
+/// Unique per request (the API rejects a replayed nonce): this process, the time and a count,
+/// hashed.
+fn nonce() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{}:{now}:{n}", std::process::id());
+    super::signature::sha256_hex(seed.as_bytes())[..32].to_string()
+}
+
+fn now_utc() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// An API error body: `{"Code": ..., "Message": ...}`.
+fn error_code(body: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .map(|s| s.chars().take(200).collect::<String>())
+            .unwrap_or_default()
+    };
+    (text("Code"), text("Message"))
+}
+
+/// What an API error code means for the caller.
+pub fn classify(action: &str, status: u16, code: &str, message: &str) -> CloudError {
+    let action = action.to_string();
+    if code.starts_with("Throttling") || status == 429 {
+        return CloudError::Throttled {
+            action,
+            code: code.to_string(),
+        };
+    }
+    if code.starts_with("Forbidden") || code.contains("NoPermission") || code == "NoAuth" {
+        return CloudError::Denied {
+            action,
+            code: code.to_string(),
+        };
+    }
+    CloudError::Api {
+        action,
+        code: if code.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            code.to_string()
+        },
+        message: message.to_string(),
+    }
+}
+
+pub struct OpenApi {
+    agent: ureq::Agent,
+}
+
+impl Default for OpenApi {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenApi {
+    pub fn new() -> OpenApi {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .user_agent(concat!("ecs-diag/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        OpenApi { agent }
+    }
+
+    /// Calls `action` of API `version` at `endpoint` with `params`; the JSON answer.
+    pub fn call(
+        &self,
+        endpoint: &Endpoint,
+        creds: &Credentials,
+        action: &str,
+        version: &str,
+        params: &[(&str, &str)],
+        budget: &Budget,
+    ) -> Result<serde_json::Value, CloudError> {
+        if endpoint.url.starts_with("https://") {
+            return Err(CloudError::Transport {
+                action: action.to_string(),
+                endpoint: endpoint.url.clone(),
+                reason:
+                    "this build has no TLS: only plain http:// endpoints on loopback can be called"
+                        .to_string(),
+            });
+        }
+        let query: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut attempt = 0;
+        loop {
+            let left = budget.left();
+            if left.is_zero() {
+                return Err(CloudError::Budget {
+                    action: action.to_string(),
+                    budget_ms: budget.total.as_millis() as u64,
+                });
+            }
+            let req = Request {
+                method: "POST",
+                host: endpoint.authority(),
+                path: "/",
+                query: query.clone(),
+                action,
+                version,
+                body: b"",
+            };
+            let headers = sign(&req, creds, &now_utc(), &nonce());
+            let url = format!("{}/?{}", endpoint.url, canonical_query(&query));
+            let mut r = self.agent.post(&url);
+            for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+                r = r.header(k, v);
+            }
+            let resp = r
+                .config()
+                .timeout_global(Some(left))
+                .build()
+                .send_empty()
+                .map_err(|e| match e {
+                    ureq::Error::Timeout(_) => CloudError::Budget {
+                        action: action.to_string(),
+                        budget_ms: budget.total.as_millis() as u64,
+                    },
+                    other => CloudError::Transport {
+                        action: action.to_string(),
+                        endpoint: endpoint.url.clone(),
+                        reason: other.to_string(),
+                    },
+                })?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .with_config()
+                .limit(BODY_LIMIT)
+                .read_to_string()
+                .map_err(|e| CloudError::BadAnswer {
+                    action: action.to_string(),
+                    reason: match e {
+                        ureq::Error::BodyExceedsLimit(n) => format!("larger than {n} bytes"),
+                        other => format!("unreadable body: {other}"),
+                    },
+                })?;
+            if status == 200 {
+                return serde_json::from_str(&body).map_err(|_| CloudError::BadAnswer {
+                    action: action.to_string(),
+                    reason: format!("expected JSON, got {} bytes that are not", body.len()),
+                });
+            }
+            let (code, message) = error_code(&body);
+            match classify(action, status, &code, &message) {
+                CloudError::Throttled { .. } if attempt < THROTTLE_RETRIES => {
+                    attempt += 1;
+                    let pause = Duration::from_millis(200 << attempt).min(budget.left());
+                    std::thread::sleep(pause);
+                }
+                e => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// A loopback OpenAPI fake that checks every request's signature with `secret` and
+    /// answers from `answers` in turn (the last one repeats). Records the requests.
+    fn fake(secret: &str, answers: Vec<(u16, String)>) -> (Endpoint, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let secret = secret.to_string();
+        std::thread::spawn(move || {
+            let mut answers = answers.into_iter().peekable();
+            let mut last = (500, String::new());
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut headers = Vec::new();
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = l.trim_end().split_once(": ") {
+                        headers.push((k.to_ascii_lowercase(), v.to_string()));
+                    }
+                }
+                let h = |k: &str| {
+                    headers
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                // Verify: re-sign what arrived with the secret the fake knows.
+                let target = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let query: Vec<(String, String)> = target
+                    .split_once('?')
+                    .map(|(_, q)| q)
+                    .unwrap_or("")
+                    .split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        (decode(k), decode(v))
+                    })
+                    .collect();
+                let token = h("x-acs-security-token");
+                let creds = Credentials::new(
+                    "STS.made-up",
+                    &secret,
+                    (!token.is_empty()).then_some(token.as_str()),
+                );
+                let host = h("host");
+                let action = h("x-acs-action");
+                let version = h("x-acs-version");
+                let want = sign(
+                    &Request {
+                        method: "POST",
+                        host: &host,
+                        path: "/",
+                        query,
+                        action: &action,
+                        version: &version,
+                        body: b"",
+                    },
+                    &creds,
+                    &h("x-acs-date"),
+                    &h("x-acs-signature-nonce"),
+                );
+                let good = want.last().map(|(_, v)| v.clone()) == Some(h("authorization"));
+                log.lock().unwrap().push(format!("{action} signed={good}"));
+                let (status, body) = if good {
+                    if let Some(a) = answers.next() {
+                        last = a;
+                    }
+                    last.clone()
+                } else {
+                    (
+                        400,
+                        r#"{"Code":"SignatureDoesNotMatch","Message":"bad"}"#.to_string(),
+                    )
+                };
+                if status == 0 {
+                    let mut b = [0u8; 1];
+                    let _ = stream.read(&mut b); // hang until the client gives up
+                    continue;
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (Endpoint::new(&format!("http://{addr}")), seen)
+    }
+
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(h, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn creds() -> Credentials {
+        Credentials::new("STS.made-up", "made-up-secret", Some("made-up-token"))
+    }
+
+    #[test]
+    fn a_signed_call_is_answered_and_a_wrong_secret_is_refused() {
+        let (ep, seen) = fake(
+            "made-up-secret",
+            vec![(200, r#"{"Status":"Running"}"#.into())],
+        );
+        let api = OpenApi::new();
+        let budget = Budget::new(Duration::from_secs(3));
+        let v = api
+            .call(
+                &ep,
+                &creds(),
+                "DescribeInstanceAttribute",
+                "2014-05-26",
+                &[("InstanceId", "i-made up")],
+                &budget,
+            )
+            .unwrap();
+        assert_eq!(v["Status"], "Running");
+        let wrong = Credentials::new("STS.made-up", "not-the-secret", Some("made-up-token"));
+        let e = api
+            .call(
+                &ep,
+                &wrong,
+                "DescribeInstanceAttribute",
+                "2014-05-26",
+                &[],
+                &budget,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, CloudError::Api { code, .. } if code == "SignatureDoesNotMatch"),
+            "{e}"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                "DescribeInstanceAttribute signed=true",
+                "DescribeInstanceAttribute signed=false"
+            ]
+        );
+        for s in creds().secrets() {
+            assert!(!e.to_string().contains(s));
+        }
+    }
+
+    #[test]
+    fn refusals_throttling_and_budget() {
+        let api = OpenApi::new();
+        let (ep, _) = fake(
+            "made-up-secret",
+            vec![(
+                403,
+                r#"{"Code":"Forbidden.RAM","Message":"User not authorized"}"#.into(),
+            )],
+        );
+        let e = api
+            .call(
+                &ep,
+                &creds(),
+                "DescribeSecurityGroupAttribute",
+                "2014-05-26",
+                &[],
+                &Budget::new(Duration::from_secs(3)),
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the policy needs DescribeSecurityGroupAttribute"),
+            "{e}"
+        );
+        // Throttled twice, then answered: backed off within the budget.
+        let (ep, seen) = fake(
+            "made-up-secret",
+            vec![
+                (
+                    400,
+                    r#"{"Code":"Throttling.User","Message":"slow down"}"#.into(),
+                ),
+                (
+                    400,
+                    r#"{"Code":"Throttling.User","Message":"slow down"}"#.into(),
+                ),
+                (200, "{}".into()),
+            ],
+        );
+        assert!(api
+            .call(
+                &ep,
+                &creds(),
+                "DescribeVSwitchAttributes",
+                "2016-04-28",
+                &[],
+                &Budget::new(Duration::from_secs(5))
+            )
+            .is_ok());
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        // An endpoint that hangs: the call ends with the budget.
+        let (ep, _) = fake("made-up-secret", vec![(0, String::new())]);
+        let started = Instant::now();
+        let e = api
+            .call(
+                &ep,
+                &creds(),
+                "DescribeEipAddresses",
+                "2016-04-28",
+                &[],
+                &Budget::new(Duration::from_millis(300)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, CloudError::Budget { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Garbage is named, https is not built in.
+        let (ep, _) = fake("made-up-secret", vec![(200, "<html>".into())]);
+        let e = api
+            .call(
+                &ep,
+                &creds(),
+                "DescribeNetworkInterfaces",
+                "2014-05-26",
+                &[],
+                &Budget::new(Duration::from_secs(3)),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("expected JSON"), "{e}");
+        let e = api
+            .call(
+                &Endpoint::new("https://ecs-vpc.cn-hangzhou.aliyuncs.com"),
+                &creds(),
+                "X",
+                "1",
+                &[],
+                &Budget::new(Duration::from_secs(1)),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("no TLS"), "{e}");
+        assert_eq!(
+            Endpoint::new("http://127.0.0.1:8080/").authority(),
+            "127.0.0.1:8080"
+        );
+    }
+}

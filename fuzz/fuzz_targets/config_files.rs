@@ -1,9 +1,11 @@
 //! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
-//! NetworkManager, networkd, netplan, and the metadata service's answers. Never panics.
+//! NetworkManager, networkd, netplan, the metadata service's answers (the RAM role's
+//! credentials document too) and the cloud API's security group answer. Never panics.
 #![no_main]
 use std::path::Path;
 
 use ecs_diag::config::Config;
+use ecs_diag::sources::cloud::{credentials, ecs};
 use ecs_diag::sources::{metadata, network_config as nc, sysctl};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,4 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = metadata::parse_ipv4_list(text);
     let _ = metadata::parse_netmask(text);
     let _ = metadata::parse_kbps(text);
+    let _ = metadata::parse_ip_list::<std::net::Ipv6Addr>(text);
+    let _ = credentials::parse_role_list(text);
+    let _ = credentials::parse_role_document("fuzz", text);
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        let _ = ecs::parse_security_group(&v, ecs_diag::snapshot::SecurityGroupKind::Normal);
+    }
 });

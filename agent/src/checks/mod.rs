@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod causality;
+pub mod cloud;
 pub mod firewall;
 pub mod icmp;
 pub mod link;

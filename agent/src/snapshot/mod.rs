@@ -9,11 +9,13 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod cloud;
 mod host;
 mod metadata;
 mod network;
 mod samples;
 
+pub use cloud::*;
 pub use host::*;
 pub use metadata::*;
 pub use network::*;

@@ -3,5 +3,6 @@
 //! cloud yet and no check uses it; `[cloud]` in the configuration is parsed and validated.
 
 pub mod credentials;
+pub mod ecs;
 pub mod openapi;
 pub mod signature;

@@ -1,0 +1,57 @@
+//! Cloud-side facts read from the OpenAPI (issue 14, in progress): the security groups of an
+//! ENI with their rules, as the cloud evaluates them. No secret is ever part of these.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// `normal` groups deny inbound and allow outbound where no rule matches; `enterprise` groups
+/// deny both.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityGroupKind {
+    Normal,
+    Enterprise,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Policy {
+    // Drop sorts first: at equal priority it wins.
+    Drop,
+    Accept,
+}
+
+/// One security group rule (`DescribeSecurityGroupAttribute`'s `Permission`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecurityGroupRule {
+    pub rule_id: Option<String>,
+    pub direction: Direction,
+    /// `TCP`, `UDP`, `ICMP`, `ICMPV6`, `GRE` or `ALL`, upper case.
+    pub protocol: String,
+    /// `80/80`, `1/65535`; `-1/-1` for ICMP and ALL.
+    pub port_range: String,
+    /// The peer: the source of an ingress rule, the destination of an egress rule (IPv4 or
+    /// IPv6 CIDR).
+    pub peer_cidr: Option<IpNet>,
+    /// A peer given as another security group: never an Internet client.
+    pub peer_group: Option<String>,
+    /// A peer given as a prefix list: its entries are not read, so a match is uncertain.
+    pub peer_prefix_list: Option<String>,
+    pub policy: Policy,
+    /// 1 (first) to 100.
+    pub priority: u8,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub kind: SecurityGroupKind,
+    pub rules: Vec<SecurityGroupRule>,
+}

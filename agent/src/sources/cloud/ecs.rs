@@ -1,0 +1,213 @@
+//! ECS API answers, parsed leniently where the documentation's examples disagree (`Priority`
+//! as a number or a string, empty strings for absent peers) but never guessing a field the
+//! checks need: its absence is an error that names it.
+
+use serde_json::Value;
+
+use super::credentials::Credentials;
+use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
+use crate::snapshot::{Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule};
+
+pub const VERSION: &str = "2014-05-26";
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// A number given as a number or a string.
+fn number(v: &Value, key: &str) -> Option<u64> {
+    match v.get(key)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `Permissions.Permission[]` of DescribeSecurityGroupAttribute, as a [`SecurityGroup`] of
+/// `kind` (which DescribeSecurityGroups tells).
+pub fn parse_security_group(v: &Value, kind: SecurityGroupKind) -> Result<SecurityGroup, String> {
+    let id = text(v, "SecurityGroupId")
+        .ok_or("DescribeSecurityGroupAttribute: the answer has no SecurityGroupId")?
+        .to_string();
+    let list = v
+        .get("Permissions")
+        .and_then(|p| p.get("Permission"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("DescribeSecurityGroupAttribute {id}: the answer has no Permissions.Permission list"))?;
+    let mut rules = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let missing = |field: &str| {
+            format!(
+                "DescribeSecurityGroupAttribute {id}: rule {} has no {field}",
+                i + 1
+            )
+        };
+        let direction = match text(p, "Direction").map(str::to_ascii_lowercase).as_deref() {
+            Some("ingress") => Direction::Ingress,
+            Some("egress") => Direction::Egress,
+            _ => return Err(missing("Direction (ingress or egress)")),
+        };
+        let policy = match text(p, "Policy").map(str::to_ascii_lowercase).as_deref() {
+            Some("accept") => Policy::Accept,
+            Some("drop") => Policy::Drop,
+            _ => return Err(missing("Policy (Accept or Drop)")),
+        };
+        let priority = number(p, "Priority")
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| missing("Priority between 1 and 100"))? as u8;
+        let (cidr4, cidr6, group, list) = match direction {
+            Direction::Ingress => (
+                "SourceCidrIp",
+                "Ipv6SourceCidrIp",
+                "SourceGroupId",
+                "SourcePrefixListId",
+            ),
+            Direction::Egress => (
+                "DestCidrIp",
+                "Ipv6DestCidrIp",
+                "DestGroupId",
+                "DestPrefixListId",
+            ),
+        };
+        let peer_cidr = match text(p, cidr4).or_else(|| text(p, cidr6)) {
+            Some(c) => Some(
+                c.parse()
+                    // A single address is published without a prefix length.
+                    .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| missing(&format!("valid {cidr4}/{cidr6} (got {c:?})")))?,
+            ),
+            None => None,
+        };
+        rules.push(SecurityGroupRule {
+            rule_id: text(p, "SecurityGroupRuleId").map(str::to_string),
+            direction,
+            protocol: text(p, "IpProtocol")
+                .ok_or_else(|| missing("IpProtocol"))?
+                .to_ascii_uppercase(),
+            port_range: text(p, "PortRange").unwrap_or("-1/-1").to_string(),
+            peer_cidr,
+            peer_group: text(p, group).map(str::to_string),
+            peer_prefix_list: text(p, list).map(str::to_string),
+            policy,
+            priority,
+            description: text(p, "Description").map(str::to_string),
+        });
+    }
+    Ok(SecurityGroup { id, kind, rules })
+}
+
+/// DescribeSecurityGroupAttribute for one group (both directions).
+pub fn security_group(
+    api: &OpenApi,
+    endpoint: &Endpoint,
+    creds: &Credentials,
+    region: &str,
+    id: &str,
+    kind: SecurityGroupKind,
+    budget: &Budget,
+) -> Result<SecurityGroup, CloudError> {
+    let v = api.call(
+        endpoint,
+        creds,
+        "DescribeSecurityGroupAttribute",
+        VERSION,
+        &[
+            ("RegionId", region),
+            ("SecurityGroupId", id),
+            ("Direction", "all"),
+        ],
+        budget,
+    )?;
+    parse_security_group(&v, kind).map_err(|reason| CloudError::BadAnswer {
+        action: "DescribeSecurityGroupAttribute".to_string(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of the API reference's example answer, with made-up ids.
+    const ANSWER: &str = r#"{
+      "RequestId": "made-up", "SecurityGroupId": "sg-made-up", "RegionId": "cn-hangzhou",
+      "InnerAccessPolicy": "Accept", "VpcId": "vpc-made-up",
+      "Permissions": {"Permission": [
+        {"SecurityGroupRuleId": "sgr-1", "Direction": "ingress", "SourceCidrIp": "0.0.0.0/0",
+         "Ipv6SourceCidrIp": "", "SourceGroupId": "", "SourcePrefixListId": "", "IpProtocol": "TCP",
+         "PortRange": "22/22", "Policy": "Accept", "Priority": "1", "NicType": "intranet", "Description": "ssh"},
+        {"SecurityGroupRuleId": "sgr-2", "Direction": "ingress", "SourceCidrIp": "", "Ipv6SourceCidrIp": "",
+         "SourceGroupId": "sg-peer", "IpProtocol": "ALL", "PortRange": "-1/-1", "Policy": "drop", "Priority": 100},
+        {"SecurityGroupRuleId": "sgr-3", "Direction": "egress", "DestCidrIp": "203.0.113.7",
+         "IpProtocol": "icmp", "PortRange": "-1/-1", "Policy": "Accept", "Priority": 2},
+        {"SecurityGroupRuleId": "sgr-4", "Direction": "ingress", "Ipv6SourceCidrIp": "::/0",
+         "IpProtocol": "ICMPv6", "Policy": "Accept", "Priority": "3"}
+      ]}}"#;
+
+    #[test]
+    fn the_documented_shape_is_parsed_leniently() {
+        let v: Value = serde_json::from_str(ANSWER).unwrap();
+        let g = parse_security_group(&v, SecurityGroupKind::Normal).unwrap();
+        assert_eq!(g.id, "sg-made-up");
+        assert_eq!(g.rules.len(), 4);
+        let r = &g.rules;
+        assert_eq!(
+            (r[0].priority, r[0].policy, r[0].protocol.as_str()),
+            (1, Policy::Accept, "TCP")
+        );
+        assert_eq!(r[0].peer_cidr, Some("0.0.0.0/0".parse().unwrap()));
+        assert_eq!((r[1].priority, r[1].policy), (100, Policy::Drop));
+        assert_eq!(
+            (r[1].peer_cidr, r[1].peer_group.as_deref()),
+            (None, Some("sg-peer"))
+        );
+        assert_eq!(r[2].direction, Direction::Egress);
+        assert_eq!(r[2].peer_cidr, Some("203.0.113.7/32".parse().unwrap()));
+        assert_eq!(r[2].protocol, "ICMP");
+        assert_eq!(
+            (r[3].protocol.as_str(), r[3].port_range.as_str()),
+            ("ICMPV6", "-1/-1")
+        );
+        assert_eq!(r[3].peer_cidr, Some("::/0".parse().unwrap()));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        for (edit, want) in [
+            (r#""Priority": "1""#, "Priority"),
+            (
+                r#""Direction": "ingress", "SourceCidrIp": "0.0.0.0/0""#,
+                "Direction",
+            ),
+            (r#""Policy": "Accept", "Priority": "1""#, "Policy"),
+            (r#""IpProtocol": "TCP""#, "IpProtocol"),
+            (r#""SourceCidrIp": "0.0.0.0/0""#, "SourceCidrIp"),
+        ] {
+            let broken = ANSWER.replacen(
+                edit,
+                &match want {
+                    "Priority" => r#""Priority": "0""#.to_string(),
+                    "Direction" => {
+                        r#""Direction": "sideways", "SourceCidrIp": "0.0.0.0/0""#.to_string()
+                    }
+                    "Policy" => r#""Policy": "", "Priority": "1""#.to_string(),
+                    "IpProtocol" => r#""IpProtocol": """#.to_string(),
+                    _ => r#""SourceCidrIp": "everyone""#.to_string(),
+                },
+                1,
+            );
+            let v: Value = serde_json::from_str(&broken).unwrap();
+            let e = parse_security_group(&v, SecurityGroupKind::Normal).unwrap_err();
+            assert!(e.contains("rule 1") && e.contains(want), "{want}: {e}");
+        }
+        let e = parse_security_group(
+            &serde_json::json!({"SecurityGroupId": "sg-x"}),
+            SecurityGroupKind::Normal,
+        )
+        .unwrap_err();
+        assert!(e.contains("Permissions.Permission"), "{e}");
+    }
+}

@@ -1,11 +1,12 @@
 //! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
 //! NetworkManager, networkd, netplan, the metadata service's answers (the RAM role's
-//! credentials document too) and the cloud API's security group answer. Never panics.
+//! credentials document too) and the cloud API's answers (instance, security group, network
+//! ACL, route entries). Never panics.
 #![no_main]
 use std::path::Path;
 
 use ecs_diag::config::Config;
-use ecs_diag::sources::cloud::{credentials, ecs};
+use ecs_diag::sources::cloud::{credentials, ecs, vpc};
 use ecs_diag::sources::{metadata, network_config as nc, sysctl};
 use libfuzzer_sys::fuzz_target;
 
@@ -33,5 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = credentials::parse_role_document("fuzz", text);
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         let _ = ecs::parse_security_group(&v, ecs_diag::snapshot::SecurityGroupKind::Normal);
+        let _ = ecs::parse_instance(&v);
+        let _ = vpc::parse_network_acl(&v);
+        let _ = vpc::parse_route_entries(&v);
     }
 });

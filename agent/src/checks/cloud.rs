@@ -3,11 +3,18 @@
 //! — every rule of every group together, priority 1 before 100, Drop before Accept at equal
 //! priority, the first match decides; no match: inbound denied, outbound allowed by normal
 //! groups and denied by enterprise groups. Groups are stateful, so a reply to an accepted
-//! request passes. Evidence: the groups' rules from DescribeSecurityGroupAttribute.
+//! request passes. A vSwitch's network ACL is stateless: the request must pass its inbound
+//! entries and the reply its outbound entries, each in order, first match; nothing matched is
+//! denied. Where the VPC has an IPv4 gateway enabled, public traffic needs a route to it.
+//! Evidence: the groups' rules (DescribeSecurityGroupAttribute), the ACL's entries
+//! (DescribeNetworkAclAttributes), the vSwitch's route entries.
 
 use std::net::IpAddr;
 
-use crate::snapshot::{Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule};
+use crate::snapshot::{
+    AclEntry, CloudRoute, Direction, NetworkAcl, Policy, SecurityGroup, SecurityGroupKind,
+    SecurityGroupRule,
+};
 
 /// The platform's quotas (the ECS FAQ): rules per group, groups per ENI.
 pub const RULES_PER_GROUP: usize = 200;
@@ -176,6 +183,107 @@ pub fn quota_warnings(groups: &[SecurityGroup]) -> Vec<String> {
         ));
     }
     w
+}
+
+/// What decided a flow through a network ACL (stateless: the request is judged by the ingress
+/// entries, the reply separately by the egress entries).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AclDecision<'a> {
+    Entry(&'a AclEntry),
+    /// No entry matched: denied.
+    NoMatch,
+    /// An entry's port range cannot be read: said, not guessed.
+    Uncertain {
+        entry: &'a AclEntry,
+        why: String,
+    },
+}
+
+impl AclDecision<'_> {
+    pub fn accepts(&self) -> Option<bool> {
+        match self {
+            AclDecision::Entry(e) => Some(e.policy == Policy::Accept),
+            AclDecision::NoMatch => Some(false),
+            AclDecision::Uncertain { .. } => None,
+        }
+    }
+}
+
+/// The first entry of `entries` (in order) that matches the flow decides it.
+pub fn evaluate_acl<'a>(entries: &'a [AclEntry], flow: &Flow) -> AclDecision<'a> {
+    for e in entries {
+        let proto = e.protocol.to_ascii_uppercase();
+        if proto != "ALL" && proto != flow.protocol {
+            continue;
+        }
+        if let (Some(port), "TCP" | "UDP") = (flow.port, flow.protocol) {
+            match port_range(&e.port_range) {
+                Some((lo, hi)) if (lo..=hi).contains(&i32::from(port)) => {}
+                Some(_) => continue,
+                None => {
+                    return AclDecision::Uncertain {
+                        entry: e,
+                        why: format!("port range {:?} is not FROM/TO", e.port_range),
+                    }
+                }
+            }
+        }
+        if e.peer_cidr.contains(&flow.peer) {
+            return AclDecision::Entry(e);
+        }
+    }
+    AclDecision::NoMatch
+}
+
+/// `acl-1 entry nae-2 (name): Drop icmp -1/-1 from 0.0.0.0/0`.
+pub fn describe_acl_entry(acl: &NetworkAcl, e: &AclEntry, ingress: bool) -> String {
+    format!(
+        "{} {} entry {}{}: {:?} {} {} {} {}",
+        acl.id,
+        if ingress { "inbound" } else { "outbound" },
+        e.entry_id.as_deref().unwrap_or("(no id)"),
+        e.name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        e.policy,
+        e.protocol,
+        e.port_range,
+        if ingress { "from" } else { "to" },
+        e.peer_cidr
+    )
+}
+
+/// Whether the vSwitch's route table sends traffic to `client` out to the Internet: where the
+/// VPC has an IPv4 gateway enabled, the most specific route covering the client must point at
+/// it (without one the system route carries public traffic and nothing is judged). Err names
+/// the missing or wrong entry.
+pub fn route_to_internet<'a>(
+    routes: &'a [CloudRoute],
+    ipv4_gateway: Option<&str>,
+    client: IpAddr,
+) -> Result<Option<&'a CloudRoute>, String> {
+    let Some(gw) = ipv4_gateway else {
+        return Ok(None);
+    };
+    let best = routes
+        .iter()
+        .filter(|r| r.destination.contains(&client))
+        .max_by_key(|r| r.destination.prefix_len());
+    match best {
+        None => Err(format!(
+            "the route table has no route covering {client}: with IPv4 gateway {gw} enabled, public traffic needs 0.0.0.0/0 → {gw}"
+        )),
+        Some(r) if r.next_hop_type == "Ipv4Gateway" => Ok(Some(r)),
+        Some(r) => Err(format!(
+            "the route table sends {client} by {} to {} {}, not to IPv4 gateway {gw}",
+            r.destination,
+            r.next_hop_type,
+            r.next_hop_id.as_deref().unwrap_or("")
+        )
+        .trim_end()
+        .to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -399,5 +507,106 @@ mod tests {
         );
         let five: Vec<SecurityGroup> = (0..5).map(|_| g.clone()).collect();
         assert!(quota_warnings(&five)[0].contains("5 security groups"));
+    }
+
+    fn acl_entry(policy: Policy, proto: &str, ports: &str, peer: &str) -> AclEntry {
+        AclEntry {
+            entry_id: Some(format!("nae-{proto}-{policy:?}")),
+            name: None,
+            policy,
+            protocol: proto.into(),
+            peer_cidr: peer.parse().unwrap(),
+            port_range: ports.into(),
+            entry_type: Some("custom".into()),
+        }
+    }
+
+    #[test]
+    fn network_acls_are_stateless_and_ordered() {
+        let request = echo_from("198.18.0.2");
+        let reply = Flow {
+            direction: Egress,
+            ..request
+        };
+        let allow_all = acl_entry(Accept, "all", "-1/-1", "0.0.0.0/0");
+        // A deny for ICMP ahead of the default allow decides the request.
+        let ingress = vec![
+            acl_entry(Drop, "icmp", "-1/-1", "0.0.0.0/0"),
+            allow_all.clone(),
+        ];
+        assert_eq!(
+            evaluate_acl(&ingress, &request),
+            AclDecision::Entry(&ingress[0])
+        );
+        assert_eq!(evaluate_acl(&ingress, &request).accepts(), Some(false));
+        // Order, not policy, decides: an accept listed first wins over a later drop.
+        let ingress = vec![
+            allow_all.clone(),
+            acl_entry(Drop, "icmp", "-1/-1", "0.0.0.0/0"),
+        ];
+        assert_eq!(evaluate_acl(&ingress, &request).accepts(), Some(true));
+        // Egress without an entry for the reply: the reply is denied (stateless).
+        let egress = vec![acl_entry(Accept, "tcp", "443/443", "0.0.0.0/0")];
+        assert_eq!(evaluate_acl(&egress, &reply), AclDecision::NoMatch);
+        assert_eq!(evaluate_acl(&egress, &reply).accepts(), Some(false));
+        // Ports and sources.
+        let ssh = Flow {
+            direction: Ingress,
+            protocol: "TCP",
+            port: Some(22),
+            peer: "198.18.0.2".parse().unwrap(),
+        };
+        let only_web = vec![acl_entry(Accept, "tcp", "80/443", "0.0.0.0/0")];
+        assert_eq!(evaluate_acl(&only_web, &ssh).accepts(), Some(false));
+        let other_src = vec![acl_entry(Accept, "all", "-1/-1", "10.0.0.0/8")];
+        assert_eq!(evaluate_acl(&other_src, &request).accepts(), Some(false));
+        let bad = vec![acl_entry(Accept, "tcp", "x", "0.0.0.0/0")];
+        assert!(matches!(
+            evaluate_acl(&bad, &ssh),
+            AclDecision::Uncertain { .. }
+        ));
+        let acl = NetworkAcl {
+            id: "nacl-made-up".into(),
+            ingress: ingress.clone(),
+            egress,
+        };
+        assert_eq!(
+            describe_acl_entry(&acl, &acl.ingress[1], true),
+            "nacl-made-up inbound entry nae-icmp-Drop: Drop icmp -1/-1 from 0.0.0.0/0"
+        );
+    }
+
+    #[test]
+    fn public_traffic_needs_the_ipv4_gateway_route_where_one_is_enabled() {
+        let client: IpAddr = "198.18.0.2".parse().unwrap();
+        let route = |dst: &str, hop: &str| CloudRoute {
+            destination: dst.parse().unwrap(),
+            next_hop_type: hop.into(),
+            next_hop_id: Some(format!("{hop}-id")),
+            status: Some("Available".into()),
+        };
+        let local = route("10.77.0.0/24", "local");
+        // No IPv4 gateway: the system route carries it, nothing to judge.
+        assert_eq!(
+            route_to_internet(std::slice::from_ref(&local), None, client),
+            Ok(None)
+        );
+        let ok = [local.clone(), route("0.0.0.0/0", "Ipv4Gateway")];
+        assert!(route_to_internet(&ok, Some("ipv4gw-made-up"), client)
+            .unwrap()
+            .is_some());
+        let e = route_to_internet(std::slice::from_ref(&local), Some("ipv4gw-made-up"), client)
+            .unwrap_err();
+        assert!(
+            e.contains("no route covering 198.18.0.2") && e.contains("0.0.0.0/0 → ipv4gw-made-up"),
+            "{e}"
+        );
+        // A more specific route elsewhere captures the client.
+        let captured = [
+            route("0.0.0.0/0", "Ipv4Gateway"),
+            route("198.18.0.0/16", "NatGateway"),
+        ];
+        let e = route_to_internet(&captured, Some("ipv4gw-made-up"), client).unwrap_err();
+        assert!(e.contains("198.18.0.0/16 to NatGateway"), "{e}");
     }
 }

@@ -55,3 +55,53 @@ pub struct SecurityGroup {
     pub kind: SecurityGroupKind,
     pub rules: Vec<SecurityGroupRule>,
 }
+
+/// One network ACL entry (`DescribeNetworkAclAttributes`' ingress or egress entries). Entries
+/// are evaluated in their listed order; the first match decides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AclEntry {
+    pub entry_id: Option<String>,
+    pub name: Option<String>,
+    pub policy: Policy,
+    /// `icmp`, `icmpv6`, `tcp`, `udp`, `gre` or `all`, lower case.
+    pub protocol: String,
+    /// The peer: the source of an ingress entry, the destination of an egress entry.
+    pub peer_cidr: IpNet,
+    /// `-1/-1` or `FROM/TO`.
+    pub port_range: String,
+    /// `custom` or `system` (the default entries the cloud adds).
+    pub entry_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkAcl {
+    pub id: String,
+    pub ingress: Vec<AclEntry>,
+    pub egress: Vec<AclEntry>,
+}
+
+/// One entry of the vSwitch's route table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudRoute {
+    pub destination: IpNet,
+    /// `Ipv4Gateway`, `NatGateway`, `Instance`, `HaVip`, `VpnGateway`, `local`, ...
+    pub next_hop_type: String,
+    pub next_hop_id: Option<String>,
+    /// `Available`, `Pending`, ...
+    pub status: Option<String>,
+}
+
+/// What DescribeInstanceAttribute says about the instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudInstance {
+    pub id: String,
+    /// `Running`, `Stopped`, `Starting`, `Stopping`, ...
+    pub status: String,
+    /// `OperationLocks.LockReason[].LockReason`: `financial` (overdue), `security`, ...
+    pub locks: Vec<String>,
+    pub public_ips: Vec<std::net::Ipv4Addr>,
+    pub eip: Option<std::net::Ipv4Addr>,
+    pub vswitch_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}

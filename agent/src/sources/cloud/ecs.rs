@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::credentials::Credentials;
 use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
-use crate::snapshot::{Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule};
+use crate::snapshot::{
+    CloudInstance, Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule,
+};
 
 pub const VERSION: &str = "2014-05-26";
 
@@ -97,6 +99,63 @@ pub fn parse_security_group(v: &Value, kind: SecurityGroupKind) -> Result<Securi
         });
     }
     Ok(SecurityGroup { id, kind, rules })
+}
+
+/// The strings of `{"Outer": {"Inner": [..]}}` (absent: empty).
+fn nested_list(v: &Value, outer: &str, inner: &str) -> Vec<String> {
+    v.get(outer)
+        .and_then(|o| o.get(inner))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| match x {
+                    Value::String(s) => Some(s.trim().to_string()),
+                    // `LockReason: [{"LockReason": "security"}]`
+                    Value::Object(_) => text(x, inner).map(str::to_string),
+                    _ => None,
+                })
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// DescribeInstanceAttribute's answer.
+pub fn parse_instance(v: &Value) -> Result<CloudInstance, String> {
+    let missing = |f: &str| format!("DescribeInstanceAttribute: the answer has no {f}");
+    let ips = |list: Vec<String>, what: &str| -> Result<Vec<std::net::Ipv4Addr>, String> {
+        list.iter()
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    format!("DescribeInstanceAttribute: {what} {s:?} is not an IPv4 address")
+                })
+            })
+            .collect()
+    };
+    let eip = match v.get("EipAddress").and_then(|e| text(e, "IpAddress")) {
+        Some(a) => Some(a.parse().map_err(|_| {
+            format!("DescribeInstanceAttribute: EipAddress.IpAddress {a:?} is not an IPv4 address")
+        })?),
+        None => None,
+    };
+    let vpc = v.get("VpcAttributes");
+    Ok(CloudInstance {
+        id: text(v, "InstanceId")
+            .ok_or_else(|| missing("InstanceId"))?
+            .to_string(),
+        status: text(v, "Status")
+            .ok_or_else(|| missing("Status"))?
+            .to_string(),
+        locks: nested_list(v, "OperationLocks", "LockReason"),
+        public_ips: ips(
+            nested_list(v, "PublicIpAddress", "IpAddress"),
+            "PublicIpAddress",
+        )?,
+        eip,
+        vswitch_id: vpc.and_then(|x| text(x, "VSwitchId")).map(str::to_string),
+        vpc_id: vpc.and_then(|x| text(x, "VpcId")).map(str::to_string),
+        security_group_ids: nested_list(v, "SecurityGroupIds", "SecurityGroupId"),
+    })
 }
 
 /// DescribeSecurityGroupAttribute for one group (both directions).
@@ -209,5 +268,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("Permissions.Permission"), "{e}");
+    }
+
+    #[test]
+    fn instance_attribute() {
+        let v: Value = serde_json::from_str(
+            r#"{
+          "InstanceId": "i-made-up", "Status": "Stopped",
+          "OperationLocks": {"LockReason": [{"LockReason": "financial"}]},
+          "PublicIpAddress": {"IpAddress": ["203.0.113.10"]},
+          "EipAddress": {"IpAddress": "", "AllocationId": ""},
+          "VpcAttributes": {"VSwitchId": "vsw-made-up", "VpcId": "vpc-made-up"},
+          "SecurityGroupIds": {"SecurityGroupId": ["sg-a", "sg-b"]}}"#,
+        )
+        .unwrap();
+        let i = parse_instance(&v).unwrap();
+        assert_eq!(
+            (i.status.as_str(), i.locks.clone()),
+            ("Stopped", vec!["financial".to_string()])
+        );
+        assert_eq!(
+            i.public_ips,
+            vec!["203.0.113.10".parse::<std::net::Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(i.eip, None, "an empty EIP is none");
+        assert_eq!(i.vswitch_id.as_deref(), Some("vsw-made-up"));
+        assert_eq!(i.security_group_ids, vec!["sg-a", "sg-b"]);
+        let e = parse_instance(&serde_json::json!({"InstanceId": "i-x"})).unwrap_err();
+        assert!(e.contains("Status"), "{e}");
+        let e = parse_instance(&serde_json::json!({"InstanceId": "i-x", "Status": "Running", "EipAddress": {"IpAddress": "nope"}})).unwrap_err();
+        assert!(e.contains("EipAddress.IpAddress"), "{e}");
     }
 }

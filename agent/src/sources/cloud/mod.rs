@@ -6,3 +6,4 @@ pub mod credentials;
 pub mod ecs;
 pub mod openapi;
 pub mod signature;
+pub mod vpc;

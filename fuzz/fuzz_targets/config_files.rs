@@ -1,7 +1,7 @@
 //! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
 //! NetworkManager, networkd, netplan, the metadata service's answers (the RAM role's
 //! credentials document too) and the cloud API's answers (instance, security group, network
-//! ACL, route entries). Never panics.
+//! ACL, route entries, ENIs, EIPs, IPv4 gateways). Never panics.
 #![no_main]
 use std::path::Path;
 
@@ -37,5 +37,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = ecs::parse_instance(&v);
         let _ = vpc::parse_network_acl(&v);
         let _ = vpc::parse_route_entries(&v);
+        let _ = vpc::parse_eips(&v);
+        let _ = vpc::parse_enabled_ipv4_gateway(&v);
+        let _ = ecs::parse_network_interfaces(&v);
+        let _ = ecs::parse_security_group_kinds(&v);
     }
 });

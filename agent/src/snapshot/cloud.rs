@@ -105,3 +105,25 @@ pub struct CloudInstance {
     pub vpc_id: Option<String>,
     pub security_group_ids: Vec<String>,
 }
+
+/// One ENI as DescribeNetworkInterfaces tells it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudEni {
+    pub id: String,
+    pub mac: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub private_ips: Vec<std::net::Ipv4Addr>,
+    /// `AssociatedPublicIp.PublicIpAddress` (an EIP bound to the ENI in NAT mode).
+    pub public_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// One EIP as DescribeEipAddresses tells it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudEip {
+    pub allocation_id: String,
+    pub ip: std::net::Ipv4Addr,
+    /// `InUse`, `Available`, `Associating`, ...
+    pub status: String,
+    /// The instance or ENI it is bound to.
+    pub bound_to: Option<String>,
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::credentials::Credentials;
 use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
 use crate::snapshot::{
-    CloudInstance, Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule,
+    CloudEni, CloudInstance, Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule,
 };
 
 pub const VERSION: &str = "2014-05-26";
@@ -158,6 +158,71 @@ pub fn parse_instance(v: &Value) -> Result<CloudInstance, String> {
     })
 }
 
+/// DescribeNetworkInterfaces' `NetworkInterfaceSets.NetworkInterfaceSet[]`.
+pub fn parse_network_interfaces(v: &Value) -> Result<Vec<CloudEni>, String> {
+    let list = v
+        .get("NetworkInterfaceSets")
+        .and_then(|o| o.get("NetworkInterfaceSet"))
+        .and_then(Value::as_array)
+        .ok_or("DescribeNetworkInterfaces: the answer has no NetworkInterfaceSets.NetworkInterfaceSet list")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let id = text(e, "NetworkInterfaceId")
+                .ok_or_else(|| format!("DescribeNetworkInterfaces: interface {} has no NetworkInterfaceId", i + 1))?
+                .to_string();
+            let private_ips = e
+                .get("PrivateIpSets")
+                .and_then(|p| p.get("PrivateIpSet"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| text(x, "PrivateIpAddress")?.parse().ok()).collect())
+                .unwrap_or_default();
+            let public_ip = match e.get("AssociatedPublicIp").and_then(|a| text(a, "PublicIpAddress")) {
+                Some(a) => Some(a.parse().map_err(|_| format!("DescribeNetworkInterfaces {id}: AssociatedPublicIp {a:?} is not an IPv4 address"))?),
+                None => None,
+            };
+            Ok(CloudEni {
+                mac: text(e, "MacAddress").map(str::to_ascii_lowercase),
+                security_group_ids: nested_list(e, "SecurityGroupIds", "SecurityGroupId"),
+                private_ips,
+                public_ip,
+                id,
+            })
+        })
+        .collect()
+}
+
+/// DescribeSecurityGroups' `SecurityGroups.SecurityGroup[]`: each group's kind.
+pub fn parse_security_group_kinds(v: &Value) -> Result<Vec<(String, SecurityGroupKind)>, String> {
+    let list = v
+        .get("SecurityGroups")
+        .and_then(|o| o.get("SecurityGroup"))
+        .and_then(Value::as_array)
+        .ok_or("DescribeSecurityGroups: the answer has no SecurityGroups.SecurityGroup list")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let id = text(g, "SecurityGroupId").ok_or_else(|| {
+                format!(
+                    "DescribeSecurityGroups: group {} has no SecurityGroupId",
+                    i + 1
+                )
+            })?;
+            let kind = match text(g, "SecurityGroupType")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("normal") => SecurityGroupKind::Normal,
+                Some("enterprise") => SecurityGroupKind::Enterprise,
+                _ => return Err(format!(
+                    "DescribeSecurityGroups: {id} has no SecurityGroupType (normal or enterprise)"
+                )),
+            };
+            Ok((id.to_string(), kind))
+        })
+        .collect()
+}
+
 /// DescribeSecurityGroupAttribute for one group (both directions).
 pub fn security_group(
     api: &OpenApi,
@@ -298,5 +363,34 @@ mod tests {
         assert!(e.contains("Status"), "{e}");
         let e = parse_instance(&serde_json::json!({"InstanceId": "i-x", "Status": "Running", "EipAddress": {"IpAddress": "nope"}})).unwrap_err();
         assert!(e.contains("EipAddress.IpAddress"), "{e}");
+    }
+
+    #[test]
+    fn network_interfaces_and_group_kinds() {
+        let v: Value = serde_json::from_str(r#"{"NetworkInterfaceSets": {"NetworkInterfaceSet": [
+          {"NetworkInterfaceId": "eni-made-up", "MacAddress": "00:16:3E:00:00:01", "Type": "Primary",
+           "SecurityGroupIds": {"SecurityGroupId": ["sg-a"]},
+           "PrivateIpSets": {"PrivateIpSet": [{"PrivateIpAddress": "10.77.0.10", "Primary": true}, {"PrivateIpAddress": "10.77.0.11", "Primary": false}]},
+           "AssociatedPublicIp": {"PublicIpAddress": "", "AllocationId": ""}}]}}"#).unwrap();
+        let enis = parse_network_interfaces(&v).unwrap();
+        assert_eq!(enis[0].mac.as_deref(), Some("00:16:3e:00:00:01"));
+        assert_eq!(enis[0].security_group_ids, vec!["sg-a"]);
+        assert_eq!(enis[0].private_ips.len(), 2);
+        assert_eq!(enis[0].public_ip, None);
+        let v = serde_json::json!({"SecurityGroups": {"SecurityGroup": [
+            {"SecurityGroupId": "sg-a", "SecurityGroupType": "normal"},
+            {"SecurityGroupId": "sg-b", "SecurityGroupType": "Enterprise"}]}});
+        assert_eq!(
+            parse_security_group_kinds(&v).unwrap(),
+            vec![
+                ("sg-a".to_string(), SecurityGroupKind::Normal),
+                ("sg-b".to_string(), SecurityGroupKind::Enterprise)
+            ]
+        );
+        let v =
+            serde_json::json!({"SecurityGroups": {"SecurityGroup": [{"SecurityGroupId": "sg-c"}]}});
+        assert!(parse_security_group_kinds(&v)
+            .unwrap_err()
+            .contains("sg-c has no SecurityGroupType"));
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::snapshot::{AclEntry, CloudRoute, NetworkAcl, Policy};
+use crate::snapshot::{AclEntry, CloudEip, CloudRoute, NetworkAcl, Policy};
 
 pub const VERSION: &str = "2016-04-28";
 
@@ -111,6 +111,52 @@ pub fn parse_route_entries(v: &Value) -> Result<Vec<CloudRoute>, String> {
         .collect()
 }
 
+/// DescribeEipAddresses' `EipAddresses.EipAddress[]`.
+pub fn parse_eips(v: &Value) -> Result<Vec<CloudEip>, String> {
+    let list = v
+        .get("EipAddresses")
+        .and_then(|o| o.get("EipAddress"))
+        .and_then(Value::as_array)
+        .ok_or("DescribeEipAddresses: the answer has no EipAddresses.EipAddress list")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let missing = |f: &str| format!("DescribeEipAddresses: EIP {} has no {f}", i + 1);
+            let ip = text(e, "IpAddress").ok_or_else(|| missing("IpAddress"))?;
+            Ok(CloudEip {
+                allocation_id: text(e, "AllocationId")
+                    .ok_or_else(|| missing("AllocationId"))?
+                    .to_string(),
+                ip: ip
+                    .parse()
+                    .map_err(|_| missing(&format!("valid IpAddress (got {ip:?})")))?,
+                status: text(e, "Status")
+                    .ok_or_else(|| missing("Status"))?
+                    .to_string(),
+                bound_to: text(e, "InstanceId").map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// DescribeIpv4Gateways' `Ipv4GatewayModels.Ipv4GatewayModel[]`: the enabled gateway's id.
+pub fn parse_enabled_ipv4_gateway(v: &Value) -> Result<Option<String>, String> {
+    let list = v
+        .get("Ipv4GatewayModels")
+        .and_then(|o| o.get("Ipv4GatewayModel"))
+        .and_then(Value::as_array)
+        .ok_or("DescribeIpv4Gateways: the answer has no Ipv4GatewayModels.Ipv4GatewayModel list")?;
+    Ok(list
+        .iter()
+        .find(|g| match g.get("Enabled") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        })
+        .and_then(|g| text(g, "Ipv4GatewayId"))
+        .map(str::to_string))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +205,28 @@ mod tests {
         assert!(parse_route_entries(&serde_json::json!({})).is_err());
         let e = parse_route_entries(&serde_json::json!({"RouteEntrys": {"RouteEntry": [{"DestinationCidrBlock": "default"}]}})).unwrap_err();
         assert!(e.contains("DestinationCidrBlock"), "{e}");
+    }
+
+    #[test]
+    fn eips_and_ipv4_gateways() {
+        let v = serde_json::json!({"EipAddresses": {"EipAddress": [
+            {"AllocationId": "eip-made-up", "IpAddress": "203.0.113.10", "Status": "InUse", "InstanceId": "i-made-up"},
+            {"AllocationId": "eip-idle", "IpAddress": "203.0.113.11", "Status": "Available", "InstanceId": ""}]}});
+        let eips = parse_eips(&v).unwrap();
+        assert_eq!(
+            (eips[0].status.as_str(), eips[0].bound_to.as_deref()),
+            ("InUse", Some("i-made-up"))
+        );
+        assert_eq!(eips[1].bound_to, None);
+        let e = parse_eips(&serde_json::json!({"EipAddresses": {"EipAddress": [{"AllocationId": "x", "IpAddress": "x", "Status": "InUse"}]}})).unwrap_err();
+        assert!(e.contains("IpAddress"), "{e}");
+        let v = serde_json::json!({"Ipv4GatewayModels": {"Ipv4GatewayModel": [
+            {"Ipv4GatewayId": "ipv4gw-off", "Enabled": false}, {"Ipv4GatewayId": "ipv4gw-on", "Enabled": "true"}]}});
+        assert_eq!(
+            parse_enabled_ipv4_gateway(&v).unwrap().as_deref(),
+            Some("ipv4gw-on")
+        );
+        let none = serde_json::json!({"Ipv4GatewayModels": {"Ipv4GatewayModel": []}});
+        assert_eq!(parse_enabled_ipv4_gateway(&none).unwrap(), None);
     }
 }

@@ -16,7 +16,7 @@ trap 'rm -rf "$out"' EXIT
 
 cargo build --release --locked -p ecs-diag --quiet
 cp target/release/ecs-diag "$out/glibc"
-cargo build --release --locked -p ecs-diag --quiet --target $t
+cargo zigbuild --release --locked -p ecs-diag --quiet --target $t
 cp target/$t/release/ecs-diag "$out/static-musl"
 
 for name in glibc static-musl; do

@@ -214,9 +214,11 @@ pub fn parse_security_group_kinds(v: &Value) -> Result<Vec<(String, SecurityGrou
             {
                 Some("normal") => SecurityGroupKind::Normal,
                 Some("enterprise") => SecurityGroupKind::Enterprise,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "DescribeSecurityGroups: {id} has no SecurityGroupType (normal or enterprise)"
-                )),
+                ))
+                }
             };
             Ok((id.to_string(), kind))
         })

@@ -1,9 +1,9 @@
 //! One read-only OpenAPI call (RPC style): signed with ACS3-HMAC-SHA256, bounded by a deadline
 //! shared by all calls of a diagnosis, its body capped, throttling backed off within the
 //! deadline, and every refusal turned into an error that names the action — never the keys.
-//! Endpoints are `https://` (the region's VPC-internal endpoints) or, for tests and private
-//! endpoints, plain `http://` to loopback; this build speaks plain HTTP only, and says so for
-//! an https endpoint.
+//! Endpoints are `https://` (the region's VPC-internal endpoints; rustls, certificates checked
+//! against the system trust store) or, for tests, plain `http://` to loopback (the config
+//! refuses plain http elsewhere).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -162,6 +162,12 @@ impl OpenApi {
             .max_redirects(0)
             .http_status_as_error(false)
             .user_agent(concat!("ecs-diag/", env!("CARGO_PKG_VERSION")))
+            // The system's trust store (the distribution's CA bundle), not a bundled list.
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
             .build()
             .into();
         OpenApi { agent }
@@ -177,15 +183,6 @@ impl OpenApi {
         params: &[(&str, &str)],
         budget: &Budget,
     ) -> Result<serde_json::Value, CloudError> {
-        if endpoint.url.starts_with("https://") {
-            return Err(CloudError::Transport {
-                action: action.to_string(),
-                endpoint: endpoint.url.clone(),
-                reason:
-                    "this build has no TLS: only plain http:// endpoints on loopback can be called"
-                        .to_string(),
-            });
-        }
         let query: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -499,7 +496,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, CloudError::Budget { .. }), "{e}");
         assert!(started.elapsed() < Duration::from_secs(2));
-        // Garbage is named, https is not built in.
+        // Garbage is named; an https endpoint that does not answer is a transport error.
         let (ep, _) = fake("made-up-secret", vec![(200, "<html>".into())]);
         let e = api
             .call(
@@ -514,7 +511,7 @@ mod tests {
         assert!(e.to_string().contains("expected JSON"), "{e}");
         let e = api
             .call(
-                &Endpoint::new("https://ecs-vpc.cn-hangzhou.aliyuncs.com"),
+                &Endpoint::new("https://127.0.0.1:1"),
                 &creds(),
                 "X",
                 "1",
@@ -522,10 +519,65 @@ mod tests {
                 &Budget::new(Duration::from_secs(1)),
             )
             .unwrap_err();
-        assert!(e.to_string().contains("no TLS"), "{e}");
+        assert!(
+            matches!(&e, CloudError::Transport { endpoint, .. } if endpoint == "https://127.0.0.1:1"),
+            "{e}"
+        );
         assert_eq!(
             Endpoint::new("http://127.0.0.1:8080/").authority(),
             "127.0.0.1:8080"
+        );
+    }
+
+    /// A loopback TLS endpoint whose self-signed certificate no system trust store holds: the
+    /// handshake happens and the certificate is refused, so the keys are never sent to it.
+    #[test]
+    fn an_untrusted_certificate_is_refused() {
+        use std::sync::Arc;
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![der], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(0));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut buf = [0u8; 1024];
+                if tls.read(&mut buf).unwrap_or(0) > 0 {
+                    *seen.lock().unwrap() += 1;
+                }
+            }
+        });
+        let e = OpenApi::new()
+            .call(
+                &Endpoint::new(&format!("https://{addr}")),
+                &creds(),
+                "DescribeInstanceAttribute",
+                "2014-05-26",
+                &[],
+                &Budget::new(Duration::from_secs(3)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, CloudError::Transport { .. }), "{e}");
+        assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            *requests.lock().unwrap(),
+            0,
+            "no request reached the untrusted endpoint"
         );
     }
 }

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 runs=${1:-30}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 t=x86_64-unknown-linux-musl
+# cargo-zigbuild (zig cc compiles ring for musl) lives where scripts/prerequisites put it.
+while read -r line; do PATH="${line#PATH+=}:$PATH"; done < <(./scripts/prerequisites)
+export PATH
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -278,15 +278,15 @@ pub fn assigned_values<'a>(
     }
 }
 
-/// IPv4 default routes of the main table, best (lowest metric) first.
-pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
+/// Default routes of one family in the main table, best (lowest metric) first.
+fn default_routes(s: &Snapshot, v6: bool) -> Vec<&Route> {
     let mut v: Vec<&Route> = s
         .routes
         .ok()
         .map(|rs| {
             rs.iter()
                 .filter(|r| {
-                    r.table == TABLE_MAIN && r.is_default() && r.destination.addr().is_ipv4()
+                    r.table == TABLE_MAIN && r.is_default() && r.destination.addr().is_ipv6() == v6
                 })
                 .collect()
         })
@@ -295,21 +295,14 @@ pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
     v
 }
 
+/// IPv4 default routes of the main table, best (lowest metric) first.
+pub fn default_routes_v4(s: &Snapshot) -> Vec<&Route> {
+    default_routes(s, false)
+}
+
 /// IPv6 default routes of the main table, best (lowest metric) first.
 pub fn default_routes_v6(s: &Snapshot) -> Vec<&Route> {
-    let mut v: Vec<&Route> = s
-        .routes
-        .ok()
-        .map(|rs| {
-            rs.iter()
-                .filter(|r| {
-                    r.table == TABLE_MAIN && r.is_default() && r.destination.addr().is_ipv6()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_by_key(|r| r.metric.unwrap_or(0));
-    v
+    default_routes(s, true)
 }
 
 /// The IPv6 addresses the cloud assigned to the primary ENI (metadata `ipv6s`).

@@ -42,20 +42,20 @@ pub const PUBLIC_PROBE6: std::net::Ipv6Addr =
 
 /// Global-scope IPv6 addresses on non-loopback links: where an IPv6 reply comes from.
 pub fn reply_sources_v6<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
+    global_on_links(links, addrs, true)
+}
+
+fn global_on_links<'a>(links: &'a [Link], addrs: &'a [Address], v6: bool) -> Vec<&'a Address> {
     addrs
         .iter()
-        .filter(|a| a.address.is_ipv6() && a.scope == "global")
+        .filter(|a| a.address.is_ipv6() == v6 && a.scope == "global")
         .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
         .collect()
 }
 
 /// Global-scope IPv4 addresses on non-loopback links: where a reply to a client comes from.
 pub fn reply_sources<'a>(links: &'a [Link], addrs: &'a [Address]) -> Vec<&'a Address> {
-    addrs
-        .iter()
-        .filter(|a| a.address.is_ipv4() && a.scope == "global")
-        .filter(|a| links.iter().any(|l| l.index == a.ifindex && !l.loopback))
-        .collect()
+    global_on_links(links, addrs, false)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -12,12 +12,7 @@ use crate::snapshot::{
 
 pub const VERSION: &str = "2014-05-26";
 
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
+use super::text;
 
 /// A number given as a number or a string.
 fn number(v: &Value, key: &str) -> Option<u64> {

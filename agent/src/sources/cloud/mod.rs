@@ -7,3 +7,13 @@ pub mod ecs;
 pub mod openapi;
 pub mod signature;
 pub mod vpc;
+
+use serde_json::Value;
+
+/// A non-empty string field, trimmed (the API sends `""` for absent values).
+pub(crate) fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}

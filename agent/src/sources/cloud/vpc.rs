@@ -8,12 +8,7 @@ use crate::snapshot::{AclEntry, CloudEip, CloudRoute, NetworkAcl, Policy};
 
 pub const VERSION: &str = "2016-04-28";
 
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
+use super::text;
 
 fn entries(acl: &Value, outer: &str, inner: &str) -> Vec<Value> {
     acl.get(outer)

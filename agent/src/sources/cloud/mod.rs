@@ -4,6 +4,8 @@
 
 pub mod credentials;
 pub mod ecs;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod openapi;
 pub mod signature;
 pub mod vpc;

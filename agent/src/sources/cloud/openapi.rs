@@ -262,122 +262,14 @@ impl OpenApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Read;
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
-    /// A loopback OpenAPI fake that checks every request's signature with `secret` and
-    /// answers from `answers` in turn (the last one repeats). Records the requests.
-    fn fake(secret: &str, answers: Vec<(u16, String)>) -> (Endpoint, Arc<Mutex<Vec<String>>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let secret = secret.to_string();
-        std::thread::spawn(move || {
-            let mut answers = answers.into_iter().peekable();
-            let mut last = (500, String::new());
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut first = String::new();
-                let _ = reader.read_line(&mut first);
-                let mut headers = Vec::new();
-                loop {
-                    let mut l = String::new();
-                    if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                        break;
-                    }
-                    if let Some((k, v)) = l.trim_end().split_once(": ") {
-                        headers.push((k.to_ascii_lowercase(), v.to_string()));
-                    }
-                }
-                let h = |k: &str| {
-                    headers
-                        .iter()
-                        .find(|(n, _)| n == k)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
-                // Verify: re-sign what arrived with the secret the fake knows.
-                let target = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let query: Vec<(String, String)> = target
-                    .split_once('?')
-                    .map(|(_, q)| q)
-                    .unwrap_or("")
-                    .split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                        (decode(k), decode(v))
-                    })
-                    .collect();
-                let token = h("x-acs-security-token");
-                let creds = Credentials::new(
-                    "STS.made-up",
-                    &secret,
-                    (!token.is_empty()).then_some(token.as_str()),
-                );
-                let host = h("host");
-                let action = h("x-acs-action");
-                let version = h("x-acs-version");
-                let want = sign(
-                    &Request {
-                        method: "POST",
-                        host: &host,
-                        path: "/",
-                        query,
-                        action: &action,
-                        version: &version,
-                        body: b"",
-                    },
-                    &creds,
-                    &h("x-acs-date"),
-                    &h("x-acs-signature-nonce"),
-                );
-                let good = want.last().map(|(_, v)| v.clone()) == Some(h("authorization"));
-                log.lock().unwrap().push(format!("{action} signed={good}"));
-                let (status, body) = if good {
-                    if let Some(a) = answers.next() {
-                        last = a;
-                    }
-                    last.clone()
-                } else {
-                    (
-                        400,
-                        r#"{"Code":"SignatureDoesNotMatch","Message":"bad"}"#.to_string(),
-                    )
-                };
-                if status == 0 {
-                    let mut b = [0u8; 1];
-                    let _ = stream.read(&mut b); // hang until the client gives up
-                    continue;
-                }
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        (Endpoint::new(&format!("http://{addr}")), seen)
-    }
+    use super::super::fake;
 
-    fn decode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(h, 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
+    fn fake(secret: &str, answers: Vec<(u16, String)>) -> (Endpoint, Arc<Mutex<Vec<String>>>) {
+        fake::serve(secret, fake::in_turn(answers))
     }
 
     fn creds() -> Credentials {

@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = vpc::parse_route_entries(&v);
         let _ = vpc::parse_eips(&v);
         let _ = vpc::parse_enabled_ipv4_gateway(&v);
+        let _ = vpc::parse_vswitch(&v);
         let _ = ecs::parse_network_interfaces(&v);
         let _ = ecs::parse_security_group_kinds(&v);
     }

@@ -127,3 +127,21 @@ pub struct CloudEip {
     /// The instance or ENI it is bound to.
     pub bound_to: Option<String>,
 }
+
+/// Everything read from the cloud API for one diagnosis; each part gathered or why not (an
+/// action the RAM policy does not allow is named).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudFacts {
+    pub region: String,
+    /// Where the keys came from (`RAM role NAME`, `environment`): never the keys.
+    pub credentials: String,
+    pub instance: super::Gathered<CloudInstance>,
+    pub enis: super::Gathered<Vec<CloudEni>>,
+    pub security_groups: super::Gathered<Vec<SecurityGroup>>,
+    /// None: the vSwitch has no network ACL.
+    pub network_acl: super::Gathered<Option<NetworkAcl>>,
+    pub routes: super::Gathered<Vec<CloudRoute>>,
+    /// The VPC's enabled IPv4 gateway, if any.
+    pub ipv4_gateway: super::Gathered<Option<String>>,
+    pub eips: super::Gathered<Vec<CloudEip>>,
+}

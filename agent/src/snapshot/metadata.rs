@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 /// What the instance metadata service said, or why it was not asked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
+// One per snapshot, and almost always `Ok`: boxing it would save nothing worth the churn.
+#[allow(clippy::large_enum_variant)]
 pub enum MetadataState {
     /// Not asked: `mode = "never"`, or `auto` on a machine DMI does not call Alibaba Cloud ECS.
     NotProbed {
@@ -58,6 +60,11 @@ pub struct InstanceMetadata {
     /// `instance/max-netbw-ingress`, where published.
     #[serde(default)]
     pub max_netbw_ingress_kbps: Option<u64>,
+    /// `vpc-id` and `vswitch-id`: where the cloud-side facts are read.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    #[serde(default)]
+    pub vswitch_id: Option<String>,
 }
 
 impl InstanceMetadata {

@@ -220,6 +220,8 @@ impl MetadataClient {
             public_ipv4: self.ipv4("public-ipv4")?,
             vpc_cidr: self.cidr("vpc-cidr-block")?,
             vswitch_cidr: self.cidr("vswitch-cidr-block")?,
+            vpc_id: self.text("vpc-id")?,
+            vswitch_id: self.text("vswitch-id")?,
             interfaces: Vec::new(),
             max_netbw_egress_kbps: self.parsed(
                 "instance/max-netbw-egress",

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod ecs;
+pub mod facts;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod openapi;

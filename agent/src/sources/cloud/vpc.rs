@@ -152,6 +152,18 @@ pub fn parse_enabled_ipv4_gateway(v: &Value) -> Result<Option<String>, String> {
         .map(str::to_string))
 }
 
+/// DescribeVSwitchAttributes: the vSwitch's network ACL (None: it has none) and route table.
+pub fn parse_vswitch(v: &Value) -> Result<(Option<String>, String), String> {
+    let route_table = v
+        .get("RouteTable")
+        .and_then(|r| text(r, "RouteTableId"))
+        .ok_or("DescribeVSwitchAttributes: the answer has no RouteTable.RouteTableId")?;
+    Ok((
+        text(v, "NetworkAclId").map(str::to_string),
+        route_table.to_string(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

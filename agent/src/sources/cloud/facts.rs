@@ -1,0 +1,461 @@
+//! Reads everything the cloud-side checks judge, in two rounds of parallel calls under one
+//! budget: first the instance, its ENIs, its EIPs, the vSwitch and the VPC's IPv4 gateways;
+//! then, with the ids those name, every security group (kind and rules), the vSwitch's network
+//! ACL and its route table. A call that fails leaves its part `Failed` with the reason (the
+//! action the RAM policy lacks, throttling, the budget) and the rest is still gathered.
+
+use serde_json::Value;
+
+use super::credentials::Credentials;
+use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
+use super::{ecs, vpc};
+use crate::config::CloudEndpoints;
+use crate::snapshot::{CloudFacts, Gathered, SecurityGroup, SecurityGroupKind};
+
+/// Where the instance is, from the metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub region: &'a str,
+    pub instance_id: &'a str,
+    pub vpc_id: Option<&'a str>,
+    pub vswitch_id: Option<&'a str>,
+}
+
+/// The ECS and VPC endpoints: the config's, else the region's VPC-internal ones.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub ecs: Endpoint,
+    pub vpc: Endpoint,
+}
+
+impl Endpoints {
+    pub fn of(config: &CloudEndpoints, region: &str) -> Endpoints {
+        Endpoints {
+            ecs: Endpoint::new(
+                config
+                    .ecs
+                    .as_deref()
+                    .unwrap_or(&format!("https://ecs-vpc.{region}.aliyuncs.com")),
+            ),
+            vpc: Endpoint::new(
+                config
+                    .vpc
+                    .as_deref()
+                    .unwrap_or(&format!("https://vpc-vpc.{region}.aliyuncs.com")),
+            ),
+        }
+    }
+}
+
+fn missing<T>(what: &str) -> Gathered<T> {
+    Gathered::Failed(format!("the metadata names no {what}"))
+}
+
+/// A call's result from its thread (a panic in it is a failure, not the diagnosis's end).
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Gathered<T>>) -> Gathered<T> {
+    h.join()
+        .unwrap_or_else(|_| Gathered::Failed("a cloud call panicked".to_string()))
+}
+
+fn failed<T>(e: CloudError) -> Gathered<T> {
+    Gathered::Failed(e.to_string())
+}
+
+/// A call's answer parsed, or why not.
+fn parsed<T>(
+    answer: Result<Value, CloudError>,
+    action: &str,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Gathered<T> {
+    match answer {
+        Ok(v) => match parse(&v) {
+            Ok(t) => Gathered::Ok(t),
+            Err(reason) => failed(CloudError::BadAnswer {
+                action: action.to_string(),
+                reason,
+            }),
+        },
+        Err(e) => failed(e),
+    }
+}
+
+pub fn gather(
+    api: &OpenApi,
+    ep: &Endpoints,
+    creds: &Credentials,
+    place: &Place,
+    budget: &Budget,
+) -> CloudFacts {
+    let region = place.region;
+    let ecs_call = |action: &str, params: &[(&str, &str)]| {
+        let mut p = vec![("RegionId", region)];
+        p.extend_from_slice(params);
+        api.call(&ep.ecs, creds, action, ecs::VERSION, &p, budget)
+    };
+    let vpc_call = |action: &str, params: &[(&str, &str)]| {
+        let mut p = vec![("RegionId", region)];
+        p.extend_from_slice(params);
+        api.call(&ep.vpc, creds, action, vpc::VERSION, &p, budget)
+    };
+    // Round one.
+    let (instance, enis, eips, vswitch, gateway) = std::thread::scope(|s| {
+        let instance = s.spawn(|| {
+            parsed(
+                ecs_call(
+                    "DescribeInstanceAttribute",
+                    &[("InstanceId", place.instance_id)],
+                ),
+                "DescribeInstanceAttribute",
+                ecs::parse_instance,
+            )
+        });
+        let enis = s.spawn(|| {
+            parsed(
+                ecs_call(
+                    "DescribeNetworkInterfaces",
+                    &[("InstanceId", place.instance_id)],
+                ),
+                "DescribeNetworkInterfaces",
+                ecs::parse_network_interfaces,
+            )
+        });
+        let eips = s.spawn(|| {
+            parsed(
+                vpc_call(
+                    "DescribeEipAddresses",
+                    &[
+                        ("AssociatedInstanceType", "EcsInstance"),
+                        ("AssociatedInstanceId", place.instance_id),
+                    ],
+                ),
+                "DescribeEipAddresses",
+                vpc::parse_eips,
+            )
+        });
+        let vswitch = s.spawn(|| match place.vswitch_id {
+            Some(id) => parsed(
+                vpc_call("DescribeVSwitchAttributes", &[("VSwitchId", id)]),
+                "DescribeVSwitchAttributes",
+                vpc::parse_vswitch,
+            ),
+            None => missing("vswitch-id"),
+        });
+        let gateway = s.spawn(|| match place.vpc_id {
+            Some(id) => parsed(
+                vpc_call("DescribeIpv4Gateways", &[("VpcId", id)]),
+                "DescribeIpv4Gateways",
+                vpc::parse_enabled_ipv4_gateway,
+            ),
+            None => missing("vpc-id"),
+        });
+        (
+            joined(instance),
+            joined(enis),
+            joined(eips),
+            joined(vswitch),
+            joined(gateway),
+        )
+    });
+    // The groups of every ENI (the instance's own list where the ENIs are unknown).
+    let mut group_ids: Vec<String> = match (&enis, &instance) {
+        (Gathered::Ok(e), _) => e
+            .iter()
+            .flat_map(|e| e.security_group_ids.clone())
+            .collect(),
+        (_, Gathered::Ok(i)) => i.security_group_ids.clone(),
+        _ => Vec::new(),
+    };
+    group_ids.sort();
+    group_ids.dedup();
+    // Round two: kinds and rules together (a rule's group kind is joined afterwards).
+    let ids_json = serde_json::to_string(&group_ids).unwrap_or_default();
+    let (kinds, rules, network_acl, routes) = std::thread::scope(|s| {
+        let kinds = s.spawn(|| {
+            parsed(
+                ecs_call("DescribeSecurityGroups", &[("SecurityGroupIds", &ids_json)]),
+                "DescribeSecurityGroups",
+                ecs::parse_security_group_kinds,
+            )
+        });
+        let rules: Vec<_> = group_ids
+            .iter()
+            .map(|id| {
+                s.spawn(move || {
+                    ecs::security_group(
+                        api,
+                        &ep.ecs,
+                        creds,
+                        region,
+                        id,
+                        SecurityGroupKind::Normal,
+                        budget,
+                    )
+                })
+            })
+            .collect();
+        let acl = s.spawn(|| match &vswitch {
+            Gathered::Ok((Some(acl), _)) => parsed(
+                vpc_call("DescribeNetworkAclAttributes", &[("NetworkAclId", acl)]),
+                "DescribeNetworkAclAttributes",
+                |v| vpc::parse_network_acl(v).map(Some),
+            ),
+            Gathered::Ok((None, _)) => Gathered::Ok(None),
+            Gathered::Failed(e) => Gathered::Failed(e.clone()),
+        });
+        let routes = s.spawn(|| match &vswitch {
+            Gathered::Ok((_, table)) => parsed(
+                vpc_call("DescribeRouteEntryList", &[("RouteTableId", table)]),
+                "DescribeRouteEntryList",
+                vpc::parse_route_entries,
+            ),
+            Gathered::Failed(e) => Gathered::Failed(e.clone()),
+        });
+        let panicked = || "a cloud call panicked".to_string();
+        (
+            kinds
+                .join()
+                .unwrap_or_else(|_| Gathered::Failed(panicked())),
+            rules
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(CloudError::BadAnswer {
+                            action: "DescribeSecurityGroupAttribute".into(),
+                            reason: panicked(),
+                        })
+                    })
+                })
+                .collect::<Vec<_>>(),
+            acl.join().unwrap_or_else(|_| Gathered::Failed(panicked())),
+            routes
+                .join()
+                .unwrap_or_else(|_| Gathered::Failed(panicked())),
+        )
+    });
+    let security_groups = match (&enis, &instance, kinds) {
+        (Gathered::Failed(e), Gathered::Failed(_), _) => Gathered::Failed(e.clone()),
+        (_, _, Gathered::Failed(e)) => Gathered::Failed(e),
+        (_, _, Gathered::Ok(kinds)) => rules
+            .into_iter()
+            .map(|r| {
+                r.map(|mut g: SecurityGroup| {
+                    if let Some((_, k)) = kinds.iter().find(|(id, _)| *id == g.id) {
+                        g.kind = *k;
+                    }
+                    g
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_or_else(failed, Gathered::Ok),
+    };
+    CloudFacts {
+        region: region.to_string(),
+        credentials: match &creds.source {
+            super::credentials::CredentialSource::RamRole(r) => format!("RAM role {r}"),
+            super::credentials::CredentialSource::Environment => "environment".to_string(),
+        },
+        instance,
+        enis,
+        security_groups,
+        network_acl,
+        routes,
+        ipv4_gateway: gateway,
+        eips,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake;
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn answer(action: &str) -> (u16, String) {
+        let body = match action {
+            "DescribeInstanceAttribute" => {
+                r#"{"InstanceId": "i-made-up", "Status": "Running", "SecurityGroupIds": {"SecurityGroupId": ["sg-a"]}, "VpcAttributes": {"VSwitchId": "vsw-made-up", "VpcId": "vpc-made-up"}, "PublicIpAddress": {"IpAddress": ["203.0.113.10"]}}"#
+            }
+            "DescribeNetworkInterfaces" => {
+                r#"{"NetworkInterfaceSets": {"NetworkInterfaceSet": [{"NetworkInterfaceId": "eni-made-up", "MacAddress": "00:16:3e:00:00:01", "SecurityGroupIds": {"SecurityGroupId": ["sg-a", "sg-b"]}}]}}"#
+            }
+            "DescribeEipAddresses" => r#"{"EipAddresses": {"EipAddress": []}}"#,
+            "DescribeVSwitchAttributes" => {
+                r#"{"VSwitchId": "vsw-made-up", "NetworkAclId": "nacl-made-up", "RouteTable": {"RouteTableId": "vtb-made-up"}}"#
+            }
+            "DescribeIpv4Gateways" => {
+                r#"{"Ipv4GatewayModels": {"Ipv4GatewayModel": [{"Ipv4GatewayId": "ipv4gw-made-up", "Enabled": true}]}}"#
+            }
+            "DescribeSecurityGroups" => {
+                r#"{"SecurityGroups": {"SecurityGroup": [{"SecurityGroupId": "sg-a", "SecurityGroupType": "normal"}, {"SecurityGroupId": "sg-b", "SecurityGroupType": "enterprise"}]}}"#
+            }
+            "DescribeNetworkAclAttributes" => {
+                r#"{"NetworkAclAttribute": {"NetworkAclId": "nacl-made-up", "IngressAclEntries": {"IngressAclEntry": []}, "EgressAclEntries": {"EgressAclEntry": []}}}"#
+            }
+            "DescribeRouteEntryList" => {
+                r#"{"RouteEntrys": {"RouteEntry": [{"DestinationCidrBlock": "0.0.0.0/0", "NextHops": {"NextHop": [{"NextHopType": "Ipv4Gateway", "NextHopId": "ipv4gw-made-up"}]}}]}}"#
+            }
+            _ => {
+                return (
+                    404,
+                    r#"{"Code": "InvalidAction.NotFound", "Message": "no"}"#.into(),
+                )
+            }
+        };
+        (200, body.to_string())
+    }
+
+    fn sg_answer(query: &[(String, String)]) -> (u16, String) {
+        let id = query
+            .iter()
+            .find(|(k, _)| k == "SecurityGroupId")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        (
+            200,
+            format!(
+                r#"{{"SecurityGroupId": "{id}", "Permissions": {{"Permission": [{{"Direction": "ingress", "IpProtocol": "ICMP", "PortRange": "-1/-1", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": 1}}]}}}}"#
+            ),
+        )
+    }
+
+    fn place() -> Place<'static> {
+        Place {
+            region: "cn-made-up",
+            instance_id: "i-made-up",
+            vpc_id: Some("vpc-made-up"),
+            vswitch_id: Some("vsw-made-up"),
+        }
+    }
+
+    fn creds() -> Credentials {
+        Credentials::new("STS.made-up", "made-up-secret", Some("made-up-token"))
+    }
+
+    #[test]
+    fn everything_is_gathered_in_two_parallel_rounds() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (f, m) = (in_flight.clone(), most.clone());
+        let (endpoint, seen) = fake::serve("made-up-secret", move |action, query| {
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            // Long enough for parallel calls to overlap.
+            std::thread::sleep(Duration::from_millis(150));
+            f.fetch_sub(1, Ordering::SeqCst);
+            if action == "DescribeSecurityGroupAttribute" {
+                sg_answer(query)
+            } else {
+                answer(action)
+            }
+        });
+        let ep = Endpoints {
+            ecs: endpoint.clone(),
+            vpc: endpoint,
+        };
+        let facts = gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            &place(),
+            &Budget::new(Duration::from_secs(10)),
+        );
+        assert_eq!(facts.instance.ok().unwrap().status, "Running");
+        let groups = facts.security_groups.ok().unwrap();
+        assert_eq!(
+            groups
+                .iter()
+                .map(|g| (g.id.as_str(), g.kind))
+                .collect::<Vec<_>>(),
+            vec![
+                ("sg-a", SecurityGroupKind::Normal),
+                ("sg-b", SecurityGroupKind::Enterprise)
+            ]
+        );
+        assert_eq!(
+            facts.network_acl.ok().unwrap().as_ref().unwrap().id,
+            "nacl-made-up"
+        );
+        assert_eq!(facts.routes.ok().unwrap().len(), 1);
+        assert_eq!(
+            facts.ipv4_gateway.ok().unwrap().as_deref(),
+            Some("ipv4gw-made-up")
+        );
+        assert!(facts.eips.ok().unwrap().is_empty());
+        let log = seen.lock().unwrap().clone();
+        assert_eq!(log.len(), 10, "{log:?}");
+        assert!(log.iter().all(|l| l.ends_with("signed=true")), "{log:?}");
+        // Round one's five calls were in flight together.
+        assert!(
+            most.load(Ordering::SeqCst) >= 5,
+            "at most {} at once",
+            most.load(Ordering::SeqCst)
+        );
+    }
+
+    #[test]
+    fn a_denied_action_fails_only_its_part_and_is_named() {
+        let (endpoint, _) = fake::serve("made-up-secret", |action, query| match action {
+            "DescribeNetworkAclAttributes" => (
+                403,
+                r#"{"Code": "Forbidden.RAM", "Message": "not authorized"}"#.into(),
+            ),
+            "DescribeSecurityGroupAttribute" => sg_answer(query),
+            a => answer(a),
+        });
+        let ep = Endpoints {
+            ecs: endpoint.clone(),
+            vpc: endpoint,
+        };
+        let facts = gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            &place(),
+            &Budget::new(Duration::from_secs(10)),
+        );
+        match &facts.network_acl {
+            Gathered::Failed(e) => assert!(
+                e.contains("the policy needs DescribeNetworkAclAttributes"),
+                "{e}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(facts.routes.ok().is_ok() && facts.security_groups.ok().is_ok());
+        let shown = format!("{facts:?}");
+        for s in creds().secrets() {
+            assert!(!shown.contains(s), "a secret in the facts");
+        }
+        // Without the metadata's ids the parts that need them say so.
+        let bare = Place {
+            vpc_id: None,
+            vswitch_id: None,
+            ..place()
+        };
+        let facts = gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            &bare,
+            &Budget::new(Duration::from_secs(10)),
+        );
+        assert!(matches!(&facts.routes, Gathered::Failed(e) if e.contains("vswitch-id")));
+        assert!(matches!(&facts.ipv4_gateway, Gathered::Failed(e) if e.contains("vpc-id")));
+    }
+
+    #[test]
+    fn default_endpoints_are_the_regions_vpc_internal_ones() {
+        let e = Endpoints::of(&CloudEndpoints::default(), "cn-hangzhou");
+        assert_eq!(e.ecs.url, "https://ecs-vpc.cn-hangzhou.aliyuncs.com");
+        assert_eq!(e.vpc.url, "https://vpc-vpc.cn-hangzhou.aliyuncs.com");
+        let e = Endpoints::of(
+            &CloudEndpoints {
+                ecs: Some("http://127.0.0.1:9".into()),
+                ..Default::default()
+            },
+            "cn-hangzhou",
+        );
+        assert_eq!(e.ecs.url, "http://127.0.0.1:9");
+    }
+}

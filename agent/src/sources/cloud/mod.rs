@@ -1,6 +1,7 @@
 //! The cloud side (issue 14, in progress): credentials from the instance RAM role, the
-//! ACS3-HMAC-SHA256 signature, and one bounded read-only OpenAPI call. No diagnosis calls the
-//! cloud yet and no check uses it; `[cloud]` in the configuration is parsed and validated.
+//! ACS3-HMAC-SHA256 signature, bounded read-only OpenAPI calls over HTTPS, and the facts the
+//! cloud-side checks judge, gathered in two parallel rounds. No diagnosis gathers them yet and
+//! no check is registered; `[cloud]` in the configuration is parsed and validated.
 
 pub mod credentials;
 pub mod ecs;

@@ -13,6 +13,10 @@ pub use crate::snapshot::Listener;
 /// The kernel prints each 32-bit word of the (network-order) address as a host-order integer
 /// in hex; on the little-endian machines ECS runs, its bytes come back with `to_le_bytes`.
 fn parse_addr(hex: &str) -> Option<IpAddr> {
+    // Hex digits only: the slicing below is by bytes (a multi-byte character once panicked it).
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
     let word = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::to_le_bytes);
     match hex.len() {
         8 => Some(IpAddr::V4(Ipv4Addr::from(word(hex)?))),
@@ -228,6 +232,16 @@ mod tests {
         for l in from_proc.iter().filter(|l| l.proto == "tcp") {
             assert!(diag.contains(l), "{l:?} missing from sock_diag {diag:?}");
         }
+    }
+
+    /// Found by a 10-minute run of the proc_files fuzz target: a 32-byte address field with a
+    /// multi-byte character was sliced inside it.
+    #[test]
+    fn a_non_hex_address_is_an_error_not_a_panic() {
+        let line = "hdr\n0 0A0A\u{2}\0\0\u{bf}>>>>>>\0\u{8}>>>>>>>K\0\0\0>>>>:1 x 0A\n";
+        assert!(parse_table(line, "tcp").is_err());
+        let wide = format!("hdr\n 0: {}:0016 0:0 0A\n", "é".repeat(16));
+        assert!(parse_table(&wide, "tcp").is_err());
     }
 
     #[test]

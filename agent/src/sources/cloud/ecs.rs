@@ -4,15 +4,13 @@
 
 use serde_json::Value;
 
-use super::credentials::Credentials;
-use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
+use super::text;
+
 use crate::snapshot::{
     CloudEni, CloudInstance, Direction, Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule,
 };
 
 pub const VERSION: &str = "2014-05-26";
-
-use super::text;
 
 /// A number given as a number or a string.
 fn number(v: &Value, key: &str) -> Option<u64> {
@@ -218,34 +216,6 @@ pub fn parse_security_group_kinds(v: &Value) -> Result<Vec<(String, SecurityGrou
             Ok((id.to_string(), kind))
         })
         .collect()
-}
-
-/// DescribeSecurityGroupAttribute for one group (both directions).
-pub fn security_group(
-    api: &OpenApi,
-    endpoint: &Endpoint,
-    creds: &Credentials,
-    region: &str,
-    id: &str,
-    kind: SecurityGroupKind,
-    budget: &Budget,
-) -> Result<SecurityGroup, CloudError> {
-    let v = api.call(
-        endpoint,
-        creds,
-        "DescribeSecurityGroupAttribute",
-        VERSION,
-        &[
-            ("RegionId", region),
-            ("SecurityGroupId", id),
-            ("Direction", "all"),
-        ],
-        budget,
-    )?;
-    parse_security_group(&v, kind).map_err(|reason| CloudError::BadAnswer {
-        action: "DescribeSecurityGroupAttribute".to_string(),
-        reason,
-    })
 }
 
 #[cfg(test)]

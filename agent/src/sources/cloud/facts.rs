@@ -10,7 +10,7 @@ use super::credentials::Credentials;
 use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
 use super::{ecs, vpc};
 use crate::config::CloudEndpoints;
-use crate::snapshot::{CloudFacts, Gathered, SecurityGroup, SecurityGroupKind};
+use crate::snapshot::{CloudFacts, Gathered, SecurityGroupKind};
 
 /// Where the instance is, from the metadata.
 #[derive(Debug, Clone, Copy)]
@@ -57,25 +57,46 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Gathered<T>>) -> Gathered<T> {
         .unwrap_or_else(|_| Gathered::Failed("a cloud call panicked".to_string()))
 }
 
-fn failed<T>(e: CloudError) -> Gathered<T> {
-    Gathered::Failed(e.to_string())
+/// The calls of one diagnosis: each named once, its answer parsed or the reason it is not.
+struct Calls<'a> {
+    api: &'a OpenApi,
+    ep: &'a Endpoints,
+    creds: &'a Credentials,
+    region: &'a str,
+    budget: &'a Budget,
 }
 
-/// A call's answer parsed, or why not.
-fn parsed<T>(
-    answer: Result<Value, CloudError>,
-    action: &str,
-    parse: impl FnOnce(&Value) -> Result<T, String>,
-) -> Gathered<T> {
-    match answer {
-        Ok(v) => match parse(&v) {
+impl Calls<'_> {
+    fn fetch<T>(
+        &self,
+        (endpoint, version): (&Endpoint, &str),
+        action: &str,
+        params: &[(&str, &str)],
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Gathered<T> {
+        let mut p = vec![("RegionId", self.region)];
+        p.extend_from_slice(params);
+        let answer = self
+            .api
+            .call(endpoint, self.creds, action, version, &p, self.budget)
+            .and_then(|v| {
+                parse(&v).map_err(|reason| CloudError::BadAnswer {
+                    action: action.to_string(),
+                    reason,
+                })
+            });
+        match answer {
             Ok(t) => Gathered::Ok(t),
-            Err(reason) => failed(CloudError::BadAnswer {
-                action: action.to_string(),
-                reason,
-            }),
-        },
-        Err(e) => failed(e),
+            Err(e) => Gathered::Failed(e.to_string()),
+        }
+    }
+
+    fn ecs(&self) -> (&Endpoint, &'static str) {
+        (&self.ep.ecs, ecs::VERSION)
+    }
+
+    fn vpc(&self) -> (&Endpoint, &'static str) {
+        (&self.ep.vpc, vpc::VERSION)
     }
 }
 
@@ -87,63 +108,57 @@ pub fn gather(
     budget: &Budget,
 ) -> CloudFacts {
     let region = place.region;
-    let ecs_call = |action: &str, params: &[(&str, &str)]| {
-        let mut p = vec![("RegionId", region)];
-        p.extend_from_slice(params);
-        api.call(&ep.ecs, creds, action, ecs::VERSION, &p, budget)
+    let c = Calls {
+        api,
+        ep,
+        creds,
+        region,
+        budget,
     };
-    let vpc_call = |action: &str, params: &[(&str, &str)]| {
-        let mut p = vec![("RegionId", region)];
-        p.extend_from_slice(params);
-        api.call(&ep.vpc, creds, action, vpc::VERSION, &p, budget)
-    };
+    let instance_id = [("InstanceId", place.instance_id)];
     // Round one.
     let (instance, enis, eips, vswitch, gateway) = std::thread::scope(|s| {
         let instance = s.spawn(|| {
-            parsed(
-                ecs_call(
-                    "DescribeInstanceAttribute",
-                    &[("InstanceId", place.instance_id)],
-                ),
+            c.fetch(
+                c.ecs(),
                 "DescribeInstanceAttribute",
+                &instance_id,
                 ecs::parse_instance,
             )
         });
         let enis = s.spawn(|| {
-            parsed(
-                ecs_call(
-                    "DescribeNetworkInterfaces",
-                    &[("InstanceId", place.instance_id)],
-                ),
+            c.fetch(
+                c.ecs(),
                 "DescribeNetworkInterfaces",
+                &instance_id,
                 ecs::parse_network_interfaces,
             )
         });
         let eips = s.spawn(|| {
-            parsed(
-                vpc_call(
-                    "DescribeEipAddresses",
-                    &[
-                        ("AssociatedInstanceType", "EcsInstance"),
-                        ("AssociatedInstanceId", place.instance_id),
-                    ],
-                ),
+            c.fetch(
+                c.vpc(),
                 "DescribeEipAddresses",
+                &[
+                    ("AssociatedInstanceType", "EcsInstance"),
+                    ("AssociatedInstanceId", place.instance_id),
+                ],
                 vpc::parse_eips,
             )
         });
         let vswitch = s.spawn(|| match place.vswitch_id {
-            Some(id) => parsed(
-                vpc_call("DescribeVSwitchAttributes", &[("VSwitchId", id)]),
+            Some(id) => c.fetch(
+                c.vpc(),
                 "DescribeVSwitchAttributes",
+                &[("VSwitchId", id)],
                 vpc::parse_vswitch,
             ),
             None => missing("vswitch-id"),
         });
         let gateway = s.spawn(|| match place.vpc_id {
-            Some(id) => parsed(
-                vpc_call("DescribeIpv4Gateways", &[("VpcId", id)]),
+            Some(id) => c.fetch(
+                c.vpc(),
                 "DescribeIpv4Gateways",
+                &[("VpcId", id)],
                 vpc::parse_enabled_ipv4_gateway,
             ),
             None => missing("vpc-id"),
@@ -171,82 +186,77 @@ pub fn gather(
     let ids_json = serde_json::to_string(&group_ids).unwrap_or_default();
     let (kinds, rules, network_acl, routes) = std::thread::scope(|s| {
         let kinds = s.spawn(|| {
-            parsed(
-                ecs_call("DescribeSecurityGroups", &[("SecurityGroupIds", &ids_json)]),
+            c.fetch(
+                c.ecs(),
                 "DescribeSecurityGroups",
+                &[("SecurityGroupIds", &ids_json)],
                 ecs::parse_security_group_kinds,
             )
         });
         let rules: Vec<_> = group_ids
             .iter()
             .map(|id| {
+                let c = &c;
                 s.spawn(move || {
-                    ecs::security_group(
-                        api,
-                        &ep.ecs,
-                        creds,
-                        region,
-                        id,
-                        SecurityGroupKind::Normal,
-                        budget,
+                    c.fetch(
+                        c.ecs(),
+                        "DescribeSecurityGroupAttribute",
+                        &[("SecurityGroupId", id), ("Direction", "all")],
+                        |v| ecs::parse_security_group(v, SecurityGroupKind::Normal),
                     )
                 })
             })
             .collect();
         let acl = s.spawn(|| match &vswitch {
-            Gathered::Ok((Some(acl), _)) => parsed(
-                vpc_call("DescribeNetworkAclAttributes", &[("NetworkAclId", acl)]),
+            Gathered::Ok((Some(acl), _)) => c.fetch(
+                c.vpc(),
                 "DescribeNetworkAclAttributes",
+                &[("NetworkAclId", acl)],
                 |v| vpc::parse_network_acl(v).map(Some),
             ),
             Gathered::Ok((None, _)) => Gathered::Ok(None),
             Gathered::Failed(e) => Gathered::Failed(e.clone()),
         });
         let routes = s.spawn(|| match &vswitch {
-            Gathered::Ok((_, table)) => parsed(
-                vpc_call("DescribeRouteEntryList", &[("RouteTableId", table)]),
+            Gathered::Ok((_, table)) => c.fetch(
+                c.vpc(),
                 "DescribeRouteEntryList",
+                &[("RouteTableId", table)],
                 vpc::parse_route_entries,
             ),
             Gathered::Failed(e) => Gathered::Failed(e.clone()),
         });
-        let panicked = || "a cloud call panicked".to_string();
         (
-            kinds
-                .join()
-                .unwrap_or_else(|_| Gathered::Failed(panicked())),
-            rules
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(CloudError::BadAnswer {
-                            action: "DescribeSecurityGroupAttribute".into(),
-                            reason: panicked(),
-                        })
-                    })
-                })
-                .collect::<Vec<_>>(),
-            acl.join().unwrap_or_else(|_| Gathered::Failed(panicked())),
-            routes
-                .join()
-                .unwrap_or_else(|_| Gathered::Failed(panicked())),
+            joined(kinds),
+            rules.into_iter().map(joined).collect::<Vec<_>>(),
+            joined(acl),
+            joined(routes),
         )
     });
     let security_groups = match (&enis, &instance, kinds) {
         (Gathered::Failed(e), Gathered::Failed(_), _) => Gathered::Failed(e.clone()),
         (_, _, Gathered::Failed(e)) => Gathered::Failed(e),
-        (_, _, Gathered::Ok(kinds)) => rules
-            .into_iter()
-            .map(|r| {
-                r.map(|mut g: SecurityGroup| {
-                    if let Some((_, k)) = kinds.iter().find(|(id, _)| *id == g.id) {
-                        g.kind = *k;
+        (_, _, Gathered::Ok(kinds)) => {
+            let mut groups = Vec::with_capacity(rules.len());
+            let mut failure = None;
+            for r in rules {
+                match r {
+                    Gathered::Ok(mut g) => {
+                        if let Some((_, k)) = kinds.iter().find(|(id, _)| *id == g.id) {
+                            g.kind = *k;
+                        }
+                        groups.push(g);
                     }
-                    g
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_or_else(failed, Gathered::Ok),
+                    Gathered::Failed(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            match failure {
+                Some(e) => Gathered::Failed(e),
+                None => Gathered::Ok(groups),
+            }
+        }
     };
     CloudFacts {
         region: region.to_string(),

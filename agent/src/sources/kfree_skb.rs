@@ -238,12 +238,9 @@ impl KfreeSkbTrace {
             if let Some(lost) = parse_lost(&line) {
                 self.lost = self.lost.saturating_add(lost);
             } else if let Some(t) = parse_line(&line) {
-                let key = if self.counts.len() < MAX_KINDS
-                    || self
-                        .counts
-                        .contains_key(&(t.reason.clone(), t.location.clone(), t.protocol))
-                {
-                    (t.reason, t.location, t.protocol)
+                let key = (t.reason, t.location, t.protocol);
+                let key = if self.counts.len() < MAX_KINDS || self.counts.contains_key(&key) {
+                    key
                 } else {
                     (
                         "OTHER".to_string(),

@@ -139,7 +139,7 @@ pub fn parse_role_document(role: &str, text: &str) -> Result<Credentials, String
         format!(
             "expected a JSON credentials document, got unparsable text ({} bytes; {})",
             text.len(),
-            e.classify_name()
+            json_error_kind(&e)
         )
     })?;
     let field = |name: &str| -> Result<String, String> {
@@ -169,19 +169,13 @@ pub fn parse_role_document(role: &str, text: &str) -> Result<Credentials, String
     })
 }
 
-/// What serde_json's error category is called, without the input it quotes.
-trait Classify {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl Classify for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected data",
-            serde_json::error::Category::Eof => "truncated",
-        }
+/// What serde_json's error category is called, without the input its message quotes.
+fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "truncated",
     }
 }
 

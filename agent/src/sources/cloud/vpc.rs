@@ -4,18 +4,17 @@
 
 use serde_json::Value;
 
+use super::text;
+
 use crate::snapshot::{AclEntry, CloudEip, CloudRoute, NetworkAcl, Policy};
 
 pub const VERSION: &str = "2016-04-28";
 
-use super::text;
-
-fn entries(acl: &Value, outer: &str, inner: &str) -> Vec<Value> {
+fn entries<'a>(acl: &'a Value, outer: &str, inner: &str) -> &'a [Value] {
     acl.get(outer)
         .and_then(|o| o.get(inner))
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+        .map_or(&[], Vec::as_slice)
 }
 
 /// DescribeNetworkAclAttributes' `NetworkAclAttribute`.
@@ -26,7 +25,7 @@ pub fn parse_network_acl(v: &Value) -> Result<NetworkAcl, String> {
     let id = text(acl, "NetworkAclId")
         .ok_or("DescribeNetworkAclAttributes: the answer has no NetworkAclId")?
         .to_string();
-    let parse = |list: Vec<Value>, ingress: bool| -> Result<Vec<AclEntry>, String> {
+    let parse = |list: &[Value], ingress: bool| -> Result<Vec<AclEntry>, String> {
         let (side, peer) = if ingress {
             ("inbound", "SourceCidrIp")
         } else {

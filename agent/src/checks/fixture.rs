@@ -315,6 +315,19 @@ pub fn with_ipv6(s: &mut Snapshot) {
     }
 }
 
+/// The IPv6 default route [`with_ipv6`] added.
+pub fn ipv6_default(s: &mut Snapshot) -> &mut Route {
+    routes(s)
+        .iter_mut()
+        .find(|r| r.is_default() && r.destination.addr().is_ipv6())
+        .unwrap()
+}
+
+/// Removes every IPv6 default route.
+pub fn remove_ipv6_default(s: &mut Snapshot) {
+    routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()));
+}
+
 /// Runs a check on a snapshot changed by `edit`.
 pub fn judge(
     check: fn(&Snapshot) -> crate::report::Finding,

@@ -272,10 +272,7 @@ mod tests {
         // A router from advertisements (link-local) is the one looked up.
         let f = judge(gateway, |s| {
             with_ipv6(s);
-            let r = routes(s)
-                .iter_mut()
-                .find(|r| r.destination.addr().is_ipv6() && r.is_default())
-                .unwrap();
+            let r = ipv6_default(s);
             r.gateway = Some(ip("fe80::1"));
             if let Gathered::Ok(n) = &mut s.neighbours {
                 n.push(Neighbour {

@@ -615,9 +615,7 @@ mod tests {
         );
         assert_eq!(f.evidence["ipv6"]["assigned_gateway"], "fd77::1");
         // Missing while the cloud assigned IPv6: fail, naming why IPv6 is judged.
-        let f = judged6(DEFAULT, |s| {
-            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()))
-        });
+        let f = judged6(DEFAULT, remove_ipv6_default);
         assert_eq!(f.status, Status::Fail, "{}", f.summary);
         assert!(
             f.summary.starts_with("no IPv6 default route"),
@@ -636,19 +634,13 @@ mod tests {
         );
         // Router advertisements: a link-local router is right whatever the metadata gateway.
         let f = judged6(DEFAULT, |s| {
-            let r = routes(s)
-                .iter_mut()
-                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
-                .unwrap();
+            let r = ipv6_default(s);
             r.gateway = Some(ip("fe80::1"));
         });
         assert_eq!(f.status, Status::Ok, "{}", f.summary);
         // A global gateway other than the assigned one.
         let f = judged6(DEFAULT, |s| {
-            let r = routes(s)
-                .iter_mut()
-                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
-                .unwrap();
+            let r = ipv6_default(s);
             r.gateway = Some(ip("fd77::99"));
         });
         assert_eq!(f.status, Status::Fail, "{}", f.summary);
@@ -660,10 +652,7 @@ mod tests {
         );
         // A blackhole default.
         let f = judged6(DEFAULT, |s| {
-            let r = routes(s)
-                .iter_mut()
-                .find(|r| r.is_default() && r.destination.addr().is_ipv6())
-                .unwrap();
+            let r = ipv6_default(s);
             r.kind = "blackhole".into();
             r.gateway = None;
         });
@@ -685,7 +674,7 @@ mod tests {
         // No metadata, no IPv6 default route, IPv4 client: IPv6 is not in use, not judged.
         let f = judged6(DEFAULT, |s| {
             no_metadata(s);
-            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()));
+            remove_ipv6_default(s);
         });
         assert_eq!(f.status, Status::Ok, "{}", f.summary);
         assert!(f.evidence.get("ipv6").is_none(), "{}", f.evidence);
@@ -723,7 +712,7 @@ mod tests {
         // Not in use (no metadata IPv6, no default route): the IPv6 lookup is not judged.
         let f = judged6(REPLY, |s| {
             no_metadata(s);
-            routes(s).retain(|r| !(r.is_default() && r.destination.addr().is_ipv6()));
+            remove_ipv6_default(s);
             if let Gathered::Ok(l) = &mut s.reply_lookups {
                 l[2].outcome = LookupOutcome::Refused {
                     errno: 101,

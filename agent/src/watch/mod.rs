@@ -1,8 +1,9 @@
 //! `ecs-diag watch`: the user pings the instance while this runs. Each second it shows the echo
 //! requests seen on the interfaces (per source), those the ICMP layer counted, the replies sent
 //! and those that left; at the end the firewall rules whose counters moved, the nftables trace's
-//! drops, the packets the kernel dropped by reason (`skb:kfree_skb`), and the verdict from [`checks::icmp::attribute`]: answered, arriving but not answered
-//! (and why, from the checks), or not arriving (the block is outside the guest).
+//! drops, the packets the kernel dropped by reason (`skb:kfree_skb`), and the verdict from
+//! [`checks::icmp::attribute`]: answered, arriving but not answered (and why, from the
+//! checks), or not arriving (the block is outside the guest).
 
 pub mod live;
 pub mod moved;

@@ -74,7 +74,7 @@ async fn serve(config_path: Option<PathBuf>, config: Config) -> i32 {
             return crate::exit::CONFIG;
         }
     };
-    let tcp = match tokio::net::TcpListener::bind(listen).await {
+    let tcp = match crate::http::listen_tcp(listen) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("cannot listen on {listen}: {e}");

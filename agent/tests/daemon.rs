@@ -815,6 +815,7 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
             flood.push(s);
         }
     }
+    let (opened, opened_in) = (flood.len(), flood_start.elapsed());
     let answered = loop {
         if let Some((200, _)) = try_get(d.port, "/healthz") {
             break flood_start.elapsed();
@@ -844,7 +845,8 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
     sampler.join().unwrap();
     let peak = peak.load(Ordering::SeqCst);
     println!(
-        "flood: /healthz answered after {answered:?}; peak RSS {peak} KiB; {settled} KiB {:?} after the flood",
+        "flood: {} connections opened in {opened_in:?}; /healthz answered after {answered:?}; peak RSS {peak} KiB; {settled} KiB {:?} after the flood",
+        opened,
         flood_end.elapsed()
     );
     assert!(peak < 48 * 1024, "RSS peaked at {peak} KiB");

@@ -377,6 +377,20 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
+/// Listens on `addr` with a deep accept queue. The platform default (128) overflows when a
+/// flood keeps the accept loop busy for a moment: the kernel then drops a legitimate client's
+/// SYN and its connect waits a full second for the retransmission (seen in the slow-reader
+/// flood test). The kernel caps the depth at `net.core.somaxconn`.
+pub fn listen_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Binds a unix socket readable by owner and group. A stale socket left by an earlier run is
 /// replaced; anything else at the path (a file, a directory, a symlink, a socket something is
 /// still listening on) is refused, never deleted.

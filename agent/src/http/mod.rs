@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::engine::{Engine, Published, Refresh};
 
 mod conn;
-pub use conn::{bind_unix, serve_tcp, serve_unix, ConnLimits};
+pub use conn::{bind_unix, listen_tcp, serve_tcp, serve_unix, ConnLimits};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY_BYTES: usize = 1024;

@@ -49,6 +49,8 @@ struct EngineState {
     /// The previous refresh's counters: rates are computed against them.
     previous: Option<Sample>,
     firewall_cache: Option<FirewallFacts>,
+    /// The cloud facts and when they were read: reused for `cloud.cache_s`.
+    cloud_cache: Option<(Instant, crate::snapshot::CloudState)>,
     last_diagnose: Option<Instant>,
     history: History,
     /// The history could not be saved: logged once, not every refresh.
@@ -152,22 +154,40 @@ impl Engine {
 
     /// Gathers and judges once (on a blocking thread, bounded by `refresh.timeout_s`) and
     /// publishes the result; on timeout or failure the previous report stays, marked stale.
+    /// Cloud facts younger than `cloud.cache_s` are reused.
     pub async fn refresh(&self) -> Refresh {
+        self.run(false).await
+    }
+
+    /// A refresh that reads the cloud side afresh (`POST /v1/diagnose`).
+    pub async fn diagnose(&self) -> Refresh {
+        self.run(true).await
+    }
+
+    async fn run(&self, fresh_cloud: bool) -> Refresh {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Refresh::Busy;
         }
         let guard = BusyGuard(self.busy.clone());
         let config = self.config();
-        let (previous, cache) = {
+        let cache_for = Duration::from_secs(config.cloud.cache_s);
+        let (previous, cache, cloud) = {
             let st = self.state();
-            (st.previous.clone(), st.firewall_cache.clone())
+            let cloud = st
+                .cloud_cache
+                .as_ref()
+                .filter(|(at, _)| !fresh_cloud && at.elapsed() < cache_for)
+                .map(|(_, c)| c.clone());
+            (st.previous.clone(), st.firewall_cache.clone(), cloud)
         };
+        let reused = cloud.is_some();
         let timeout = Duration::from_secs(config.refresh.timeout_s);
         let task = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let started = Instant::now();
             let options = GatherOptions {
                 firewall_cache: cache,
+                cloud,
                 ..Default::default()
             };
             let mut snapshot = sources::gather(&config, &options);
@@ -198,6 +218,9 @@ impl Engine {
                 {
                     let mut st = self.state();
                     st.previous = Some(Sample::of(&snapshot));
+                    if !reused {
+                        st.cloud_cache = Some((Instant::now(), snapshot.cloud.clone()));
+                    }
                     // Reused next time if the ruleset's generation has not moved.
                     st.firewall_cache = Some(FirewallFacts {
                         legacy_signature: snapshot.legacy_signature.clone(),

@@ -1,20 +1,656 @@
-//! The cloud-side verdicts' judgements (issue 14, in progress; `cloud.security_group` is not
-//! registered yet): an ENI's security groups evaluated for one flow exactly as the cloud does
-//! — every rule of every group together, priority 1 before 100, Drop before Accept at equal
-//! priority, the first match decides; no match: inbound denied, outbound allowed by normal
-//! groups and denied by enterprise groups. Groups are stateful, so a reply to an accepted
-//! request passes. A vSwitch's network ACL is stateless: the request must pass its inbound
-//! entries and the reply its outbound entries, each in order, first match; nothing matched is
-//! denied. Where the VPC has an IPv4 gateway enabled, public traffic needs a route to it.
-//! Evidence: the groups' rules (DescribeSecurityGroupAttribute), the ACL's entries
-//! (DescribeNetworkAclAttributes), the vSwitch's route entries.
+//! `cloud.*`: the causes outside the guest, read from the cloud API through the instance RAM
+//! role (see `sources::cloud`), judged exactly as the cloud applies them.
+//!
+//! - `cloud.instance`: DescribeInstanceAttribute's status and operation locks.
+//! - `cloud.security_group`: an ENI's security groups for one flow — every rule of every group
+//!   together, priority 1 before 100, Drop before Accept at equal priority, the first match
+//!   decides; no match: inbound denied, outbound allowed by normal groups and denied by
+//!   enterprise groups. Groups are stateful, so a reply to an accepted request passes. Judged
+//!   for an inbound echo request from the client (`--client`, else the stand-in Internet
+//!   address) and for each listening port; quota warnings.
+//! - `cloud.network_acl`: the vSwitch's network ACL, stateless: the request must pass its
+//!   inbound entries and the reply its outbound entries, each in order, first match; nothing
+//!   matched is denied.
+//! - `cloud.route`: where the VPC has an IPv4 gateway enabled, public traffic needs a route to it
+//!   in the vSwitch's route table.
+//! - `cloud.public_ip`: a public IP or an in-use EIP is bound, and the metadata agrees.
+//! - `cloud.blackhole`: Anti-DDoS Origin Basic's status of the public IP.
+//!
+//! Without cloud facts (no RAM role, `cloud.mode = "never"`, not on Alibaba Cloud) each says
+//! `skipped` and why; a call that failed makes its check `unknown`, naming the action (and the
+//! policy to grant when the RAM role may not call it).
 
 use std::net::IpAddr;
 
+use serde_json::json;
+
+use crate::checks::{Cause, Check};
+use crate::report::Finding;
 use crate::snapshot::{
-    AclEntry, CloudRoute, Direction, NetworkAcl, Policy, SecurityGroup, SecurityGroupKind,
-    SecurityGroupRule,
+    AclEntry, CloudFacts, CloudRoute, CloudState, DdosState, Direction, Gathered, NetworkAcl,
+    Policy, SecurityGroup, SecurityGroupKind, SecurityGroupRule, Snapshot,
 };
+
+pub const INSTANCE: &str = "cloud.instance";
+pub const SECURITY_GROUP: &str = "cloud.security_group";
+pub const NETWORK_ACL: &str = "cloud.network_acl";
+pub const ROUTE: &str = "cloud.route";
+pub const PUBLIC_IP: &str = "cloud.public_ip";
+pub const BLACKHOLE: &str = "cloud.blackhole";
+
+/// The minimal read-only RAM policy, as shipped in /usr/share/ecs-diag/ram-policy.json.
+pub const RAM_POLICY: &str = include_str!("../../../packaging/ram-policy.json");
+
+/// This family's checks, in report order.
+pub const CHECKS: &[Check] = &[
+    Check {
+        id: INSTANCE,
+        decides: "the instance is Running and under no operation lock (overdue payment, security lock)",
+        evidence: &["ECS DescribeInstanceAttribute: Status, OperationLocks"],
+        causes: &[
+            Cause { cause: "the instance is not Running", remedy: "start it: ECS console → Instances → Start, or `aliyun ecs StartInstance --InstanceId ID`" },
+            Cause { cause: "an operation lock (financial: overdue payment; security: locked for a violation)", remedy: "settle the overdue payment in the Billing console, or open a ticket about the security lock" },
+        ],
+        judge: |s, _| instance(s),
+    },
+    Check {
+        id: SECURITY_GROUP,
+        decides: "every security group of the ENI, evaluated as the cloud does (priority 1 first, Drop wins ties, normal/enterprise defaults, stateful), accepts the inbound echo request from the client and lets each listening port through; names the deciding rule; quota warnings",
+        evidence: &["ECS DescribeNetworkInterfaces (each ENI's groups)", "ECS DescribeSecurityGroups (normal or enterprise)", "ECS DescribeSecurityGroupAttribute (ingress and egress rules)", "the listening sockets"],
+        causes: &[
+            Cause { cause: "no rule accepts ICMP from the client: the groups' default denies it", remedy: "`aliyun ecs AuthorizeSecurityGroup --RegionId R --SecurityGroupId SG --IpProtocol icmp --PortRange -1/-1 --SourceCidrIp CLIENT/32 --Priority 1`, or ECS console → Security Groups → Inbound → Add Rule (ICMP(IPv4), source, priority 1)" },
+            Cause { cause: "a Drop rule of higher (smaller) or equal priority matches first", remedy: "delete that rule or give the Accept rule a smaller priority number" },
+            Cause { cause: "a group holds ≥ 90% of its 200 rules, or the ENI is in 5 groups", remedy: "merge rules (port ranges, prefix lists) before the quota blocks the next change" },
+        ],
+        judge: |s, _| security_group(s),
+    },
+    Check {
+        id: NETWORK_ACL,
+        decides: "the vSwitch's network ACL (stateless) lets the echo request in and the echo reply out; names the deciding entry",
+        evidence: &["VPC DescribeVSwitchAttributes (the ACL's id)", "VPC DescribeNetworkAclAttributes (ingress and egress entries, in order)"],
+        causes: &[
+            Cause { cause: "an inbound entry drops the request, or none matches", remedy: "VPC console → Network ACL → Inbound Rules: accept ICMP from the client before the deciding entry" },
+            Cause { cause: "an outbound entry drops the reply (the ACL is stateless)", remedy: "VPC console → Network ACL → Outbound Rules: accept ICMP to the client before the deciding entry" },
+        ],
+        judge: |s, _| network_acl(s),
+    },
+    Check {
+        id: ROUTE,
+        decides: "where the VPC has an IPv4 gateway enabled, the vSwitch's route table sends public traffic (0.0.0.0/0) to it",
+        evidence: &["VPC DescribeIpv4Gateways", "VPC DescribeRouteEntryList (the vSwitch's route table)"],
+        causes: &[
+            Cause { cause: "no route covers the client, or the most specific one points elsewhere", remedy: "VPC console → Route Tables → the vSwitch's table → add 0.0.0.0/0 with next hop the IPv4 gateway" },
+        ],
+        judge: |s, _| route(s),
+    },
+    Check {
+        id: PUBLIC_IP,
+        decides: "a public IP or an in-use EIP is bound to the instance (or the ENI holding the pinged address), and the metadata agrees",
+        evidence: &["ECS DescribeInstanceAttribute (PublicIpAddress, EipAddress)", "ECS DescribeNetworkInterfaces (AssociatedPublicIp)", "VPC DescribeEipAddresses", "metadata public-ipv4 / eipv4"],
+        causes: &[
+            Cause { cause: "no public IP and no EIP", remedy: "allocate an EIP and associate it: `aliyun vpc AllocateEipAddress` then `aliyun vpc AssociateEipAddress --AllocationId ID --InstanceId INSTANCE`" },
+            Cause { cause: "the EIP is not InUse", remedy: "associate it with this instance in the VPC console → Elastic IP Addresses" },
+        ],
+        judge: |s, _| public_ip(s),
+    },
+    Check {
+        id: BLACKHOLE,
+        decides: "the public IP is not in Anti-DDoS blackhole filtering (and when it ends, where known)",
+        evidence: &["Anti-DDoS DescribeInstanceIpAddress (IpStatus)", "Anti-DDoS DescribeDdosEventList (when the blackhole ends)"],
+        causes: &[
+            Cause { cause: "blackhole filtering after a DDoS attack: all traffic to the IP is dropped upstream", remedy: "wait for the blackhole to end (the Anti-DDoS console shows when), or deactivate it early there; consider Anti-DDoS Pro for a larger threshold" },
+        ],
+        judge: |s, _| blackhole(s),
+    },
+];
+
+/// The cloud facts, or the finding that says why there are none.
+fn facts<'a>(s: &'a Snapshot, id: &str) -> Result<&'a CloudFacts, Finding> {
+    match &s.cloud {
+        CloudState::Ok(f) => Ok(f),
+        CloudState::NotProbed { reason } => {
+            let f = Finding::skipped(id, format!("cloud side not read: {reason}"));
+            Err(if reason.contains("RAM role") {
+                f.remedy([crate::sources::cloud::ATTACH_ROLE.to_string()])
+            } else {
+                f
+            })
+        }
+        CloudState::Failed { reason } => Err(Finding::unknown(
+            id,
+            format!("cloud side not read: {reason}"),
+        )),
+    }
+}
+
+/// One part of the cloud facts, or `unknown` naming the call that failed (with the policy to
+/// grant where the RAM role may not call it).
+fn part<'a, T>(g: &'a Gathered<T>, id: &str) -> Result<&'a T, Finding> {
+    match g {
+        Gathered::Ok(v) => Ok(v),
+        Gathered::Failed(why) => {
+            let f = Finding::unknown(id, format!("cannot tell: {why}"));
+            Err(if why.contains("not permitted to the RAM role") {
+                f.remedy([
+                    "grant the instance's RAM role this read-only policy (/usr/share/ecs-diag/ram-policy.json): RAM console → Roles → the role → Grant Permission → a custom policy with:".to_string(),
+                    RAM_POLICY.trim().to_string(),
+                ])
+            } else {
+                f
+            })
+        }
+    }
+}
+
+/// Who the flows are judged for: `--client`, else the stand-in Internet address.
+fn peer(s: &Snapshot) -> (IpAddr, bool) {
+    match s.client {
+        Some(c) => (c, true),
+        None => (IpAddr::V4(s.stand_in()), false),
+    }
+}
+
+fn peer_name(peer: IpAddr, given: bool) -> String {
+    if given {
+        format!("client {peer}")
+    } else {
+        format!("any Internet client (judged for {peer}; pass --client to judge yours)")
+    }
+}
+
+fn echo_protocol(peer: IpAddr) -> &'static str {
+    if peer.is_ipv6() {
+        "ICMPV6"
+    } else {
+        "ICMP"
+    }
+}
+
+pub fn instance(s: &Snapshot) -> Finding {
+    let f = match facts(s, INSTANCE) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let i = match part(&f.instance, INSTANCE) {
+        Ok(i) => i,
+        Err(f) => return f,
+    };
+    let evidence = json!({"instance_id": i.id, "status": i.status, "locks": i.locks});
+    let lock_text = |l: &str| match l {
+        "financial" => "financial (overdue payment)".to_string(),
+        "security" => "security (locked for a violation)".to_string(),
+        other => other.to_string(),
+    };
+    if !i.locks.is_empty() {
+        let locks: Vec<String> = i.locks.iter().map(|l| lock_text(l)).collect();
+        return Finding::fail(
+            INSTANCE,
+            format!("{} is locked: {} (status {})", i.id, locks.join(", "), i.status),
+        )
+        .evidence(evidence)
+        .remedy(["settle the overdue payment in the Billing console (financial), or open a ticket with Alibaba Cloud about the security lock".to_string()]);
+    }
+    if i.status != "Running" {
+        return Finding::fail(
+            INSTANCE,
+            format!("{} is {}, not Running: nothing answers while it is not", i.id, i.status),
+        )
+        .evidence(evidence)
+        .remedy([format!(
+            "start it: ECS console → Instances → Start, or `aliyun ecs StartInstance --InstanceId {}`",
+            i.id
+        )]);
+    }
+    Finding::ok(INSTANCE, format!("{} is Running, no operation lock", i.id)).evidence(evidence)
+}
+
+/// The groups of the primary ENI (the metadata's MAC), else the instance's own list.
+fn primary_groups<'a>(
+    s: &Snapshot,
+    f: &'a CloudFacts,
+    groups: &'a [SecurityGroup],
+) -> (Option<String>, Vec<&'a SecurityGroup>) {
+    let mac = s.metadata.ok().map(|m| m.mac.to_ascii_lowercase());
+    let eni = f.enis.ok().ok().and_then(|enis| {
+        enis.iter()
+            .find(|e| e.mac.as_deref().map(str::to_ascii_lowercase) == mac)
+            .or_else(|| enis.first())
+    });
+    let ids: Vec<&String> = match (eni, f.instance.ok()) {
+        (Some(e), _) => e.security_group_ids.iter().collect(),
+        (None, Ok(i)) => i.security_group_ids.iter().collect(),
+        _ => groups.iter().map(|g| &g.id).collect(),
+    };
+    (
+        eni.map(|e| e.id.clone()),
+        groups.iter().filter(|g| ids.contains(&&g.id)).collect(),
+    )
+}
+
+/// The verdict text for one flow's decision.
+fn decision_text(d: &Decision) -> String {
+    match d {
+        Decision::Rule { group, rule } => describe_rule(group, rule),
+        Decision::Default { accept, kind } => format!(
+            "no rule matched: {} by the {} groups' default",
+            if *accept { "accepted" } else { "denied" },
+            match kind {
+                SecurityGroupKind::Normal => "normal",
+                SecurityGroupKind::Enterprise => "enterprise",
+            }
+        ),
+        Decision::Uncertain { group, rule, why } => {
+            format!(
+                "cannot tell: {} may match first ({why})",
+                describe_rule(group, rule)
+            )
+        }
+        Decision::NoGroups => "the ENI is in no security group".to_string(),
+    }
+}
+
+pub fn security_group(s: &Snapshot) -> Finding {
+    let f = match facts(s, SECURITY_GROUP) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let all = match part(&f.security_groups, SECURITY_GROUP) {
+        Ok(g) => g,
+        Err(f) => return f,
+    };
+    let (eni, owned) = primary_groups(s, f, all);
+    let groups: Vec<SecurityGroup> = owned.into_iter().cloned().collect();
+    let (peer, given) = peer(s);
+    let echo = Flow {
+        direction: Direction::Ingress,
+        protocol: echo_protocol(peer),
+        port: None,
+        peer,
+    };
+    let d = evaluate(&groups, &echo);
+    let verdict = decision_text(&d);
+    // Listening ports (not loopback), each judged for the same peer.
+    let mut ports = Vec::new();
+    if let Ok(listeners) = s.listeners.ok() {
+        let mut seen = std::collections::BTreeSet::new();
+        for l in listeners.iter().filter(|l| !l.address.is_loopback()) {
+            if l.address.is_ipv6() != peer.is_ipv6() && !l.address.is_unspecified() {
+                continue;
+            }
+            if !seen.insert((l.proto.clone(), l.port)) {
+                continue;
+            }
+            let flow = Flow {
+                direction: Direction::Ingress,
+                protocol: if l.proto == "tcp" { "TCP" } else { "UDP" },
+                port: Some(l.port),
+                peer,
+            };
+            let pd = evaluate(&groups, &flow);
+            ports.push(json!({
+                "port": format!("{}/{}", l.proto, l.port),
+                "accepted": pd.accepts(),
+                "decided_by": decision_text(&pd),
+            }));
+        }
+    }
+    let warnings = quota_warnings(&groups);
+    let smtp = groups
+        .iter()
+        .flat_map(|g| g.rules.iter().map(move |r| (g, r)))
+        .find(|(_, r)| {
+            r.direction == Direction::Egress
+                && r.policy == Policy::Accept
+                && matches!(r.protocol.to_ascii_uppercase().as_str(), "TCP" | "ALL")
+                && port_range(&r.port_range).is_some_and(|(lo, hi)| (lo..=hi).contains(&25))
+        })
+        .map(|(g, r)| format!("{} accepts outbound TCP 25, but the platform blocks outbound TCP 25 by default whatever the group says (request an unblock in the ECS console)", describe_rule(g, r)));
+    let evidence = json!({
+        "eni": eni,
+        "groups": groups.iter().map(|g| json!({"id": g.id, "kind": g.kind, "rules": g.rules.len()})).collect::<Vec<_>>(),
+        "judged_for": peer.to_string(),
+        "echo_request": verdict,
+        "ports": ports,
+        "quota": warnings,
+        "outbound_tcp_25": smtp,
+    });
+    let who = peer_name(peer, given);
+    let group_ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+    let first_group = group_ids.first().copied().unwrap_or("SG");
+    let region = &f.region;
+    let authorize = |cidr: String| {
+        vec![
+            format!(
+                "`aliyun ecs AuthorizeSecurityGroup --RegionId {region} --SecurityGroupId {first_group} --IpProtocol {} --PortRange -1/-1 --{} {cidr} --Priority 1 --Policy accept`",
+                if peer.is_ipv6() { "icmpv6" } else { "icmp" },
+                if peer.is_ipv6() { "Ipv6SourceCidrIp" } else { "SourceCidrIp" }
+            ),
+            format!("or ECS console → Security Groups → {first_group} → Inbound → Add Rule: Allow, {}, source {cidr}, priority 1", if peer.is_ipv6() { "ICMP(IPv6)" } else { "ICMP(IPv4)" }),
+        ]
+    };
+    let cidr = if given {
+        match peer {
+            IpAddr::V4(_) => format!("{peer}/32"),
+            IpAddr::V6(_) => format!("{peer}/128"),
+        }
+    } else if peer.is_ipv6() {
+        "::/0".to_string()
+    } else {
+        "0.0.0.0/0".to_string()
+    };
+    match d.accepts() {
+        None => Finding::unknown(
+            SECURITY_GROUP,
+            format!("echo request from {who}: {verdict}"),
+        )
+        .evidence(evidence),
+        Some(false) => {
+            // Without --client, a group that accepts echo only from some sources is a choice,
+            // not a fault: said, not failed.
+            let narrower = (!given).then(|| {
+                groups.iter().flat_map(|g| g.rules.iter().map(move |r| (g, r))).find(|(_, r)| {
+                    r.direction == Direction::Ingress
+                        && r.policy == Policy::Accept
+                        && matches!(r.protocol.to_ascii_uppercase().as_str(), "ICMP" | "ICMPV6" | "ALL")
+                })
+            }).flatten();
+            let mut remedy = match &d {
+                Decision::Rule { group, rule } => vec![format!(
+                    "{} decides: delete it (`aliyun ecs RevokeSecurityGroup --RegionId {region} --SecurityGroupId {} --SecurityGroupRuleId.1 {}`) or add an Accept rule with a smaller priority number",
+                    describe_rule(group, rule),
+                    group.id,
+                    rule.rule_id.as_deref().unwrap_or("RULE")
+                )],
+                _ => Vec::new(),
+            };
+            remedy.extend(authorize(cidr));
+            match narrower {
+                Some((g, r)) => Finding::warn(
+                    SECURITY_GROUP,
+                    format!(
+                        "the security groups accept echo requests only from some sources ({}); {who}: {verdict}",
+                        describe_rule(g, r)
+                    ),
+                ),
+                None => Finding::fail(
+                    SECURITY_GROUP,
+                    format!("security group {} denies the echo request from {who}: {verdict}", group_ids.join(", ")),
+                ),
+            }
+            .evidence(evidence)
+            .remedy(remedy)
+        }
+        Some(true) if !warnings.is_empty() || smtp.is_some() => Finding::warn(
+            SECURITY_GROUP,
+            format!(
+                "echo request from {who} accepted ({verdict}); {}",
+                warnings.iter().cloned().chain(smtp.clone()).collect::<Vec<_>>().join("; ")
+            ),
+        )
+        .evidence(evidence)
+        .remedy(["merge rules (port ranges, prefix lists) or split the ENI's groups before the quota blocks the next change".to_string()]),
+        Some(true) => Finding::ok(
+            SECURITY_GROUP,
+            format!("echo request from {who} accepted: {verdict}"),
+        )
+        .evidence(evidence),
+    }
+}
+
+pub fn network_acl(s: &Snapshot) -> Finding {
+    let f = match facts(s, NETWORK_ACL) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let acl = match part(&f.network_acl, NETWORK_ACL) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Finding::ok(NETWORK_ACL, "the vSwitch has no network ACL")
+                .evidence(json!({"network_acl": null}))
+        }
+        Err(f) => return f,
+    };
+    let (peer, given) = peer(s);
+    let who = peer_name(peer, given);
+    let proto = echo_protocol(peer);
+    let request = evaluate_acl(
+        &acl.ingress,
+        &Flow {
+            direction: Direction::Ingress,
+            protocol: proto,
+            port: None,
+            peer,
+        },
+    );
+    let reply = evaluate_acl(
+        &acl.egress,
+        &Flow {
+            direction: Direction::Egress,
+            protocol: proto,
+            port: None,
+            peer,
+        },
+    );
+    let text = |d: &AclDecision, ingress: bool| match d {
+        AclDecision::Entry(e) => describe_acl_entry(acl, e, ingress),
+        AclDecision::NoMatch => format!(
+            "{} {}: no entry matched: denied",
+            acl.id,
+            if ingress { "inbound" } else { "outbound" }
+        ),
+        AclDecision::Uncertain { entry, why } => format!(
+            "cannot tell: {} may match first ({why})",
+            describe_acl_entry(acl, entry, ingress)
+        ),
+    };
+    let (req_text, rep_text) = (text(&request, true), text(&reply, false));
+    let evidence = json!({
+        "network_acl": acl.id, "judged_for": peer.to_string(),
+        "echo_request": req_text, "echo_reply": rep_text,
+        "inbound_entries": acl.ingress.len(), "outbound_entries": acl.egress.len(),
+    });
+    let mut fails = Vec::new();
+    let mut remedy = Vec::new();
+    if request.accepts() == Some(false) {
+        fails.push(format!("the echo request from {who} is denied: {req_text}"));
+        remedy.push(format!("VPC console → Network ACL → {} → Inbound Rules: add an Accept entry for ICMP from {} above the deciding entry", acl.id, if given { peer.to_string() } else { "0.0.0.0/0".into() }));
+    }
+    if reply.accepts() == Some(false) {
+        fails.push(format!(
+            "the echo reply to {who} is denied (network ACLs are stateless): {rep_text}"
+        ));
+        remedy.push(format!("VPC console → Network ACL → {} → Outbound Rules: add an Accept entry for ICMP to {} above the deciding entry", acl.id, if given { peer.to_string() } else { "0.0.0.0/0".into() }));
+    }
+    if !fails.is_empty() {
+        return Finding::fail(NETWORK_ACL, fails.join("; "))
+            .evidence(evidence)
+            .remedy(remedy);
+    }
+    if request.accepts().is_none() || reply.accepts().is_none() {
+        return Finding::unknown(
+            NETWORK_ACL,
+            format!("request: {req_text}; reply: {rep_text}"),
+        )
+        .evidence(evidence);
+    }
+    Finding::ok(
+        NETWORK_ACL,
+        format!(
+            "echo request from {who} and its reply pass network ACL {}: {req_text}; {rep_text}",
+            acl.id
+        ),
+    )
+    .evidence(evidence)
+}
+
+pub fn route(s: &Snapshot) -> Finding {
+    let f = match facts(s, ROUTE) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let gateway = match part(&f.ipv4_gateway, ROUTE) {
+        Ok(g) => g.as_deref(),
+        Err(f) => return f,
+    };
+    let Some(gw) = gateway else {
+        return Finding::ok(
+            ROUTE,
+            "the VPC has no IPv4 gateway enabled: public traffic takes the system route",
+        )
+        .evidence(json!({"ipv4_gateway": null}));
+    };
+    let routes = match part(&f.routes, ROUTE) {
+        Ok(r) => r,
+        Err(f) => return f,
+    };
+    let (peer, given) = peer(s);
+    let target = if peer.is_ipv6() {
+        IpAddr::V4(s.stand_in())
+    } else {
+        peer
+    };
+    let evidence = json!({
+        "ipv4_gateway": gw,
+        "judged_for": target.to_string(),
+        "routes": routes.iter().map(|r| format!("{} → {} {}", r.destination, r.next_hop_type, r.next_hop_id.as_deref().unwrap_or(""))).collect::<Vec<_>>(),
+    });
+    match route_to_internet(routes, Some(gw), target) {
+        Ok(r) => Finding::ok(
+            ROUTE,
+            format!(
+                "public traffic to {} leaves by {}",
+                peer_name(target, given),
+                r.map(|r| format!("{} → {} {}", r.destination, r.next_hop_type, gw))
+                    .unwrap_or_default()
+            ),
+        )
+        .evidence(evidence),
+        Err(why) => Finding::fail(ROUTE, why).evidence(evidence).remedy([format!(
+            "VPC console → Route Tables → the vSwitch's route table → Add Route Entry: destination 0.0.0.0/0, next hop IPv4 gateway {gw}"
+        )]),
+    }
+}
+
+pub fn public_ip(s: &Snapshot) -> Finding {
+    let f = match facts(s, PUBLIC_IP) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let i = match part(&f.instance, PUBLIC_IP) {
+        Ok(i) => i,
+        Err(f) => return f,
+    };
+    let eips = match part(&f.eips, PUBLIC_IP) {
+        Ok(e) => e,
+        Err(f) => return f,
+    };
+    let eni_ips: Vec<std::net::Ipv4Addr> = f
+        .enis
+        .ok()
+        .map(|e| e.iter().filter_map(|e| e.public_ip).collect())
+        .unwrap_or_default();
+    let md = s.metadata.ok();
+    let md_ip = md.and_then(|m| m.eipv4.or(m.public_ipv4));
+    let mut bound: Vec<std::net::Ipv4Addr> = i.public_ips.clone();
+    bound.extend(i.eip);
+    bound.extend(eni_ips.iter().copied());
+    bound.sort();
+    bound.dedup();
+    let evidence = json!({
+        "public_ips": i.public_ips, "eip": i.eip, "eni_public_ips": eni_ips,
+        "eips": eips.iter().map(|e| json!({"allocation_id": e.allocation_id, "ip": e.ip, "status": e.status, "bound_to": e.bound_to})).collect::<Vec<_>>(),
+        "metadata_public_ip": md_ip,
+    });
+    let idle: Vec<String> = eips
+        .iter()
+        .filter(|e| e.status != "InUse")
+        .map(|e| {
+            format!(
+                "EIP {} ({}) is {}, not InUse",
+                e.ip, e.allocation_id, e.status
+            )
+        })
+        .collect();
+    if bound.is_empty() {
+        let mut why = format!(
+            "{} has no public IP and no EIP bound: nothing on the Internet can reach it",
+            i.id
+        );
+        if !idle.is_empty() {
+            why.push_str(&format!("; {}", idle.join("; ")));
+        }
+        return Finding::fail(PUBLIC_IP, why).evidence(evidence).remedy([format!(
+            "allocate and associate an EIP: `aliyun vpc AllocateEipAddress --RegionId {}` then `aliyun vpc AssociateEipAddress --AllocationId ALLOCATION --InstanceId {}`",
+            f.region, i.id
+        )]);
+    }
+    if !idle.is_empty() {
+        return Finding::fail(PUBLIC_IP, idle.join("; "))
+            .evidence(evidence)
+            .remedy([
+                "VPC console → Elastic IP Addresses → Associate with this instance".to_string(),
+            ]);
+    }
+    let list: Vec<String> = bound.iter().map(|b| b.to_string()).collect();
+    if let Some(m) = md_ip.filter(|m| !bound.contains(m)) {
+        return Finding::warn(
+            PUBLIC_IP,
+            format!("the metadata says the public IP is {m}, the cloud API says {}: the binding changed; ping the API's address", list.join(", ")),
+        )
+        .evidence(evidence);
+    }
+    Finding::ok(PUBLIC_IP, format!("public IP bound: {}", list.join(", "))).evidence(evidence)
+}
+
+pub fn blackhole(s: &Snapshot) -> Finding {
+    let f = match facts(s, BLACKHOLE) {
+        Ok(f) => f,
+        Err(f) => return f,
+    };
+    let b = match part(&f.blackhole, BLACKHOLE) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Finding::skipped(BLACKHOLE, "no public IP to ask Anti-DDoS about")
+                .evidence(json!({"ip": null}))
+        }
+        Err(f) => return f,
+    };
+    let ends = b.ends_at.map(|t| crate::rfc3339_ms(t.saturating_mul(1000)));
+    let evidence = json!({"ip": b.ip, "status": b.status, "ends_at": ends});
+    match &b.status {
+        DdosState::Normal => Finding::ok(BLACKHOLE, format!("{} is not in blackhole filtering", b.ip)).evidence(evidence),
+        DdosState::Blackholed => Finding::fail(
+            BLACKHOLE,
+            format!(
+                "{} is in Anti-DDoS blackhole filtering: every packet to it is dropped upstream{}",
+                b.ip,
+                ends.as_deref().map(|e| format!(" until {e}")).unwrap_or_else(|| " (end time not published)".to_string())
+            ),
+        )
+        .evidence(evidence)
+        .remedy(["wait for the blackhole to end, or deactivate it early in the Anti-DDoS console (Traffic Security → Anti-DDoS Origin → Assets); an attack that repeats needs Anti-DDoS Pro".to_string()]),
+        DdosState::Scrubbing => Finding::warn(
+            BLACKHOLE,
+            format!("{} is under DDoS attack and its traffic is being scrubbed: clean traffic passes, but probes may be dropped", b.ip),
+        )
+        .evidence(evidence),
+        DdosState::Other(word) => Finding::unknown(
+            BLACKHOLE,
+            format!("Anti-DDoS says {word:?} for {}: not a status this version knows", b.ip),
+        )
+        .evidence(evidence),
+    }
+}
+
+/// The failing `cloud.*` findings: what stops echo requests before the guest, for `icmp.live`
+/// and `watch` to name instead of an inference.
+pub fn blocking(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.id.starts_with("cloud.") && f.status == crate::report::Status::Fail)
+        .map(|f| format!("{}: {}", f.id, f.summary))
+        .collect()
+}
 
 /// The platform's quotas (the ECS FAQ): rules per group, groups per ENI.
 pub const RULES_PER_GROUP: usize = 200;
@@ -608,5 +1244,497 @@ mod tests {
         ];
         let e = route_to_internet(&captured, Some("ipv4gw-made-up"), client).unwrap_err();
         assert!(e.contains("198.18.0.0/16 to NatGateway"), "{e}");
+    }
+
+    mod checks {
+        use super::super::*;
+        use crate::checks::fixture::*;
+        use crate::report::Status;
+        use crate::snapshot::{Blackhole, CloudEip, Listener, MetadataState};
+
+        fn judged(edit: impl FnOnce(&mut Snapshot), id: &str) -> Finding {
+            let mut s = healthy();
+            edit(&mut s);
+            crate::checks::evaluate(&s, &criteria())
+                .into_iter()
+                .find(|f| f.id == id)
+                .unwrap()
+        }
+
+        fn status(edit: impl FnOnce(&mut Snapshot), id: &str) -> (Status, String) {
+            let f = judged(edit, id);
+            (f.status, f.summary)
+        }
+
+        const ALL: [&str; 6] = [
+            INSTANCE,
+            SECURITY_GROUP,
+            NETWORK_ACL,
+            ROUTE,
+            PUBLIC_IP,
+            BLACKHOLE,
+        ];
+
+        #[test]
+        fn healthy_cloud_is_ok_everywhere() {
+            for id in ALL {
+                let (st, why) = status(|_| {}, id);
+                assert_eq!(st, Status::Ok, "{id}: {why}");
+            }
+        }
+
+        /// No RAM role: skipped with how to attach one; the metadata service failing: unknown;
+        /// one call denied: unknown naming the action, with the policy to grant.
+        #[test]
+        fn skipped_and_unknown_paths() {
+            for id in ALL {
+                let f = judged(
+                    |s| {
+                        s.cloud = CloudState::NotProbed {
+                            reason: "no RAM role is attached to the instance".into(),
+                        }
+                    },
+                    id,
+                );
+                assert_eq!(f.status, Status::Skipped, "{id}");
+                assert!(
+                    f.remedy[0].contains("AttachInstanceRamRole"),
+                    "{:?}",
+                    f.remedy
+                );
+                let f = judged(
+                    |s| {
+                        s.cloud = CloudState::Failed {
+                            reason: "metadata service: timed out".into(),
+                        }
+                    },
+                    id,
+                );
+                assert_eq!(f.status, Status::Unknown, "{id}");
+                assert!(f.summary.contains("timed out"), "{}", f.summary);
+            }
+            let denied = "DescribeNetworkAclAttributes: not permitted to the RAM role (Forbidden.RAM); the policy needs DescribeNetworkAclAttributes";
+            let f = judged(
+                |s| cloud_mut(s).network_acl = Gathered::Failed(denied.into()),
+                NETWORK_ACL,
+            );
+            assert_eq!(f.status, Status::Unknown);
+            assert!(f.summary.contains("DescribeNetworkAclAttributes"));
+            assert!(
+                f.remedy
+                    .join("\n")
+                    .contains("vpc:DescribeNetworkAclAttributes"),
+                "{:?}",
+                f.remedy
+            );
+            for (id, edit) in [
+                (
+                    INSTANCE,
+                    Box::new(|f: &mut CloudFacts| {
+                        f.instance = Gathered::Failed("x: throttled".into())
+                    }) as Box<dyn Fn(&mut CloudFacts)>,
+                ),
+                (
+                    SECURITY_GROUP,
+                    Box::new(|f: &mut CloudFacts| {
+                        f.security_groups = Gathered::Failed("x: throttled".into())
+                    }),
+                ),
+                (
+                    ROUTE,
+                    Box::new(|f: &mut CloudFacts| {
+                        f.routes = Gathered::Failed("x: throttled".into())
+                    }),
+                ),
+                (
+                    PUBLIC_IP,
+                    Box::new(|f: &mut CloudFacts| f.eips = Gathered::Failed("x: throttled".into())),
+                ),
+                (
+                    BLACKHOLE,
+                    Box::new(|f: &mut CloudFacts| {
+                        f.blackhole = Gathered::Failed("x: throttled".into())
+                    }),
+                ),
+            ] {
+                let (st, why) = status(|s| edit(cloud_mut(s)), id);
+                assert_eq!(st, Status::Unknown, "{id}: {why}");
+                assert!(why.contains("throttled"), "{why}");
+            }
+        }
+
+        #[test]
+        fn instance_state_and_locks() {
+            let (st, why) = status(
+                |s| {
+                    if let Gathered::Ok(i) = &mut cloud_mut(s).instance {
+                        i.status = "Stopped".into();
+                    }
+                },
+                INSTANCE,
+            );
+            assert_eq!(st, Status::Fail);
+            assert!(why.contains("Stopped, not Running"), "{why}");
+            let (st, why) = status(
+                |s| {
+                    if let Gathered::Ok(i) = &mut cloud_mut(s).instance {
+                        i.locks = vec!["financial".into()];
+                    }
+                },
+                INSTANCE,
+            );
+            assert_eq!(st, Status::Fail);
+            assert!(why.contains("overdue payment"), "{why}");
+        }
+
+        fn groups(s: &mut Snapshot) -> &mut Vec<SecurityGroup> {
+            match &mut cloud_mut(s).security_groups {
+                Gathered::Ok(g) => g,
+                _ => unreachable!(),
+            }
+        }
+
+        #[test]
+        fn security_group_verdicts_name_the_deciding_rule() {
+            // No ICMP rule: the normal group's default denies it.
+            let f = judged(
+                |s| groups(s)[0].rules.retain(|r| r.protocol != "ICMP"),
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Fail, "{}", f.summary);
+            assert!(
+                f.summary
+                    .contains("no rule matched: denied by the normal groups' default"),
+                "{}",
+                f.summary
+            );
+            assert!(
+                f.remedy.iter().any(|r| r.contains("AuthorizeSecurityGroup")
+                    && r.contains("--SourceCidrIp 0.0.0.0/0")),
+                "{:?}",
+                f.remedy
+            );
+            // A higher-priority Drop beats the Accept; with --client the remedy names the /32.
+            let f = judged(
+                |s| {
+                    s.client = Some(ip("198.18.0.2"));
+                    groups(s)[0].rules.push(sg_rule(
+                        "sgr-drop",
+                        Direction::Ingress,
+                        "ALL",
+                        "-1/-1",
+                        "198.18.0.0/16",
+                        Policy::Drop,
+                        1,
+                    ));
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary
+                    .contains("sg-web rule sgr-drop: priority 1, Drop ALL"),
+                "{}",
+                f.summary
+            );
+            assert!(
+                f.remedy
+                    .iter()
+                    .any(|r| r.contains("RevokeSecurityGroup") && r.contains("sgr-drop")),
+                "{:?}",
+                f.remedy
+            );
+            assert!(
+                f.remedy.iter().any(|r| r.contains("198.18.0.2/32")),
+                "{:?}",
+                f.remedy
+            );
+            // Echo accepted only from an office range: without --client a warning, not a fail.
+            let f = judged(
+                |s| {
+                    let r = &mut groups(s)[0].rules[0];
+                    r.peer_cidr = Some("198.51.100.0/24".parse().unwrap());
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Warn, "{}", f.summary);
+            assert!(
+                f.summary.contains("only from some sources"),
+                "{}",
+                f.summary
+            );
+            // Quota: 180 of 200 rules is a warning even while echo passes.
+            let f = judged(
+                |s| {
+                    for i in 0..178 {
+                        groups(s)[0].rules.push(sg_rule(
+                            &format!("sgr-{i}"),
+                            Direction::Ingress,
+                            "TCP",
+                            "8080/8080",
+                            "10.0.0.0/8",
+                            Policy::Accept,
+                            50,
+                        ));
+                    }
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Warn);
+            assert!(
+                f.summary.contains("holds 180 of its 200 rules"),
+                "{}",
+                f.summary
+            );
+            // A prefix list ahead of everything: cannot tell.
+            let f = judged(
+                |s| {
+                    let mut r = sg_rule(
+                        "sgr-pl",
+                        Direction::Ingress,
+                        "ICMP",
+                        "-1/-1",
+                        "0.0.0.0/0",
+                        Policy::Drop,
+                        1,
+                    );
+                    r.peer_cidr = None;
+                    r.peer_prefix_list = Some("pl-made-up".into());
+                    groups(s)[0].rules.insert(0, r);
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Unknown, "{}", f.summary);
+            // Outbound TCP 25 accepted by the group: the platform still blocks it.
+            let f = judged(
+                |s| {
+                    groups(s)[0].rules.push(sg_rule(
+                        "sgr-smtp",
+                        Direction::Egress,
+                        "TCP",
+                        "25/25",
+                        "0.0.0.0/0",
+                        Policy::Accept,
+                        1,
+                    ))
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Warn);
+            assert!(
+                f.summary.contains("platform blocks outbound TCP 25"),
+                "{}",
+                f.summary
+            );
+        }
+
+        #[test]
+        fn security_group_judges_each_listening_port() {
+            let f = judged(
+                |s| {
+                    s.listeners = Gathered::Ok(vec![
+                        Listener {
+                            proto: "tcp".into(),
+                            address: ip("0.0.0.0"),
+                            port: 22,
+                        },
+                        Listener {
+                            proto: "tcp".into(),
+                            address: ip("0.0.0.0"),
+                            port: 8080,
+                        },
+                        Listener {
+                            proto: "tcp".into(),
+                            address: ip("127.0.0.1"),
+                            port: 9717,
+                        },
+                    ])
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Ok);
+            let ports = f.evidence["ports"].as_array().unwrap();
+            assert_eq!(ports.len(), 2, "{ports:?}");
+            assert_eq!(ports[0]["accepted"], true);
+            assert!(ports[0]["decided_by"].as_str().unwrap().contains("sgr-ssh"));
+            assert_eq!(ports[1]["accepted"], false);
+            assert!(ports[1]["decided_by"].as_str().unwrap().contains("default"));
+        }
+
+        fn acl(s: &mut Snapshot) -> &mut NetworkAcl {
+            match &mut cloud_mut(s).network_acl {
+                Gathered::Ok(Some(a)) => a,
+                _ => unreachable!(),
+            }
+        }
+
+        #[test]
+        fn network_acl_is_stateless() {
+            let f = judged(
+                |s| {
+                    acl(s).ingress.insert(
+                        0,
+                        acl_entry("nae-noping", Policy::Drop, "icmp", "0.0.0.0/0"),
+                    )
+                },
+                NETWORK_ACL,
+            );
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary.contains("inbound entry nae-noping"),
+                "{}",
+                f.summary
+            );
+            // The reply is judged on its own: nothing outbound matches ICMP → denied.
+            let f = judged(
+                |s| acl(s).egress = vec![acl_entry("nae-web", Policy::Accept, "tcp", "0.0.0.0/0")],
+                NETWORK_ACL,
+            );
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary.contains("echo reply") && f.summary.contains("no entry matched"),
+                "{}",
+                f.summary
+            );
+            assert!(f.remedy[0].contains("Outbound Rules"));
+            let (st, _) = status(
+                |s| cloud_mut(s).network_acl = Gathered::Ok(None),
+                NETWORK_ACL,
+            );
+            assert_eq!(st, Status::Ok);
+            let f = judged(
+                |s| {
+                    let mut e = acl_entry("nae-odd", Policy::Drop, "all", "0.0.0.0/0");
+                    e.port_range = "x".into();
+                    acl(s).ingress.insert(0, e);
+                    s.listeners = Gathered::Ok(vec![]);
+                },
+                NETWORK_ACL,
+            );
+            // ICMP has no ports: an unreadable port range does not matter to it.
+            assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        }
+
+        #[test]
+        fn route_table_needs_the_ipv4_gateway() {
+            let f = judged(
+                |s| {
+                    if let Gathered::Ok(r) = &mut cloud_mut(s).routes {
+                        r.retain(|r| r.next_hop_type != "Ipv4Gateway");
+                    }
+                },
+                ROUTE,
+            );
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary.contains("0.0.0.0/0 → ipv4gw-made-up"),
+                "{}",
+                f.summary
+            );
+            let (st, why) = status(|s| cloud_mut(s).ipv4_gateway = Gathered::Ok(None), ROUTE);
+            assert_eq!(st, Status::Ok);
+            assert!(why.contains("system route"));
+        }
+
+        #[test]
+        fn public_ip_bound_and_in_use() {
+            let none = |s: &mut Snapshot| {
+                if let Gathered::Ok(i) = &mut cloud_mut(s).instance {
+                    i.public_ips.clear();
+                }
+            };
+            let (st, why) = status(none, PUBLIC_IP);
+            assert_eq!(st, Status::Fail);
+            assert!(why.contains("no public IP and no EIP"), "{why}");
+            let (st, why) = status(
+                |s| {
+                    none(s);
+                    if let Gathered::Ok(i) = &mut cloud_mut(s).instance {
+                        i.eip = Some(v4("198.51.100.7"));
+                    }
+                    cloud_mut(s).eips = Gathered::Ok(vec![CloudEip {
+                        allocation_id: "eip-made-up".into(),
+                        ip: v4("198.51.100.7"),
+                        status: "Associating".into(),
+                        bound_to: Some("i-made-up".into()),
+                    }]);
+                },
+                PUBLIC_IP,
+            );
+            assert_eq!(st, Status::Fail);
+            assert!(why.contains("Associating, not InUse"), "{why}");
+            let (st, why) = status(
+                |s| {
+                    if let MetadataState::Ok(m) = &mut s.metadata {
+                        m.public_ipv4 = Some(v4("198.51.100.9"));
+                    }
+                },
+                PUBLIC_IP,
+            );
+            assert_eq!(st, Status::Warn);
+            assert!(why.contains("198.51.100.9"), "{why}");
+        }
+
+        #[test]
+        fn blackhole_verdicts() {
+            let set = |status: DdosState, ends: Option<u64>| {
+                move |s: &mut Snapshot| {
+                    cloud_mut(s).blackhole = Gathered::Ok(Some(Blackhole {
+                        ip: v4("203.0.113.10"),
+                        status: status.clone(),
+                        ends_at: ends,
+                    }))
+                }
+            };
+            let (st, why) = status(set(DdosState::Blackholed, Some(1_800_000_000)), BLACKHOLE);
+            assert_eq!(st, Status::Fail);
+            assert!(
+                why.contains("blackhole filtering") && why.contains("until 2027-01-15T08:00:00"),
+                "{why}"
+            );
+            let (st, why) = status(set(DdosState::Blackholed, None), BLACKHOLE);
+            assert_eq!(st, Status::Fail);
+            assert!(why.contains("end time not published"), "{why}");
+            assert_eq!(
+                status(set(DdosState::Scrubbing, None), BLACKHOLE).0,
+                Status::Warn
+            );
+            assert_eq!(
+                status(set(DdosState::Other("frozen".into()), None), BLACKHOLE).0,
+                Status::Unknown
+            );
+            assert_eq!(
+                status(|s| cloud_mut(s).blackhole = Gathered::Ok(None), BLACKHOLE).0,
+                Status::Skipped
+            );
+        }
+
+        /// icmp.live names the failing cloud check instead of the inference.
+        #[test]
+        fn icmp_live_names_the_cloud_cause() {
+            let f = judged(
+                |s| {
+                    groups(s)[0].rules.retain(|r| r.protocol != "ICMP");
+                    if let Gathered::Ok(c) = &mut s.icmp {
+                        c.in_echos = 0;
+                        c.out_echo_reps = 0;
+                    }
+                },
+                crate::checks::icmp::LIVE,
+            );
+            assert_eq!(f.status, Status::Warn, "{}", f.summary);
+            assert!(
+                f.summary
+                    .contains("the cloud side stops them: cloud.security_group"),
+                "{}",
+                f.summary
+            );
+            assert!(
+                !f.summary.contains("(inferred)")
+                    && !f.summary.contains("security group, network ACL, route"),
+                "{}",
+                f.summary
+            );
+        }
     }
 }

@@ -242,6 +242,7 @@ pub fn healthy() -> Snapshot {
             sys_vendor: Some("Alibaba Cloud".into()),
             product_name: Some("Alibaba Cloud ECS".into()),
         }),
+        cloud: CloudState::Ok(healthy_cloud()),
         metadata: MetadataState::Ok(InstanceMetadata {
             hardened: true,
             mac: MAC.into(),
@@ -260,6 +261,128 @@ pub fn healthy() -> Snapshot {
             }],
             ..Default::default()
         }),
+    }
+}
+
+/// A security group rule for fixtures: `ingress`/`egress`, protocol, ports, peer CIDR.
+pub fn sg_rule(
+    id: &str,
+    direction: Direction,
+    protocol: &str,
+    ports: &str,
+    peer: &str,
+    policy: Policy,
+    priority: u8,
+) -> SecurityGroupRule {
+    SecurityGroupRule {
+        rule_id: Some(id.into()),
+        direction,
+        protocol: protocol.into(),
+        port_range: ports.into(),
+        peer_cidr: Some(peer.parse().unwrap()),
+        peer_group: None,
+        peer_prefix_list: None,
+        policy,
+        priority,
+        description: None,
+    }
+}
+
+pub fn acl_entry(id: &str, policy: Policy, protocol: &str, peer: &str) -> AclEntry {
+    AclEntry {
+        entry_id: Some(id.into()),
+        name: None,
+        policy,
+        protocol: protocol.into(),
+        peer_cidr: peer.parse().unwrap(),
+        port_range: "-1/-1".into(),
+        entry_type: Some("custom".into()),
+    }
+}
+
+/// The cloud side of a reachable instance: Running, public IP 203.0.113.10, one normal
+/// group accepting ICMP and SSH from anywhere, an ACL accepting everything, the VPC's IPv4
+/// gateway carrying 0.0.0.0/0, no blackhole.
+pub fn healthy_cloud() -> CloudFacts {
+    CloudFacts {
+        region: "cn-made-up".into(),
+        credentials: "RAM role made-up".into(),
+        instance: Gathered::Ok(CloudInstance {
+            id: "i-made-up".into(),
+            status: "Running".into(),
+            locks: vec![],
+            public_ips: vec![v4("203.0.113.10")],
+            eip: None,
+            vswitch_id: Some("vsw-made-up".into()),
+            vpc_id: Some("vpc-made-up".into()),
+            security_group_ids: vec!["sg-web".into()],
+        }),
+        enis: Gathered::Ok(vec![CloudEni {
+            id: "eni-primary".into(),
+            mac: Some(MAC.into()),
+            security_group_ids: vec!["sg-web".into()],
+            private_ips: vec![v4("10.77.0.10")],
+            public_ip: None,
+        }]),
+        security_groups: Gathered::Ok(vec![SecurityGroup {
+            id: "sg-web".into(),
+            kind: SecurityGroupKind::Normal,
+            rules: vec![
+                sg_rule(
+                    "sgr-icmp",
+                    Direction::Ingress,
+                    "ICMP",
+                    "-1/-1",
+                    "0.0.0.0/0",
+                    Policy::Accept,
+                    1,
+                ),
+                sg_rule(
+                    "sgr-ssh",
+                    Direction::Ingress,
+                    "TCP",
+                    "22/22",
+                    "0.0.0.0/0",
+                    Policy::Accept,
+                    1,
+                ),
+            ],
+        }]),
+        network_acl: Gathered::Ok(Some(NetworkAcl {
+            id: "nacl-made-up".into(),
+            ingress: vec![acl_entry("nae-in", Policy::Accept, "all", "0.0.0.0/0")],
+            egress: vec![acl_entry("nae-out", Policy::Accept, "all", "0.0.0.0/0")],
+        })),
+        routes: Gathered::Ok(vec![
+            CloudRoute {
+                destination: "0.0.0.0/0".parse().unwrap(),
+                next_hop_type: "Ipv4Gateway".into(),
+                next_hop_id: Some("ipv4gw-made-up".into()),
+                status: Some("Available".into()),
+            },
+            CloudRoute {
+                destination: "10.77.0.0/24".parse().unwrap(),
+                next_hop_type: "local".into(),
+                next_hop_id: None,
+                status: Some("Available".into()),
+            },
+        ]),
+        ipv4_gateway: Gathered::Ok(Some("ipv4gw-made-up".into())),
+        eips: Gathered::Ok(vec![]),
+        blackhole: Gathered::Ok(Some(Blackhole {
+            ip: v4("203.0.113.10"),
+            status: DdosState::Normal,
+            ends_at: None,
+        })),
+        fetched_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// The healthy snapshot's cloud facts, to change in a test.
+pub fn cloud_mut(s: &mut Snapshot) -> &mut CloudFacts {
+    match &mut s.cloud {
+        CloudState::Ok(f) => f,
+        _ => panic!("the fixture has cloud facts"),
     }
 }
 

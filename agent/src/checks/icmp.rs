@@ -86,6 +86,9 @@ pub struct EchoEvidence {
     /// Firewall rules (or traced verdicts) that dropped echo packets in the window, or, without
     /// live evidence, the rule the ruleset says drops them.
     pub dropped_by: Vec<String>,
+    /// The failing `cloud.*` verdicts (security group, network ACL, route, public IP,
+    /// blackhole): named instead of the inference "outside the guest" when nothing arrives.
+    pub cloud_blocks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,6 +126,12 @@ pub fn attribute(e: &EchoEvidence, guest_causes: &[String]) -> Attribution {
                 e.dropped_by.join("; ")
             ));
             steps.extend(e.dropped_by.iter().map(|d| format!("guest firewall: {d}")));
+        } else if !e.cloud_blocks.is_empty() {
+            summary.push_str(&format!(
+                ": the cloud side stops them: {}",
+                e.cloud_blocks.join("; ")
+            ));
+            steps.extend(e.cloud_blocks.iter().cloned());
         } else {
             summary.push_str(": they are dropped before the guest (security group, network ACL, route to the public IP, or blackhole filtering)");
         }
@@ -231,13 +240,14 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
         } else {
             Vec::new()
         },
+        cloud_blocks: crate::checks::cloud::blocking(ctx.earlier),
         ..Default::default()
     };
     let a = attribute(&e, &[]);
     let evidence = json!({
         "window": since, "echo_requests_in": requests, "echo_replies_out": replies,
         "rate_limited_host": counts.rate_limited_host, "in_errors": counts.in_errors,
-        "verdict": a.arrival, "firewall_drops": e.dropped_by,
+        "verdict": a.arrival, "firewall_drops": e.dropped_by, "cloud_blocks": e.cloud_blocks,
     });
     match a.arrival {
         // The firewall in force now drops them: that is a present cause, whatever the window.
@@ -245,6 +255,10 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
             .evidence(evidence)
             .remedy(a.steps)
             .relies_on([Subject::FirewallPath(ECHO_IN)]),
+        // The cloud side proves why none arrives: named, not inferred.
+        Arrival::NotArriving if !e.cloud_blocks.is_empty() => Finding::warn(LIVE, a.summary)
+            .evidence(evidence)
+            .remedy(a.steps),
         Arrival::NotArriving if windowed => Finding::skipped(
             LIVE,
             format!("no echo request arrived {since}: ping the public IP while `ecs-diag watch` runs"),
@@ -357,6 +371,7 @@ mod tests {
             replies_sent: sent,
             replies_on_wire: out,
             dropped_by: vec![],
+            cloud_blocks: vec![],
         }
     }
 

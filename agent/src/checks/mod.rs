@@ -89,6 +89,7 @@ const FAMILIES: &[&[Check]] = &[
     firewall::CHECKS,
     load::CHECKS,
     net::CHECKS,
+    cloud::CHECKS,
     icmp::CHECKS,
 ];
 

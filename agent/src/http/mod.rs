@@ -159,7 +159,7 @@ async fn diagnose(State(s): State<AppState>, body: Body) -> Result<Response, Api
             )
         });
     }
-    match s.engine.refresh().await {
+    match s.engine.diagnose().await {
         Refresh::Done(r) => Ok(json_bytes(serde_json::to_vec(&*r).unwrap_or_default())),
         Refresh::Busy => Err(ApiError {
             retry_after: Some(1),

@@ -1,5 +1,6 @@
-//! Cloud-side facts read from the OpenAPI (issue 14, in progress): the security groups of an
-//! ENI with their rules, as the cloud evaluates them. No secret is ever part of these.
+//! Cloud-side facts read from the OpenAPI through the instance RAM role: the instance's state,
+//! its ENIs' security groups with their rules, the vSwitch's network ACL and route table, the
+//! EIPs and the Anti-DDoS status of the public IP. No secret is ever part of these.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -128,6 +129,62 @@ pub struct CloudEip {
     pub bound_to: Option<String>,
 }
 
+/// Anti-DDoS Origin Basic's word for a public IP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DdosState {
+    Normal,
+    /// Blackhole filtering: all traffic to the IP is dropped upstream.
+    Blackholed,
+    /// Attack traffic is being scrubbed; clean traffic passes.
+    Scrubbing,
+    /// A word this version does not know, as the API sent it.
+    Other(String),
+}
+
+/// The Anti-DDoS status of the public IP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Blackhole {
+    pub ip: std::net::Ipv4Addr,
+    pub status: DdosState,
+    /// When the blackhole is lifted (Unix seconds), where the event list says.
+    pub ends_at: Option<u64>,
+}
+
+/// Whether the cloud side was read, and if not, why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per snapshot
+pub enum CloudState {
+    /// Not asked: `cloud.mode = "never"`, not on Alibaba Cloud, or no RAM role attached (the
+    /// reason says which, and how to attach one).
+    NotProbed {
+        reason: String,
+    },
+    Ok(CloudFacts),
+    /// Asked, but no credentials could be had (the metadata service failed).
+    Failed {
+        reason: String,
+    },
+}
+
+impl Default for CloudState {
+    fn default() -> Self {
+        CloudState::NotProbed {
+            reason: "not recorded in this snapshot".to_string(),
+        }
+    }
+}
+
+impl CloudState {
+    pub fn ok(&self) -> Option<&CloudFacts> {
+        match self {
+            CloudState::Ok(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 /// Everything read from the cloud API for one diagnosis; each part gathered or why not (an
 /// action the RAM policy does not allow is named).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,4 +201,14 @@ pub struct CloudFacts {
     /// The VPC's enabled IPv4 gateway, if any.
     pub ipv4_gateway: super::Gathered<Option<String>>,
     pub eips: super::Gathered<Vec<CloudEip>>,
+    /// The public IP's Anti-DDoS status; None: there is no public IP to ask about.
+    #[serde(default = "not_gathered")]
+    pub blackhole: super::Gathered<Option<Blackhole>>,
+    /// RFC 3339: when these were read (`serve` reuses them for `cloud.cache_s`).
+    #[serde(default)]
+    pub fetched_at: String,
+}
+
+fn not_gathered<T>() -> super::Gathered<T> {
+    super::Gathered::Failed("not recorded in this snapshot".to_string())
 }

@@ -91,6 +91,10 @@ pub struct Snapshot {
     pub icmp_previous: Option<IcmpCounters>,
     pub dmi: Gathered<Dmi>,
     pub metadata: MetadataState,
+    /// The cloud side (security groups, network ACL, route table, public IP, Anti-DDoS),
+    /// read through the RAM role. Older snapshots replay as not probed.
+    #[serde(default)]
+    pub cloud: CloudState,
     /// iptables/ip6tables rulesets, both backends. Snapshots from before it existed replay
     /// as "not gathered", never as an empty (accept-all) firewall.
     #[serde(default = "not_in_snapshot")]
@@ -191,6 +195,10 @@ impl Snapshot {
             MetadataState::Failed { reason } => Err(reason.as_str()),
             _ => Ok(()),
         };
+        let cloud = match &self.cloud {
+            CloudState::Failed { reason } => Err(reason.as_str()),
+            _ => Ok(()),
+        };
         vec![
             ("links", r(&self.links)),
             ("addresses", r(&self.addresses)),
@@ -204,6 +212,7 @@ impl Snapshot {
             ("icmp", r(&self.icmp)),
             ("dmi", r(&self.dmi)),
             ("metadata", metadata),
+            ("cloud", cloud),
             ("firewall", r(&self.firewall)),
             ("nftables", r(&self.nftables)),
             ("ipsets", r(&self.ipsets)),
@@ -254,12 +263,12 @@ mod tests {
         let s = crate::checks::fixture::healthy();
         let listed: Vec<&str> = s.source_results().iter().map(|(n, _)| *n).collect();
         let json = serde_json::to_value(&s).unwrap();
-        let mut sources = vec!["metadata".to_string()];
+        let mut sources = vec!["metadata".to_string(), "cloud".to_string()];
         for (key, v) in json.as_object().unwrap() {
             let is_gathered = v.as_object().is_some_and(|o| {
                 o.len() == 1 && (o.contains_key("ok") || o.contains_key("failed"))
             });
-            if is_gathered && key != "metadata" {
+            if is_gathered && key != "metadata" && key != "cloud" {
                 sources.push(key.clone());
             }
         }

@@ -71,6 +71,8 @@ pub struct GatherOptions {
     pub client: Option<IpAddr>,
     /// `serve`: the previous refresh's firewall facts, reused if the ruleset is unchanged.
     pub firewall_cache: Option<rulesets::FirewallFacts>,
+    /// `serve`: cloud facts read less than `cloud.cache_s` ago, reused instead of asking again.
+    pub cloud: Option<crate::snapshot::CloudState>,
 }
 
 /// Whether to ask the metadata service, and if not, why.
@@ -95,20 +97,29 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
     let dmi = sysfs::dmi(&config.paths.sys);
     let decision = metadata_decision(config.metadata.mode, &dmi);
     std::thread::scope(|scope| {
-        let metadata = scope.spawn(|| match decision {
-            Err(reason) => MetadataState::NotProbed { reason },
-            Ok(()) => match metadata::MetadataClient::new(&config.metadata).read() {
-                Ok(m) => MetadataState::Ok(m),
-                Err(e) => MetadataState::Failed {
-                    reason: e.to_string(),
+        // The cloud side needs the metadata's region and ids: asked right after it, while
+        // the local sources are read.
+        let metadata = scope.spawn(|| {
+            let md = match decision.clone() {
+                Err(reason) => MetadataState::NotProbed { reason },
+                Ok(()) => match metadata::MetadataClient::new(&config.metadata).read() {
+                    Ok(m) => MetadataState::Ok(m),
+                    Err(e) => MetadataState::Failed {
+                        reason: e.to_string(),
+                    },
                 },
-            },
+            };
+            let cloud = match &options.cloud {
+                Some(reused) => reused.clone(),
+                None => cloud::read(config, &md, metadata_decision(MetadataMode::Auto, &dmi)),
+            };
+            (md, cloud)
         });
         // The firewall tools are separate processes: run them while netlink is read.
         let firewall =
             scope.spawn(|| rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
         let mut snapshot = gather_local(config, options);
-        snapshot.dmi = dmi;
+        snapshot.dmi = dmi.clone();
         let facts = firewall.join().unwrap_or_else(|_| {
             let why = "the firewall reader panicked";
             rulesets::FirewallFacts {
@@ -126,8 +137,14 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         snapshot.nft_genid = facts.genid;
         snapshot.denied = facts.denied;
         snapshot.legacy_signature = facts.legacy_signature;
-        snapshot.metadata = metadata.join().unwrap_or_else(|_| MetadataState::Failed {
-            reason: "the metadata reader panicked".to_string(),
+        (snapshot.metadata, snapshot.cloud) = metadata.join().unwrap_or_else(|_| {
+            let reason = "the metadata reader panicked".to_string();
+            (
+                MetadataState::Failed {
+                    reason: reason.clone(),
+                },
+                crate::snapshot::CloudState::Failed { reason },
+            )
         });
         snapshot
     })
@@ -196,6 +213,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         reply_lookups,
         dmi: Gathered::Failed("not gathered".to_string()),
         metadata: MetadataState::default(),
+        cloud: Default::default(),
         at_ms: crate::unix_ms(),
         cpu: load::cpu(&config.paths.proc),
         tasks: load::tasks(&config.paths.proc, swap_in_use(&memory)),

@@ -61,6 +61,8 @@ pub struct WatchReport {
     pub unavailable: Vec<String>,
     /// Checks on the echo path that fail or warn (the "why" when requests go unanswered).
     pub guest_findings: Vec<String>,
+    /// The failing `cloud.*` verdicts: why requests do not arrive, when the cloud side says.
+    pub cloud_blocks: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize)]
@@ -147,6 +149,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         &GatherOptions {
             client: opts.client,
             firewall_cache: Some(before_fw.clone()),
+            cloud: None,
         },
     );
     let capture = EchoCapture::open()
@@ -274,15 +277,16 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         moved_rules.extend(moved::nft(b.as_deref(), a));
     }
     // Only the checks on the echo path: a warning about disks is not why pings go unanswered.
-    let guest_findings: Vec<String> =
-        crate::checks::evaluate(&snapshot, &crate::checks::Criteria::of(config))
-            .into_iter()
-            .filter(|f| {
-                matches!(f.status, Status::Fail | Status::Warn)
-                    && crate::checks::icmp::ECHO_PATH.contains(&f.id.as_str())
-            })
-            .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
-            .collect();
+    let findings = crate::checks::evaluate(&snapshot, &crate::checks::Criteria::of(config));
+    let cloud_blocks = crate::checks::cloud::blocking(&findings);
+    let guest_findings: Vec<String> = findings
+        .into_iter()
+        .filter(|f| {
+            matches!(f.status, Status::Fail | Status::Warn)
+                && crate::checks::icmp::ECHO_PATH.contains(&f.id.as_str())
+        })
+        .map(|f| format!("{} ({}): {}", f.id, f.status.as_str(), f.summary))
+        .collect();
 
     let (req, rep) = tally.totals(client);
     // Replies dropped on the way out count too; one entry per rule, with its count.
@@ -321,6 +325,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         replies_sent: sent,
         replies_on_wire: capture.as_ref().map(|_| rep),
         dropped_by,
+        cloud_blocks: cloud_blocks.clone(),
     };
     let Attribution {
         arrival,
@@ -372,6 +377,7 @@ pub fn run(config: &Config, opts: &WatchOptions) -> i32 {
         kernel_drops,
         unavailable,
         guest_findings,
+        cloud_blocks,
     };
     if opts.json {
         json_line(&mut out, &report);

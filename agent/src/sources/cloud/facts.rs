@@ -1,16 +1,17 @@
 //! Reads everything the cloud-side checks judge, in two rounds of parallel calls under one
 //! budget: first the instance, its ENIs, its EIPs, the vSwitch and the VPC's IPv4 gateways;
 //! then, with the ids those name, every security group (kind and rules), the vSwitch's network
-//! ACL and its route table. A call that fails leaves its part `Failed` with the reason (the
+//! ACL and its route table, and (for a blackholed public IP) when the blackhole ends. The
+//! public IP's Anti-DDoS status is read in round one. A call that fails leaves its part `Failed` with the reason (the
 //! action the RAM policy lacks, throttling, the budget) and the rest is still gathered.
 
 use serde_json::Value;
 
 use super::credentials::Credentials;
 use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
-use super::{ecs, vpc};
+use super::{antiddos, ecs, vpc};
 use crate::config::CloudEndpoints;
-use crate::snapshot::{CloudFacts, Gathered, SecurityGroupKind};
+use crate::snapshot::{CloudFacts, DdosState, Gathered, SecurityGroupKind};
 
 /// Where the instance is, from the metadata.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +20,8 @@ pub struct Place<'a> {
     pub instance_id: &'a str,
     pub vpc_id: Option<&'a str>,
     pub vswitch_id: Option<&'a str>,
+    /// The public IP or EIP the metadata names (its Anti-DDoS status is read).
+    pub public_ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The ECS and VPC endpoints: the config's, else the region's VPC-internal ones.
@@ -26,6 +29,7 @@ pub struct Place<'a> {
 pub struct Endpoints {
     pub ecs: Endpoint,
     pub vpc: Endpoint,
+    pub antiddos: Endpoint,
 }
 
 impl Endpoints {
@@ -43,6 +47,12 @@ impl Endpoints {
                     .as_deref()
                     .unwrap_or(&format!("https://vpc-vpc.{region}.aliyuncs.com")),
             ),
+            antiddos: Endpoint::new(
+                config
+                    .antiddos
+                    .as_deref()
+                    .unwrap_or(&antiddos::default_endpoint(region)),
+            ),
         }
     }
 }
@@ -57,6 +67,9 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Gathered<T>>) -> Gathered<T> {
         .unwrap_or_else(|_| Gathered::Failed("a cloud call panicked".to_string()))
 }
 
+/// A service's endpoint, API version and the name of its region parameter.
+type Service<'a> = (&'a Endpoint, &'static str, &'static str);
+
 /// The calls of one diagnosis: each named once, its answer parsed or the reason it is not.
 struct Calls<'a> {
     api: &'a OpenApi,
@@ -69,12 +82,12 @@ struct Calls<'a> {
 impl Calls<'_> {
     fn fetch<T>(
         &self,
-        (endpoint, version): (&Endpoint, &str),
+        (endpoint, version, region_key): Service,
         action: &str,
         params: &[(&str, &str)],
         parse: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Gathered<T> {
-        let mut p = vec![("RegionId", self.region)];
+        let mut p = vec![(region_key, self.region)];
         p.extend_from_slice(params);
         let answer = self
             .api
@@ -91,12 +104,16 @@ impl Calls<'_> {
         }
     }
 
-    fn ecs(&self) -> (&Endpoint, &'static str) {
-        (&self.ep.ecs, ecs::VERSION)
+    fn ecs(&self) -> Service<'_> {
+        (&self.ep.ecs, ecs::VERSION, "RegionId")
     }
 
-    fn vpc(&self) -> (&Endpoint, &'static str) {
-        (&self.ep.vpc, vpc::VERSION)
+    fn vpc(&self) -> Service<'_> {
+        (&self.ep.vpc, vpc::VERSION, "RegionId")
+    }
+
+    fn antiddos(&self) -> Service<'_> {
+        (&self.ep.antiddos, antiddos::VERSION, "DdosRegionId")
     }
 }
 
@@ -116,8 +133,9 @@ pub fn gather(
         budget,
     };
     let instance_id = [("InstanceId", place.instance_id)];
+    let public_ip = place.public_ip.map(|ip| ip.to_string());
     // Round one.
-    let (instance, enis, eips, vswitch, gateway) = std::thread::scope(|s| {
+    let (instance, enis, eips, vswitch, gateway, ddos) = std::thread::scope(|s| {
         let instance = s.spawn(|| {
             c.fetch(
                 c.ecs(),
@@ -163,12 +181,26 @@ pub fn gather(
             ),
             None => missing("vpc-id"),
         });
+        let ddos = s.spawn(|| match (place.public_ip, &public_ip) {
+            (Some(ip), Some(text)) => c.fetch(
+                c.antiddos(),
+                "DescribeInstanceIpAddress",
+                &[
+                    ("InstanceType", "ecs"),
+                    ("InstanceId", place.instance_id),
+                    ("InstanceIp", text),
+                ],
+                |v| antiddos::parse_ip_status(v, ip),
+            ),
+            _ => Gathered::Ok(None),
+        });
         (
             joined(instance),
             joined(enis),
             joined(eips),
             joined(vswitch),
             joined(gateway),
+            joined(ddos),
         )
     });
     // The groups of every ENI (the instance's own list where the ENIs are unknown).
@@ -184,7 +216,7 @@ pub fn gather(
     group_ids.dedup();
     // Round two: kinds and rules together (a rule's group kind is joined afterwards).
     let ids_json = serde_json::to_string(&group_ids).unwrap_or_default();
-    let (kinds, rules, network_acl, routes) = std::thread::scope(|s| {
+    let (kinds, rules, network_acl, routes, ends_at) = std::thread::scope(|s| {
         let kinds = s.spawn(|| {
             c.fetch(
                 c.ecs(),
@@ -226,11 +258,31 @@ pub fn gather(
             ),
             Gathered::Failed(e) => Gathered::Failed(e.clone()),
         });
+        // Only for a blackholed IP: when it is lifted (best effort; unknown is fine).
+        let ends_at = s.spawn(|| match &ddos {
+            Gathered::Ok(Some(b)) if b.status == DdosState::Blackholed => c
+                .fetch(
+                    c.antiddos(),
+                    "DescribeDdosEventList",
+                    &[
+                        ("DdosType", "blackhole"),
+                        ("InstanceType", "ecs"),
+                        ("InstanceId", place.instance_id),
+                        ("CurrentPage", "1"),
+                        ("PageSize", "10"),
+                    ],
+                    |v| Ok(antiddos::parse_blackhole_end(v, b.ip)),
+                )
+                .into_option()
+                .flatten(),
+            _ => None,
+        });
         (
             joined(kinds),
             rules.into_iter().map(joined).collect::<Vec<_>>(),
             joined(acl),
             joined(routes),
+            ends_at.join().ok().flatten(),
         )
     });
     let security_groups = match (&enis, &instance, kinds) {
@@ -271,6 +323,13 @@ pub fn gather(
         routes,
         ipv4_gateway: gateway,
         eips,
+        blackhole: ddos.map(|b| {
+            b.map(|mut b| {
+                b.ends_at = ends_at;
+                b
+            })
+        }),
+        fetched_at: crate::now_rfc3339(),
     }
 }
 
@@ -302,6 +361,9 @@ mod tests {
             }
             "DescribeNetworkAclAttributes" => {
                 r#"{"NetworkAclAttribute": {"NetworkAclId": "nacl-made-up", "IngressAclEntries": {"IngressAclEntry": []}, "EgressAclEntries": {"EgressAclEntry": []}}}"#
+            }
+            "DescribeInstanceIpAddress" => {
+                r#"{"InstanceList": [{"InstanceId": "i-made-up", "IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "normal"}]}]}"#
             }
             "DescribeRouteEntryList" => {
                 r#"{"RouteEntrys": {"RouteEntry": [{"DestinationCidrBlock": "0.0.0.0/0", "NextHops": {"NextHop": [{"NextHopType": "Ipv4Gateway", "NextHopId": "ipv4gw-made-up"}]}}]}}"#
@@ -336,6 +398,7 @@ mod tests {
             instance_id: "i-made-up",
             vpc_id: Some("vpc-made-up"),
             vswitch_id: Some("vsw-made-up"),
+            public_ip: Some(std::net::Ipv4Addr::new(203, 0, 113, 10)),
         }
     }
 
@@ -362,7 +425,8 @@ mod tests {
         });
         let ep = Endpoints {
             ecs: endpoint.clone(),
-            vpc: endpoint,
+            vpc: endpoint.clone(),
+            antiddos: endpoint,
         };
         let facts = gather(
             &OpenApi::new(),
@@ -394,11 +458,15 @@ mod tests {
         );
         assert!(facts.eips.ok().unwrap().is_empty());
         let log = seen.lock().unwrap().clone();
-        assert_eq!(log.len(), 10, "{log:?}");
+        assert_eq!(
+            facts.blackhole.ok().unwrap().as_ref().unwrap().status,
+            DdosState::Normal
+        );
+        assert_eq!(log.len(), 11, "{log:?}");
         assert!(log.iter().all(|l| l.ends_with("signed=true")), "{log:?}");
-        // Round one's five calls were in flight together.
+        // Round one's six calls were in flight together.
         assert!(
-            most.load(Ordering::SeqCst) >= 5,
+            most.load(Ordering::SeqCst) >= 6,
             "at most {} at once",
             most.load(Ordering::SeqCst)
         );
@@ -416,7 +484,8 @@ mod tests {
         });
         let ep = Endpoints {
             ecs: endpoint.clone(),
-            vpc: endpoint,
+            vpc: endpoint.clone(),
+            antiddos: endpoint,
         };
         let facts = gather(
             &OpenApi::new(),
@@ -454,11 +523,63 @@ mod tests {
         assert!(matches!(&facts.ipv4_gateway, Gathered::Failed(e) if e.contains("vpc-id")));
     }
 
+    /// A blackholed public IP: its status from round one, when it ends from the event list
+    /// (asked only then), with DdosRegionId instead of RegionId.
+    #[test]
+    fn a_blackholed_ip_and_when_it_ends() {
+        let (endpoint, seen) = fake::serve("made-up-secret", |action, query| {
+            let has = |k: &str| query.iter().any(|(q, _)| q == k);
+            match action {
+                "DescribeInstanceIpAddress" | "DescribeDdosEventList"
+                    if has("RegionId") || !has("DdosRegionId") =>
+                {
+                    (400, r#"{"Code": "MissingDdosRegionId", "Message": "no"}"#.into())
+                }
+                "DescribeInstanceIpAddress" => (200, r#"{"InstanceList": [{"InstanceId": "i-made-up", "IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "hole_begin"}]}]}"#.into()),
+                "DescribeDdosEventList" => (200, r#"{"DdosEventList": {"DdosEvent": [{"Ip": "203.0.113.10", "DdosStatus": "hole_begin", "UnBlackholeTime": 1800000000}]}}"#.into()),
+                "DescribeSecurityGroupAttribute" => sg_answer(query),
+                a => answer(a),
+            }
+        });
+        let ep = Endpoints {
+            ecs: endpoint.clone(),
+            vpc: endpoint.clone(),
+            antiddos: endpoint,
+        };
+        let facts = gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            &place(),
+            &Budget::new(Duration::from_secs(10)),
+        );
+        let b = facts.blackhole.ok().unwrap().clone().unwrap();
+        assert_eq!(
+            (b.status, b.ends_at),
+            (DdosState::Blackholed, Some(1_800_000_000))
+        );
+        assert_eq!(seen.lock().unwrap().len(), 12);
+        // Without a public IP nothing is asked.
+        let no_ip = Place {
+            public_ip: None,
+            ..place()
+        };
+        let facts = gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            &no_ip,
+            &Budget::new(Duration::from_secs(10)),
+        );
+        assert_eq!(facts.blackhole, Gathered::Ok(None));
+    }
+
     #[test]
     fn default_endpoints_are_the_regions_vpc_internal_ones() {
         let e = Endpoints::of(&CloudEndpoints::default(), "cn-hangzhou");
         assert_eq!(e.ecs.url, "https://ecs-vpc.cn-hangzhou.aliyuncs.com");
         assert_eq!(e.vpc.url, "https://vpc-vpc.cn-hangzhou.aliyuncs.com");
+        assert_eq!(e.antiddos.url, "https://antiddos.aliyuncs.com");
         let e = Endpoints::of(
             &CloudEndpoints {
                 ecs: Some("http://127.0.0.1:9".into()),

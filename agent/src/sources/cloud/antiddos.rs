@@ -1,0 +1,182 @@
+//! Anti-DDoS Origin Basic (`antiddos-public`) answers: whether the instance's public IP is in
+//! blackhole filtering, and when the blackhole ends. The documentation's status words differ
+//! between actions and versions (`blackhole`, `blackholed`, `hole_begin`; `defense`,
+//! `mitigating`), so all of them are read; an unknown word is kept as it is, never guessed.
+
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use super::text;
+use crate::snapshot::{Blackhole, DdosState};
+
+pub const VERSION: &str = "2017-05-18";
+
+/// Regions whose Anti-DDoS basic API has its own endpoint (the SDKs' endpoint table); the
+/// others answer at the central one.
+const REGIONAL: &[&str] = &[
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-3",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "cn-chengdu",
+    "cn-guangzhou",
+    "cn-heyuan",
+    "cn-huhehaote",
+    "cn-wulanchabu",
+    "cn-zhangjiakou",
+    "eu-central-1",
+    "eu-west-1",
+    "me-east-1",
+    "rus-west-1",
+];
+
+pub fn default_endpoint(region: &str) -> String {
+    if REGIONAL.contains(&region) {
+        format!("https://antiddos-openapi.{region}.aliyuncs.com")
+    } else {
+        "https://antiddos.aliyuncs.com".to_string()
+    }
+}
+
+/// A list the API sends either as an array or wrapped (`{"Instance": [...]}`).
+fn list<'a>(v: Option<&'a Value>, wrapper: &str) -> &'a [Value] {
+    match v {
+        Some(Value::Array(a)) => a,
+        Some(Value::Object(o)) => o
+            .get(wrapper)
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice),
+        _ => &[],
+    }
+}
+
+fn state_of(word: &str) -> DdosState {
+    match word.to_ascii_lowercase().as_str() {
+        "normal" | "hole_end" | "defense_end" => DdosState::Normal,
+        "blackhole" | "blackholed" | "hole_begin" => DdosState::Blackholed,
+        "defense" | "mitigating" | "defense_begin" => DdosState::Scrubbing,
+        _ => DdosState::Other(word.to_string()),
+    }
+}
+
+/// DescribeInstanceIpAddress: the status of `ip` (None: the answer does not list it, e.g. an
+/// instance without a public IP).
+pub fn parse_ip_status(v: &Value, ip: Ipv4Addr) -> Result<Option<Blackhole>, String> {
+    let instances = v
+        .get("InstanceList")
+        .ok_or("DescribeInstanceIpAddress: the answer has no InstanceList")?;
+    let wanted = ip.to_string();
+    for instance in list(Some(instances), "Instance") {
+        // Newer answers nest the addresses; older ones put the address on the instance.
+        let configs = list(instance.get("IpAddressConfig"), "IpAddressConfig");
+        let candidates = if configs.is_empty() {
+            std::slice::from_ref(instance)
+        } else {
+            configs
+        };
+        for c in candidates {
+            if text(c, "InstanceIp") != Some(wanted.as_str()) {
+                continue;
+            }
+            let word = text(c, "IpStatus")
+                .or_else(|| text(instance, "InstanceStatus"))
+                .ok_or_else(|| format!("DescribeInstanceIpAddress: {wanted} has no IpStatus"))?;
+            return Ok(Some(Blackhole {
+                ip,
+                status: state_of(word),
+                ends_at: None,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// DescribeDdosEventList (blackhole events): when the current blackhole of `ip` ends, as
+/// Unix seconds (`UnBlackholeTime`, else the event's `EndTime`), if the answer says.
+pub fn parse_blackhole_end(v: &Value, ip: Ipv4Addr) -> Option<u64> {
+    let wanted = ip.to_string();
+    list(v.get("DdosEventList"), "DdosEvent")
+        .iter()
+        .filter(|e| text(e, "Ip").is_none_or(|i| i == wanted))
+        .filter(|e| {
+            text(e, "DdosStatus")
+                .or_else(|| text(e, "Status"))
+                .is_none_or(|s| state_of(s) == DdosState::Blackholed)
+        })
+        .filter_map(|e| {
+            ["UnBlackholeTime", "EndTime"]
+                .iter()
+                .find_map(|k| match e.get(*k) {
+                    Some(Value::Number(n)) => n.as_u64(),
+                    Some(Value::String(s)) => s.trim().parse().ok(),
+                    _ => None,
+                })
+        })
+        .filter(|t| *t > 0)
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+    #[test]
+    fn ip_status_in_both_documented_shapes() {
+        let nested: Value = serde_json::from_str(r#"{"Total": 1, "InstanceList": [{"InstanceId": "i-made-up", "InstanceType": "ecs", "InstanceStatus": "normal",
+            "IpAddressConfig": [{"InstanceIp": "198.51.100.1", "IpStatus": "normal"}, {"InstanceIp": "203.0.113.10", "IpStatus": "hole_begin"}]}]}"#).unwrap();
+        let b = parse_ip_status(&nested, IP).unwrap().unwrap();
+        assert_eq!(b.status, DdosState::Blackholed);
+        let flat: Value = serde_json::from_str(r#"{"InstanceList": {"Instance": [{"InstanceIp": "203.0.113.10", "InstanceStatus": "mitigating"}]}}"#).unwrap();
+        assert_eq!(
+            parse_ip_status(&flat, IP).unwrap().unwrap().status,
+            DdosState::Scrubbing
+        );
+        let other: Value = serde_json::from_str(
+            r#"{"InstanceList": [{"InstanceIp": "203.0.113.10", "IpStatus": "Frozen"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parse_ip_status(&other, IP).unwrap().unwrap().status,
+            DdosState::Other("Frozen".into())
+        );
+        let absent: Value = serde_json::from_str(r#"{"InstanceList": []}"#).unwrap();
+        assert_eq!(parse_ip_status(&absent, IP).unwrap(), None);
+        assert!(parse_ip_status(&serde_json::json!({}), IP).is_err());
+        let no_status: Value =
+            serde_json::from_str(r#"{"InstanceList": [{"InstanceIp": "203.0.113.10"}]}"#).unwrap();
+        assert!(parse_ip_status(&no_status, IP)
+            .unwrap_err()
+            .contains("no IpStatus"));
+    }
+
+    #[test]
+    fn blackhole_end_from_the_event_list() {
+        let v: Value = serde_json::from_str(r#"{"DdosEventList": {"DdosEvent": [
+            {"Ip": "203.0.113.10", "DdosStatus": "hole_begin", "StartTime": 1700000000, "UnBlackholeTime": 1700009000},
+            {"Ip": "198.51.100.1", "DdosStatus": "hole_begin", "UnBlackholeTime": 1800000000},
+            {"Ip": "203.0.113.10", "DdosStatus": "defense_end", "EndTime": 1900000000}]}}"#).unwrap();
+        assert_eq!(parse_blackhole_end(&v, IP), Some(1_700_009_000));
+        let strings: Value = serde_json::from_str(
+            r#"{"DdosEventList": [{"Ip": "203.0.113.10", "EndTime": "1700001234"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_blackhole_end(&strings, IP), Some(1_700_001_234));
+        assert_eq!(parse_blackhole_end(&serde_json::json!({}), IP), None);
+    }
+
+    #[test]
+    fn endpoints_by_region() {
+        assert_eq!(
+            default_endpoint("cn-hangzhou"),
+            "https://antiddos.aliyuncs.com"
+        );
+        assert_eq!(
+            default_endpoint("eu-central-1"),
+            "https://antiddos-openapi.eu-central-1.aliyuncs.com"
+        );
+    }
+}

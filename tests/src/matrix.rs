@@ -44,6 +44,17 @@ pub const GATEWAY6: &str = "fd77::1";
 /// default route.
 pub const CLIENT6: &str = "2001:db8:18::2";
 pub const METADATA_PORT: u16 = 18080;
+/// The fake OpenAPI's port on the guest's loopback.
+pub const OPENAPI_PORT: u16 = 18081;
+/// The made-up RAM role and its keys, published by the fake metadata; the fake OpenAPI checks
+/// every request's signature and token against them. Any of these in an output is a leak.
+pub const ROLE: &str = "EcsDiagMatrixRole";
+pub const ROLE_SECRET: &str = "matrix-made-up-secret-5f1d0c";
+pub const ROLE_TOKEN: &str = "matrix-made-up-security-token-9a7e31";
+/// The security group, network ACL and IPv4 gateway of the fake cloud.
+pub const SG: &str = "sg-matrix";
+pub const ACL: &str = "nacl-matrix";
+pub const IPV4_GW: &str = "ipv4gw-matrix";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -91,13 +102,16 @@ pub struct Topology {
     pub client: String,
     pub dir: tempfile::TempDir,
     metadata: Option<Child>,
+    openapi: Option<Child>,
 }
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        if let Some(mut c) = self.metadata.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        for child in [self.metadata.take(), self.openapi.take()] {
+            if let Some(mut c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
         for ns in [&self.guest, &self.client] {
             let _ = run(&["ip", "netns", "del", ns]);
@@ -139,9 +153,25 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
         ("instance/max-netbw-egress", "10000000"),
         ("vswitch-cidr-block", "10.77.0.0/24"),
         ("vpc-cidr-block", "10.0.0.0/8"),
+        ("vpc-id", "vpc-matrix"),
+        ("vswitch-id", "vsw-matrix"),
+        // The attached RAM role and its (made-up) STS keys.
+        ("ram/security-credentials/", ROLE),
     ] {
         m.insert(k.into(), json!(v));
     }
+    m.insert(
+        format!("ram/security-credentials/{ROLE}"),
+        json!(json!({
+            "Code": "Success",
+            "AccessKeyId": "STS.matrix-made-up",
+            "AccessKeySecret": ROLE_SECRET,
+            "SecurityToken": ROLE_TOKEN,
+            "Expiration": "2099-01-01T00:00:00Z",
+            "LastUpdated": "2026-01-01T00:00:00Z",
+        })
+        .to_string()),
+    );
     let mut macs = format!("{MAC0}/\n");
     m.extend(eni(
         MAC0,
@@ -167,6 +197,51 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
     json!(m)
 }
 
+/// What the fake cloud answers for a reachable instance, in the documented response shapes:
+/// Running, public IP 203.0.113.10, security group sg-matrix accepting ICMP and SSH from
+/// anywhere, network ACL nacl-matrix accepting everything both ways, the VPC's IPv4 gateway
+/// carrying 0.0.0.0/0, no EIP, Anti-DDoS normal. Keys are actions (or `ACTION PARAM=VALUE`).
+pub fn cloud_doc() -> Value {
+    let rule = |id: &str, proto: &str, ports: &str, policy: &str, priority: u32| {
+        json!({"SecurityGroupRuleId": id, "Direction": "ingress", "IpProtocol": proto, "PortRange": ports,
+               "SourceCidrIp": "0.0.0.0/0", "Policy": policy, "Priority": priority.to_string()})
+    };
+    let entry = |id: &str, peer_key: &str| {
+        json!({"NetworkAclEntryId": id, "Policy": "accept", "Protocol": "all", peer_key: "0.0.0.0/0",
+               "Port": "-1/-1", "EntryType": "custom"})
+    };
+    json!({
+        "DescribeInstanceAttribute": {"RequestId": "made-up", "InstanceId": "i-matrix", "Status": "Running",
+            "OperationLocks": {"LockReason": []},
+            "SecurityGroupIds": {"SecurityGroupId": [SG]},
+            "PublicIpAddress": {"IpAddress": [PUBLIC_IP]},
+            "EipAddress": {"IpAddress": "", "AllocationId": ""},
+            "VpcAttributes": {"VpcId": "vpc-matrix", "VSwitchId": "vsw-matrix", "PrivateIpAddress": {"IpAddress": [GUEST_IP]}}},
+        "DescribeNetworkInterfaces": {"NetworkInterfaceSets": {"NetworkInterfaceSet": [
+            {"NetworkInterfaceId": "eni-matrix0", "MacAddress": MAC0, "Type": "Primary",
+             "SecurityGroupIds": {"SecurityGroupId": [SG]},
+             "PrivateIpSets": {"PrivateIpSet": [{"PrivateIpAddress": GUEST_IP, "Primary": true}, {"PrivateIpAddress": SECONDARY_IP, "Primary": false}]}}]}},
+        "DescribeSecurityGroups": {"SecurityGroups": {"SecurityGroup": [{"SecurityGroupId": SG, "SecurityGroupType": "normal"}]}},
+        "DescribeSecurityGroupAttribute": {"SecurityGroupId": SG, "Permissions": {"Permission": [
+            rule("sgr-matrix-icmp", "ICMP", "-1/-1", "Accept", 1),
+            rule("sgr-matrix-ssh", "TCP", "22/22", "Accept", 1)]}},
+        "DescribeEipAddresses": {"EipAddresses": {"EipAddress": []}, "TotalCount": 0},
+        "DescribeVSwitchAttributes": {"VSwitchId": "vsw-matrix", "VpcId": "vpc-matrix", "NetworkAclId": ACL,
+            "RouteTable": {"RouteTableId": "vtb-matrix", "RouteTableType": "System"}},
+        "DescribeIpv4Gateways": {"Ipv4GatewayModels": {"Ipv4GatewayModel": [{"Ipv4GatewayId": IPV4_GW, "Enabled": true, "Status": "Created"}]}},
+        "DescribeNetworkAclAttributes": {"NetworkAclAttribute": {"NetworkAclId": ACL, "Status": "Available",
+            "IngressAclEntries": {"IngressAclEntry": [entry("nae-matrix-in", "SourceCidrIp")]},
+            "EgressAclEntries": {"EgressAclEntry": [entry("nae-matrix-out", "DestinationCidrIp")]}}},
+        "DescribeRouteEntryList": {"RouteEntrys": {"RouteEntry": [
+            {"RouteEntryId": "rte-matrix-default", "DestinationCidrBlock": "0.0.0.0/0", "Status": "Available", "Type": "Custom",
+             "NextHops": {"NextHop": [{"NextHopType": "Ipv4Gateway", "NextHopId": IPV4_GW}]}},
+            {"RouteEntryId": "rte-matrix-local", "DestinationCidrBlock": "10.77.0.0/24", "Status": "Available", "Type": "System",
+             "NextHops": {"NextHop": [{"NextHopType": "local", "NextHopId": ""}]}}]}},
+        "DescribeInstanceIpAddress": {"Total": 1, "InstanceList": [{"InstanceId": "i-matrix", "InstanceType": "ecs",
+            "IpAddressConfig": [{"InstanceIp": PUBLIC_IP, "IpVersion": "v4", "IpStatus": "normal"}]}]},
+    })
+}
+
 impl Topology {
     pub fn new() -> Topology {
         let id = format!(
@@ -179,6 +254,7 @@ impl Topology {
             client: format!("ecsdiag-c-{id}"),
             dir: tempfile::tempdir().expect("tempdir"),
             metadata: None,
+            openapi: None,
         };
         // The agent runs as an unprivileged user (see `diagnose_with`): it must read the tree.
         std::fs::set_permissions(
@@ -246,14 +322,59 @@ impl Topology {
         std::fs::write(
             root.join("config.toml"),
             format!(
-                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
-                root.display()
+                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[cloud]\nmode = \"auto\"\n[cloud.endpoints]\necs = \"{api}\"\nvpc = \"{api}\"\nantiddos = \"{api}\"\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
+                root.display(),
+                api = format!("http://127.0.0.1:{OPENAPI_PORT}"),
             ),
         )
         .unwrap();
+        t.write_cloud(&cloud_doc());
         let mut t = t;
         t.start_metadata();
+        t.start_openapi();
         t
+    }
+
+    /// The fake OpenAPI, on the guest's loopback; it logs every request to `openapi.log`.
+    pub fn start_openapi(&mut self) {
+        let root = self.dir.path();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.guest, &crate_bin("fake-openapi")])
+            .arg(OPENAPI_PORT.to_string())
+            .arg(root.join("cloud.json"))
+            .args([ROLE_SECRET, ROLE_TOKEN])
+            .arg(root.join("openapi.log"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fake-openapi");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "fake OpenAPI did not start");
+        self.openapi = Some(child);
+    }
+
+    /// What the fake cloud answers from now on.
+    pub fn write_cloud(&self, doc: &Value) {
+        std::fs::write(self.dir.path().join("cloud.json"), doc.to_string()).unwrap();
+    }
+
+    /// Changes the fake cloud's answer to `action` with `edit`.
+    pub fn edit_cloud(&self, action: &str, edit: impl FnOnce(&mut Value)) {
+        let path = self.dir.path().join("cloud.json");
+        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut doc[action]);
+        self.write_cloud(&doc);
+    }
+
+    /// The fake OpenAPI's request log: `ACTION signed=BOOL token=BOOL` per request.
+    pub fn openapi_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("openapi.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn start_metadata(&mut self) {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod addr;
+mod cloud;
 mod firewall;
 mod icmp;
 mod link;

@@ -1,0 +1,251 @@
+//! Faults outside the guest, judged by the cloud.* checks. The fake cloud has two halves: the
+//! API (`fake-openapi` on the guest's loopback, which verifies every request's signature and
+//! security token against the fake metadata's RAM role) and the data plane — the client
+//! namespace, which is the network between the Internet client and the instance, enforces the
+//! same change with netfilter. Each case: healthy (every cloud.* check ok, a real ping works)
+//! → the cloud changes → the real ping fails → the agent names the cloud-side cause.
+
+use ecs_diag_matrix::matrix::*;
+use serde_json::{json, Value};
+
+/// The data plane: what the cloud drops on the way in (echo requests to the instance) and on
+/// the way out (its echo replies), or everything addressed to it.
+const DROP_REQUESTS: &str =
+    "iptables -A OUTPUT -d 10.77.0.10 -p icmp --icmp-type echo-request -j DROP";
+const DROP_REPLIES: &str = "iptables -A INPUT -s 10.77.0.10 -p icmp --icmp-type echo-reply -j DROP";
+const DROP_ALL: &str = "iptables -A OUTPUT -d 10.77.0.10 -j DROP";
+
+fn cloud_case(
+    expect: &'static [(&'static str, &'static str)],
+    api: impl FnOnce(&Topology),
+    data_plane: &[&str],
+) -> (Report, Vec<String>) {
+    let mut log = Vec::new();
+    let report = prove(
+        Fault {
+            inject: &[],
+            ping: GUEST_IP,
+            ping_works: false,
+            expect,
+            consequences: &[],
+        },
+        |t| {
+            api(t);
+            for rule in data_plane {
+                t.client(rule);
+            }
+            // The healthy baseline's requests (the faulted run's follow the same path).
+            log = t.openapi_log();
+        },
+    );
+    (report, log)
+}
+
+/// Every request the agent made was signed with the role's secret and carried its token.
+fn all_signed(log: &[String]) {
+    assert!(!log.is_empty(), "the agent asked the fake cloud nothing");
+    assert!(
+        log.iter().all(|l| l.ends_with("signed=true token=true")),
+        "{log:?}"
+    );
+}
+
+fn sg_rules(t: &Topology, rules: Value) {
+    t.edit_cloud("DescribeSecurityGroupAttribute", |v| {
+        v["Permissions"]["Permission"] = rules;
+    });
+}
+
+#[test]
+fn security_group_without_icmp_rule_denies_by_default() {
+    let (r, log) = cloud_case(
+        &[("cloud.security_group", "fail")],
+        |t| {
+            sg_rules(
+                t,
+                json!([{"SecurityGroupRuleId": "sgr-matrix-ssh", "Direction": "ingress", "IpProtocol": "TCP",
+                         "PortRange": "22/22", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": 1}]),
+            )
+        },
+        &[DROP_REQUESTS],
+    );
+    all_signed(&log);
+    let s = summary(&r, "cloud.security_group");
+    assert!(
+        s.contains("sg-matrix")
+            && s.contains("no rule matched: denied by the normal groups' default"),
+        "{s}"
+    );
+    let remedy = r["cloud.security_group"].1["remedy"].to_string();
+    assert!(
+        remedy.contains("AuthorizeSecurityGroup") && remedy.contains("198.18.0.2/32"),
+        "{remedy}"
+    );
+}
+
+#[test]
+fn security_group_drop_rule_beats_the_accept() {
+    let (r, _) = cloud_case(
+        &[("cloud.security_group", "fail")],
+        |t| {
+            t.edit_cloud("DescribeSecurityGroupAttribute", |v| {
+                v["Permissions"]["Permission"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"SecurityGroupRuleId": "sgr-matrix-block", "Direction": "ingress", "IpProtocol": "ALL",
+                                 "PortRange": "-1/-1", "SourceCidrIp": "198.18.0.0/16", "Policy": "Drop", "Priority": "1"}));
+            })
+        },
+        &[DROP_REQUESTS],
+    );
+    let s = summary(&r, "cloud.security_group");
+    assert!(
+        s.contains(
+            "sg-matrix rule sgr-matrix-block: priority 1, Drop ALL -1/-1 from 198.18.0.0/16"
+        ),
+        "{s}"
+    );
+}
+
+#[test]
+fn network_acl_drops_the_reply_on_the_way_out() {
+    let (r, _) = cloud_case(
+        &[("cloud.network_acl", "fail")],
+        |t| {
+            t.edit_cloud("DescribeNetworkAclAttributes", |v| {
+                v["NetworkAclAttribute"]["EgressAclEntries"]["EgressAclEntry"] = json!([
+                    {"NetworkAclEntryId": "nae-matrix-noicmp", "NetworkAclEntryName": "no-icmp-out", "Policy": "drop",
+                     "Protocol": "icmp", "DestinationCidrIp": "0.0.0.0/0", "Port": "-1/-1", "EntryType": "custom"},
+                    {"NetworkAclEntryId": "nae-matrix-out", "Policy": "accept", "Protocol": "all",
+                     "DestinationCidrIp": "0.0.0.0/0", "Port": "-1/-1", "EntryType": "custom"}]);
+            })
+        },
+        &[DROP_REPLIES],
+    );
+    let s = summary(&r, "cloud.network_acl");
+    assert!(
+        s.contains("echo reply")
+            && s.contains("nacl-matrix outbound entry nae-matrix-noicmp (no-icmp-out)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn route_table_without_the_ipv4_gateway() {
+    let (r, _) = cloud_case(
+        &[("cloud.route", "fail")],
+        |t| {
+            t.edit_cloud("DescribeRouteEntryList", |v| {
+                v["RouteEntrys"]["RouteEntry"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e["DestinationCidrBlock"] != "0.0.0.0/0");
+            })
+        },
+        &[DROP_ALL],
+    );
+    let s = summary(&r, "cloud.route");
+    assert!(s.contains("0.0.0.0/0 → ipv4gw-matrix"), "{s}");
+}
+
+#[test]
+fn public_ip_in_blackhole_filtering() {
+    let (r, _) = cloud_case(
+        &[("cloud.blackhole", "fail")],
+        |t| {
+            t.edit_cloud("DescribeInstanceIpAddress", |v| {
+                v["InstanceList"][0]["IpAddressConfig"][0]["IpStatus"] = json!("hole_begin");
+            });
+            t.edit_cloud("DescribeDdosEventList", |v| {
+                *v = json!({"DdosEventList": {"DdosEvent": [{"Ip": PUBLIC_IP, "DdosStatus": "hole_begin",
+                             "StartTime": 1798761600, "EndTime": 1798765200, "UnBlackholeTime": 1798765200}]}});
+            });
+        },
+        &[DROP_ALL],
+    );
+    let s = summary(&r, "cloud.blackhole");
+    assert!(
+        s.contains("203.0.113.10 is in Anti-DDoS blackhole filtering")
+            && s.contains("until 2027-01-01T01:00:00"),
+        "{s}"
+    );
+}
+
+#[test]
+fn instance_locked_for_overdue_payment() {
+    let (r, _) = cloud_case(
+        &[("cloud.instance", "fail")],
+        |t| {
+            t.edit_cloud("DescribeInstanceAttribute", |v| {
+                v["OperationLocks"]["LockReason"] = json!([{"LockReason": "financial"}]);
+            })
+        },
+        &[DROP_ALL],
+    );
+    assert!(summary(&r, "cloud.instance").contains("financial (overdue payment)"));
+}
+
+#[test]
+fn no_public_ip_bound() {
+    let (r, _) = cloud_case(
+        &[("cloud.public_ip", "fail")],
+        |t| {
+            t.edit_cloud("DescribeInstanceAttribute", |v| {
+                v["PublicIpAddress"]["IpAddress"] = json!([]);
+            })
+        },
+        &[DROP_ALL],
+    );
+    assert!(summary(&r, "cloud.public_ip").contains("no public IP and no EIP"));
+}
+
+/// The cloud answers, but the RAM role may not call one action, or is not attached, or the
+/// keys are wrong: unknown naming the action with the policy to grant; skipped with how to
+/// attach a role; unknown with the API's refusal — and no ping is needed to tell.
+#[test]
+fn denied_missing_and_wrong_keys() {
+    let t = Topology::new();
+    t.edit_cloud("DescribeNetworkAclAttributes", |v| {
+        *v = json!({"status": 403, "body": {"Code": "Forbidden.RAM", "Message": "User not authorized to operate on the specified resource."}});
+    });
+    let r = t.diagnose(Some(CLIENT));
+    let (st, f) = &r["cloud.network_acl"];
+    assert_eq!(st, "unknown", "{}", show(&r));
+    assert!(f["remedy"]
+        .to_string()
+        .contains("vpc:DescribeNetworkAclAttributes"));
+    assert_eq!(r["cloud.security_group"].0, "ok");
+    // No RAM role attached.
+    t.set_metadata("ram/security-credentials/", None);
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["cloud.instance", "cloud.security_group", "cloud.blackhole"] {
+        let (st, f) = &r[id];
+        assert_eq!(st, "skipped", "{id}: {}", show(&r));
+        assert!(f["remedy"].to_string().contains("AttachInstanceRamRole"));
+    }
+    // A role whose keys the cloud does not accept (the fake knows another secret): every
+    // request is refused, so a wrong signature cannot pass unnoticed.
+    t.set_metadata("ram/security-credentials/", Some(ROLE));
+    let doc = json!({"Code": "Success", "AccessKeyId": "STS.matrix-made-up", "AccessKeySecret": "another-made-up-secret",
+                     "SecurityToken": ROLE_TOKEN, "Expiration": "2099-01-01T00:00:00Z"});
+    t.set_metadata(
+        &format!("ram/security-credentials/{ROLE}"),
+        Some(&doc.to_string()),
+    );
+    let before = t.openapi_log().len();
+    let r = t.diagnose(Some(CLIENT));
+    let (st, f) = &r["cloud.instance"];
+    assert_eq!(st, "unknown", "{}", show(&r));
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("SignatureDoesNotMatch"),
+        "{f}"
+    );
+    let log = t.openapi_log();
+    assert!(
+        log[before..].iter().all(|l| l.contains("signed=false")),
+        "{log:?}"
+    );
+}

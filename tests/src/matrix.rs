@@ -107,11 +107,12 @@ pub struct Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        for child in [self.metadata.take(), self.openapi.take()] {
-            if let Some(mut c) = child {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        for mut c in [self.metadata.take(), self.openapi.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         for ns in [&self.guest, &self.client] {
             let _ = run(&["ip", "netns", "del", ns]);

@@ -15,6 +15,8 @@ pub struct Served<'t> {
     t: &'t Topology,
     child: Child,
     pub port: u16,
+    /// Everything the daemon logged so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl<'t> Served<'t> {
@@ -55,6 +57,8 @@ impl<'t> Served<'t> {
         // Keep reading the log (a closed pipe would break the daemon's logging); pass the
         // port on.
         let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
             for line in
                 std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok)
@@ -62,24 +66,39 @@ impl<'t> Served<'t> {
                 if let Some(p) = line.split("listening on http://127.0.0.1:").nth(1) {
                     let _ = port_tx.send(p.trim().parse::<u16>().ok());
                 }
+                sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
         let port = port_rx.recv_timeout(Duration::from_secs(20)).ok().flatten();
-        let mut served = Served { t, child, port: 0 };
+        let mut served = Served {
+            t,
+            child,
+            port: 0,
+            log,
+        };
         served.port = port.expect("the daemon logs its port");
         served
     }
 
     /// `GET path`: the body as JSON, or None (not answering yet, not JSON).
     pub fn get(&self, path: &str) -> Option<Value> {
+        serde_json::from_str(&self.body("GET", path)?).ok()
+    }
+
+    /// `METHOD path` (no request body): the response body as text, or None.
+    pub fn body(&self, method: &str, path: &str) -> Option<String> {
         let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{} && printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3",
+            "exec 3<>/dev/tcp/127.0.0.1/{} && printf '{method} {path} HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3",
             self.port
         );
         let out = self.t.exec(&self.t.guest, &["bash", "-c", &script]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-        serde_json::from_str(&body).ok()
+        text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// The served status of one check.

@@ -249,3 +249,119 @@ fn denied_missing_and_wrong_keys() {
         "{log:?}"
     );
 }
+
+/// `watch` names the cloud-side cause of requests that never arrive, instead of the inference.
+#[test]
+fn watch_names_the_security_group_that_stops_requests() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    sg_rules(&t, json!([]));
+    t.client(DROP_REQUESTS);
+    assert!(!t.ping(GUEST_IP), "ground truth: nothing reaches the guest");
+    let config = t.dir.path().join("config.toml");
+    let out = std::thread::scope(|scope| {
+        let agent = scope.spawn(|| {
+            t.exec(
+                &t.guest,
+                &[
+                    agent_bin(),
+                    "watch",
+                    "--json",
+                    "--seconds",
+                    "3",
+                    "--client",
+                    CLIENT,
+                    "--config",
+                    config.to_str().unwrap(),
+                ],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        t.ping_count(GUEST_IP, 5, false);
+        agent.join().unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "verdict")
+        .unwrap_or_else(|| panic!("no verdict: {text}"));
+    assert_eq!(v["verdict"], "not_arriving", "{v:#}");
+    let s = v["summary"].as_str().unwrap();
+    assert!(
+        s.contains("the cloud side stops them: cloud.security_group")
+            && s.contains("no rule matched"),
+        "{s}"
+    );
+    assert_eq!(v["cloud_blocks"].as_array().unwrap().len(), 1, "{v:#}");
+}
+
+/// `serve` reuses the cloud facts for `cloud.cache_s` (120 s by default) across its 1 s
+/// refreshes and reads them afresh on `POST /v1/diagnose`; no output of any command — reports,
+/// metrics, history, snapshot, logs, watch — carries the RAM role's secret or token.
+#[test]
+fn serve_caches_cloud_facts_and_no_output_holds_a_secret() {
+    use ecs_diag_matrix::served::Served;
+    let t = Topology::new();
+    let served = Served::start(&t, "");
+    served.wait_for("cloud.security_group", "ok", "start");
+    let asked = || t.openapi_log().len();
+    let first = asked();
+    assert!(first >= 10, "the first refresh read the cloud: {first}");
+    // Three more refreshes: the cached facts are used.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    assert_eq!(
+        asked(),
+        first,
+        "refreshes within cache_s ask the cloud nothing"
+    );
+    // A diagnosis on demand reads the cloud side afresh and sees the change.
+    sg_rules(&t, json!([]));
+    let report = served.body("POST", "/v1/diagnose").unwrap();
+    assert!(
+        asked() >= first + 10,
+        "POST /v1/diagnose asked the cloud again"
+    );
+    let v: Value = serde_json::from_str(&report).unwrap();
+    let sg = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cloud.security_group")
+        .unwrap();
+    assert_eq!(sg["status"], "fail", "{sg:#}");
+
+    let mut outputs = vec![report];
+    for path in [
+        "/v1/report",
+        "/metrics",
+        "/v1/history",
+        "/v1/checks/cloud.instance",
+    ] {
+        outputs.push(served.body("GET", path).unwrap_or_default());
+    }
+    outputs.push(served.log());
+    let config = t.dir.path().join("config.toml");
+    let config = config.to_str().unwrap();
+    for args in [
+        vec!["check", "--json", "--config", config],
+        vec!["check", "--config", config],
+        vec!["snapshot", "--config", config],
+        vec!["watch", "--json", "--seconds", "1", "--config", config],
+        vec!["explain", "cloud.security_group"],
+    ] {
+        let mut full = vec![agent_bin()];
+        full.extend(args);
+        let out = t.exec(&t.guest, &full);
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let all = outputs.join("\n");
+    assert!(
+        all.contains("cloud.security_group"),
+        "the outputs were read"
+    );
+    for secret in [ROLE_SECRET, ROLE_TOKEN] {
+        assert!(!all.contains(secret), "an output holds {secret:?}");
+    }
+}

@@ -135,6 +135,10 @@ fn part<'a, T>(g: &'a Gathered<T>, id: &str) -> Result<&'a T, Finding> {
                     "grant the instance's RAM role this read-only policy (/usr/share/ecs-diag/ram-policy.json): RAM console → Roles → the role → Grant Permission → a custom policy with:".to_string(),
                     RAM_POLICY.trim().to_string(),
                 ])
+            } else if why.contains("cannot reach") {
+                f.remedy([
+                    "the packaged unit lets the daemon reach only localhost and 100.64.0.0/10 (the VPC-internal endpoints): for another endpoint, `systemctl edit ecs-diag` and add `IPAddressAllow=` its addresses, or point [cloud.endpoints] at a reachable one".to_string(),
+                ])
             } else {
                 f
             })

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use ecs_diag::config::Config;
-use ecs_diag::sources::cloud::{credentials, ecs, vpc};
+use ecs_diag::sources::cloud::{antiddos, credentials, ecs, vpc};
 use ecs_diag::sources::{metadata, network_config as nc, sysctl};
 use libfuzzer_sys::fuzz_target;
 
@@ -42,5 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = vpc::parse_vswitch(&v);
         let _ = ecs::parse_network_interfaces(&v);
         let _ = ecs::parse_security_group_kinds(&v);
+        let _ = antiddos::parse_ip_status(&v, std::net::Ipv4Addr::new(203, 0, 113, 10));
+        let _ = antiddos::parse_blackhole_end(&v, std::net::Ipv4Addr::new(203, 0, 113, 10));
     }
 });

@@ -365,3 +365,54 @@ fn serve_caches_cloud_facts_and_no_output_holds_a_secret() {
         assert!(!all.contains(secret), "an output holds {secret:?}");
     }
 }
+
+/// The cloud facts are part of the snapshot (without secrets): `check --from` judges them again
+/// with the cloud out of reach.
+#[test]
+fn a_snapshot_replays_the_cloud_facts() {
+    let t = Topology::new();
+    sg_rules(&t, json!([]));
+    let config = t.dir.path().join("config.toml");
+    let out = t.exec(
+        &t.guest,
+        &[
+            agent_bin(),
+            "snapshot",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let saved = t.dir.path().join("snapshot.json");
+    std::fs::write(&saved, &out.stdout).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sgr-matrix") || text.contains("sg-matrix"),
+        "{text}"
+    );
+    // Every later call is refused: the replay must not ask.
+    t.write_cloud(&json!({}));
+    let before = t.openapi_log().len();
+    let out = t.exec(
+        &t.guest,
+        &[
+            agent_bin(),
+            "check",
+            "--json",
+            "--from",
+            saved.to_str().unwrap(),
+        ],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sg = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cloud.security_group")
+        .unwrap();
+    assert_eq!(sg["status"], "fail", "{sg:#}");
+    assert_eq!(
+        t.openapi_log().len(),
+        before,
+        "a replay asks the cloud nothing"
+    );
+}

@@ -208,27 +208,38 @@ pub fn instance(s: &Snapshot) -> Finding {
     Finding::ok(INSTANCE, format!("{} is Running, no operation lock", i.id)).evidence(evidence)
 }
 
-/// The groups of the primary ENI (the metadata's MAC), else the instance's own list.
-fn primary_groups<'a>(
+/// The ENIs whose groups decide: the primary ENI (the metadata's MAC; else the instance's own
+/// group list), and any other ENI holding a public IP (an EIP bound to it), each with its
+/// groups.
+fn judged_enis<'a>(
     s: &Snapshot,
     f: &'a CloudFacts,
     groups: &'a [SecurityGroup],
-) -> (Option<String>, Vec<&'a SecurityGroup>) {
-    let mac = s.metadata.ok().map(|m| m.mac.to_ascii_lowercase());
-    let eni = f.enis.ok().ok().and_then(|enis| {
-        enis.iter()
-            .find(|e| e.mac.as_deref().map(str::to_ascii_lowercase) == mac)
-            .or_else(|| enis.first())
-    });
-    let ids: Vec<&String> = match (eni, f.instance.ok()) {
-        (Some(e), _) => e.security_group_ids.iter().collect(),
-        (None, Ok(i)) => i.security_group_ids.iter().collect(),
-        _ => groups.iter().map(|g| &g.id).collect(),
+) -> Vec<(Option<String>, Vec<SecurityGroup>)> {
+    let of = |ids: &[String]| -> Vec<SecurityGroup> {
+        groups
+            .iter()
+            .filter(|g| ids.contains(&g.id))
+            .cloned()
+            .collect()
     };
-    (
-        eni.map(|e| e.id.clone()),
-        groups.iter().filter(|g| ids.contains(&&g.id)).collect(),
-    )
+    let mac = s.metadata.ok().map(|m| m.mac.to_ascii_lowercase());
+    let enis = f.enis.ok().map(Vec::as_slice).unwrap_or_default();
+    let primary = enis
+        .iter()
+        .find(|e| e.mac.as_deref().map(str::to_ascii_lowercase) == mac)
+        .or_else(|| enis.first());
+    let mut out = vec![match (primary, f.instance.ok()) {
+        (Some(e), _) => (Some(e.id.clone()), of(&e.security_group_ids)),
+        (None, Ok(i)) => (None, of(&i.security_group_ids)),
+        _ => (None, groups.to_vec()),
+    }];
+    for e in enis.iter().filter(|e| e.public_ip.is_some()) {
+        if Some(&e.id) != primary.map(|p| &p.id) {
+            out.push((Some(e.id.clone()), of(&e.security_group_ids)));
+        }
+    }
+    out
 }
 
 /// The verdict text for one flow's decision.
@@ -262,8 +273,39 @@ pub fn security_group(s: &Snapshot) -> Finding {
         Ok(g) => g,
         Err(f) => return f,
     };
-    let (eni, owned) = primary_groups(s, f, all);
-    let groups: Vec<SecurityGroup> = owned.into_iter().cloned().collect();
+    let mut findings: Vec<Finding> = judged_enis(s, f, all)
+        .into_iter()
+        .map(|(eni, groups)| security_group_of(s, f, eni, &groups))
+        .collect();
+    // The worst ENI's verdict decides; the others are in its evidence.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.status));
+    let mut worst = findings.remove(0);
+    if !findings.is_empty() {
+        if let Some(e) = worst.evidence.as_object_mut() {
+            e.insert(
+                "other_enis".into(),
+                findings
+                    .iter()
+                    .map(|f| json!({"status": f.status, "summary": f.summary, "eni": f.evidence["eni"]}))
+                    .collect(),
+            );
+        }
+        worst.summary = format!(
+            "ENI {}: {}",
+            worst.evidence["eni"].as_str().unwrap_or("?"),
+            worst.summary
+        );
+    }
+    worst
+}
+
+/// One ENI's groups: the echo request, each listening port, quotas.
+fn security_group_of(
+    s: &Snapshot,
+    f: &CloudFacts,
+    eni: Option<String>,
+    groups: &[SecurityGroup],
+) -> Finding {
     let (peer, given) = peer(s);
     let echo = Flow {
         direction: Direction::Ingress,
@@ -271,7 +313,7 @@ pub fn security_group(s: &Snapshot) -> Finding {
         port: None,
         peer,
     };
-    let d = evaluate(&groups, &echo);
+    let d = evaluate(groups, &echo);
     let verdict = decision_text(&d);
     // Listening ports (not loopback), each judged for the same peer.
     let mut ports = Vec::new();
@@ -290,7 +332,7 @@ pub fn security_group(s: &Snapshot) -> Finding {
                 port: Some(l.port),
                 peer,
             };
-            let pd = evaluate(&groups, &flow);
+            let pd = evaluate(groups, &flow);
             ports.push(json!({
                 "port": format!("{}/{}", l.proto, l.port),
                 "accepted": pd.accepts(),
@@ -298,7 +340,7 @@ pub fn security_group(s: &Snapshot) -> Finding {
             }));
         }
     }
-    let warnings = quota_warnings(&groups);
+    let warnings = quota_warnings(groups);
     let smtp = groups
         .iter()
         .flat_map(|g| g.rules.iter().map(move |r| (g, r)))
@@ -316,7 +358,7 @@ pub fn security_group(s: &Snapshot) -> Finding {
         "echo_request": verdict,
         "ports": ports,
         "quota": warnings,
-        "outbound_tcp_25": smtp,
+        "outbound_tcp_25": smtp.clone().unwrap_or_else(|| "blocked by the platform by default (not by the security group): request an unblock in the ECS console to send mail".to_string()),
     });
     let who = peer_name(peer, given);
     let group_ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
@@ -1530,6 +1572,42 @@ mod tests {
                 "{}",
                 f.summary
             );
+        }
+
+        /// An ENI holding an EIP is judged with its own groups too; the worst decides.
+        #[test]
+        fn the_eni_holding_the_pinged_address_is_judged_too() {
+            let f = judged(
+                |s| {
+                    let c = cloud_mut(s);
+                    if let Gathered::Ok(e) = &mut c.enis {
+                        e.push(crate::snapshot::CloudEni {
+                            id: "eni-second".into(),
+                            mac: Some("00:16:3e:00:00:02".into()),
+                            security_group_ids: vec!["sg-private".into()],
+                            private_ips: vec![v4("10.77.2.10")],
+                            public_ip: Some(v4("198.51.100.20")),
+                        });
+                    }
+                    if let Gathered::Ok(g) = &mut c.security_groups {
+                        g.push(SecurityGroup {
+                            id: "sg-private".into(),
+                            kind: SecurityGroupKind::Enterprise,
+                            rules: vec![],
+                        });
+                    }
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Fail, "{}", f.summary);
+            assert!(
+                f.summary
+                    .starts_with("ENI eni-second: security group sg-private denies")
+                    && f.summary.contains("enterprise groups' default"),
+                "{}",
+                f.summary
+            );
+            assert_eq!(f.evidence["other_enis"][0]["eni"], "eni-primary");
         }
 
         #[test]

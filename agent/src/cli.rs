@@ -100,6 +100,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fix the causes a diagnosis proves: print the plan (commands and file diffs); with
+    /// --apply, back up, apply, re-check and roll back unless the fixed checks are ok.
+    Fix {
+        /// Only this check (repeatable; default: every failing check that has a fix).
+        #[arg(long = "check", value_name = "ID")]
+        checks: Vec<String>,
+        /// Judge routes and reverse path for replies to this client address.
+        #[arg(long, value_name = "ADDR")]
+        client: Option<IpAddr>,
+        /// Apply the plan (needs root): backup, change, re-check, roll back on failure.
+        #[arg(long, conflicts_with_all = ["history", "undo"])]
+        apply: bool,
+        /// Do not ask before applying (non-interactive).
+        #[arg(long, requires = "apply")]
+        yes: bool,
+        /// List the applied fixes, oldest first.
+        #[arg(long, conflicts_with_all = ["undo", "checks", "client"])]
+        history: bool,
+        /// Restore the backup of fix ID (from --history).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["checks", "client"])]
+        undo: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Config file (default /etc/ecs-diag/config.toml if it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print every gathered fact as JSON (replay it with `check --from`).
     Snapshot {
         /// Config file (default /etc/ecs-diag/config.toml if it exists).
@@ -361,6 +389,37 @@ pub fn run(cli: Cli) -> i32 {
             ),
             Err(code) => code,
         },
+        Command::Fix {
+            checks,
+            client,
+            apply,
+            yes,
+            history,
+            undo,
+            json,
+            config,
+        } => {
+            let config = match load_config(config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if history {
+                return crate::fix::history(&config, json);
+            }
+            if let Some(id) = undo {
+                return crate::fix::undo(&config, &id, json);
+            }
+            crate::fix::run(
+                &config,
+                &crate::fix::FixOptions {
+                    checks,
+                    client,
+                    apply,
+                    yes,
+                    json,
+                },
+            )
+        }
         Command::Checks { json } => list_checks(json),
         Command::Explain { id, json } => explain(&id, json),
         Command::Snapshot { config, client } => {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod exit;
+pub mod fix;
 pub mod glob;
 pub mod history;
 pub mod http;

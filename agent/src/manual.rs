@@ -57,7 +57,7 @@ pub const MANUALS: &[Manual] = &[
             ("ecs-diag explain sysctl.icmp_echo", "what one check decides and how"),
             ("systemctl enable --now ecs-diag", "run the daemon; curl -s 127.0.0.1:9717/v1/report"),
         ],
-        see_also: &["ecs-diag-check(1)", "ecs-diag-serve(1)", "ecs-diag-watch(1)", "ecs-diag-snapshot(1)", "ecs-diag-checks(1)", "ecs-diag-explain(1)"],
+        see_also: &["ecs-diag-check(1)", "ecs-diag-serve(1)", "ecs-diag-watch(1)", "ecs-diag-fix(1)", "ecs-diag-snapshot(1)", "ecs-diag-checks(1)", "ecs-diag-explain(1)"],
     },
     Manual {
         command: "check",
@@ -134,6 +134,35 @@ pub const MANUALS: &[Manual] = &[
             ("sudo ecs-diag watch --json | tail -n 1 | jq -r .verdict", "the verdict for a script"),
         ],
         see_also: &["ecs-diag-check(1)", "ping(8)", "mtr(8)"],
+    },
+    Manual {
+        command: "fix",
+        details: &[
+            "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf). Every other failing check is listed as not fixed, with why.",
+            "--apply (root): writes the backup first (nothing is changed if it cannot be written), applies, diagnoses again and rolls everything back unless each fixed check is ok; the output says what was restored. --history lists the fixes; --undo ID restores a fix's backup byte for byte, unless the files changed since. One fix runs at a time (a lock file). The daemon and the HTTP API never change anything.",
+        ],
+        files: &[
+            CONFIG,
+            ("/var/lib/ecs-diag/fixes/ID/record.json", "each fix: its checks, state and every changed value and file as it was before ([paths] state)"),
+            ("/var/lib/ecs-diag/fixes/lock", "held while a fix is applied or undone"),
+            ("/proc/sys, /etc/sysctl.d, /etc/sysctl.conf", "what the sysctl fixes change ([paths] proc and etc)"),
+        ],
+        exit_status: &[
+            ("0", "planned, or applied and verified, or undone"),
+            ("1", "rolled back: a change failed or a fixed check was not ok afterwards"),
+            EXIT_ERRORS[0],
+            ("66", "--undo: no such fix"),
+            ("71", "another fix is running, or the backup cannot be written (nothing changed)"),
+            ("77", "--apply or --undo without root"),
+            EXIT_ERRORS[2],
+        ],
+        examples: &[
+            ("sudo ecs-diag fix", "what would be fixed, and how (changes nothing)"),
+            ("sudo ecs-diag fix --apply --yes", "fix, verify, roll back on failure"),
+            ("sudo ecs-diag fix --history --json", "the applied fixes, oldest first"),
+            ("sudo ecs-diag fix --undo 20261204T182059.045Z", "restore what that fix changed"),
+        ],
+        see_also: &["ecs-diag-check(1)", "sysctl.d(5)"],
     },
     Manual {
         command: "snapshot",

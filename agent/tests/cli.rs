@@ -665,7 +665,7 @@ fn help_texts_teach_and_match_their_snapshots() {
         .collect();
     assert_eq!(
         registered,
-        ["check", "serve", "watch", "snapshot", "checks", "explain"]
+        ["check", "serve", "watch", "fix", "snapshot", "checks", "explain"]
     );
     for cmd in &registered {
         assert!(ecs_diag::manual::of(cmd).is_some(), "{cmd} has no manual");

@@ -5,6 +5,7 @@
 mod addr;
 mod cloud;
 mod firewall;
+mod fix;
 mod icmp;
 mod link;
 mod neigh;

@@ -1,0 +1,746 @@
+//! `ecs-diag fix`: remediation of the causes a diagnosis proved, never more. It diagnoses,
+//! plans a change for each failing check that has a safe automatic fix (the exact commands and
+//! a unified diff of each file), and changes nothing without `--apply`. Applying backs up
+//! everything it touches under `[paths] state`/fixes/ID/ first (nothing is changed when the
+//! backup cannot be written), applies, diagnoses again and rolls everything back unless each
+//! fixed check is `ok`. `--history` lists applied fixes and `--undo ID` restores a backup. One
+//! run at a time (a lock file). Only the CLI fixes: the daemon and HTTP never change anything.
+//!
+//! Fixers so far: `sysctl.icmp_echo` and `sysctl.icmp_echo6` (now and after reboot).
+
+pub mod sysctl;
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{Config, PathsConfig};
+use crate::report::Status;
+use crate::snapshot::Snapshot;
+
+/// Exit codes of `fix` besides 0 (planned, applied and verified) and the shared ones.
+pub const EXIT_ROLLED_BACK: i32 = 1;
+/// sysexits' EX_NOPERM: not root.
+pub const EXIT_NOPERM: i32 = 77;
+
+/// One change a fix makes, with what it was before: the record of an applied fix is its own
+/// backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// A running kernel parameter (`/proc/sys/...`).
+    Sysctl {
+        key: String,
+        path: PathBuf,
+        from: String,
+        to: String,
+    },
+    /// A configuration file, whole (None before: it did not exist).
+    File {
+        path: PathBuf,
+        before: Option<String>,
+        after: String,
+    },
+}
+
+/// What fixes one failing check, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub check: &'static str,
+    pub why: String,
+    pub changes: Vec<Change>,
+    /// Firewall, route, link or address changes: applied with a timed revert.
+    pub cuts_connectivity: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Being applied (a run that died here left the backup; `--undo` restores it).
+    Applying,
+    Applied,
+    /// Verification failed or a change failed: everything was restored.
+    RolledBack,
+    Undone,
+}
+
+/// An applied fix as kept under `fixes/ID/record.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub applied_at: String,
+    pub checks: Vec<String>,
+    pub state: State,
+    pub changes: Vec<Change>,
+}
+
+pub struct FixOptions {
+    pub checks: Vec<String>,
+    pub client: Option<IpAddr>,
+    pub apply: bool,
+    pub yes: bool,
+    pub json: bool,
+}
+
+/// The fixer of a check, if it has one; `pending` holds the files as the earlier plans of
+/// this run leave them.
+fn plan_for(
+    id: &str,
+    s: &Snapshot,
+    paths: &PathsConfig,
+    pending: &mut sysctl::Pending,
+) -> Option<Result<Plan, String>> {
+    match id {
+        crate::checks::sysctl::ICMP_ECHO => Some(sysctl::plan(
+            s,
+            paths,
+            pending,
+            crate::checks::sysctl::ICMP_ECHO,
+            "net.ipv4.icmp_echo_ignore_all",
+            "0",
+            "the kernel ignored every IPv4 echo request",
+        )),
+        crate::checks::sysctl::ICMP_ECHO6 => Some(sysctl::plan(
+            s,
+            paths,
+            pending,
+            crate::checks::sysctl::ICMP_ECHO6,
+            "net.ipv6.icmp.echo_ignore_all",
+            "0",
+            "the kernel ignored every IPv6 echo request",
+        )),
+        _ => None,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn fixes_dir(paths: &PathsConfig) -> PathBuf {
+    paths.state.join("fixes")
+}
+
+/// Held while a fix is applied or undone: a second run refuses instead of interleaving.
+struct Lock(#[allow(dead_code)] std::fs::File);
+
+fn lock(paths: &PathsConfig) -> Result<Lock, String> {
+    use std::os::unix::io::AsRawFd;
+    let dir = fixes_dir(paths);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; it is released when the file closes.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        return Err(format!(
+            "another `ecs-diag fix` is running ({} is locked): wait for it to finish",
+            path.display()
+        ));
+    }
+    Ok(Lock(file))
+}
+
+/// A unified diff of one contiguous change (what a fix makes): one hunk with up to three
+/// lines of context.
+pub fn unified_diff(path: &Path, before: Option<&str>, after: &str) -> String {
+    let a: Vec<&str> = before.map(|b| b.lines().collect()).unwrap_or_default();
+    let b: Vec<&str> = after.lines().collect();
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let start = prefix.saturating_sub(3);
+    let (a_end, b_end) = (
+        (a.len() - suffix + 3).min(a.len()),
+        (b.len() - suffix + 3).min(b.len()),
+    );
+    let name = path.display();
+    let mut out = if before.is_some() {
+        format!("--- {name}\n+++ {name}\n")
+    } else {
+        format!("--- /dev/null\n+++ {name}\n")
+    };
+    let range = |from: usize, to: usize| {
+        if to > from {
+            format!("{},{}", from + 1, to - from)
+        } else {
+            format!("{from},0")
+        }
+    };
+    out.push_str(&format!(
+        "@@ -{} +{} @@\n",
+        range(start, a_end),
+        range(start, b_end)
+    ));
+    for l in &a[start..prefix] {
+        out.push_str(&format!(" {l}\n"));
+    }
+    for l in &a[prefix..a.len() - suffix] {
+        out.push_str(&format!("-{l}\n"));
+    }
+    for l in &b[prefix..b.len() - suffix] {
+        out.push_str(&format!("+{l}\n"));
+    }
+    for l in &a[a.len() - suffix..a_end] {
+        out.push_str(&format!(" {l}\n"));
+    }
+    out
+}
+
+/// How a change reads in a plan: the command, or the diff.
+fn describe(c: &Change) -> String {
+    match c {
+        Change::Sysctl { key, from, to, .. } => {
+            format!("sysctl -w {key}={to}    # now {from}\n")
+        }
+        Change::File {
+            path,
+            before,
+            after,
+        } => unified_diff(path, before.as_deref(), after),
+    }
+}
+
+fn change_json(c: &Change) -> serde_json::Value {
+    match c {
+        Change::Sysctl { key, from, to, .. } => {
+            json!({"kind": "sysctl", "key": key, "from": from, "to": to, "command": format!("sysctl -w {key}={to}")})
+        }
+        Change::File {
+            path,
+            before,
+            after,
+        } => {
+            json!({"kind": "file", "path": path, "diff": unified_diff(path, before.as_deref(), after)})
+        }
+    }
+}
+
+/// Writes `text` to `path` whole: a temporary file beside it, then a rename, so a crash leaves
+/// the old or the new file, never half of one. The mode of the old file is kept.
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("ecs-diag-{}", std::process::id()));
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o644);
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)
+}
+
+fn apply_one(c: &Change) -> Result<(), String> {
+    match c {
+        Change::Sysctl { path, to, key, .. } => std::fs::write(path, format!("{to}\n"))
+            .map_err(|e| format!("cannot set {key} ({}): {e}", path.display())),
+        Change::File { path, after, .. } => {
+            write_file(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Undoes one change; the line says what was restored.
+fn restore_one(c: &Change) -> Result<String, String> {
+    match c {
+        Change::Sysctl {
+            path, from, key, ..
+        } => std::fs::write(path, format!("{from}\n"))
+            .map(|_| format!("{key} = {from}"))
+            .map_err(|e| format!("cannot restore {key} ({}): {e}", path.display())),
+        Change::File {
+            path,
+            before: Some(before),
+            ..
+        } => write_file(path, before)
+            .map(|_| format!("{} restored", path.display()))
+            .map_err(|e| format!("cannot restore {}: {e}", path.display())),
+        Change::File {
+            path, before: None, ..
+        } => match std::fs::remove_file(path) {
+            Ok(()) => Ok(format!("{} removed (it did not exist)", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(format!("{} already gone", path.display()))
+            }
+            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+        },
+    }
+}
+
+/// Restores `changes` in reverse order; every line says what was restored or could not be.
+fn restore(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .rev()
+        .map(|c| restore_one(c).unwrap_or_else(|e| format!("NOT RESTORED: {e}")))
+        .collect()
+}
+
+fn save(dir: &Path, record: &Record) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
+    write_file(&dir.join("record.json"), &(text + "\n"))
+        .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))
+}
+
+/// The backup of a fix about to be applied: the record (which holds every old value and old
+/// file) and a copy of each file as it was, for people.
+fn back_up(dir: &Path, record: &Record) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (i, c) in record.changes.iter().enumerate() {
+        if let Change::File {
+            path,
+            before: Some(before),
+            ..
+        } = c
+        {
+            let name = format!(
+                "{i}-{}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            write_file(&dir.join(name), before)
+                .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))?;
+        }
+    }
+    save(dir, record)
+}
+
+/// `20261204T182059.045Z`: sortable, and unique (one fix at a time, milliseconds apart).
+fn new_id() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+fn print_json(v: &serde_json::Value) {
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
+}
+
+/// Asks on the terminal; anything but y/yes is no.
+fn confirmed() -> bool {
+    print!("Apply these changes? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
+/// `ecs-diag fix [--check ID]... [--client ADDR] [--apply] [--yes] [--json]`.
+pub fn run(config: &Config, opts: &FixOptions) -> i32 {
+    for id in &opts.checks {
+        if crate::checks::find(id).is_none() {
+            eprintln!("ecs-diag: unknown check id {id:?}; `ecs-diag checks` lists them");
+            return crate::exit::USAGE;
+        }
+    }
+    if opts.apply && !is_root() {
+        eprintln!(
+            "ecs-diag: fix --apply needs root: it writes /proc/sys, /etc and the backups under {}",
+            fixes_dir(&config.paths).display()
+        );
+        return EXIT_NOPERM;
+    }
+    let _lock = if opts.apply {
+        match lock(&config.paths) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("ecs-diag: {e}");
+                return crate::exit::OSERR;
+            }
+        }
+    } else {
+        None
+    };
+    let criteria = crate::checks::Criteria::of(config);
+    let snapshot = crate::cli::take_snapshot(config, opts.client, None);
+    let findings = crate::checks::evaluate(&snapshot, &criteria);
+    let failing: Vec<&crate::report::Finding> = findings
+        .iter()
+        .filter(|f| f.status == Status::Fail)
+        .filter(|f| opts.checks.is_empty() || opts.checks.contains(&f.id))
+        .collect();
+    let mut plans = Vec::new();
+    let mut no_fix = Vec::new();
+    let mut pending = sysctl::Pending::new();
+    for f in &failing {
+        match plan_for(&f.id, &snapshot, &config.paths, &mut pending) {
+            Some(Ok(p)) => plans.push(p),
+            Some(Err(why)) => no_fix.push((f.id.clone(), why)),
+            None => no_fix.push((
+                f.id.clone(),
+                "no automatic fix: follow the remedy `ecs-diag check` prints".to_string(),
+            )),
+        }
+    }
+    if opts.json && !opts.apply {
+        print_json(&json!({
+            "version": 1,
+            "applied": false,
+            "plans": plans.iter().map(|p| json!({"check": p.check, "why": p.why, "changes": p.changes.iter().map(change_json).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "not_fixed": no_fix.iter().map(|(id, why)| json!({"check": id, "why": why})).collect::<Vec<_>>(),
+        }));
+        return 0;
+    }
+    if !opts.json {
+        let mut out = String::new();
+        if failing.is_empty() {
+            out.push_str("No check fails: nothing to fix.\n");
+        }
+        for p in &plans {
+            out.push_str(&format!("Fix {}: {}\n", p.check, p.why));
+            for c in &p.changes {
+                for l in describe(c).lines() {
+                    out.push_str(&format!("    {l}\n"));
+                }
+            }
+        }
+        for (id, why) in &no_fix {
+            out.push_str(&format!("Not fixed {id}: {why}\n"));
+        }
+        if !opts.apply && !plans.is_empty() {
+            out.push_str("Nothing was changed. Run again with --apply to back up, apply, re-check and roll back if the checks are not ok.\n");
+        }
+        print!("{out}");
+    }
+    if !opts.apply || plans.is_empty() {
+        return 0;
+    }
+    if !opts.yes && !confirmed() {
+        println!("Nothing was changed.");
+        return 0;
+    }
+    apply(config, opts, plans, &criteria)
+}
+
+fn apply(
+    config: &Config,
+    opts: &FixOptions,
+    plans: Vec<Plan>,
+    criteria: &crate::checks::Criteria,
+) -> i32 {
+    let id = new_id();
+    let dir = fixes_dir(&config.paths).join(&id);
+    let mut record = Record {
+        id: id.clone(),
+        applied_at: crate::now_rfc3339(),
+        checks: plans.iter().map(|p| p.check.to_string()).collect(),
+        state: State::Applying,
+        changes: plans.iter().flat_map(|p| p.changes.clone()).collect(),
+    };
+    if let Err(e) = back_up(&dir, &record) {
+        eprintln!("ecs-diag: {e}; nothing was changed");
+        return crate::exit::OSERR;
+    }
+    let mut done = 0;
+    let mut failure = None;
+    for c in &record.changes {
+        match apply_one(c) {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let verified: Vec<(String, Status, String)> = if failure.is_none() {
+        let snapshot = crate::cli::take_snapshot(config, opts.client, None);
+        crate::checks::evaluate(&snapshot, criteria)
+            .into_iter()
+            .filter(|f| record.checks.contains(&f.id))
+            .map(|f| (f.id.clone(), f.status, f.summary.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let all_ok = failure.is_none()
+        && !verified.is_empty()
+        && verified.iter().all(|(_, s, _)| *s == Status::Ok);
+    let restored = if all_ok {
+        Vec::new()
+    } else {
+        restore(&record.changes[..done])
+    };
+    record.state = if all_ok {
+        State::Applied
+    } else {
+        State::RolledBack
+    };
+    let saved = save(&dir, &record);
+    let reason = failure.clone().unwrap_or_else(|| {
+        verified
+            .iter()
+            .filter(|(_, s, _)| *s != Status::Ok)
+            .map(|(id, s, why)| format!("{id} is {} after the fix: {why}", s.as_str()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    if opts.json {
+        print_json(&json!({
+            "version": 1,
+            "applied": all_ok,
+            "id": id,
+            "state": record.state,
+            "checks": record.checks,
+            "changes": record.changes.iter().map(change_json).collect::<Vec<_>>(),
+            "verified": verified.iter().map(|(id, s, why)| json!({"check": id, "status": s.as_str(), "summary": why})).collect::<Vec<_>>(),
+            "rolled_back_because": (!all_ok).then_some(&reason),
+            "restored": restored,
+            "backup": dir,
+        }));
+    } else if all_ok {
+        println!(
+            "Applied fix {id}: {} now ok. Backup: {} (undo: ecs-diag fix --undo {id})",
+            record.checks.join(", "),
+            dir.display()
+        );
+    } else {
+        println!("Rolled back fix {id}: {reason}");
+        for r in &restored {
+            println!("    {r}");
+        }
+    }
+    if let Err(e) = saved {
+        eprintln!("ecs-diag: {e}");
+    }
+    if all_ok {
+        0
+    } else {
+        EXIT_ROLLED_BACK
+    }
+}
+
+fn records(paths: &PathsConfig) -> Vec<Record> {
+    let mut out: Vec<Record> = std::fs::read_dir(fixes_dir(paths))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("record.json")).ok()?;
+            serde_json::from_str(&text).ok()
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.applied_at, &a.id).cmp(&(&b.applied_at, &b.id)));
+    out
+}
+
+/// `ecs-diag fix --history [--json]`: applied fixes, oldest first.
+pub fn history(config: &Config, json: bool) -> i32 {
+    let all = records(&config.paths);
+    if json {
+        print_json(&json!(all
+            .iter()
+            .map(|r| json!({"id": r.id, "applied_at": r.applied_at, "checks": r.checks, "state": r.state}))
+            .collect::<Vec<_>>()));
+        return 0;
+    }
+    if all.is_empty() {
+        println!("No fix has been applied.");
+    }
+    for r in &all {
+        println!(
+            "{}  {}  {:<11}  {}",
+            r.id,
+            r.applied_at,
+            serde_json::to_value(r.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.checks.join(", ")
+        );
+    }
+    0
+}
+
+/// `ecs-diag fix --undo ID [--json]`: restores what the fix changed, if nothing else changed
+/// it since.
+pub fn undo(config: &Config, id: &str, json: bool) -> i32 {
+    if !is_root() {
+        eprintln!("ecs-diag: fix --undo needs root: it writes /proc/sys and /etc");
+        return EXIT_NOPERM;
+    }
+    let _lock = match lock(&config.paths) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ecs-diag: {e}");
+            return crate::exit::OSERR;
+        }
+    };
+    let dir = fixes_dir(&config.paths).join(id);
+    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
+        eprintln!(
+            "ecs-diag: no fix {id:?} in {} (`ecs-diag fix --history` lists them)",
+            fixes_dir(&config.paths).display()
+        );
+        return crate::exit::NOINPUT;
+    };
+    if !matches!(record.state, State::Applied | State::Applying) {
+        eprintln!("ecs-diag: fix {id} is {:?}: nothing to undo", record.state);
+        return crate::exit::USAGE;
+    }
+    // Something changed since the fix: restoring would throw that away. (A file two fixes of
+    // the run edited is compared with the last edit.)
+    let mut last: std::collections::BTreeMap<&Path, &str> = std::collections::BTreeMap::new();
+    for c in &record.changes {
+        if let Change::File { path, after, .. } = c {
+            last.insert(path, after);
+        }
+    }
+    for (path, after) in last {
+        let now = std::fs::read_to_string(path).ok();
+        if now.as_deref() != Some(after) && record.state == State::Applied {
+            eprintln!(
+                "ecs-diag: {} changed since fix {id}: not undone (its backup is in {})",
+                path.display(),
+                dir.display()
+            );
+            return crate::exit::USAGE;
+        }
+    }
+    let restored = restore(&record.changes);
+    record.state = State::Undone;
+    let saved = save(&dir, &record);
+    if json {
+        print_json(&json!({"version": 1, "id": id, "state": record.state, "restored": restored}));
+    } else {
+        println!("Undid fix {id}:");
+        for r in &restored {
+            println!("    {r}");
+        }
+    }
+    if let Err(e) = saved {
+        eprintln!("ecs-diag: {e}");
+        return crate::exit::OSERR;
+    }
+    if restored.iter().any(|r| r.starts_with("NOT RESTORED")) {
+        EXIT_ROLLED_BACK
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_of_a_replaced_and_an_added_line() {
+        let before = "a\nb\nc\nd\ne\nf\n";
+        let after = "a\nb\nc\n# d\nnew\ne\nf\n";
+        let d = unified_diff(Path::new("/etc/x.conf"), Some(before), after);
+        assert_eq!(
+            d,
+            "--- /etc/x.conf\n+++ /etc/x.conf\n@@ -1,6 +1,7 @@\n a\n b\n c\n-d\n+# d\n+new\n e\n f\n"
+        );
+        let d = unified_diff(Path::new("/etc/new.conf"), None, "k = 0\n");
+        assert_eq!(
+            d,
+            "--- /dev/null\n+++ /etc/new.conf\n@@ -0,0 +1,1 @@\n+k = 0\n"
+        );
+    }
+
+    #[test]
+    fn a_change_is_applied_and_restored_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sysctl.d/90-x.conf");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let before = "net.ipv4.icmp_echo_ignore_all=1\n# no newline after this";
+        std::fs::write(&file, before).unwrap();
+        let knob = dir.path().join("knob");
+        std::fs::write(&knob, "1\n").unwrap();
+        let created = dir.path().join("sysctl.d/zz.conf");
+        let changes = vec![
+            Change::Sysctl {
+                key: "k".into(),
+                path: knob.clone(),
+                from: "1".into(),
+                to: "0".into(),
+            },
+            Change::File {
+                path: file.clone(),
+                before: Some(before.into()),
+                after: "changed\n".into(),
+            },
+            Change::File {
+                path: created.clone(),
+                before: None,
+                after: "k = 0\n".into(),
+            },
+        ];
+        for c in &changes {
+            apply_one(c).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&knob).unwrap(), "0\n");
+        assert!(created.exists());
+        let restored = restore(&changes);
+        assert_eq!(restored.len(), 3, "{restored:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+        assert_eq!(std::fs::read_to_string(&knob).unwrap(), "1\n");
+        assert!(!created.exists());
+    }
+
+    #[test]
+    fn a_second_run_is_refused_while_one_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PathsConfig {
+            state: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let first = lock(&paths).unwrap();
+        let e = lock(&paths).err().unwrap();
+        assert!(e.contains("another `ecs-diag fix` is running"), "{e}");
+        drop(first);
+        assert!(lock(&paths).is_ok());
+    }
+
+    #[test]
+    fn history_is_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = PathsConfig {
+            state: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        for (id, at) in [("b", "2026-01-02T00:00:00Z"), ("a", "2026-01-01T00:00:00Z")] {
+            back_up(
+                &fixes_dir(&paths).join(id),
+                &Record {
+                    id: id.into(),
+                    applied_at: at.into(),
+                    checks: vec!["sysctl.icmp_echo".into()],
+                    state: State::Applied,
+                    changes: vec![],
+                },
+            )
+            .unwrap();
+        }
+        let ids: Vec<String> = records(&paths).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+}

@@ -1,0 +1,236 @@
+//! `ecs-diag fix` against real faults in the guest namespace: the plan changes nothing, the
+//! applied fix makes the real ping work and the checks ok, `--undo` restores the faulty state
+//! byte for byte; a fix whose verification fails is rolled back; a second run, no root and an
+//! unwritable backup change nothing. Files live in the case's fixture tree ([paths] etc) and
+//! the backups in its state directory; sysctls are the guest namespace's own.
+
+use std::process::Output;
+
+use ecs_diag_matrix::matrix::*;
+use serde_json::Value;
+
+const NOPING: &str = "etc/sysctl.d/90-noping.conf";
+const NOPING_TEXT: &str =
+    "# hardening (made up)\nnet.ipv4.icmp_echo_ignore_all = 1\nnet.ipv6.icmp.echo_ignore_all = 1\n";
+
+/// The case's config with the fix backups in its own state directory.
+fn config(t: &Topology) -> String {
+    let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
+    let state = t.dir.path().join("state");
+    let text = base.replace(
+        "[paths]\n",
+        &format!("[paths]\nstate = \"{}\"\n", state.display()),
+    );
+    let path = t.dir.path().join("fix.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn fix(t: &Topology, args: &[&str]) -> Output {
+    let config = config(t);
+    let mut full = vec![agent_bin(), "fix", "--config", &config, "--client", CLIENT];
+    if args.contains(&"--history") || args.contains(&"--undo") {
+        full.truncate(4);
+    }
+    full.extend_from_slice(args);
+    t.exec(&t.guest, &full)
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The guest's state a fix may touch: both sysctls and the sysctl.d file.
+fn state(t: &Topology) -> (String, String, Option<Vec<u8>>) {
+    let read = |k: &str| {
+        let o = t.exec(&t.guest, &["sysctl", "-n", k]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    (
+        read("net.ipv4.icmp_echo_ignore_all"),
+        read("net.ipv6.icmp.echo_ignore_all"),
+        std::fs::read(t.dir.path().join(NOPING)).ok(),
+    )
+}
+
+/// Both echo knobs on, now and in a sysctl.d file: two causes, IPv4 and IPv6 pings fail.
+fn inject(t: &Topology) {
+    let path = t.dir.path().join(NOPING);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, NOPING_TEXT).unwrap();
+    t.sysctl_g("net.ipv4.icmp_echo_ignore_all=1");
+    t.sysctl_g("net.ipv6.icmp.echo_ignore_all=1");
+    assert!(!t.ping(GUEST_IP), "ground truth: IPv4 ping fails");
+    assert!(!t.ping(GUEST_IP6), "ground truth: IPv6 ping fails");
+}
+
+#[test]
+fn echo_ignored_now_and_at_boot_is_planned_applied_verified_and_undone() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    inject(&t);
+    let faulty = state(&t);
+
+    // The plan changes nothing, and shows the commands and the diff.
+    let out = fix(&t, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sysctl -w net.ipv4.icmp_echo_ignore_all=0")
+            && text.contains("-net.ipv4.icmp_echo_ignore_all = 1")
+            && text.contains("+net.ipv4.icmp_echo_ignore_all = 0")
+            && text.contains("Nothing was changed"),
+        "{text}"
+    );
+    let plan = json_of(&fix(&t, &["--json"]));
+    let planned: Vec<&str> = plan["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned,
+        ["sysctl.icmp_echo", "sysctl.icmp_echo6"],
+        "{plan:#}"
+    );
+    assert_eq!(state(&t), faulty, "the plan changed nothing");
+
+    // Both causes fixed in one run: the real pings work, the checks are ok.
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["applied"], true, "{applied:#}");
+    assert_eq!(applied["state"], "applied");
+    assert!(
+        t.ping(GUEST_IP) && t.ping(GUEST_IP6),
+        "pings work after the fix"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    assert_eq!(r["sysctl.icmp_echo"].0, "ok", "{}", show(&r));
+    assert_eq!(r["sysctl.icmp_echo6"].0, "ok", "{}", show(&r));
+    let file = String::from_utf8(std::fs::read(t.dir.path().join(NOPING)).unwrap()).unwrap();
+    assert!(
+        file.contains("# net.ipv4.icmp_echo_ignore_all = 1\n# ecs-diag fix:"),
+        "{file}"
+    );
+
+    let id = applied["id"].as_str().unwrap().to_string();
+    let history = json_of(&fix(&t, &["--history", "--json"]));
+    assert_eq!(history[0]["id"], id.as_str(), "{history:#}");
+    assert_eq!(history[0]["state"], "applied");
+    assert_eq!(
+        history[0]["checks"],
+        serde_json::json!(["sysctl.icmp_echo", "sysctl.icmp_echo6"])
+    );
+
+    // Undo: the faulty state, byte for byte.
+    let out = fix(&t, &["--undo", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&t), faulty, "undo restores the fault byte for byte");
+    assert!(!t.ping(GUEST_IP), "and the ping fails again");
+    let history = json_of(&fix(&t, &["--history", "--json"]));
+    assert_eq!(history[0]["state"], "undone");
+}
+
+/// Something resets the knob behind the fix's back (a configuration agent, say): the re-check
+/// sees the check still failing and everything is rolled back.
+#[test]
+fn a_fix_whose_verification_fails_is_rolled_back() {
+    let t = Topology::new();
+    inject(&t);
+    let faulty = state(&t);
+    let mut fighter = std::process::Command::new("ip")
+        .args(["netns", "exec", &t.guest, "sh", "-c"])
+        .arg("while :; do sysctl -qw net.ipv4.icmp_echo_ignore_all=1; sleep 0.005; done")
+        .spawn()
+        .unwrap();
+    let out = fix(
+        &t,
+        &["--apply", "--yes", "--json", "--check", "sysctl.icmp_echo"],
+    );
+    let _ = fighter.kill();
+    let _ = fighter.wait();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["state"], "rolled_back", "{v:#}");
+    assert!(
+        v["rolled_back_because"]
+            .as_str()
+            .unwrap()
+            .contains("sysctl.icmp_echo is fail after the fix"),
+        "{v:#}"
+    );
+    assert!(
+        v["restored"]
+            .to_string()
+            .contains("90-noping.conf restored"),
+        "{v:#}"
+    );
+    assert_eq!(state(&t), faulty);
+}
+
+/// A second run while one holds the lock, no root, and a backup that cannot be written: each
+/// refuses with one line and changes nothing.
+#[test]
+fn refusals_change_nothing() {
+    let t = Topology::new();
+    inject(&t);
+    let faulty = state(&t);
+    let config = config(&t);
+    let lock_dir = t.dir.path().join("state/fixes");
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg(lock_dir.join("lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = fix(&t, &["--apply", "--yes"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(71));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another `ecs-diag fix` is running"));
+
+    // The case's copy of the agent, which the unprivileged user can read.
+    let bin = t.dir.path().join("ecs-diag");
+    let out = t.exec(
+        &t.guest,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin.to_str().unwrap(),
+            "fix",
+            "--apply",
+            "--yes",
+            "--config",
+            &config,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+
+    // The state directory is a file: the backup cannot be written.
+    std::fs::remove_dir_all(t.dir.path().join("state")).unwrap();
+    std::fs::write(t.dir.path().join("state"), "not a directory").unwrap();
+    let out = fix(&t, &["--apply", "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(71),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create"));
+    assert_eq!(state(&t), faulty, "nothing changed");
+}

@@ -13,35 +13,11 @@
 //! so a test changes what the cloud says by rewriting it. Keys are made up; nothing leaves the
 //! namespace. Prints `ready` once listening.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 
-use ecs_diag::sources::cloud::credentials::Credentials;
-use ecs_diag::sources::cloud::signature::{sign, Request};
+use ecs_diag::sources::cloud::received::Received;
 use serde_json::Value;
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(v) => {
-                out.push(v);
-                i += 3;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn answer(file: &str, action: &str, query: &[(String, String)]) -> (u16, String) {
     let doc: Value = match std::fs::read_to_string(file)
@@ -97,63 +73,12 @@ fn main() {
             let Ok(read_half) = stream.try_clone() else {
                 return;
             };
-            let mut reader = BufReader::new(read_half);
-            let mut first = String::new();
-            if reader.read_line(&mut first).is_err() {
+            let Some(req) = Received::read(&mut BufReader::new(read_half)) else {
                 return;
-            }
-            let mut headers = Vec::new();
-            loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = l.trim_end().split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
-            let h = |k: &str| {
-                headers
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
             };
-            let target = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let query: Vec<(String, String)> = target
-                .split_once('?')
-                .map(|(_, q)| q)
-                .unwrap_or("")
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (decode(k), decode(v))
-                })
-                .collect();
-            let sent_token = h("x-acs-security-token");
-            let creds = Credentials::new(
-                "STS.matrix-made-up",
-                &secret,
-                (!sent_token.is_empty()).then_some(sent_token.as_str()),
-            );
-            let (host, action, version) = (h("host"), h("x-acs-action"), h("x-acs-version"));
-            let want = sign(
-                &Request {
-                    method: first.split_whitespace().next().unwrap_or("POST"),
-                    host: &host,
-                    path: "/",
-                    query: query.clone(),
-                    action: &action,
-                    version: &version,
-                    body: b"",
-                },
-                &creds,
-                &h("x-acs-date"),
-                &h("x-acs-signature-nonce"),
-            );
-            let signed = want.last().map(|(_, v)| v.clone()) == Some(h("authorization"));
-            let token_ok = sent_token == token;
+            let (action, query) = (req.action().to_string(), req.query.clone());
+            let signed = req.signed_with(&secret);
+            let token_ok = req.header("x-acs-security-token") == token;
             // One write per line (O_APPEND): the calls come in parallel.
             if let Ok(mut f) = std::fs::OpenOptions::new()
                 .append(true)

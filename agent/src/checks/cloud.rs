@@ -980,18 +980,15 @@ mod tests {
         policy: Policy,
         priority: u8,
     ) -> SecurityGroupRule {
-        SecurityGroupRule {
-            rule_id: Some(format!("sgr-{proto}-{priority}-{policy:?}")),
-            direction: dir,
-            protocol: proto.into(),
-            port_range: ports.into(),
-            peer_cidr: Some(peer.parse().unwrap()),
-            peer_group: None,
-            peer_prefix_list: None,
+        crate::checks::fixture::sg_rule(
+            &format!("sgr-{proto}-{priority}-{policy:?}"),
+            dir,
+            proto,
+            ports,
+            peer,
             policy,
             priority,
-            description: None,
-        }
+        )
     }
 
     fn group(kind: SecurityGroupKind, rules: Vec<SecurityGroupRule>) -> SecurityGroup {

@@ -258,34 +258,7 @@ fn watch_names_the_security_group_that_stops_requests() {
     sg_rules(&t, json!([]));
     t.client(DROP_REQUESTS);
     assert!(!t.ping(GUEST_IP), "ground truth: nothing reaches the guest");
-    let config = t.dir.path().join("config.toml");
-    let out = std::thread::scope(|scope| {
-        let agent = scope.spawn(|| {
-            t.exec(
-                &t.guest,
-                &[
-                    agent_bin(),
-                    "watch",
-                    "--json",
-                    "--seconds",
-                    "3",
-                    "--client",
-                    CLIENT,
-                    "--config",
-                    config.to_str().unwrap(),
-                ],
-            )
-        });
-        std::thread::sleep(std::time::Duration::from_millis(1200));
-        t.ping_count(GUEST_IP, 5, false);
-        agent.join().unwrap()
-    });
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["type"] == "verdict")
-        .unwrap_or_else(|| panic!("no verdict: {text}"));
+    let (v, _) = crate::watch::watch_while_pinging(&t, 5);
     assert_eq!(v["verdict"], "not_arriving", "{v:#}");
     let s = v["summary"].as_str().unwrap();
     assert!(

@@ -8,7 +8,7 @@ use ecs_diag_matrix::matrix::*;
 
 /// Runs `watch --json --client CLIENT` in the guest for 3 s while the client sends `pings`
 /// echo requests; returns the verdict JSON and the exit code.
-fn watch_while_pinging(t: &Topology, pings: u32) -> (Value, i32) {
+pub(crate) fn watch_while_pinging(t: &Topology, pings: u32) -> (Value, i32) {
     watch_while_pinging_at(t, pings, GUEST_IP, CLIENT)
 }
 

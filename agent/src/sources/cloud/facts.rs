@@ -406,6 +406,22 @@ mod tests {
         Credentials::new("STS.made-up", "made-up-secret", Some("made-up-token"))
     }
 
+    /// Everything gathered from one fake serving all three services.
+    fn gather_from(endpoint: &Endpoint, place: &Place) -> CloudFacts {
+        let ep = Endpoints {
+            ecs: endpoint.clone(),
+            vpc: endpoint.clone(),
+            antiddos: endpoint.clone(),
+        };
+        gather(
+            &OpenApi::new(),
+            &ep,
+            &creds(),
+            place,
+            &Budget::new(Duration::from_secs(10)),
+        )
+    }
+
     #[test]
     fn everything_is_gathered_in_two_parallel_rounds() {
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -423,18 +439,7 @@ mod tests {
                 answer(action)
             }
         });
-        let ep = Endpoints {
-            ecs: endpoint.clone(),
-            vpc: endpoint.clone(),
-            antiddos: endpoint,
-        };
-        let facts = gather(
-            &OpenApi::new(),
-            &ep,
-            &creds(),
-            &place(),
-            &Budget::new(Duration::from_secs(10)),
-        );
+        let facts = gather_from(&endpoint, &place());
         assert_eq!(facts.instance.ok().unwrap().status, "Running");
         let groups = facts.security_groups.ok().unwrap();
         assert_eq!(
@@ -482,18 +487,7 @@ mod tests {
             "DescribeSecurityGroupAttribute" => sg_answer(query),
             a => answer(a),
         });
-        let ep = Endpoints {
-            ecs: endpoint.clone(),
-            vpc: endpoint.clone(),
-            antiddos: endpoint,
-        };
-        let facts = gather(
-            &OpenApi::new(),
-            &ep,
-            &creds(),
-            &place(),
-            &Budget::new(Duration::from_secs(10)),
-        );
+        let facts = gather_from(&endpoint, &place());
         match &facts.network_acl {
             Gathered::Failed(e) => assert!(
                 e.contains("the policy needs DescribeNetworkAclAttributes"),
@@ -512,13 +506,7 @@ mod tests {
             vswitch_id: None,
             ..place()
         };
-        let facts = gather(
-            &OpenApi::new(),
-            &ep,
-            &creds(),
-            &bare,
-            &Budget::new(Duration::from_secs(10)),
-        );
+        let facts = gather_from(&endpoint, &bare);
         assert!(matches!(&facts.routes, Gathered::Failed(e) if e.contains("vswitch-id")));
         assert!(matches!(&facts.ipv4_gateway, Gathered::Failed(e) if e.contains("vpc-id")));
     }
@@ -541,18 +529,7 @@ mod tests {
                 a => answer(a),
             }
         });
-        let ep = Endpoints {
-            ecs: endpoint.clone(),
-            vpc: endpoint.clone(),
-            antiddos: endpoint,
-        };
-        let facts = gather(
-            &OpenApi::new(),
-            &ep,
-            &creds(),
-            &place(),
-            &Budget::new(Duration::from_secs(10)),
-        );
+        let facts = gather_from(&endpoint, &place());
         let b = facts.blackhole.ok().unwrap().clone().unwrap();
         assert_eq!(
             (b.status, b.ends_at),
@@ -564,13 +541,7 @@ mod tests {
             public_ip: None,
             ..place()
         };
-        let facts = gather(
-            &OpenApi::new(),
-            &ep,
-            &creds(),
-            &no_ip,
-            &Budget::new(Duration::from_secs(10)),
-        );
+        let facts = gather_from(&endpoint, &no_ip);
         assert_eq!(facts.blackhole, Gathered::Ok(None));
     }
 

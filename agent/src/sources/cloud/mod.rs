@@ -10,6 +10,7 @@ pub mod facts;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod openapi;
+pub mod received;
 pub mod signature;
 pub mod vpc;
 

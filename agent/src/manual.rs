@@ -138,7 +138,7 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "fix",
         details: &[
-            "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf). Every other failing check is listed as not fixed, with why.",
+            "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf), and sysctl.rp_filter (loose mode, 2, on exactly the interfaces the finding proved strict and asymmetric, now and at boot). Every other failing check is listed as not fixed, with why.",
             "--apply (root): writes the backup first (nothing is changed if it cannot be written), applies, diagnoses again and rolls everything back unless each fixed check is ok; the output says what was restored. --history lists the fixes; --undo ID restores a fix's backup byte for byte, unless the files changed since. One fix runs at a time (a lock file). The daemon and the HTTP API never change anything.",
         ],
         files: &[

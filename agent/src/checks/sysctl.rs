@@ -207,8 +207,10 @@ pub fn rp_filter(s: &Snapshot) -> Finding {
             }
         }
     }
-    let evidence =
-        json!({"conf.all": all, "interfaces": per_if, "multi_homed": addressed.len() > 1});
+    let mut strict_ifs: Vec<&str> = strict_asym.iter().map(|(i, _, _)| i.as_str()).collect();
+    strict_ifs.dedup();
+    let evidence = json!({"conf.all": all, "interfaces": per_if, "multi_homed": addressed.len() > 1,
+                          "strict_asymmetric": strict_ifs});
     if let Some((ifname, src, leaves)) = strict_asym.first() {
         return Finding::fail(RP_FILTER, format!("strict rp_filter on {ifname} drops pings from {} to {src}: the route back leaves by {leaves}, not {ifname}", target_label(s)))
             .evidence(evidence)

@@ -6,7 +6,8 @@
 //! fixed check is `ok`. `--history` lists applied fixes and `--undo ID` restores a backup. One
 //! run at a time (a lock file). Only the CLI fixes: the daemon and HTTP never change anything.
 //!
-//! Fixers so far: `sysctl.icmp_echo` and `sysctl.icmp_echo6` (now and after reboot).
+//! Fixers so far: `sysctl.icmp_echo`, `sysctl.icmp_echo6` and `sysctl.rp_filter` (now and
+//! after reboot).
 
 pub mod sysctl;
 
@@ -88,12 +89,12 @@ pub struct FixOptions {
 /// The fixer of a check, if it has one; `pending` holds the files as the earlier plans of
 /// this run leave them.
 fn plan_for(
-    id: &str,
+    finding: &crate::report::Finding,
     s: &Snapshot,
     paths: &PathsConfig,
     pending: &mut sysctl::Pending,
 ) -> Option<Result<Plan, String>> {
-    match id {
+    match finding.id.as_str() {
         crate::checks::sysctl::ICMP_ECHO => Some(sysctl::plan(
             s,
             paths,
@@ -112,8 +113,52 @@ fn plan_for(
             "0",
             "the kernel ignored every IPv6 echo request",
         )),
+        crate::checks::sysctl::RP_FILTER => Some(rp_filter(finding, s, paths, pending)),
         _ => None,
     }
+}
+
+/// Loose reverse-path filtering (2) on exactly the interfaces the finding proved strict and
+/// asymmetric: the kernel applies the larger of `conf.all` and `conf.IF`, so 2 on the
+/// interface is loose whatever `conf.all` says, and no other interface changes.
+fn rp_filter(
+    finding: &crate::report::Finding,
+    s: &Snapshot,
+    paths: &PathsConfig,
+    pending: &mut sysctl::Pending,
+) -> Result<Plan, String> {
+    let ifs: Vec<&str> = finding.evidence["strict_asymmetric"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if ifs.is_empty() {
+        return Err("the finding names no interface".to_string());
+    }
+    if let Some(odd) = ifs.iter().find(|i| i.contains('.') || i.contains('/')) {
+        return Err(format!(
+            "interface {odd} has a '.' or '/' in its name: set its rp_filter by hand"
+        ));
+    }
+    let keys: Vec<String> = ifs
+        .iter()
+        .map(|i| format!("net.ipv4.conf.{i}.rp_filter"))
+        .collect();
+    let settings: Vec<sysctl::Setting> = keys
+        .iter()
+        .map(|key| sysctl::Setting {
+            key,
+            want: "2",
+            why: "strict reverse-path filtering dropped traffic whose reply leaves by another interface",
+            always_persist: true,
+        })
+        .collect();
+    sysctl::plan_settings(
+        s,
+        paths,
+        pending,
+        crate::checks::sysctl::RP_FILTER,
+        &settings,
+    )
 }
 
 fn is_root() -> bool {
@@ -391,7 +436,7 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
     let mut no_fix = Vec::new();
     let mut pending = sysctl::Pending::new();
     for f in &failing {
-        match plan_for(&f.id, &snapshot, &config.paths, &mut pending) {
+        match plan_for(f, &snapshot, &config.paths, &mut pending) {
             Some(Ok(p)) => plans.push(p),
             Some(Err(why)) => no_fix.push((f.id.clone(), why)),
             None => no_fix.push((
@@ -742,5 +787,56 @@ mod tests {
         }
         let ids: Vec<String> = records(&paths).into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn rp_filter_plans_loose_mode_on_the_named_interfaces_only() {
+        use crate::snapshot::{Gathered, Sysctl};
+        let root = tempfile::tempdir().unwrap();
+        let paths = PathsConfig {
+            etc: root.path().join("etc"),
+            proc: root.path().join("proc"),
+            ..Default::default()
+        };
+        let mut s = crate::checks::fixture::healthy();
+        if let Gathered::Ok(m) = &mut s.sysctls {
+            m.insert(
+                "net.ipv4.conf.eth1.rp_filter".into(),
+                Sysctl {
+                    now: Some("1".into()),
+                    error: None,
+                    absent: false,
+                    after_reboot: None,
+                },
+            );
+        }
+        let finding = |ifs: serde_json::Value| {
+            crate::report::Finding::fail("sysctl.rp_filter", "x")
+                .evidence(json!({"strict_asymmetric": ifs}))
+        };
+        let p = rp_filter(
+            &finding(json!(["eth1"])),
+            &s,
+            &paths,
+            &mut Default::default(),
+        )
+        .unwrap();
+        assert!(matches!(&p.changes[0], Change::Sysctl { key, to, .. }
+            if key == "net.ipv4.conf.eth1.rp_filter" && to == "2"));
+        // Persisted even though no file sets it: the boot default may be strict.
+        assert!(
+            matches!(&p.changes[1], Change::File { path, before: None, after }
+            if path.ends_with("sysctl.d/zz-ecs-diag.conf") && after.ends_with("net.ipv4.conf.eth1.rp_filter = 2\n"))
+        );
+        assert_eq!(p.changes.len(), 2);
+        let e = rp_filter(
+            &finding(json!(["eth0.100"])),
+            &s,
+            &paths,
+            &mut Default::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("by hand"), "{e}");
+        assert!(rp_filter(&finding(json!([])), &s, &paths, &mut Default::default()).is_err());
     }
 }

@@ -21,6 +21,16 @@ pub const OVERRIDE_FILE: &str = "sysctl.d/zz-ecs-diag.conf";
 /// first one's result.
 pub type Pending = BTreeMap<PathBuf, String>;
 
+/// What to set, and why.
+pub struct Setting<'a> {
+    pub key: &'a str,
+    pub want: &'a str,
+    pub why: &'a str,
+    /// Persist the value even where no file sets the key (the boot default may be the fault,
+    /// as `conf.default.rp_filter` is for a new interface).
+    pub always_persist: bool,
+}
+
 /// The plan that makes `key` `want` now and after reboot, or why there is none.
 pub fn plan(
     s: &Snapshot,
@@ -31,6 +41,54 @@ pub fn plan(
     want: &str,
     why: &str,
 ) -> Result<Plan, String> {
+    plan_settings(
+        s,
+        paths,
+        pending,
+        check,
+        &[Setting {
+            key,
+            want,
+            why,
+            always_persist: false,
+        }],
+    )
+}
+
+/// The plan for several settings of one check.
+pub fn plan_settings(
+    s: &Snapshot,
+    paths: &PathsConfig,
+    pending: &mut Pending,
+    check: &'static str,
+    settings: &[Setting],
+) -> Result<Plan, String> {
+    let mut changes = Vec::new();
+    for set in settings {
+        changes.extend(setting_changes(s, paths, pending, set)?);
+    }
+    if changes.is_empty() {
+        return Err("already set now and after reboot".to_string());
+    }
+    Ok(Plan {
+        check,
+        why: settings
+            .iter()
+            .map(|set| format!("{} = {} ({})", set.key, set.want, set.why))
+            .collect::<Vec<_>>()
+            .join("; "),
+        changes,
+        cuts_connectivity: false,
+    })
+}
+
+fn setting_changes(
+    s: &Snapshot,
+    paths: &PathsConfig,
+    pending: &mut Pending,
+    set: &Setting,
+) -> Result<Vec<Change>, String> {
+    let (key, want, why) = (set.key, set.want, set.why);
     let sysctls = s
         .sysctls
         .ok()
@@ -55,7 +113,7 @@ pub fn plan(
             ))
         }
     }
-    if let Some(edit) = persisted_edit(paths, pending, key, want, why)? {
+    if let Some(edit) = persisted_edit(paths, pending, key, want, why, set.always_persist)? {
         if let Change::File { path, after, .. } = &edit {
             pending.insert(path.clone(), after.clone());
         }
@@ -64,12 +122,7 @@ pub fn plan(
     if changes.is_empty() {
         return Err(format!("{key} is already {want} now and after reboot"));
     }
-    Ok(Plan {
-        check,
-        why: format!("{key} = {want} ({why})"),
-        changes,
-        cuts_connectivity: false,
-    })
+    Ok(changes)
 }
 
 /// `/proc/sys/net/ipv4/icmp_echo_ignore_all` for `net.ipv4.icmp_echo_ignore_all`.
@@ -85,62 +138,74 @@ fn persisted_edit(
     key: &str,
     want: &str,
     why: &str,
+    always_persist: bool,
 ) -> Result<Option<Change>, String> {
     // The winner as the files are (with the earlier plans' edits), read now.
-    let Some(winner) = source::after_reboot(&simulate(paths, pending), key) else {
-        // Nothing persists it: the kernel's default (0 for these) applies at boot.
-        return Ok(None);
+    let winner = match source::after_reboot(&simulate(paths, pending), key) {
+        Some(w) if w.value == want => return Ok(None),
+        Some(w) => Some(w),
+        // Nothing persists it: the kernel's default applies at boot (0 for the echo knobs).
+        None if !always_persist => return Ok(None),
+        None => None,
     };
-    if winner.value == want {
-        return Ok(None);
-    }
-    let winner_path = PathBuf::from(&winner.file);
-    let in_etc = winner_path.starts_with(&paths.etc);
-    let text = match pending.get(&winner_path) {
-        Some(t) => t.clone(),
-        None => std::fs::read_to_string(&winner_path)
-            .map_err(|e| format!("cannot read {}: {e}", winner.file))?,
+    let winner_path = winner.as_ref().map(|w| PathBuf::from(&w.file));
+    let in_etc = winner_path
+        .as_ref()
+        .is_some_and(|p| p.starts_with(&paths.etc));
+    let text = match (
+        &winner_path,
+        winner_path.as_ref().and_then(|p| pending.get(p)),
+    ) {
+        (_, Some(t)) => t.clone(),
+        (Some(p), None) => {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        }
+        (None, None) => String::new(),
     };
+    let line_no = winner.as_ref().map_or(0, |w| w.line);
     let winning_line = text
         .lines()
-        .nth(winner.line.saturating_sub(1))
+        .nth(line_no.saturating_sub(1))
         .unwrap_or_default()
         .to_string();
-    let explicit = !crate::glob::is_pattern(
-        winning_line
-            .split_once('=')
-            .map(|(k, _)| k.trim().trim_start_matches('-'))
-            .unwrap_or_default(),
-    );
+    let explicit = winner.is_some()
+        && !crate::glob::is_pattern(
+            winning_line
+                .split_once('=')
+                .map(|(k, _)| k.trim().trim_start_matches('-'))
+                .unwrap_or_default(),
+        );
     let note = format!("# ecs-diag fix: {why}");
-    let (path, before, after) = if in_etc && explicit {
-        // Edit the winning line itself: commented out, the wanted value after it.
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let i = winner.line - 1;
-        lines[i] = format!("# {}", lines[i]);
-        lines.insert(i + 1, note);
-        lines.insert(i + 2, format!("{key} = {want}"));
-        let mut after = lines.join("\n");
-        if text.ends_with('\n') {
-            after.push('\n');
-        }
-        (winner_path, Some(text), after)
-    } else {
-        let path = paths.etc.join(OVERRIDE_FILE);
-        let before = match pending.get(&path) {
-            Some(t) => Some(t.clone()),
-            None => std::fs::read_to_string(&path).ok(),
+    let (path, before, after) =
+        if let (true, true, Some(winner_path)) = (in_etc, explicit, winner_path) {
+            // Edit the winning line itself: commented out, the wanted value after it.
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let i = line_no - 1;
+            lines[i] = format!("# {}", lines[i]);
+            lines.insert(i + 1, note);
+            lines.insert(i + 2, format!("{key} = {want}"));
+            let mut after = lines.join("\n");
+            if text.ends_with('\n') {
+                after.push('\n');
+            }
+            (winner_path, Some(text), after)
+        } else {
+            let path = paths.etc.join(OVERRIDE_FILE);
+            let before = match pending.get(&path) {
+                Some(t) => Some(t.clone()),
+                None => std::fs::read_to_string(&path).ok(),
+            };
+            let mut after = before.clone().unwrap_or_default();
+            if !after.is_empty() && !after.ends_with('\n') {
+                after.push('\n');
+            }
+            let overrides = winner
+                .as_ref()
+                .map(|w| format!(" (overrides {}:{})", w.file, w.line))
+                .unwrap_or_default();
+            after.push_str(&format!("{note}{overrides}\n{key} = {want}\n"));
+            (path, before, after)
         };
-        let mut after = before.clone().unwrap_or_default();
-        if !after.is_empty() && !after.ends_with('\n') {
-            after.push('\n');
-        }
-        after.push_str(&format!(
-            "{note} (overrides {}:{})\n{key} = {want}\n",
-            winner.file, winner.line
-        ));
-        (path, before, after)
-    };
     // Prove it: with the planned file, what does boot set?
     let mut with = pending.clone();
     with.insert(path.clone(), after.clone());

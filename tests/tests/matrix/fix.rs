@@ -234,3 +234,51 @@ fn refusals_change_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create"));
     assert_eq!(state(&t), faulty, "nothing changed");
 }
+
+/// Strict rp_filter on a second interface whose replies leave by eth0: the fix makes exactly
+/// that interface loose, now and at boot; undo makes it strict again.
+#[test]
+fn strict_rp_filter_is_made_loose_on_the_named_interface_only() {
+    let t = Topology::new();
+    t.add_asymmetric_eth1();
+    t.sysctl_g("net.ipv4.conf.eth1.rp_filter=1");
+    assert!(
+        !t.ping("10.78.0.10"),
+        "ground truth: strict rp_filter drops it"
+    );
+    let read = |k: &str| {
+        let o = t.exec(&t.guest, &["sysctl", "-n", k]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let before = (
+        read("net.ipv4.conf.eth0.rp_filter"),
+        read("net.ipv4.conf.all.rp_filter"),
+    );
+    let applied = json_of(&fix(
+        &t,
+        &["--apply", "--yes", "--json", "--check", "sysctl.rp_filter"],
+    ));
+    assert_eq!(applied["state"], "applied", "{applied:#}");
+    assert!(t.ping("10.78.0.10"), "the ping works after the fix");
+    assert_eq!(read("net.ipv4.conf.eth1.rp_filter"), "2");
+    assert_eq!(
+        (
+            read("net.ipv4.conf.eth0.rp_filter"),
+            read("net.ipv4.conf.all.rp_filter")
+        ),
+        before,
+        "no other interface changed"
+    );
+    let persisted = t.dir.path().join("etc/sysctl.d/zz-ecs-diag.conf");
+    let text = std::fs::read_to_string(&persisted).unwrap();
+    assert!(
+        text.ends_with("net.ipv4.conf.eth1.rp_filter = 2\n"),
+        "{text}"
+    );
+    let id = applied["id"].as_str().unwrap().to_string();
+    let out = fix(&t, &["--undo", &id]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(read("net.ipv4.conf.eth1.rp_filter"), "1");
+    assert!(!persisted.exists(), "the file the fix created is removed");
+    assert!(!t.ping("10.78.0.10"), "undone: strict again");
+}

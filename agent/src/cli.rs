@@ -115,6 +115,16 @@ pub enum Command {
         /// Do not ask before applying (non-interactive).
         #[arg(long, requires = "apply")]
         yes: bool,
+        /// A fix that can cut connectivity (link, route) is reverted after this many seconds
+        /// unless confirmed with --confirm ID.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        revert_after: u64,
+        /// Keep fix ID (one awaiting confirmation): it is not reverted.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["apply", "history", "undo", "checks", "client"])]
+        confirm: Option<String>,
+        /// Internal: the process that reverts fix ID unless it is confirmed in time.
+        #[arg(long, value_name = "ID", hide = true, conflicts_with_all = ["apply", "history", "undo", "confirm"])]
+        revert_pending: Option<String>,
         /// List the applied fixes, oldest first.
         #[arg(long, conflicts_with_all = ["undo", "checks", "client"])]
         history: bool,
@@ -394,12 +404,15 @@ pub fn run(cli: Cli) -> i32 {
             client,
             apply,
             yes,
+            revert_after,
+            confirm,
+            revert_pending,
             history,
             undo,
             json,
-            config,
+            config: config_path,
         } => {
-            let config = match load_config(config.as_deref()) {
+            let config = match load_config(config_path.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -409,6 +422,12 @@ pub fn run(cli: Cli) -> i32 {
             if let Some(id) = undo {
                 return crate::fix::undo(&config, &id, json);
             }
+            if let Some(id) = confirm {
+                return crate::fix::confirm(&config, &id, json);
+            }
+            if let Some(id) = revert_pending {
+                return crate::fix::revert_pending(&config, &id, revert_after);
+            }
             crate::fix::run(
                 &config,
                 &crate::fix::FixOptions {
@@ -417,6 +436,8 @@ pub fn run(cli: Cli) -> i32 {
                     apply,
                     yes,
                     json,
+                    revert_after,
+                    config_path,
                 },
             )
         }

@@ -138,8 +138,8 @@ pub const MANUALS: &[Manual] = &[
     Manual {
         command: "fix",
         details: &[
-            "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf), and sysctl.rp_filter (loose mode, 2, on exactly the interfaces the finding proved strict and asymmetric, now and at boot). Every other failing check is listed as not fixed, with why.",
-            "--apply (root): writes the backup first (nothing is changed if it cannot be written), applies, diagnoses again and rolls everything back unless each fixed check is ok; the output says what was restored. --history lists the fixes; --undo ID restores a fix's backup byte for byte, unless the files changed since. One fix runs at a time (a lock file). The daemon and the HTTP API never change anything.",
+            "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf), sysctl.rp_filter (loose mode, 2, on exactly the interfaces the finding proved strict and asymmetric, now and at boot), link.primary (an administratively down primary interface is brought up) and route.default (a missing IPv4 default route is added via the vSwitch gateway the metadata assigns, on the primary interface). Every other failing check is listed as not fixed, with why.",
+            "--apply (root): writes the backup first (nothing is changed if it cannot be written), applies, diagnoses again and rolls everything back unless each fixed check is ok; the output says what was restored. A fix that can cut connectivity (link, route) is kept only if `ecs-diag fix --confirm ID` comes within --revert-after seconds (default 60), from a session that still has access; otherwise a detached process restores it. --history lists the fixes; --undo ID restores a fix's backup byte for byte, unless the files changed since. One fix runs at a time (a lock file). The daemon and the HTTP API never change anything.",
         ],
         files: &[
             CONFIG,
@@ -148,7 +148,7 @@ pub const MANUALS: &[Manual] = &[
             ("/proc/sys, /etc/sysctl.d, /etc/sysctl.conf", "what the sysctl fixes change ([paths] proc and etc)"),
         ],
         exit_status: &[
-            ("0", "planned, or applied and verified, or undone"),
+            ("0", "planned, applied and verified (or awaiting confirmation), confirmed, or undone"),
             ("1", "rolled back: a change failed or a fixed check was not ok afterwards"),
             EXIT_ERRORS[0],
             ("66", "--undo: no such fix"),
@@ -159,6 +159,7 @@ pub const MANUALS: &[Manual] = &[
         examples: &[
             ("sudo ecs-diag fix", "what would be fixed, and how (changes nothing)"),
             ("sudo ecs-diag fix --apply --yes", "fix, verify, roll back on failure"),
+            ("sudo ecs-diag fix --confirm 20261204T182059.045Z", "keep a fix that awaits confirmation"),
             ("sudo ecs-diag fix --history --json", "the applied fixes, oldest first"),
             ("sudo ecs-diag fix --undo 20261204T182059.045Z", "restore what that fix changed"),
         ],

@@ -9,6 +9,7 @@
 //! Fixers so far: `sysctl.icmp_echo`, `sysctl.icmp_echo6` and `sysctl.rp_filter` (now and
 //! after reboot).
 
+pub mod network;
 pub mod sysctl;
 
 use std::io::Write;
@@ -45,6 +46,12 @@ pub enum Change {
         before: Option<String>,
         after: String,
     },
+    /// A command (fixed argv, run from the tool directories) and the one that undoes it.
+    Command {
+        what: String,
+        argv: Vec<String>,
+        undo: Vec<String>,
+    },
 }
 
 /// What fixes one failing check, and why.
@@ -63,6 +70,10 @@ pub enum State {
     /// Being applied (a run that died here left the backup; `--undo` restores it).
     Applying,
     Applied,
+    /// Applied, verified, and reverted unless `--confirm ID` comes within `--revert-after`.
+    AwaitingConfirmation,
+    /// Not confirmed in time: everything was restored.
+    Reverted,
     /// Verification failed or a change failed: everything was restored.
     RolledBack,
     Undone,
@@ -84,6 +95,10 @@ pub struct FixOptions {
     pub apply: bool,
     pub yes: bool,
     pub json: bool,
+    /// Seconds a fix that can cut connectivity waits for `--confirm` before it is reverted.
+    pub revert_after: u64,
+    /// The config file given, for the reverter process.
+    pub config_path: Option<PathBuf>,
 }
 
 /// The fixer of a check, if it has one; `pending` holds the files as the earlier plans of
@@ -114,6 +129,8 @@ fn plan_for(
             "the kernel ignored every IPv6 echo request",
         )),
         crate::checks::sysctl::RP_FILTER => Some(rp_filter(finding, s, paths, pending)),
+        crate::checks::link::PRIMARY => Some(network::link_up(s)),
+        crate::checks::route::DEFAULT => Some(network::default_route(s)),
         _ => None,
     }
 }
@@ -174,6 +191,15 @@ fn fixes_dir(paths: &PathsConfig) -> PathBuf {
 struct Lock(#[allow(dead_code)] std::fs::File);
 
 fn lock(paths: &PathsConfig) -> Result<Lock, String> {
+    lock_with(paths, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+/// Waits for the lock (the reverter: a fix being applied or undone finishes first).
+fn lock_waiting(paths: &PathsConfig) -> Result<Lock, String> {
+    lock_with(paths, libc::LOCK_EX)
+}
+
+fn lock_with(paths: &PathsConfig, how: libc::c_int) -> Result<Lock, String> {
     use std::os::unix::io::AsRawFd;
     let dir = fixes_dir(paths);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -185,7 +211,7 @@ fn lock(paths: &PathsConfig) -> Result<Lock, String> {
         .open(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     // SAFETY: flock on a descriptor this function owns; it is released when the file closes.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let r = unsafe { libc::flock(file.as_raw_fd(), how) };
     if r != 0 {
         return Err(format!(
             "another `ecs-diag fix` is running ({} is locked): wait for it to finish",
@@ -256,6 +282,9 @@ fn describe(c: &Change) -> String {
             before,
             after,
         } => unified_diff(path, before.as_deref(), after),
+        Change::Command { argv, undo, .. } => {
+            format!("{}    # undone by: {}\n", argv.join(" "), undo.join(" "))
+        }
     }
 }
 
@@ -271,6 +300,23 @@ fn change_json(c: &Change) -> serde_json::Value {
         } => {
             json!({"kind": "file", "path": path, "diff": unified_diff(path, before.as_deref(), after)})
         }
+        Change::Command { what, argv, undo } => {
+            json!({"kind": "command", "what": what, "command": argv.join(" "), "undo": undo.join(" ")})
+        }
+    }
+}
+
+/// Runs a fix's command (fixed argv, from the tool directories, bounded in time).
+fn run_command(argv: &[String]) -> Result<(), String> {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match crate::sources::rulesets::run_tool(&args, std::time::Duration::from_secs(10)) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "{} is not installed in {}",
+            args.first().copied().unwrap_or("?"),
+            crate::sources::tools::describe()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -297,6 +343,7 @@ fn apply_one(c: &Change) -> Result<(), String> {
         Change::File { path, after, .. } => {
             write_file(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
+        Change::Command { argv, .. } => run_command(argv),
     }
 }
 
@@ -324,6 +371,9 @@ fn restore_one(c: &Change) -> Result<String, String> {
             }
             Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
         },
+        Change::Command { what, undo, .. } => run_command(undo)
+            .map(|_| format!("{what} undone ({})", undo.join(" ")))
+            .map_err(|e| format!("cannot undo {what}: {e}")),
     }
 }
 
@@ -533,12 +583,25 @@ fn apply(
     } else {
         restore(&record.changes[..done])
     };
-    record.state = if all_ok {
-        State::Applied
-    } else {
-        State::RolledBack
+    let cuts = plans.iter().any(|p| p.cuts_connectivity);
+    record.state = match (all_ok, cuts) {
+        (true, false) => State::Applied,
+        (true, true) => State::AwaitingConfirmation,
+        (false, _) => State::RolledBack,
     };
     let saved = save(&dir, &record);
+    let reverter = (record.state == State::AwaitingConfirmation).then(|| spawn_reverter(opts, &id));
+    if let Some(Err(e)) = &reverter {
+        // Without a reverter the safety net is gone: undo now rather than risk a lock-out.
+        let restored = restore(&record.changes);
+        record.state = State::RolledBack;
+        let _ = save(&dir, &record);
+        eprintln!(
+            "ecs-diag: cannot start the timed revert ({e}); rolled back: {}",
+            restored.join("; ")
+        );
+        return EXIT_ROLLED_BACK;
+    }
     let reason = failure.clone().unwrap_or_else(|| {
         verified
             .iter()
@@ -559,7 +622,15 @@ fn apply(
             "rolled_back_because": (!all_ok).then_some(&reason),
             "restored": restored,
             "backup": dir,
+            "revert_after_s": cuts.then_some(opts.revert_after),
         }));
+    } else if record.state == State::AwaitingConfirmation {
+        println!(
+            "Applied fix {id}: {} now ok. It can cut connectivity: it is reverted in {} s unless you run `ecs-diag fix --confirm {id}` (from a new session, to prove you still have access). Backup: {}",
+            record.checks.join(", "),
+            opts.revert_after,
+            dir.display()
+        );
     } else if all_ok {
         println!(
             "Applied fix {id}: {} now ok. Backup: {} (undo: ecs-diag fix --undo {id})",
@@ -580,6 +651,98 @@ fn apply(
     } else {
         EXIT_ROLLED_BACK
     }
+}
+
+/// Starts the detached process that reverts fix `id` after `--revert-after` unless it is
+/// confirmed: its own session, so it survives the terminal (and the SSH connection) closing.
+fn spawn_reverter(opts: &FixOptions, id: &str) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["fix", "--revert-pending", id, "--revert-after"])
+        .arg(opts.revert_after.to_string());
+    if let Some(c) = &opts.config_path {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the reverter: {e}"))
+}
+
+/// The reverter: after `seconds`, restores fix `id` if it still awaits confirmation.
+pub fn revert_pending(config: &Config, id: &str, seconds: u64) -> i32 {
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    let _lock = match lock_waiting(&config.paths) {
+        Ok(l) => l,
+        Err(_) => return crate::exit::OSERR,
+    };
+    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
+        return crate::exit::NOINPUT;
+    };
+    if record.state != State::AwaitingConfirmation {
+        return 0;
+    }
+    let _ = restore(&record.changes);
+    record.state = State::Reverted;
+    let dir = fixes_dir(&config.paths).join(id);
+    match save(&dir, &record) {
+        Ok(()) => 0,
+        Err(_) => crate::exit::OSERR,
+    }
+}
+
+/// `ecs-diag fix --confirm ID`: keeps a fix that awaits confirmation.
+pub fn confirm(config: &Config, id: &str, json: bool) -> i32 {
+    if !is_root() {
+        eprintln!("ecs-diag: fix --confirm needs root: it writes the fix's record");
+        return EXIT_NOPERM;
+    }
+    let _lock = match lock(&config.paths) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ecs-diag: {e}");
+            return crate::exit::OSERR;
+        }
+    };
+    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
+        eprintln!("ecs-diag: no fix {id:?} (`ecs-diag fix --history` lists them)");
+        return crate::exit::NOINPUT;
+    };
+    if record.state != State::AwaitingConfirmation {
+        eprintln!(
+            "ecs-diag: fix {id} does not await confirmation (it is {})",
+            state_name(record.state)
+        );
+        return crate::exit::USAGE;
+    }
+    record.state = State::Applied;
+    if let Err(e) = save(&fixes_dir(&config.paths).join(id), &record) {
+        eprintln!("ecs-diag: {e}");
+        return crate::exit::OSERR;
+    }
+    if json {
+        print_json(&json!({"version": 1, "id": id, "state": record.state}));
+    } else {
+        println!("Confirmed fix {id}: it stays.");
+    }
+    0
+}
+
+fn state_name(s: State) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn records(paths: &PathsConfig) -> Vec<Record> {
@@ -614,10 +777,7 @@ pub fn history(config: &Config, json: bool) -> i32 {
             "{}  {}  {:<11}  {}",
             r.id,
             r.applied_at,
-            serde_json::to_value(r.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            state_name(r.state),
             r.checks.join(", ")
         );
     }
@@ -646,7 +806,10 @@ pub fn undo(config: &Config, id: &str, json: bool) -> i32 {
         );
         return crate::exit::NOINPUT;
     };
-    if !matches!(record.state, State::Applied | State::Applying) {
+    if !matches!(
+        record.state,
+        State::Applied | State::Applying | State::AwaitingConfirmation
+    ) {
         eprintln!("ecs-diag: fix {id} is {:?}: nothing to undo", record.state);
         return crate::exit::USAGE;
     }

@@ -115,8 +115,8 @@ pub enum Command {
         /// Do not ask before applying (non-interactive).
         #[arg(long, requires = "apply")]
         yes: bool,
-        /// A fix that can cut connectivity (link, route) is reverted after this many seconds
-        /// unless confirmed with --confirm ID.
+        /// A fix that can cut connectivity (link, route, firewall) is reverted after this many
+        /// seconds unless confirmed with --confirm ID.
         #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
         revert_after: u64,
         /// Keep fix ID (one awaiting confirmation): it is not reverted.

@@ -9,6 +9,7 @@
 //! Fixers so far: `sysctl.icmp_echo`, `sysctl.icmp_echo6` and `sysctl.rp_filter` (now and
 //! after reboot).
 
+pub mod firewall;
 pub mod network;
 pub mod sysctl;
 
@@ -130,6 +131,9 @@ fn plan_for(
         )),
         crate::checks::sysctl::RP_FILTER => Some(rp_filter(finding, s, paths, pending)),
         crate::checks::link::PRIMARY => Some(network::link_up(s)),
+        crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => {
+            Some(firewall::accept_echo(finding, s.client))
+        }
         crate::checks::route::DEFAULT => Some(network::default_route(s)),
         _ => None,
     }

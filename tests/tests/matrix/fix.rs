@@ -371,3 +371,76 @@ fn a_confirmed_fix_stays_and_undo_restores_both_causes() {
     assert!(routes.stdout.is_empty(), "undone: no default route");
     assert!(!t.ping(GUEST_IP));
 }
+
+/// The guest's iptables ruleset without the save tool's comments and counters.
+fn ruleset(t: &Topology) -> String {
+    let out = t.exec(&t.guest, &["iptables-save"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.split_once(" [") {
+            Some((chain, _)) if l.starts_with(':') => chain.to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const SSH_RULE: &str = "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT";
+
+fn firewall_fault(t: &Topology) {
+    t.guest("iptables -A INPUT -p tcp --dport 22 -j ACCEPT");
+    t.guest("iptables -A INPUT -p icmp --icmp-type echo-request -j DROP");
+    assert!(!t.ping(GUEST_IP), "ground truth: the firewall drops it");
+}
+
+/// A rule dropping echo requests: the plan changes no rule; the fix inserts an ACCEPT for the
+/// client's echo just before it (the SSH rule stays), the ping works; confirmed, then undone
+/// to the faulty ruleset rule for rule.
+#[test]
+fn a_dropping_rule_gets_an_accept_before_it_and_the_ssh_rule_stays() {
+    let t = Topology::new();
+    firewall_fault(&t);
+    let faulty = ruleset(&t);
+    let plan = json_of(&fix(&t, &["--json"]));
+    assert_eq!(plan["plans"][0]["check"], "firewall.icmp_in", "{plan:#}");
+    assert_eq!(ruleset(&t), faulty, "the plan changed no rule");
+    let applied = json_of(&fix(
+        &t,
+        &["--apply", "--yes", "--json", "--revert-after", "60"],
+    ));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    let now = ruleset(&t);
+    assert!(
+        now.contains(SSH_RULE),
+        "the SSH rule is never removed:\n{now}"
+    );
+    assert!(
+        now.contains("-A INPUT -s 198.18.0.2/32 -p icmp -m icmp --icmp-type 8 -j ACCEPT"),
+        "{now}"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    assert_eq!(r["firewall.icmp_in"].0, "ok", "{}", show(&r));
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    assert_eq!(ruleset(&t), faulty, "undo restores the ruleset");
+}
+
+/// Not confirmed: the inserted rule is taken out again after --revert-after.
+#[test]
+fn an_unconfirmed_firewall_fix_is_reverted() {
+    let t = Topology::new();
+    firewall_fault(&t);
+    let faulty = ruleset(&t);
+    let applied = json_of(&fix(
+        &t,
+        &["--apply", "--yes", "--json", "--revert-after", "2"],
+    ));
+    assert!(t.ping(GUEST_IP));
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_for_state(&t, &id, "reverted", 15)["state"], "reverted");
+    assert_eq!(ruleset(&t), faulty);
+    assert!(!t.ping(GUEST_IP));
+}

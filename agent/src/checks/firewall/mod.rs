@@ -82,6 +82,17 @@ pub enum Manager {
     Plain,
 }
 
+impl Manager {
+    /// As the evidence names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Firewalld => "firewalld",
+            Manager::Ufw => "ufw",
+            Manager::Plain => "plain",
+        }
+    }
+}
+
 /// What the firewall checks read: the iptables rulesets and the native nftables tables.
 pub struct Firewall<'a> {
     pub rulesets: &'a [Ruleset],
@@ -300,8 +311,8 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
     let v6 = family == "ipv6";
     let j = judge_rulesets(fw, family, &packet);
     let packet_ev = json!({"src": packet.src, "dst": packet.dst, "in": packet.in_if, "out": packet.out_if, "icmp_type": packet.icmp_type, "conntrack": format!("{:?}", packet.ct)});
-    let evidence = json!({"packet": packet_ev, "rulesets": j.evidence});
     let m = manager(fw);
+    let evidence = json!({"packet": packet_ev, "rulesets": j.evidence, "manager": m.name()});
     if let Some((r, d)) = &j.blocked {
         let Some(dec) = &d.decider else {
             return Finding::unknown(id, "a ruleset blocks without naming a rule")

@@ -287,7 +287,10 @@ pub fn secondary(s: &Snapshot) -> Finding {
             let dev = link
                 .map(|l| l.name.clone())
                 .unwrap_or_else(|| format!("<interface with MAC {}>", eni.mac));
-            missing.push(json!({"ip": ip, "eni": eni.eni_id, "mac": eni.mac, "interface": dev}));
+            missing.push(
+                json!({"ip": ip, "eni": eni.eni_id, "mac": eni.mac, "interface": dev,
+                                "prefix": eni.prefix_len.unwrap_or(24), "found": link.is_some()}),
+            );
             remedy.push(format!(
                 "ip addr add {ip}/{} dev {dev}",
                 eni.prefix_len.unwrap_or(24)

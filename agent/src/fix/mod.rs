@@ -131,6 +131,7 @@ fn plan_for(
         )),
         crate::checks::sysctl::RP_FILTER => Some(rp_filter(finding, s, paths, pending)),
         crate::checks::link::PRIMARY => Some(network::link_up(s)),
+        crate::checks::addr::SECONDARY => Some(network::secondary_ips(finding, s, pending)),
         crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => {
             Some(firewall::accept_echo(finding, s.client))
         }

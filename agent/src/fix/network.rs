@@ -1,7 +1,9 @@
 //! Fixes that change the network path, so they can cut the session running them: the primary
-//! link administratively down (`link.primary`) and a missing IPv4 default route
-//! (`route.default`, via the vSwitch gateway the metadata assigns, on the primary interface).
-//! Each touches only the interface the finding names, and is applied with a timed revert.
+//! link administratively down (`link.primary`), a missing IPv4 default route (`route.default`,
+//! via the vSwitch gateway the metadata assigns, on the primary interface), and assigned
+//! secondary private IPs missing from their interface (`addr.secondary`: now, and in the
+//! interface's ifcfg file where the snapshot proved one configures it). Each touches only the
+//! interfaces the finding names, and is applied with a timed revert.
 
 use std::net::IpAddr;
 
@@ -82,6 +84,101 @@ pub fn default_route(s: &Snapshot) -> Result<Plan, String> {
     })
 }
 
+/// `ip addr add IP/PREFIX dev IF` for each assigned secondary IP the finding proved missing,
+/// and `IPADDRn=`/`PREFIXn=` in that interface's ifcfg file where one configures it.
+pub fn secondary_ips(
+    finding: &crate::report::Finding,
+    s: &Snapshot,
+    pending: &mut super::sysctl::Pending,
+) -> Result<Plan, String> {
+    let missing = finding.evidence["missing"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .ok_or("the finding names no missing address")?;
+    let configs = s.network_config.ok().map(Vec::as_slice).unwrap_or_default();
+    let mut changes = Vec::new();
+    let mut runtime_only = Vec::new();
+    for m in missing {
+        let (Some(ip), Some(dev), Some(prefix)) = (
+            m["ip"].as_str(),
+            m["interface"].as_str(),
+            m["prefix"].as_u64(),
+        ) else {
+            return Err("the finding's evidence lacks the address, interface or prefix".into());
+        };
+        if m["found"] != true {
+            return Err(format!(
+                "{ip} belongs to an ENI with no interface in the OS (link.secondary): no automatic fix"
+            ));
+        }
+        let cidr = format!("{ip}/{prefix}");
+        changes.push(Change::Command {
+            what: format!("{cidr} on {dev}"),
+            argv: ip_cmd(&["addr", "add", &cidr, "dev", dev]),
+            undo: ip_cmd(&["addr", "del", &cidr, "dev", dev]),
+        });
+        let ifcfg = configs.iter().find(|c| {
+            c.format == crate::snapshot::ConfigFormat::Ifcfg && c.interface.as_deref() == Some(dev)
+        });
+        match ifcfg {
+            Some(c) => changes.push(ifcfg_edit(&c.file, ip, prefix, pending)?),
+            None => runtime_only.push(ip.to_string()),
+        }
+    }
+    let mut why = "configure the secondary private IPs the cloud assigned".to_string();
+    if !runtime_only.is_empty() {
+        why.push_str(&format!(
+            " ({} until reboot: no ifcfg file configures the interface; persist it by hand in netplan, NetworkManager or ifupdown)",
+            runtime_only.join(", ")
+        ));
+    }
+    Ok(Plan {
+        check: crate::checks::addr::SECONDARY,
+        why,
+        changes,
+        cuts_connectivity: true,
+    })
+}
+
+fn ip_cmd(args: &[&str]) -> Vec<String> {
+    ip(args)
+}
+
+/// The ifcfg file with `IPADDRn=IP` and `PREFIXn=PREFIX` added, n the first index it does not
+/// use yet.
+fn ifcfg_edit(
+    file: &str,
+    ip: &str,
+    prefix: u64,
+    pending: &mut super::sysctl::Pending,
+) -> Result<Change, String> {
+    let path = std::path::PathBuf::from(file);
+    let text = match pending.get(&path) {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(&path).map_err(|e| format!("cannot read {file}: {e}"))?,
+    };
+    let used = |n: u32| {
+        text.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with(&format!("IPADDR{n}=")) || l.starts_with(&format!("PREFIX{n}="))
+        })
+    };
+    let n = (1..).find(|n| !used(*n)).unwrap_or(1);
+    let mut after = text.clone();
+    if !after.is_empty() && !after.ends_with('\n') {
+        after.push('\n');
+    }
+    after.push_str(&format!(
+        "# ecs-diag fix: secondary private IP assigned by the cloud\nIPADDR{n}={ip}\nPREFIX{n}={prefix}\n"
+    ));
+    pending.insert(path.clone(), after.clone());
+    Ok(Change::File {
+        path,
+        before: Some(text),
+        after,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +233,52 @@ mod tests {
         );
         s.metadata = MetadataState::NotProbed { reason: "x".into() };
         assert!(default_route(&s).unwrap_err().contains("no gateway"));
+    }
+
+    #[test]
+    fn secondary_ips_now_and_in_the_ifcfg_file_that_configures_the_interface() {
+        use crate::snapshot::{AddressingMethod, ConfigFormat, InterfaceConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ifcfg-eth0");
+        std::fs::write(
+            &file,
+            "DEVICE=eth0\nBOOTPROTO=dhcp\nIPADDR1=10.77.0.99\nPREFIX1=24",
+        )
+        .unwrap();
+        let mut s = healthy();
+        if let Gathered::Ok(a) = &mut s.addresses {
+            a.retain(|a| a.address.to_string() != "10.77.0.11");
+        }
+        let finding = crate::checks::addr::secondary(&s);
+        let mut pending = Default::default();
+        // No ifcfg configures eth0: now only, and the plan says so.
+        s.network_config = Gathered::Ok(vec![]);
+        let p = secondary_ips(&finding, &s, &mut pending).unwrap();
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(
+            command(&p),
+            (
+                "ip addr add 10.77.0.11/24 dev eth0".to_string(),
+                "ip addr del 10.77.0.11/24 dev eth0".to_string()
+            )
+        );
+        assert!(p.why.contains("until reboot"), "{}", p.why);
+        s.network_config = Gathered::Ok(vec![InterfaceConfig {
+            file: file.display().to_string(),
+            format: ConfigFormat::Ifcfg,
+            interface: Some("eth0".into()),
+            mac: None,
+            method: AddressingMethod::Dhcp,
+            addresses: vec![],
+            gateway: None,
+        }]);
+        let p = secondary_ips(&finding, &s, &mut pending).unwrap();
+        match &p.changes[1] {
+            Change::File { after, .. } => assert!(
+                after.ends_with("PREFIX1=24\n# ecs-diag fix: secondary private IP assigned by the cloud\nIPADDR2=10.77.0.11\nPREFIX2=24\n"),
+                "{after}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -444,3 +444,39 @@ fn an_unconfirmed_firewall_fix_is_reverted() {
     assert_eq!(ruleset(&t), faulty);
     assert!(!t.ping(GUEST_IP));
 }
+
+/// An assigned secondary private IP missing from eth0: added now and to eth0's ifcfg file (the
+/// case's persisted configuration), confirmed; undo takes both away again.
+#[test]
+fn a_missing_secondary_ip_is_added_now_and_persisted() {
+    let t = Topology::new();
+    t.guest("ip addr del 10.77.0.11/24 dev eth0");
+    assert!(!t.ping(SECONDARY_IP));
+    let ifcfg = t
+        .dir
+        .path()
+        .join("etc/sysconfig/network-scripts/ifcfg-eth0");
+    let before = std::fs::read(&ifcfg).unwrap();
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert_eq!(applied["checks"], serde_json::json!(["addr.secondary"]));
+    assert!(
+        t.ping(SECONDARY_IP),
+        "the secondary IP answers after the fix"
+    );
+    let text = std::fs::read_to_string(&ifcfg).unwrap();
+    assert!(text.ends_with("IPADDR1=10.77.0.11\nPREFIX1=24\n"), "{text}");
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["addr.secondary", "addr.config", "addr.primary"] {
+        assert_eq!(r[id].0, "ok", "{id}: {}", show(&r));
+    }
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(&ifcfg).unwrap(),
+        before,
+        "the file byte for byte"
+    );
+    assert!(!t.ping(SECONDARY_IP), "undone");
+}

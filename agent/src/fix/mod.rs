@@ -3,11 +3,14 @@
 //! a unified diff of each file), and changes nothing without `--apply`. Applying backs up
 //! everything it touches under `[paths] state`/fixes/ID/ first (nothing is changed when the
 //! backup cannot be written), applies, diagnoses again and rolls everything back unless each
-//! fixed check is `ok`. `--history` lists applied fixes and `--undo ID` restores a backup. One
-//! run at a time (a lock file). Only the CLI fixes: the daemon and HTTP never change anything.
+//! fixed check is `ok`. A fix that can cut connectivity (link, address, route, firewall) then
+//! awaits `--confirm ID`; a detached reverter restores it after `--revert-after` otherwise.
+//! `--history` lists applied fixes and `--undo ID` restores a backup. One run at a time (a lock
+//! file). Only the CLI fixes: the daemon and HTTP never change anything.
 //!
-//! Fixers so far: `sysctl.icmp_echo`, `sysctl.icmp_echo6` and `sysctl.rp_filter` (now and
-//! after reboot).
+//! Fixers: `sysctl.icmp_echo`, `sysctl.icmp_echo6`, `sysctl.rp_filter` ([`sysctl`]);
+//! `link.primary`, `route.default`, `addr.secondary` ([`network`]); `firewall.icmp_in`,
+//! `firewall.icmp_out` ([`firewall`]). Every other check says it has no automatic fix.
 
 pub mod firewall;
 pub mod network;

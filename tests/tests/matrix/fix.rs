@@ -480,3 +480,33 @@ fn a_missing_secondary_ip_is_added_now_and_persisted() {
     );
     assert!(!t.ping(SECONDARY_IP), "undone");
 }
+
+/// The primary link set down takes the default route with it: two causes (link.primary and
+/// route.default), both fixed in one run — the link up, then the route via the metadata's
+/// gateway. IPv6 is not in use here (a link-down also removes static IPv6 addresses, which no
+/// fix restores yet).
+#[test]
+fn a_downed_primary_link_and_its_lost_default_route_are_both_fixed() {
+    let t = Topology::new();
+    t.set_metadata(&format!("network/interfaces/macs/{MAC0}/ipv6s"), None);
+    t.guest("ip -6 route del default");
+    t.guest("ip link set eth0 down");
+    assert!(!t.ping(GUEST_IP), "ground truth: the link is down");
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert_eq!(
+        applied["checks"],
+        serde_json::json!(["link.primary", "route.default"]),
+        "{applied:#}"
+    );
+    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    let link = t.exec(&t.guest, &["ip", "-o", "link", "show", "eth0"]);
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains(",UP"),
+        "undone: eth0 is down again"
+    );
+    assert!(!t.ping(GUEST_IP));
+}

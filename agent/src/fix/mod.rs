@@ -56,6 +56,18 @@ pub enum Change {
         argv: Vec<String>,
         undo: Vec<String>,
     },
+    /// A native nftables rule inserted (before rule `before`, else first in the chain), tagged
+    /// with `comment`: nft deletes only by handle, which is known once the rule exists, so the
+    /// undo finds the rule by its comment.
+    NftInsert {
+        family: String,
+        table: String,
+        chain: String,
+        before: Option<u64>,
+        /// The rule's statements, nft syntax, ending in `accept`.
+        rule: Vec<String>,
+        comment: String,
+    },
 }
 
 /// What fixes one failing check, and why.
@@ -293,6 +305,7 @@ fn describe(c: &Change) -> String {
         Change::Command { argv, undo, .. } => {
             format!("{}    # undone by: {}\n", argv.join(" "), undo.join(" "))
         }
+        Change::NftInsert { .. } => format!("{}\n", firewall::nft_insert_argv(c).join(" ")),
     }
 }
 
@@ -311,14 +324,22 @@ fn change_json(c: &Change) -> serde_json::Value {
         Change::Command { what, argv, undo } => {
             json!({"kind": "command", "what": what, "command": argv.join(" "), "undo": undo.join(" ")})
         }
+        Change::NftInsert { comment, .. } => {
+            json!({"kind": "command", "what": comment, "command": firewall::nft_insert_argv(c).join(" "), "undo": format!("nft delete rule … handle <the rule commented {comment:?}>")})
+        }
     }
 }
 
 /// Runs a fix's command (fixed argv, from the tool directories, bounded in time).
 fn run_command(argv: &[String]) -> Result<(), String> {
+    run_command_output(argv).map(|_| ())
+}
+
+/// The same, with its output.
+fn run_command_output(argv: &[String]) -> Result<String, String> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     match crate::sources::rulesets::run_tool(&args, std::time::Duration::from_secs(10)) {
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(out)) => Ok(out),
         Ok(None) => Err(format!(
             "{} is not installed in {}",
             args.first().copied().unwrap_or("?"),
@@ -352,6 +373,7 @@ fn apply_one(c: &Change) -> Result<(), String> {
             write_file(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
         Change::Command { argv, .. } => run_command(argv),
+        Change::NftInsert { .. } => run_command(&firewall::nft_insert_argv(c)),
     }
 }
 
@@ -382,6 +404,17 @@ fn restore_one(c: &Change) -> Result<String, String> {
         Change::Command { what, undo, .. } => run_command(undo)
             .map(|_| format!("{what} undone ({})", undo.join(" ")))
             .map_err(|e| format!("cannot undo {what}: {e}")),
+        Change::NftInsert {
+            family,
+            table,
+            chain,
+            comment,
+            ..
+        } => firewall::nft_delete_commented(family, table, chain, comment)
+            .map(|h| {
+                format!("nft rule {comment:?} (handle {h}) deleted from {family} {table} {chain}")
+            })
+            .map_err(|e| format!("cannot delete the nft rule {comment:?}: {e}")),
     }
 }
 

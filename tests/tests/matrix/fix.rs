@@ -510,3 +510,72 @@ fn a_downed_primary_link_and_its_lost_default_route_are_both_fixed() {
     );
     assert!(!t.ping(GUEST_IP));
 }
+
+/// The guest's native nftables ruleset without counter values.
+fn nft_ruleset(t: &Topology) -> String {
+    let out = t.exec(&t.guest, &["nft", "list", "ruleset"]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split(" packets ")
+        .map(|part| {
+            // "3 bytes 252 drop" → "drop": the counter's numbers go.
+            let words: Vec<&str> = part.split(' ').collect();
+            if words.len() > 3 && words[1] == "bytes" {
+                words[3..].join(" ")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" packets ")
+}
+
+/// A native nftables rule dropping echo requests: a tagged ACCEPT goes in before it (by
+/// handle); undo deletes exactly that rule.
+#[test]
+fn a_native_nft_drop_gets_an_accept_before_it_by_handle() {
+    let t = Topology::new();
+    t.guest("nft add table inet guard");
+    t.g(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "guard",
+        "input",
+        "{ type filter hook input priority 0; policy accept; }",
+    ]);
+    t.guest("nft add rule inet guard input tcp dport 22 accept");
+    t.guest("nft add rule inet guard input icmp type echo-request counter drop");
+    assert!(!t.ping(GUEST_IP));
+    let faulty = nft_ruleset(&t);
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    let now = nft_ruleset(&t);
+    assert!(
+        now.contains("tcp dport 22 accept"),
+        "the SSH rule stays: {now}"
+    );
+    assert!(
+        now.contains("ip saddr 198.18.0.2 icmp type echo-request accept comment \"ecs-diag fix firewall.icmp_in"),
+        "{now}"
+    );
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    let out = fix(&t, &["--undo", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        nft_ruleset(&t),
+        faulty,
+        "undo deletes exactly the fix's rule"
+    );
+    assert!(!t.ping(GUEST_IP));
+}

@@ -567,6 +567,21 @@ impl Topology {
             .collect()
     }
 
+    /// A native nftables table `inet guard` in the guest with an input chain (policy accept),
+    /// to which a case adds its rules.
+    pub fn add_nft_guard_input(&self) {
+        self.guest("nft add table inet guard");
+        self.g(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "guard",
+            "input",
+            "{ type filter hook input priority 0; policy accept; }",
+        ]);
+    }
+
     /// A second interface (eth1, 10.78.0.10/24, peer gw1 in the client) whose replies leave by
     /// eth0, the default route: an asymmetric path for traffic arriving on eth1.
     pub fn add_asymmetric_eth1(&self) {

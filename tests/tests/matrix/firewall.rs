@@ -191,16 +191,7 @@ fn firewall_native_nft_inet_table_drop() {
             consequences: &[],
         },
         |t| {
-            t.guest("nft add table inet guard");
-            t.g(&[
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                "guard",
-                "input",
-                "{ type filter hook input priority 0; policy accept; }",
-            ]);
+            t.add_nft_guard_input();
             t.guest("nft add rule inet guard input icmp type echo-request counter drop");
         },
     );

@@ -537,16 +537,7 @@ fn nft_ruleset(t: &Topology) -> String {
 #[test]
 fn a_native_nft_drop_gets_an_accept_before_it_by_handle() {
     let t = Topology::new();
-    t.guest("nft add table inet guard");
-    t.g(&[
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "guard",
-        "input",
-        "{ type filter hook input priority 0; policy accept; }",
-    ]);
+    t.add_nft_guard_input();
     t.guest("nft add rule inet guard input tcp dport 22 accept");
     t.guest("nft add rule inet guard input icmp type echo-request counter drop");
     assert!(!t.ping(GUEST_IP));

@@ -144,6 +144,7 @@ pub const MANUALS: &[Manual] = &[
         files: &[
             CONFIG,
             ("/var/lib/ecs-diag/fixes/ID/record.json", "each fix: its checks, state and every changed value and file as it was before ([paths] state)"),
+            ("/var/lib/ecs-diag/fixes/ID/*.before", "copies of the files a fix edits, and the touched rulesets as iptables-save or nft list ruleset printed them before"),
             ("/var/lib/ecs-diag/fixes/lock", "held while a fix is applied or undone"),
             ("/proc/sys, /etc/sysctl.d, /etc/sysctl.conf", "what the sysctl fixes change ([paths] proc and etc)"),
         ],

@@ -433,10 +433,41 @@ fn save(dir: &Path, record: &Record) -> Result<(), String> {
         .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))
 }
 
+/// The rulesets a fix's firewall changes touch, as their save tools print them: (file name in
+/// the backup, argv). `iptables-nft` → `iptables-nft-save`; a native nft change → `nft list
+/// ruleset`.
+fn ruleset_dumps(changes: &[Change]) -> Vec<(String, Vec<String>)> {
+    let mut dumps: Vec<(String, Vec<String>)> = Vec::new();
+    for c in changes {
+        let argv: Vec<String> = match c {
+            Change::Command { argv, .. } if argv[0].starts_with("iptables") => {
+                vec![format!("{}-save", argv[0])]
+            }
+            Change::NftInsert { .. } => ["nft", "list", "ruleset"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            _ => continue,
+        };
+        let name = format!("{}.before", argv.join("-"));
+        if !dumps.iter().any(|(n, _)| *n == name) {
+            dumps.push((name, argv));
+        }
+    }
+    dumps
+}
+
 /// The backup of a fix about to be applied: the record (which holds every old value and old
-/// file) and a copy of each file as it was, for people.
+/// file), a copy of each file as it was and each touched ruleset as its save tool prints it,
+/// for people.
 fn back_up(dir: &Path, record: &Record) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, argv) in ruleset_dumps(&record.changes) {
+        let text = run_command_output(&argv)
+            .map_err(|e| format!("cannot back up the ruleset ({}): {e}", argv.join(" ")))?;
+        write_file(&dir.join(name), &text)
+            .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))?;
+    }
     for (i, c) in record.changes.iter().enumerate() {
         if let Change::File {
             path,

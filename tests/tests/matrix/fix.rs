@@ -423,6 +423,15 @@ fn a_dropping_rule_gets_an_accept_before_it_and_the_ssh_rule_stays() {
     let r = t.diagnose(Some(CLIENT));
     assert_eq!(r["firewall.icmp_in"].0, "ok", "{}", show(&r));
     let id = applied["id"].as_str().unwrap().to_string();
+    // The ruleset as it was is in the backup, as its save tool printed it.
+    let backup = t.dir.path().join("state/fixes").join(&id);
+    let saved = std::fs::read_dir(&backup)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("-save.before"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap_or_default();
+    assert!(saved.contains("--icmp-type 8 -j DROP"), "{saved}");
     assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
     assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
     assert_eq!(ruleset(&t), faulty, "undo restores the ruleset");
@@ -569,4 +578,54 @@ fn a_native_nft_drop_gets_an_accept_before_it_by_handle() {
         "undo deletes exactly the fix's rule"
     );
     assert!(!t.ping(GUEST_IP));
+}
+
+/// Makes a directory immutable (even root cannot create or rename in it) until dropped, so a
+/// fix fails half-way; the flag is removed even when the case fails.
+struct Immutable(std::path::PathBuf);
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The running value is changed, then the sysctl.d file cannot be written: everything done so
+/// far is rolled back, and the output says what was restored.
+#[test]
+fn a_fix_that_fails_half_way_is_rolled_back() {
+    let t = Topology::new();
+    inject(&t);
+    let faulty = state(&t);
+    let dir = t.dir.path().join("etc/sysctl.d");
+    let status = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chattr +i (ext4 /tmp) is needed");
+    let guard = Immutable(dir);
+    let out = fix(
+        &t,
+        &["--apply", "--yes", "--json", "--check", "sysctl.icmp_echo"],
+    );
+    drop(guard);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["state"], "rolled_back", "{v:#}");
+    assert!(
+        v["rolled_back_because"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write"),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["restored"],
+        serde_json::json!(["net.ipv4.icmp_echo_ignore_all = 1"]),
+        "{v:#}"
+    );
+    assert_eq!(state(&t), faulty);
 }

@@ -773,22 +773,39 @@ pub fn revert_pending(config: &Config, id: &str, seconds: u64) -> i32 {
     }
 }
 
+/// What `--confirm` and `--undo` start with: root, the lock, and fix `id`'s record; else the
+/// line said and the exit code.
+fn held_record(
+    config: &Config,
+    id: &str,
+    option: &str,
+    writes: &str,
+) -> Result<(Lock, Record), i32> {
+    if !is_root() {
+        eprintln!("ecs-diag: fix {option} needs root: it writes {writes}");
+        return Err(EXIT_NOPERM);
+    }
+    let lock = lock(&config.paths).map_err(|e| {
+        eprintln!("ecs-diag: {e}");
+        crate::exit::OSERR
+    })?;
+    match records(&config.paths).into_iter().find(|r| r.id == id) {
+        Some(r) => Ok((lock, r)),
+        None => {
+            eprintln!(
+                "ecs-diag: no fix {id:?} in {} (`ecs-diag fix --history` lists them)",
+                fixes_dir(&config.paths).display()
+            );
+            Err(crate::exit::NOINPUT)
+        }
+    }
+}
+
 /// `ecs-diag fix --confirm ID`: keeps a fix that awaits confirmation.
 pub fn confirm(config: &Config, id: &str, json: bool) -> i32 {
-    if !is_root() {
-        eprintln!("ecs-diag: fix --confirm needs root: it writes the fix's record");
-        return EXIT_NOPERM;
-    }
-    let _lock = match lock(&config.paths) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("ecs-diag: {e}");
-            return crate::exit::OSERR;
-        }
-    };
-    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
-        eprintln!("ecs-diag: no fix {id:?} (`ecs-diag fix --history` lists them)");
-        return crate::exit::NOINPUT;
+    let (_lock, mut record) = match held_record(config, id, "--confirm", "the fix's record") {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     if record.state != State::AwaitingConfirmation {
         eprintln!(
@@ -859,25 +876,11 @@ pub fn history(config: &Config, json: bool) -> i32 {
 /// `ecs-diag fix --undo ID [--json]`: restores what the fix changed, if nothing else changed
 /// it since.
 pub fn undo(config: &Config, id: &str, json: bool) -> i32 {
-    if !is_root() {
-        eprintln!("ecs-diag: fix --undo needs root: it writes /proc/sys and /etc");
-        return EXIT_NOPERM;
-    }
-    let _lock = match lock(&config.paths) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("ecs-diag: {e}");
-            return crate::exit::OSERR;
-        }
+    let (_lock, mut record) = match held_record(config, id, "--undo", "/proc/sys and /etc") {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let dir = fixes_dir(&config.paths).join(id);
-    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
-        eprintln!(
-            "ecs-diag: no fix {id:?} in {} (`ecs-diag fix --history` lists them)",
-            fixes_dir(&config.paths).display()
-        );
-        return crate::exit::NOINPUT;
-    };
     if !matches!(
         record.state,
         State::Applied | State::Applying | State::AwaitingConfirmation

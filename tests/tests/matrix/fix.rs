@@ -155,6 +155,20 @@ fn a_fix_whose_verification_fails_is_rolled_back() {
         .arg("while :; do echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all; done")
         .spawn()
         .unwrap();
+    // Only once the loop is seen at work (it sets back a 0 written here) is the fix run: it
+    // must not win the race against the loop's start.
+    let started = std::time::Instant::now();
+    loop {
+        t.sysctl_g("net.ipv4.icmp_echo_ignore_all=0");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if state(&t).0 == "1" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the fighting loop never started"
+        );
+    }
     let out = fix(
         &t,
         &["--apply", "--yes", "--json", "--check", "sysctl.icmp_echo"],

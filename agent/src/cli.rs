@@ -138,6 +138,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Internal, run as root by the packaged unit before the daemon (ExecStartPre=+): opens
+    /// the root-only /proc/net/ip{,6}_tables_names and passes them to the daemon through
+    /// systemd's file-descriptor store (sources::held_files).
+    #[command(hide = true)]
+    HandOver,
     /// Print every gathered fact as JSON (replay it with `check --from`).
     Snapshot {
         /// Config file (default /etc/ecs-diag/config.toml if it exists).
@@ -314,7 +319,22 @@ fn print(text: &str) -> i32 {
 }
 
 pub fn run(cli: Cli) -> i32 {
+    if let Err(e) = sources::held_files::adopt() {
+        eprintln!("ecs-diag: warning: {e}");
+    }
     match cli.command {
+        Command::HandOver => match sources::held_files::hand_over(std::path::Path::new("/proc")) {
+            Ok(said) => {
+                for line in said {
+                    println!("ecs-diag hand-over: {line}");
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("ecs-diag hand-over: {e}");
+                crate::exit::OSERR
+            }
+        },
         Command::Check {
             json,
             format,

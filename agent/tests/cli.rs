@@ -661,6 +661,7 @@ fn help_texts_teach_and_match_their_snapshots() {
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let registered: Vec<String> = ecs_diag::cli::command()
         .get_subcommands()
+        .filter(|c| !c.is_hide_set())
         .map(|c| c.get_name().to_string())
         .collect();
     assert_eq!(
@@ -691,4 +692,26 @@ fn help_texts_teach_and_match_their_snapshots() {
     );
     let watch = String::from_utf8(ecs_diag(&["watch", "--help"]).stdout).unwrap();
     assert!(watch.contains("CAP_NET_RAW") && watch.contains("CAP_NET_ADMIN"));
+}
+
+/// The unit's hand-over outside systemd: one line saying what it is for, exit 71, nothing
+/// opened or sent.
+#[test]
+fn hand_over_outside_the_unit_says_what_it_is_for() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecs-diag"))
+        .arg("hand-over")
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(71));
+    let err = stderr(&out);
+    assert!(
+        err.contains("NOTIFY_SOCKET is not set")
+            && err.contains("ExecStartPre")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // Hidden from the help: operators never run it.
+    let help = String::from_utf8_lossy(&ecs_diag(&["--help"]).stdout).to_string();
+    assert!(!help.contains("hand-over"), "{help}");
 }

@@ -499,9 +499,10 @@ impl Topology {
             .unwrap_or_else(|| panic!("no ping summary in: {text}"))
     }
 
-    /// Runs `ecs-diag check --json` inside the guest, as the packaged unit runs the agent: an
-    /// unprivileged user in group root holding only ambient CAP_NET_ADMIN and CAP_NET_RAW,
-    /// with no_new_privs — so every verdict below is proven to need nothing more. Returns
+    /// Runs `ecs-diag check --json` inside the guest, as the packaged unit runs the agent
+    /// (`crate::unit`): an unprivileged user holding only ambient CAP_NET_ADMIN and
+    /// CAP_NET_RAW, with no_new_privs, handed the root-only /proc files by the unit's
+    /// ExecStartPre — so every verdict below is proven to need nothing more. Returns
     /// id → (status, whole finding).
     pub fn diagnose(&self, client: Option<&str>) -> Report {
         self.diagnose_with(client, &[])
@@ -511,14 +512,6 @@ impl Topology {
         let config = self.dir.path().join("config.toml");
         let bin = self.dir.path().join("ecs-diag");
         let mut args = vec![
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--groups=0", // SupplementaryGroups=root, as the unit
-            "--inh-caps=-all,+net_admin,+net_raw",
-            "--ambient-caps=-all,+net_admin,+net_raw",
-            "--bounding-set=-all,+net_admin,+net_raw",
-            "--no-new-privs",
             bin.to_str().unwrap(),
             "check",
             "--json",
@@ -529,7 +522,9 @@ impl Topology {
             args.extend(["--client", c]);
         }
         args.extend_from_slice(extra);
-        let out = self.exec(&self.guest, &args);
+        let netns = ["ip", "netns", "exec", self.guest.as_str()];
+        let store = crate::unit::hand_over(&netns, &bin);
+        let out = store.command(&netns, &args).output().unwrap();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "agent output is not JSON ({e}): {}\n{}",

@@ -30,7 +30,7 @@ fn main() {
 fn pages() -> std::io::Result<Vec<(String, String)>> {
     let cmd = ecs_diag::cli::command();
     let mut out = vec![("ecs-diag".to_string(), page(cmd.clone(), "")?)];
-    for sub in cmd.get_subcommands() {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("ecs-diag-{}", sub.get_name());
         out.push((
             name.clone(),

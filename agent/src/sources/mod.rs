@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod cloud;
+pub mod held_files;
 pub mod kfree_skb;
 pub mod load;
 pub mod metadata;

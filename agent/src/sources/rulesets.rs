@@ -1,6 +1,7 @@
 //! Reads the guest's iptables and ip6tables rulesets, both backends: `iptables-nft-save -c` for
-//! rules made through iptables-nft, and `iptables-legacy-save -c` only where the kernel has
-//! legacy tables (`/proc/net/ip_tables_names` is not empty). Each tool runs with a fixed argv,
+//! rules made through iptables-nft, and `iptables-legacy-save -c -t TABLE` for each legacy table
+//! the kernel lists in `/proc/net/ip_tables_names` (root-only: the packaged unit hands it to the
+//! unprivileged daemon, `sources::held_files`). Each tool runs with a fixed argv,
 //! a timeout and its exit status and stderr checked; a missing tool or a permission error is
 //! recorded as the reason that ruleset is unknown.
 
@@ -234,11 +235,26 @@ fn read_one(
     backend: &str,
     family: &str,
     candidates: &[&str],
+    tables: Option<&[String]>,
     denied: &Mutex<Vec<Denied>>,
 ) -> Option<Ruleset> {
     for tool in candidates {
         let mut parser = SaveParser::default();
-        let result = run_tool_lines(&[tool, "-c"], TOOL_TIMEOUT, |line| parser.feed(line));
+        let result = match tables {
+            None => run_tool_lines(&[tool, "-c"], TOOL_TIMEOUT, |line| parser.feed(line)),
+            Some(tables) => {
+                let mut result = Ok(true);
+                for table in tables {
+                    result = run_tool_lines(&[tool, "-c", "-t", table], TOOL_TIMEOUT, |line| {
+                        parser.feed(line)
+                    });
+                    if result != Ok(true) {
+                        break;
+                    }
+                }
+                result
+            }
+        };
         let tables = match result {
             Ok(false) => continue,
             Ok(true) => match parser.finish() {
@@ -444,7 +460,7 @@ pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u3
         ("ipv4", "ip_tables_names", false),
         ("ipv6", "ip6_tables_names", true),
     ] {
-        let Ok(text) = std::fs::read_to_string(proc_root.join("net").join(names)) else {
+        let Ok(text) = table_names(proc_root, names) else {
             continue;
         };
         for table in text.split_whitespace() {
@@ -456,23 +472,37 @@ pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u3
     Some(sig)
 }
 
-/// Whether the kernel has legacy tables for this family (cheap: no tool runs). The names file
-/// is readable by root and group root only: unreadable, the answer is unknown (Err with the
-/// reason), never a silent "no legacy rules". Absent (no ip_tables module): not in use.
-fn legacy_in_use(proc_root: &Path, names_file: &str) -> Result<bool, (String, Option<Denied>)> {
+/// The text of `/proc/net/<names_file>`: the descriptor the unit handed over
+/// (`sources::held_files`) when reading the real /proc, else the file itself.
+fn table_names(proc_root: &Path, names_file: &str) -> std::io::Result<String> {
+    if proc_root == Path::new("/proc") {
+        if let Some(text) = super::held_files::read(names_file) {
+            return text;
+        }
+    }
+    std::fs::read_to_string(proc_root.join("net").join(names_file))
+}
+
+/// The kernel's legacy tables for this family (cheap: no tool runs); empty when none. The
+/// names file is readable by root only (the unit hands it over): unreadable, the answer is unknown (Err
+/// with the reason), never a silent "no legacy rules". Absent (no ip_tables module): none.
+fn legacy_tables(
+    proc_root: &Path,
+    names_file: &str,
+) -> Result<Vec<String>, (String, Option<Denied>)> {
     let path = proc_root.join("net").join(names_file);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(!s.trim().is_empty()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+    match table_names(proc_root, names_file) {
+        Ok(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err((
             format!(
-                "cannot tell whether legacy iptables tables exist: {} is readable by root and group root only — run as root (the packaged unit runs in group root)",
+                "cannot tell whether legacy iptables tables exist: {} is readable by root only and was not handed to this process — run as root; the packaged unit hands it to the daemon (systemd 238 or later): `systemctl restart ecs-diag` if it did not exist when the daemon started",
                 path.display()
             ),
             Some(Denied {
                 source: "firewall".into(),
                 what: path.display().to_string(),
-                needs: "root or group root".into(),
+                needs: "root, or the unit's hand-over of the file".into(),
             }),
         )),
         Err(e) => Err((
@@ -491,11 +521,11 @@ pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Rules
     // The two families are independent: read them side by side.
     let per_family = |family: &str, nft: &str, legacy: &str, plain: &str, names: &str| {
         let mut out = Vec::new();
-        if let Some(r) = read_one("nft", family, &[nft], denied) {
+        if let Some(r) = read_one("nft", family, &[nft], None, denied) {
             out.push(r);
         }
-        let in_use = match legacy_in_use(proc_root, names) {
-            Ok(u) => u,
+        let tables = match legacy_tables(proc_root, names) {
+            Ok(t) => t,
             Err((e, d)) => {
                 record(denied, d);
                 out.push(Ruleset {
@@ -507,12 +537,20 @@ pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Rules
                 return out;
             }
         };
-        if in_use {
-            // Older distributions ship only the legacy tool, as plain iptables-save.
-            out.extend(read_one("legacy", family, &[legacy, plain], denied));
+        if !tables.is_empty() {
+            // Older distributions ship only the legacy tool, as plain iptables-save. Each
+            // table is dumped by name: without -t the tool reads the root-only names file
+            // itself, and a name that is not listed would make the kernel create that table.
+            out.extend(read_one(
+                "legacy",
+                family,
+                &[legacy, plain],
+                Some(&tables),
+                denied,
+            ));
         } else if out.is_empty() {
             // Neither variant-specific tool: a plain iptables-save is the only reader.
-            out.extend(read_one("unknown", family, &[plain], denied));
+            out.extend(read_one("unknown", family, &[plain], None, denied));
         }
         out
     };
@@ -617,15 +655,23 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("net")).unwrap();
         std::fs::write(dir.path().join("net/ip_tables_names"), "filter\n").unwrap();
         std::fs::write(dir.path().join("net/ip6_tables_names"), "").unwrap();
-        assert_eq!(legacy_in_use(dir.path(), "ip_tables_names"), Ok(true));
-        assert_eq!(legacy_in_use(dir.path(), "ip6_tables_names"), Ok(false));
         assert_eq!(
-            legacy_in_use(Path::new("/nonexistent"), "ip_tables_names"),
-            Ok(false)
+            legacy_tables(dir.path(), "ip_tables_names"),
+            Ok(vec!["filter".to_string()])
+        );
+        std::fs::write(dir.path().join("net/ip_tables_names"), "nat\nfilter\n").unwrap();
+        assert_eq!(
+            legacy_tables(dir.path(), "ip_tables_names"),
+            Ok(vec!["nat".to_string(), "filter".to_string()])
+        );
+        assert_eq!(legacy_tables(dir.path(), "ip6_tables_names"), Ok(vec![]));
+        assert_eq!(
+            legacy_tables(Path::new("/nonexistent"), "ip_tables_names"),
+            Ok(vec![])
         );
         // Unreadable (a directory here; EACCES for an unprivileged user): unknown, with why.
         std::fs::create_dir_all(dir.path().join("net/unreadable")).unwrap();
-        let (e, denied) = legacy_in_use(dir.path(), "unreadable").unwrap_err();
+        let (e, denied) = legacy_tables(dir.path(), "unreadable").unwrap_err();
         assert!(
             e.contains("cannot tell whether legacy iptables tables exist"),
             "{e}"

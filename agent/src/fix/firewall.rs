@@ -1,97 +1,93 @@
-//! Fixes for a guest firewall that drops the echo request (`firewall.icmp_in`) or the echo
-//! reply (`firewall.icmp_out`): an ACCEPT for ICMP echo (from or to the client when one is
-//! given) inserted just before the deciding rule, in the same table, chain and backend, with the
-//! same iptables variant that listed it, or, for a native nftables rule, inserted before it by
-//! handle (`nft insert rule … position HANDLE`). Nothing but the fix's own rule is ever
-//! deleted, so no rule that accepts the SSH session's port can be removed. Rulesets that
-//! firewalld or ufw manage are left to a person for now (their remedy says how).
+//! Fixes for a guest firewall that drops ICMP the instance needs: the echo request
+//! (`firewall.icmp_in`), the echo reply (`firewall.icmp_out`), and over IPv6 the echo either way
+//! or neighbour discovery with the router (`firewall.icmp6`, every blocked packet at once). For
+//! each blocked packet an ACCEPT for exactly that ICMP type and direction (from or to the
+//! client when one is given, for echo) is inserted just before the deciding rule, in the same
+//! table, chain and backend, with the same iptables/ip6tables variant that listed it, or, for
+//! a native nftables rule, inserted before it by handle (`nft insert rule … position HANDLE`).
+//! Nothing but the fix's own rule is ever deleted, so no rule that accepts the SSH session's
+//! port can be removed. Rulesets that firewalld or ufw manage are left to a person for now
+//! (their remedy says how).
 
 use std::net::IpAddr;
 
 use serde_json::Value;
 
 use super::{Change, Plan};
-use crate::report::Finding;
+use crate::report::{Finding, Status};
+use crate::snapshot::Snapshot;
 
-/// The plan for one failing firewall finding.
+/// One packet to let through: an ICMP type, one way, from or to one address or any.
+#[derive(Debug, Clone, PartialEq)]
+struct Accept {
+    v6: bool,
+    icmp_type: u8,
+    inbound: bool,
+    /// The client (its source inbound, destination outbound); None: any.
+    peer: Option<IpAddr>,
+}
+
+impl Accept {
+    /// From a verdict's `packet` evidence; the peer only for echo when the user named a client
+    /// (else the packet's address is a stand-in, and any source must be accepted).
+    fn of_packet(packet: &Value, client_given: bool) -> Result<Accept, String> {
+        let addr = |k: &str| -> Result<IpAddr, String> {
+            packet[k]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| format!("the finding's packet has no {k} address"))
+        };
+        let (src, dst) = (addr("src")?, addr("dst")?);
+        let icmp_type = packet["icmp_type"]
+            .as_u64()
+            .and_then(|t| u8::try_from(t).ok())
+            .ok_or("the finding's packet has no ICMP type")?;
+        let inbound = packet["in"].is_string();
+        let echo = matches!(icmp_type, 0 | 8 | 128 | 129);
+        Ok(Accept {
+            v6: src.is_ipv6(),
+            icmp_type,
+            inbound,
+            peer: (client_given && echo).then_some(if inbound { src } else { dst }),
+        })
+    }
+
+    /// The type's name as iptables/ip6tables and nft spell it.
+    fn type_names(&self) -> Result<(&'static str, &'static str), String> {
+        Ok(match (self.v6, self.icmp_type) {
+            (false, 8) => ("echo-request", "echo-request"),
+            (false, 0) => ("echo-reply", "echo-reply"),
+            (true, 128) => ("echo-request", "echo-request"),
+            (true, 129) => ("echo-reply", "echo-reply"),
+            (true, 135) => ("neighbour-solicitation", "nd-neighbor-solicit"),
+            (true, 136) => ("neighbour-advertisement", "nd-neighbor-advert"),
+            (_, t) => return Err(format!("no fix for ICMP type {t}")),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let (name, _) = self.type_names().unwrap_or(("icmp", "icmp"));
+        let family = if self.v6 { "ICMPv6" } else { "ICMP" };
+        match self.peer {
+            Some(p) if self.inbound => format!("{family} {name} from {p}"),
+            Some(p) => format!("{family} {name} to {p}"),
+            None => format!(
+                "{family} {name} {}",
+                if self.inbound { "in" } else { "out" }
+            ),
+        }
+    }
+}
+
+/// The plan for a failing `firewall.icmp_in` or `firewall.icmp_out` finding.
 pub fn accept_echo(finding: &Finding, client: Option<IpAddr>) -> Result<Plan, String> {
     let inbound = match finding.id.as_str() {
         crate::checks::firewall::ICMP_IN => true,
         crate::checks::firewall::ICMP_OUT => false,
         other => return Err(format!("{other} has no firewall fix")),
     };
-    let ev = &finding.evidence;
-    match ev["manager"].as_str() {
-        Some("plain") => {}
-        Some(m) => {
-            return Err(format!(
-                "{m} manages these rules: change them through {m} (the remedy says how); no automatic fix yet"
-            ))
-        }
-        None => return Err("the finding does not say who manages the rules".to_string()),
-    }
-    let blocking: Vec<&Value> = ev["rulesets"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|r| matches!(r["verdict"].as_str(), Some("drop" | "reject")))
-                .collect()
-        })
-        .unwrap_or_default();
-    if blocking.is_empty() {
-        return Err("the finding names no ruleset that blocks".to_string());
-    }
-    let mut changes = Vec::new();
-    for r in blocking {
-        let tool = r["tool"].as_str().unwrap_or_default();
-        if r["backend"] == "native" || tool == "nft" {
-            changes.push(nft_accept(r, inbound, client, &finding.id)?);
-            continue;
-        }
-        if r["family"] != "ipv4" {
-            return Err("only IPv4 rules are fixed so far".to_string());
-        }
-        // `iptables-nft-save` listed it: `iptables-nft` changes it (likewise legacy).
-        let Some(cli) = tool.strip_suffix("-save") else {
-            return Err(format!("unexpected tool {tool:?} in the evidence"));
-        };
-        let d = &r["decided_by"];
-        let (Some(table), Some(chain)) = (d["table"].as_str(), d["chain"].as_str()) else {
-            return Err("the deciding rule's table and chain are not in the evidence".to_string());
-        };
-        // Before the deciding rule; a chain policy decides after every rule: first is as good.
-        let position = d["position"].as_u64().unwrap_or(1).max(1).to_string();
-        let mut spec: Vec<String> = vec!["-p".into(), "icmp".into(), "--icmp-type".into()];
-        spec.push(
-            if inbound {
-                "echo-request"
-            } else {
-                "echo-reply"
-            }
-            .into(),
-        );
-        if let Some(c @ IpAddr::V4(_)) = client {
-            spec.push(if inbound { "-s" } else { "-d" }.into());
-            spec.push(c.to_string());
-        }
-        spec.extend(["-j".into(), "ACCEPT".into()]);
-        let head = |op: &str| -> Vec<String> {
-            [cli, "-w", "-t", table, op, chain]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        };
-        let mut argv = head("-I");
-        argv.push(position.clone());
-        argv.extend(spec.iter().cloned());
-        let mut undo = head("-D");
-        undo.extend(spec);
-        changes.push(Change::Command {
-            what: format!("ACCEPT echo in {table} {chain} at {position} ({cli})"),
-            argv,
-            undo,
-        });
-    }
+    // A client of the other IP version is not this packet's peer.
+    let changes = accept_changes(finding, client.is_some_and(|c| c.is_ipv4()))?;
     Ok(Plan {
         check: if inbound {
             crate::checks::firewall::ICMP_IN
@@ -112,18 +108,134 @@ pub fn accept_echo(finding: &Finding, client: Option<IpAddr>) -> Result<Plan, St
     })
 }
 
-/// The comment that marks a fix's own nft rule (what its undo looks for).
-fn nft_comment(check: &str) -> String {
-    format!("ecs-diag fix {check} {}", crate::unix_ms())
+/// The plan for a failing `firewall.icmp6`: an accept for every IPv6 packet the check judges
+/// blocked (echo either way, neighbour discovery), so one run lets all of them through.
+pub fn accept_icmp6(s: &Snapshot, client: Option<IpAddr>) -> Result<Plan, String> {
+    // An IPv4 client is not the IPv6 packets' peer: accept from anywhere then.
+    let client = client.filter(|c| c.is_ipv6());
+    let judged = crate::checks::firewall::icmp6_judged(s).map_err(|f| f.summary)?;
+    let blocked: Vec<&Finding> = judged
+        .iter()
+        .map(|j| &j.finding)
+        .filter(|f| f.status == Status::Fail)
+        .collect();
+    if blocked.is_empty() {
+        return Err("no IPv6 packet is blocked by a rule".to_string());
+    }
+    let mut changes = Vec::new();
+    for f in &blocked {
+        for c in accept_changes(f, client.is_some())? {
+            // NDP both ways may be decided by one rule pair: one accept each suffices.
+            if !changes.contains(&c) {
+                changes.push(c);
+            }
+        }
+    }
+    Ok(Plan {
+        check: crate::checks::firewall::ICMP6,
+        why: format!(
+            "accept what the firewall blocks over IPv6 ({}) before the rules that drop it",
+            blocked
+                .iter()
+                .filter_map(|f| Accept::of_packet(&f.evidence["packet"], client.is_some()).ok())
+                .map(|a| a.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        changes,
+        cuts_connectivity: true,
+    })
 }
 
-/// An nft ACCEPT for IPv4 echo, before the deciding rule (its handle) or first in the chain.
-fn nft_accept(
-    r: &Value,
-    inbound: bool,
-    client: Option<IpAddr>,
-    check: &str,
-) -> Result<Change, String> {
+/// The accepts for one blocked packet's finding: one per ruleset that drops or rejects it.
+fn accept_changes(finding: &Finding, client_given: bool) -> Result<Vec<Change>, String> {
+    let ev = &finding.evidence;
+    match ev["manager"].as_str() {
+        Some("plain") => {}
+        Some(m) => {
+            return Err(format!(
+                "{m} manages these rules: change them through {m} (the remedy says how); no automatic fix yet"
+            ))
+        }
+        None => return Err("the finding does not say who manages the rules".to_string()),
+    }
+    let accept = Accept::of_packet(&ev["packet"], client_given)?;
+    let (ipt_type, nft_type) = accept.type_names()?;
+    let blocking: Vec<&Value> = ev["rulesets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| matches!(r["verdict"].as_str(), Some("drop" | "reject")))
+                .collect()
+        })
+        .unwrap_or_default();
+    if blocking.is_empty() {
+        return Err("the finding names no ruleset that blocks".to_string());
+    }
+    let mut changes = Vec::new();
+    for r in blocking {
+        let tool = r["tool"].as_str().unwrap_or_default();
+        if r["backend"] == "native" || tool == "nft" {
+            changes.push(nft_accept(r, &accept, nft_type, &finding.id)?);
+            continue;
+        }
+        // `iptables-nft-save` listed it: `iptables-nft` changes it (likewise legacy, ip6tables).
+        let Some(cli) = tool.strip_suffix("-save") else {
+            return Err(format!("unexpected tool {tool:?} in the evidence"));
+        };
+        if cli.starts_with("ip6tables") != accept.v6 {
+            return Err(format!("{tool} listed a rule for the other IP version"));
+        }
+        let d = &r["decided_by"];
+        let (Some(table), Some(chain)) = (d["table"].as_str(), d["chain"].as_str()) else {
+            return Err("the deciding rule's table and chain are not in the evidence".to_string());
+        };
+        // Before the deciding rule; a chain policy decides after every rule: first is as good.
+        let position = d["position"].as_u64().unwrap_or(1).max(1).to_string();
+        let mut spec: Vec<String> = if accept.v6 {
+            vec!["-p".into(), "ipv6-icmp".into(), "--icmpv6-type".into()]
+        } else {
+            vec!["-p".into(), "icmp".into(), "--icmp-type".into()]
+        };
+        spec.push(ipt_type.into());
+        if let Some(peer) = accept.peer {
+            spec.push(if accept.inbound { "-s" } else { "-d" }.into());
+            spec.push(peer.to_string());
+        }
+        spec.extend(["-j".into(), "ACCEPT".into()]);
+        let head = |op: &str| -> Vec<String> {
+            [cli, "-w", "-t", table, op, chain]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let mut argv = head("-I");
+        argv.push(position.clone());
+        argv.extend(spec.iter().cloned());
+        let mut undo = head("-D");
+        undo.extend(spec);
+        changes.push(Change::Command {
+            what: format!(
+                "ACCEPT {} in {table} {chain} at {position} ({cli})",
+                accept.describe()
+            ),
+            argv,
+            undo,
+        });
+    }
+    Ok(changes)
+}
+
+/// The comment that marks a fix's own nft rule (what its undo looks for).
+fn nft_comment(check: &str) -> String {
+    // Unique even for several rules of one plan: each undo finds its own rule.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("ecs-diag fix {check} {}.{n}", crate::unix_ms())
+}
+
+/// An nft ACCEPT for the packet, before the deciding rule (its handle) or first in the chain.
+fn nft_accept(r: &Value, accept: &Accept, nft_type: &str, check: &str) -> Result<Change, String> {
     let d = &r["decided_by"];
     let (Some(table), Some(chain)) = (d["table"].as_str(), d["chain"].as_str()) else {
         return Err("the deciding nft rule's table and chain are not in the evidence".to_string());
@@ -132,30 +244,31 @@ fn nft_accept(
     let Some((family, table)) = table.split_once(' ') else {
         return Err(format!("nft table {table:?} names no family"));
     };
-    if !matches!(family, "ip" | "inet") {
+    let fits = match family {
+        "inet" => true,
+        "ip" => !accept.v6,
+        "ip6" => accept.v6,
+        _ => false,
+    };
+    if !fits {
         return Err(format!(
             "an nft rule of family {family} decides: no automatic fix for it yet"
         ));
     }
+    let (l3, l4) = if accept.v6 {
+        ("ip6", "icmpv6")
+    } else {
+        ("ip", "icmp")
+    };
     let mut rule: Vec<String> = Vec::new();
-    if let Some(c @ IpAddr::V4(_)) = client {
+    if let Some(peer) = accept.peer {
         rule.extend([
-            "ip".into(),
-            if inbound { "saddr" } else { "daddr" }.into(),
-            c.to_string(),
+            l3.into(),
+            if accept.inbound { "saddr" } else { "daddr" }.into(),
+            peer.to_string(),
         ]);
     }
-    rule.extend([
-        "icmp".into(),
-        "type".into(),
-        if inbound {
-            "echo-request"
-        } else {
-            "echo-reply"
-        }
-        .into(),
-        "accept".into(),
-    ]);
+    rule.extend([l4.into(), "type".into(), nft_type.into(), "accept".into()]);
     Ok(Change::NftInsert {
         family: family.to_string(),
         table: table.to_string(),
@@ -230,7 +343,13 @@ mod tests {
     use serde_json::json;
 
     fn finding(id: &str, manager: &str, rulesets: Value) -> Finding {
-        Finding::fail(id, "x").evidence(json!({"manager": manager, "rulesets": rulesets}))
+        let packet = if id == "firewall.icmp_out" {
+            json!({"src": "10.77.0.10", "dst": "198.18.0.2", "in": null, "out": "eth0", "icmp_type": 0})
+        } else {
+            json!({"src": "198.18.0.2", "dst": "10.77.0.10", "in": "eth0", "out": null, "icmp_type": 8})
+        };
+        Finding::fail(id, "x")
+            .evidence(json!({"manager": manager, "rulesets": rulesets, "packet": packet}))
     }
 
     fn dropping(tool: &str, backend: &str, position: Value) -> Value {
@@ -310,5 +429,103 @@ mod tests {
         let listing = format!("table inet guard {{\n\tchain input {{ # handle 1\n\t\tip saddr 198.18.0.2 icmp type echo-request accept comment \"{comment}\" # handle 7\n\t\ticmp type echo-request counter packets 3 bytes 252 drop # handle 4\n\t}}\n}}\n");
         assert_eq!(handle_of_commented(&listing, comment), Some(7));
         assert_eq!(handle_of_commented(&listing, "other"), None);
+    }
+
+    /// IPv6: every blocked packet gets its own accept in one plan — the echo request from the
+    /// client, and neighbour solicitations from any address (the router's is not the client).
+    #[test]
+    fn every_blocked_ipv6_packet_gets_an_accept_in_one_plan() {
+        use crate::ruleset::iptables::parse_save;
+        use crate::snapshot::{Gathered, Ruleset};
+        let mut s = crate::checks::fixture::healthy();
+        crate::checks::fixture::with_ipv6(&mut s);
+        let tables = parse_save("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n").unwrap();
+        s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+            backend: "nft".into(),
+            family: "ipv6".into(),
+            tool: "ip6tables-nft-save".into(),
+            tables: Gathered::Ok(tables),
+        }]));
+        let client: IpAddr = "2001:db8::2".parse().unwrap();
+        s.client = Some(client);
+        let p = accept_icmp6(&s, Some(client)).unwrap();
+        assert_eq!(p.check, "firewall.icmp6");
+        assert!(p.cuts_connectivity);
+        let argvs: Vec<String> = p
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Command { argv, .. } => argv.join(" "),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            argvs,
+            [
+                "ip6tables-nft -w -t filter -I INPUT 2 -p ipv6-icmp --icmpv6-type echo-request -s 2001:db8::2 -j ACCEPT",
+                "ip6tables-nft -w -t filter -I INPUT 3 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT",
+            ]
+        );
+        assert!(
+            p.why.contains("ICMPv6 echo-request from 2001:db8::2"),
+            "{}",
+            p.why
+        );
+        // An IPv4 client says nothing about IPv6 peers: the echo is accepted from anywhere.
+        let p = accept_icmp6(&s, Some("198.18.0.2".parse().unwrap())).unwrap();
+        let Change::Command { argv, .. } = &p.changes[0] else {
+            panic!()
+        };
+        assert!(!argv.contains(&"-s".to_string()), "{argv:?}");
+        // Nothing blocked: no plan.
+        let mut healthy = crate::checks::fixture::healthy();
+        crate::checks::fixture::with_ipv6(&mut healthy);
+        assert!(accept_icmp6(&healthy, None).is_err());
+        // No IPv6 address: the check's own reason.
+        let e = accept_icmp6(&crate::checks::fixture::healthy(), None).unwrap_err();
+        assert!(e.contains("no global IPv6 address"), "{e}");
+    }
+
+    /// nft: an ip6 or inet table takes an IPv6 accept (icmpv6, ip6 saddr); an ip table cannot
+    /// hold one, and an ip6tables tool never changes IPv4 rules.
+    #[test]
+    fn ipv6_accepts_fit_the_table_family() {
+        let packet = json!({"src": "2001:db8::2", "dst": "fd77::10", "in": "eth0", "out": null, "icmp_type": 128});
+        let accept = Accept::of_packet(&packet, true).unwrap();
+        let r = json!({"backend": "native", "family": "ipv6", "tool": "nft", "verdict": "drop",
+                       "decided_by": {"table": "ip6 guard", "chain": "input", "handle": 3}});
+        let c = nft_accept(&r, &accept, "echo-request", "firewall.icmp6").unwrap();
+        let argv = nft_insert_argv(&c).join(" ");
+        assert!(
+            argv.starts_with("nft insert rule ip6 guard input position 3 ip6 saddr 2001:db8::2 icmpv6 type echo-request accept comment "),
+            "{argv}"
+        );
+        let r4 = json!({"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
+                        "decided_by": {"table": "ip guard", "chain": "input", "handle": 3}});
+        assert!(nft_accept(&r4, &accept, "echo-request", "firewall.icmp6")
+            .unwrap_err()
+            .contains("family ip"));
+        // Without a client the echo is accepted from anywhere; the comment differs per rule.
+        let any = Accept::of_packet(&packet, false).unwrap();
+        assert_eq!(any.peer, None);
+        let c2 = nft_accept(&r, &any, "echo-request", "firewall.icmp6").unwrap();
+        let (Change::NftInsert { comment: a, .. }, Change::NftInsert { comment: b, .. }) =
+            (&c, &c2)
+        else {
+            panic!()
+        };
+        assert_ne!(a, b);
+        let f = Finding::fail("firewall.icmp6", "x").evidence(json!({"manager": "plain", "packet": packet,
+            "rulesets": [{"backend": "nft", "family": "ipv4", "tool": "iptables-nft-save", "verdict": "drop",
+                          "decided_by": {"table": "filter", "chain": "INPUT", "position": 1}}]}));
+        assert!(accept_changes(&f, false)
+            .unwrap_err()
+            .contains("other IP version"));
+        // A type with no fix says so.
+        let odd = json!({"src": "2001:db8::2", "dst": "fd77::10", "in": "eth0", "icmp_type": 1});
+        assert!(Accept::of_packet(&odd, false)
+            .unwrap()
+            .type_names()
+            .is_err());
     }
 }

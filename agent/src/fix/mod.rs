@@ -10,7 +10,8 @@
 //!
 //! Fixers: `sysctl.icmp_echo`, `sysctl.icmp_echo6`, `sysctl.rp_filter` ([`sysctl`]);
 //! `link.primary`, `route.default`, `addr.secondary` ([`network`]); `firewall.icmp_in`,
-//! `firewall.icmp_out` ([`firewall`]). Every other check says it has no automatic fix.
+//! `firewall.icmp_out`, `firewall.icmp6` ([`firewall`]). Every other check says it has no
+//! automatic fix.
 
 pub mod firewall;
 pub mod network;
@@ -150,6 +151,7 @@ fn plan_for(
         crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => {
             Some(firewall::accept_echo(finding, s.client))
         }
+        crate::checks::firewall::ICMP6 => Some(firewall::accept_icmp6(s, s.client)),
         crate::checks::route::DEFAULT => Some(network::default_route(s)),
         _ => None,
     }
@@ -440,7 +442,9 @@ fn ruleset_dumps(changes: &[Change]) -> Vec<(String, Vec<String>)> {
     let mut dumps: Vec<(String, Vec<String>)> = Vec::new();
     for c in changes {
         let argv: Vec<String> = match c {
-            Change::Command { argv, .. } if argv[0].starts_with("iptables") => {
+            Change::Command { argv, .. }
+                if argv[0].starts_with("iptables") || argv[0].starts_with("ip6tables") =>
+            {
                 vec![format!("{}-save", argv[0])]
             }
             Change::NftInsert { .. } => ["nft", "list", "ruleset"]

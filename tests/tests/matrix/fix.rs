@@ -402,6 +402,60 @@ fn ruleset(t: &Topology) -> String {
 
 const SSH_RULE: &str = "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT";
 
+/// The guest's ip6tables ruleset without comments and counters.
+fn ruleset6(t: &Topology) -> String {
+    let out = t.exec(&t.guest, &["ip6tables-save"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.split_once(" [") {
+            Some((chain, _)) if l.starts_with(':') => chain.to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// IPv6, two blocked packets: echo requests and the router's neighbour solicitations are
+/// dropped (neighbour caches flushed, so the gateway must ask again). One fix inserts an
+/// accept before each drop (the IPv4 --client restricts neither), the IPv6 ping works and
+/// firewall.icmp6 is ok, the SSH rule stays; undo restores the ruleset rule for rule.
+#[test]
+fn blocked_ipv6_echo_and_neighbour_discovery_are_both_accepted() {
+    let t = Topology::new();
+    t.guest("ip6tables -A INPUT -p tcp --dport 22 -j ACCEPT");
+    t.guest("ip6tables -A INPUT -p ipv6-icmp --icmpv6-type echo-request -j DROP");
+    t.guest("ip6tables -A INPUT -p ipv6-icmp --icmpv6-type neighbour-solicitation -j DROP");
+    t.client("ip -6 neigh flush all");
+    t.guest("ip -6 neigh flush all");
+    assert!(!t.ping(GUEST_IP6), "ground truth: the IPv6 ping fails");
+    let faulty = ruleset6(&t);
+    let plan = json_of(&fix(&t, &["--json"]));
+    assert_eq!(plan["plans"][0]["check"], "firewall.icmp6", "{plan:#}");
+    assert_eq!(ruleset6(&t), faulty, "the plan changed no rule");
+    let applied = json_of(&fix(
+        &t,
+        &["--apply", "--yes", "--json", "--revert-after", "60"],
+    ));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(t.ping(GUEST_IP6), "the IPv6 ping works after the fix");
+    let now = ruleset6(&t);
+    assert!(now.contains(SSH_RULE), "the SSH rule stays:\n{now}");
+    for accept in [
+        "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT",
+        "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT",
+    ] {
+        assert!(now.contains(accept), "{accept} in:\n{now}");
+    }
+    let r = t.diagnose(Some(CLIENT));
+    assert_eq!(r["firewall.icmp6"].0, "ok", "{}", show(&r));
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    assert_eq!(ruleset6(&t), faulty, "undo restores the ruleset");
+    assert!(!t.ping(GUEST_IP6), "the fault is back");
+}
+
 fn firewall_fault(t: &Topology) {
     t.guest("iptables -A INPUT -p tcp --dport 22 -j ACCEPT");
     t.guest("iptables -A INPUT -p icmp --icmp-type echo-request -j DROP");

@@ -482,47 +482,90 @@ pub fn icmp_out(s: &Snapshot) -> Finding {
 }
 
 pub fn icmp6(s: &Snapshot) -> Finding {
-    let fw = match rulesets(s, ICMP6) {
-        Ok(r) => r,
+    let judged = match icmp6_judged(s) {
+        Ok(j) => j,
         Err(f) => return f,
     };
-    let p = match primary_interface(s) {
-        Ok(p) => p,
-        Err(e) => return no_primary(ICMP6, e),
-    };
+    let mut ndp = Vec::new();
+    for j in &judged {
+        if j.finding.status != crate::report::Status::Ok {
+            let f = j.finding.clone();
+            if j.ndp {
+                let summary = format!(
+                    "{}: without neighbour discovery nothing reaches {} over IPv6, even though echo is accepted",
+                    f.summary, j.local
+                );
+                return Finding { summary, ..f };
+            }
+            return f;
+        }
+        if j.ndp {
+            ndp.push(j.finding.evidence.clone());
+        }
+    }
+    let (ip, router) = (judged[0].local, judged[2].peer);
+    Finding::ok(
+        ICMP6,
+        format!("the firewall lets IPv6 echo requests to {ip} in and the replies out, and neighbour discovery with {router} both ways"),
+    )
+    .evidence(json!({"in": judged[0].finding.evidence, "out": judged[1].finding.evidence, "ndp": ndp}))
+}
+
+/// One IPv6 packet `firewall.icmp6` judges, and the firewall's verdict on it.
+pub struct Judged6 {
+    pub finding: Finding,
+    /// Neighbour discovery (else echo).
+    pub ndp: bool,
+    /// The instance's address and the other end (the client, or the router for NDP).
+    pub local: IpAddr,
+    pub peer: IpAddr,
+}
+
+/// The IPv6 packets that `firewall.icmp6` stops at the first failure of, each judged: the echo
+/// request in, the reply out, and neighbour solicitations and advertisements with the router
+/// both ways. `fix` uses every blocked one. Err: the check's finding when there is nothing to
+/// judge (skipped, unknown).
+pub fn icmp6_judged(s: &Snapshot) -> Result<Vec<Judged6>, Finding> {
+    let fw = rulesets(s, ICMP6)?;
+    let p = primary_interface(s).map_err(|e| no_primary(ICMP6, e))?;
     let Some(ip) = global_v6(s, p.link.index) else {
-        return Finding::skipped(
+        return Err(Finding::skipped(
             ICMP6,
             format!(
                 "{} has no global IPv6 address: nothing to ping over IPv6",
                 p.link.name
             ),
-        );
+        ));
     };
     let client = client_v6(s);
     let dev = p.link.name.clone();
+    let mut judged = Vec::new();
     let inbound = Packet::icmp(client, ip, 128, true, &dev, local_addresses(s));
-    let f = verdict_finding(
-        ICMP6,
-        &fw,
-        "ipv6",
-        inbound,
-        &format!("IPv6 echo requests from {client} to {ip}"),
-    );
-    if f.status != crate::report::Status::Ok {
-        return f;
-    }
+    judged.push(Judged6 {
+        finding: verdict_finding(
+            ICMP6,
+            &fw,
+            "ipv6",
+            inbound,
+            &format!("IPv6 echo requests from {client} to {ip}"),
+        ),
+        ndp: false,
+        local: ip,
+        peer: client,
+    });
     let outbound = Packet::icmp(ip, client, 129, false, &dev, local_addresses(s));
-    let out = verdict_finding(
-        ICMP6,
-        &fw,
-        "ipv6",
-        outbound,
-        &format!("IPv6 echo replies from {ip} to {client}"),
-    );
-    if out.status != crate::report::Status::Ok {
-        return out;
-    }
+    judged.push(Judged6 {
+        finding: verdict_finding(
+            ICMP6,
+            &fw,
+            "ipv6",
+            outbound,
+            &format!("IPv6 echo replies from {ip} to {client}"),
+        ),
+        ndp: false,
+        local: ip,
+        peer: client,
+    });
     // Neighbour discovery with the router (else a link-local stand-in): solicitations and
     // advertisements both ways. Conntrack leaves them untracked, so an ESTABLISHED,RELATED
     // accept does not let them through.
@@ -540,7 +583,6 @@ pub fn icmp6(s: &Snapshot) -> Finding {
         .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::new(
             0xfe80, 0, 0, 0, 0, 0, 0, 1,
         )));
-    let mut ndp = Vec::new();
     for (icmp_type, inbound, what) in [
         (135, true, "neighbour solicitations"),
         (136, true, "neighbour advertisements"),
@@ -554,27 +596,20 @@ pub fn icmp6(s: &Snapshot) -> Finding {
         };
         let mut packet = Packet::icmp(src, dst, icmp_type, inbound, &dev, local_addresses(s));
         packet.ct = CtState::Untracked;
-        let f = verdict_finding(
-            ICMP6,
-            &fw,
-            "ipv6",
-            packet,
-            &format!("IPv6 {what} (NDP) {dir}"),
-        );
-        if f.status != crate::report::Status::Ok {
-            let summary = format!(
-                "{}: without neighbour discovery nothing reaches {ip} over IPv6, even though echo is accepted",
-                f.summary
-            );
-            return Finding { summary, ..f };
-        }
-        ndp.push(f.evidence);
+        judged.push(Judged6 {
+            finding: verdict_finding(
+                ICMP6,
+                &fw,
+                "ipv6",
+                packet,
+                &format!("IPv6 {what} (NDP) {dir}"),
+            ),
+            ndp: true,
+            local: ip,
+            peer: router,
+        });
     }
-    Finding::ok(
-        ICMP6,
-        format!("the firewall lets IPv6 echo requests to {ip} in and the replies out, and neighbour discovery with {router} both ways"),
-    )
-    .evidence(json!({"in": f.evidence, "out": out.evidence, "ndp": ndp}))
+    Ok(judged)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! file). Only the CLI fixes: the daemon and HTTP never change anything.
 //!
 //! Fixers: `sysctl.icmp_echo`, `sysctl.icmp_echo6`, `sysctl.rp_filter` ([`sysctl`]);
-//! `link.primary`, `route.default`, `addr.secondary` ([`network`]); `firewall.icmp_in`,
+//! `link.primary`, `route.default`, `addr.primary` (IPv6), `addr.secondary` ([`network`]); `firewall.icmp_in`,
 //! `firewall.icmp_out`, `firewall.icmp6` ([`firewall`]). Every other check says it has no
 //! automatic fix.
 
@@ -148,6 +148,7 @@ fn plan_for(
         crate::checks::sysctl::RP_FILTER => Some(rp_filter(finding, s, paths, pending)),
         crate::checks::link::PRIMARY => Some(network::link_up(s)),
         crate::checks::addr::SECONDARY => Some(network::secondary_ips(finding, s, pending)),
+        crate::checks::addr::PRIMARY => Some(network::primary_ipv6(s)),
         crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => {
             Some(firewall::accept_echo(finding, s.client))
         }

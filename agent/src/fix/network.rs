@@ -1,14 +1,17 @@
 //! Fixes that change the network path, so they can cut the session running them: the primary
-//! link administratively down (`link.primary`), a missing IPv4 default route (`route.default`,
-//! via the vSwitch gateway the metadata assigns, on the primary interface), and assigned
-//! secondary private IPs missing from their interface (`addr.secondary`: now, and in the
-//! interface's ifcfg file where the snapshot proved one configures it). Each touches only the
-//! interfaces the finding names, and is applied with a timed revert.
+//! link administratively down (`link.primary`), a missing IPv4 or IPv6 default route
+//! (`route.default`, via the vSwitch gateway the metadata assigns, on the primary interface),
+//! assigned IPv6 addresses missing from the primary interface (`addr.primary`: a link set down
+//! loses them), and assigned secondary private IPs missing from their interface
+//! (`addr.secondary`: now, and in the interface's ifcfg file where the snapshot proved one
+//! configures it). Each touches only the interfaces the finding names, and is applied with a
+//! timed revert.
 
 use std::net::IpAddr;
 
 use super::{Change, Plan};
 use crate::checks::{default_routes_v4, primary_interface};
+use crate::report::Status;
 use crate::snapshot::Snapshot;
 
 fn ip(args: &[&str]) -> Vec<String> {
@@ -40,46 +43,133 @@ pub fn link_up(s: &Snapshot) -> Result<Plan, String> {
     })
 }
 
-/// `ip route add default via GW dev IF` when there is no IPv4 default route at all (a wrong or
-/// dropping one is for a person to judge), GW the metadata's gateway, IF the primary interface.
+/// The default routes missing altogether, each via the gateway the metadata assigns on the
+/// primary interface: `ip route add default via GW dev IF` for IPv4, and `ip -6 route add
+/// default via GW6 dev IF` where the instance uses IPv6. A wrong or dropping default route is
+/// for a person to judge.
 pub fn default_route(s: &Snapshot) -> Result<Plan, String> {
-    if !default_routes_v4(s).is_empty() {
+    let v4 = crate::checks::route::default_route(s);
+    let v6 = crate::checks::route::default_route_v6(s);
+    let v4_missing = default_routes_v4(s).is_empty();
+    let v6_missing = v6.as_ref().is_some_and(|f| f.status != Status::Ok)
+        && crate::checks::default_routes_v6(s).is_empty();
+    if (v4.status != Status::Ok && !v4_missing)
+        || v6
+            .as_ref()
+            .is_some_and(|f| f.status != Status::Ok && !v6_missing)
+    {
         return Err("a default route exists but is wrong: replacing it is for a person to decide (see the remedy)".to_string());
     }
-    let gateway = s
-        .metadata
-        .ok()
-        .and_then(|m| m.primary())
-        .and_then(|e| e.gateway)
-        .ok_or("the metadata names no gateway: no automatic fix")?;
     let p =
         primary_interface(s).map_err(|e| format!("the primary interface is unknown ({e:?})"))?;
     let name = &p.link.name;
-    let on_link = s.addresses.ok().is_ok_and(|a| {
-        a.iter().any(|a| {
-            a.ifindex == p.link.index
-                && match a.address {
-                    IpAddr::V4(v4) => {
-                        ipnet::Ipv4Net::new(v4, a.prefix_len).is_ok_and(|n| n.contains(&gateway))
+    let eni = s.metadata.ok().and_then(|m| m.primary());
+    let mut changes = Vec::new();
+    let mut via = Vec::new();
+    if v4_missing && v4.status != Status::Ok {
+        let gateway = eni
+            .and_then(|e| e.gateway)
+            .ok_or("the metadata names no gateway: no automatic fix")?;
+        let on_link = s.addresses.ok().is_ok_and(|a| {
+            a.iter().any(|a| {
+                a.ifindex == p.link.index
+                    && match a.address {
+                        IpAddr::V4(v4) => ipnet::Ipv4Net::new(v4, a.prefix_len)
+                            .is_ok_and(|n| n.contains(&gateway)),
+                        IpAddr::V6(_) => false,
                     }
-                    IpAddr::V6(_) => false,
-                }
-        })
-    });
-    if !on_link && p.link.admin_up {
-        return Err(format!(
-            "gateway {gateway} is not on a subnet of {name}: fix its address first (addr.primary)"
-        ));
-    }
-    let gw = gateway.to_string();
-    Ok(Plan {
-        check: crate::checks::route::DEFAULT,
-        why: format!("add the default route via the vSwitch gateway {gw} on {name}"),
-        changes: vec![Change::Command {
+            })
+        });
+        if !on_link && p.link.admin_up {
+            return Err(format!(
+                "gateway {gateway} is not on a subnet of {name}: fix its address first (addr.primary)"
+            ));
+        }
+        let gw = gateway.to_string();
+        changes.push(Change::Command {
             what: format!("default via {gw} dev {name}"),
             argv: ip(&["route", "add", "default", "via", &gw, "dev", name]),
             undo: ip(&["route", "del", "default", "via", &gw, "dev", name]),
-        }],
+        });
+        via.push(gw);
+    }
+    if v6_missing {
+        let gateway = eni.and_then(|e| e.ipv6_gateway).ok_or(
+            "the metadata names no IPv6 gateway: no automatic fix for the IPv6 default route",
+        )?;
+        let gw = gateway.to_string();
+        changes.push(Change::Command {
+            what: format!("IPv6 default via {gw} dev {name}"),
+            argv: ip(&["-6", "route", "add", "default", "via", &gw, "dev", name]),
+            undo: ip(&["-6", "route", "del", "default", "via", &gw, "dev", name]),
+        });
+        via.push(gw);
+    }
+    if changes.is_empty() {
+        return Err("no default route is missing".to_string());
+    }
+    Ok(Plan {
+        check: crate::checks::route::DEFAULT,
+        why: format!(
+            "add the default route via the vSwitch gateway {} on {name}",
+            via.join(" and ")
+        ),
+        changes,
+        cuts_connectivity: true,
+    })
+}
+
+/// `ip -6 addr add ADDR/PREFIX dev IF` for each IPv6 address the metadata assigns that is on
+/// no interface (a link set down loses its static IPv6 addresses), IF the primary interface,
+/// PREFIX the vSwitch's. The IPv4 half must be right: a wrong IPv4 address is for a person.
+pub fn primary_ipv6(s: &Snapshot) -> Result<Plan, String> {
+    let v4 = crate::checks::addr::primary(s);
+    if v4.status != Status::Ok {
+        return Err(format!(
+            "{}: changing the primary IPv4 address is for a person (the remedy says how)",
+            v4.summary
+        ));
+    }
+    let f6 = crate::checks::addr::primary_v6(s)
+        .filter(|f| f.status != Status::Ok)
+        .ok_or("no assigned IPv6 address is missing")?;
+    let ev = &f6.evidence;
+    let (Some(name), Some(prefix)) = (ev["interface"].as_str(), ev["prefix"].as_u64()) else {
+        return Err("the finding lacks the interface or the prefix".to_string());
+    };
+    let present: Vec<IpAddr> = s
+        .addresses
+        .ok()
+        .map(|a| a.iter().map(|a| a.address).collect())
+        .unwrap_or_default();
+    let mut changes = Vec::new();
+    for a in ev["assigned"].as_array().into_iter().flatten() {
+        let Some(addr) = a.as_str().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        if present.contains(&addr) {
+            // On the primary interface it is fine; elsewhere moving it is for a person.
+            if f6.summary.contains("not on the primary interface") {
+                return Err(f6.summary.clone());
+            }
+            continue;
+        }
+        let cidr = format!("{addr}/{prefix}");
+        changes.push(Change::Command {
+            what: format!("{cidr} on {name}"),
+            argv: ip(&["-6", "addr", "add", &cidr, "dev", name]),
+            undo: ip(&["-6", "addr", "del", &cidr, "dev", name]),
+        });
+    }
+    if changes.is_empty() {
+        return Err(f6.summary.clone());
+    }
+    Ok(Plan {
+        check: crate::checks::addr::PRIMARY,
+        why: format!(
+            "add the IPv6 address the cloud assigned to the primary interface {name} (until reboot: DHCPv6 or the persisted configuration restores it at boot)"
+        ),
+        changes,
         cuts_connectivity: true,
     })
 }
@@ -219,6 +309,15 @@ mod tests {
         let mut s = healthy();
         assert!(default_route(&s)
             .unwrap_err()
+            .contains("no default route is missing"));
+        let mut wrong = healthy();
+        if let Gathered::Ok(r) = &mut wrong.routes {
+            for r in r.iter_mut().filter(|r| r.is_default()) {
+                r.kind = "blackhole".into();
+            }
+        }
+        assert!(default_route(&wrong)
+            .unwrap_err()
             .contains("for a person to decide"));
         if let Gathered::Ok(r) = &mut s.routes {
             r.retain(|r| !(r.destination.prefix_len() == 0 && r.destination.addr().is_ipv4()));
@@ -233,6 +332,86 @@ mod tests {
         );
         s.metadata = MetadataState::NotProbed { reason: "x".into() };
         assert!(default_route(&s).unwrap_err().contains("no gateway"));
+    }
+
+    /// A link set down loses both default routes: both come back in one plan, IPv6 via the
+    /// metadata's IPv6 gateway; a present but wrong IPv6 route is left to a person.
+    #[test]
+    fn missing_ipv6_default_route_via_the_assigned_ipv6_gateway() {
+        use crate::checks::fixture::{ipv6_default, remove_ipv6_default, with_ipv6};
+        let mut s = healthy();
+        with_ipv6(&mut s);
+        remove_ipv6_default(&mut s);
+        let p = default_route(&s).unwrap();
+        assert_eq!(
+            command(&p),
+            (
+                "ip -6 route add default via fd77::1 dev eth0".to_string(),
+                "ip -6 route del default via fd77::1 dev eth0".to_string()
+            )
+        );
+        if let Gathered::Ok(r) = &mut s.routes {
+            r.retain(|r| !(r.destination.prefix_len() == 0 && r.destination.addr().is_ipv4()));
+        }
+        let p = default_route(&s).unwrap();
+        let argv: Vec<String> = p
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Command { argv, .. } => argv.join(" "),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            argv,
+            [
+                "ip route add default via 10.77.0.1 dev eth0",
+                "ip -6 route add default via fd77::1 dev eth0"
+            ]
+        );
+        assert!(p.why.contains("10.77.0.1 and fd77::1"), "{}", p.why);
+        let mut wrong = healthy();
+        with_ipv6(&mut wrong);
+        ipv6_default(&mut wrong).kind = "blackhole".into();
+        assert!(default_route(&wrong)
+            .unwrap_err()
+            .contains("for a person to decide"));
+        let mut no_gw = healthy();
+        with_ipv6(&mut no_gw);
+        remove_ipv6_default(&mut no_gw);
+        if let MetadataState::Ok(m) = &mut no_gw.metadata {
+            m.interfaces[0].ipv6_gateway = None;
+        }
+        assert!(default_route(&no_gw)
+            .unwrap_err()
+            .contains("no IPv6 gateway"));
+    }
+
+    /// The assigned IPv6 address lost (as with a link set down): added back on the primary
+    /// interface with the vSwitch prefix; a wrong IPv4 address or nothing missing: no plan.
+    #[test]
+    fn a_missing_assigned_ipv6_address_is_added_to_the_primary_interface() {
+        use crate::checks::fixture::with_ipv6;
+        let mut s = healthy();
+        with_ipv6(&mut s);
+        assert!(primary_ipv6(&s).unwrap_err().contains("no assigned IPv6"));
+        if let Gathered::Ok(a) = &mut s.addresses {
+            a.retain(|a| a.address.to_string() != "fd77::10");
+        }
+        let p = primary_ipv6(&s).unwrap();
+        assert_eq!(p.check, "addr.primary");
+        assert!(p.cuts_connectivity);
+        assert_eq!(
+            command(&p),
+            (
+                "ip -6 addr add fd77::10/64 dev eth0".to_string(),
+                "ip -6 addr del fd77::10/64 dev eth0".to_string()
+            )
+        );
+        if let Gathered::Ok(a) = &mut s.addresses {
+            a.retain(|a| !a.address.is_ipv4() || a.address.to_string() == "10.77.0.11");
+        }
+        assert!(primary_ipv6(&s).unwrap_err().contains("for a person"));
     }
 
     #[test]

@@ -558,25 +558,34 @@ fn a_missing_secondary_ip_is_added_now_and_persisted() {
     assert!(!t.ping(SECONDARY_IP), "undone");
 }
 
-/// The primary link set down takes the default route with it: two causes (link.primary and
-/// route.default), both fixed in one run — the link up, then the route via the metadata's
-/// gateway. IPv6 is not in use here (a link-down also removes static IPv6 addresses, which no
-/// fix restores yet).
+/// The primary link set down takes with it both default routes and the static IPv6 address:
+/// three causes (link.primary, addr.primary, route.default), all fixed in one run — the link
+/// up, the assigned IPv6 address back, then both routes via the metadata's gateways. Both
+/// pings work; undo sets the link down again.
 #[test]
-fn a_downed_primary_link_and_its_lost_default_route_are_both_fixed() {
+fn a_downed_primary_link_and_what_it_took_with_it_are_all_fixed() {
     let t = Topology::new();
-    t.set_metadata(&format!("network/interfaces/macs/{MAC0}/ipv6s"), None);
-    t.guest("ip -6 route del default");
+    assert!(t.ping(GUEST_IP6), "IPv6 works before the fault");
     t.guest("ip link set eth0 down");
     assert!(!t.ping(GUEST_IP), "ground truth: the link is down");
     let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
     assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
     assert_eq!(
         applied["checks"],
-        serde_json::json!(["link.primary", "route.default"]),
+        serde_json::json!(["link.primary", "addr.primary", "route.default"]),
         "{applied:#}"
     );
-    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    assert!(t.ping(GUEST_IP), "the IPv4 ping works after the fix");
+    // The address is tentative until duplicate address detection ends (about a second).
+    let v6 = (0..5).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        t.ping(GUEST_IP6)
+    });
+    assert!(v6, "the IPv6 ping works after the fix");
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["link.primary", "addr.primary", "route.default"] {
+        assert_eq!(r[id].0, "ok", "{id}: {}", show(&r));
+    }
     let id = applied["id"].as_str().unwrap().to_string();
     assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
     assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));

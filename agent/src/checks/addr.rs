@@ -602,6 +602,7 @@ mod tests {
             method: AddressingMethod::Static,
             addresses: vec![addr.parse().unwrap()],
             gateway: Some(gw.parse().unwrap()),
+            netplan_id: None,
         }
     }
 

@@ -153,6 +153,7 @@ pub fn healthy() -> Snapshot {
             method: AddressingMethod::Dhcp,
             addresses: vec![],
             gateway: None,
+            netplan_id: None,
         }]),
         icmp: Gathered::Ok(IcmpCounters {
             at_ms: 10_000,

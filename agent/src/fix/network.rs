@@ -450,6 +450,7 @@ mod tests {
             method: AddressingMethod::Dhcp,
             addresses: vec![],
             gateway: None,
+            netplan_id: None,
         }]);
         let p = secondary_ips(&finding, &s, &mut pending).unwrap();
         match &p.changes[1] {

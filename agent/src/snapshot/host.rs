@@ -101,7 +101,7 @@ pub enum AddressingMethod {
     Other,
 }
 
-/// One persisted IPv4 configuration of an interface, from one file.
+/// One persisted IPv4 configuration of an interface, from one file (netplan: the merged files).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterfaceConfig {
     pub file: String,
@@ -113,6 +113,10 @@ pub struct InterfaceConfig {
     pub method: AddressingMethod,
     pub addresses: Vec<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    /// Netplan only: the `network.ethernets` key (a drop-in that adds to this interface must
+    /// use it). Netplan files are merged as netplan merges them: `file` names every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netplan_id: Option<String>,
 }
 
 /// `ID`, `ID_LIKE` and `PRETTY_NAME` from os-release.

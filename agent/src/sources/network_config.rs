@@ -19,6 +19,7 @@ fn new_config(file: &Path, format: ConfigFormat) -> InterfaceConfig {
         method: AddressingMethod::Other,
         addresses: Vec::new(),
         gateway: None,
+        netplan_id: None,
     }
 }
 
@@ -247,11 +248,69 @@ pub fn parse_networkd(text: &str, file: &Path) -> Option<InterfaceConfig> {
     Some(c)
 }
 
-/// `/etc/netplan/*.yaml`: one config per `network.ethernets.<id>`.
+/// One `/etc/netplan/*.yaml` file alone: one config per `network.ethernets.<id>`.
 pub fn parse_netplan(text: &str, file: &Path) -> Result<Vec<InterfaceConfig>, String> {
+    parse_netplan_files(&[(file.to_path_buf(), text.to_string())])
+}
+
+/// Netplan's merge of a later file into the earlier ones (netplan-generate(8), "Handling
+/// multiple files"): a scalar is overwritten, sequences are concatenated, mappings are merged
+/// key by key.
+fn netplan_merge(into: &mut serde_yaml_ng::Value, from: serde_yaml_ng::Value) {
     use serde_yaml_ng::Value;
-    let doc: Value =
-        serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
+    match (into, from) {
+        (Value::Mapping(a), Value::Mapping(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(old) => netplan_merge(old, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Sequence(a), Value::Sequence(b)) => a.extend(b),
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The netplan files of a directory, in lexicographic order, merged as netplan merges them:
+/// one config per `network.ethernets.<id>`, naming every file that contributes to it (a
+/// drop-in adding addresses to an interface another file sets to DHCP is still DHCP).
+pub fn parse_netplan_files(files: &[(PathBuf, String)]) -> Result<Vec<InterfaceConfig>, String> {
+    use serde_yaml_ng::Value;
+    let mut merged = Value::Null;
+    let mut sources: Vec<(String, Vec<String>)> = Vec::new();
+    for (file, text) in files {
+        let doc: Value =
+            serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let ids = doc
+            .get("network")
+            .and_then(|n| n.get("ethernets"))
+            .and_then(Value::as_mapping)
+            .map(|m| m.keys().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_else(Vec::new);
+        for id in ids {
+            let name = file.display().to_string();
+            match sources.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, f)) => f.push(name),
+                None => sources.push((id, vec![name])),
+            }
+        }
+        if merged.is_null() {
+            merged = doc;
+        } else {
+            netplan_merge(&mut merged, doc);
+        }
+    }
+    let label = |id: &str| {
+        sources
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, f)| f.join(" + "))
+            .unwrap_or_default()
+    };
+    let doc = merged;
     let Some(ethernets) = doc
         .get("network")
         .and_then(|n| n.get("ethernets"))
@@ -266,8 +325,9 @@ pub fn parse_netplan(text: &str, file: &Path) -> Result<Vec<InterfaceConfig>, St
     };
     let mut out = Vec::new();
     for (id, eth) in ethernets {
-        let mut c = new_config(file, ConfigFormat::Netplan);
         let id = id.as_str().unwrap_or_default().to_string();
+        let mut c = new_config(Path::new(&label(&id)), ConfigFormat::Netplan);
+        c.netplan_id = Some(id.clone());
         let matcher = eth.get("match");
         c.mac = matcher
             .and_then(|m| m.get("macaddress"))
@@ -347,11 +407,12 @@ pub fn read(etc: &Path) -> Gathered<Vec<InterfaceConfig>> {
         }) {
             out.extend(parse_ifcfg(&read(&p)?, &p));
         }
-        for p in files_in(&etc.join("netplan"), |n| {
-            n.ends_with(".yaml") || n.ends_with(".yml")
-        }) {
-            out.extend(parse_netplan(&read(&p)?, &p)?);
+        let mut netplan = Vec::new();
+        for p in files_in(&etc.join("netplan"), |n| n.ends_with(".yaml")) {
+            let text = read(&p)?;
+            netplan.push((p, text));
         }
+        out.extend(parse_netplan_files(&netplan)?);
         let mut ifupdown = vec![etc.join("network/interfaces")];
         ifupdown.extend(files_in(&etc.join("network/interfaces.d"), |n| {
             !n.starts_with('.')
@@ -446,6 +507,39 @@ mod tests {
         let c = parse_networkd("[Match]\nName=en*\n[Network]\nDHCP=yes\n", &p("x")).unwrap();
         assert_eq!(c.method, AddressingMethod::Dhcp);
         assert!(parse_networkd("[Network]\nDHCP=yes\n", &p("x")).is_none());
+    }
+
+    #[test]
+    fn netplan_files_merge_as_netplan_merges_them() {
+        let base = "network:\n  version: 2\n  ethernets:\n    primary:\n      match:\n        macaddress: 00:16:3e:01:02:03\n      set-name: eth0\n      dhcp4: true\n      addresses: [10.0.0.9/24]\n";
+        let dropin = "network:\n  ethernets:\n    primary:\n      addresses: [10.0.0.11/24]\n    eth1:\n      dhcp4: false\n      addresses: [10.0.1.5/24]\n";
+        let later = "network:\n  ethernets:\n    eth1:\n      dhcp4: true\n";
+        let v = parse_netplan_files(&[
+            (p("/etc/netplan/50-cloud-init.yaml"), base.into()),
+            (p("/etc/netplan/90-extra.yaml"), dropin.into()),
+            (p("/etc/netplan/95-later.yaml"), later.into()),
+        ])
+        .unwrap();
+        assert_eq!(v.len(), 2);
+        // Sequences concatenated; the drop-in keeps the interface on DHCP.
+        assert_eq!(v[0].netplan_id.as_deref(), Some("primary"));
+        assert_eq!(v[0].interface.as_deref(), Some("eth0"));
+        assert_eq!(v[0].method, AddressingMethod::Dhcp);
+        assert_eq!(
+            v[0].addresses,
+            vec!["10.0.0.9/24".parse().unwrap(), "10.0.0.11/24".parse().unwrap()]
+        );
+        assert_eq!(
+            v[0].file,
+            "/etc/netplan/50-cloud-init.yaml + /etc/netplan/90-extra.yaml"
+        );
+        // A later scalar overwrites.
+        assert_eq!(v[1].method, AddressingMethod::Dhcp);
+        assert_eq!(v[1].file, "/etc/netplan/90-extra.yaml + /etc/netplan/95-later.yaml");
+        // A broken file names itself.
+        let e = parse_netplan_files(&[(p("/etc/netplan/x.yaml"), "network: [".into())])
+            .unwrap_err();
+        assert!(e.starts_with("/etc/netplan/x.yaml"), "{e}");
     }
 
     #[test]

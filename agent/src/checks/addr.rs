@@ -328,7 +328,7 @@ pub fn secondary(s: &Snapshot) -> Finding {
 }
 
 /// Does a persisted config apply to this interface (by name, name pattern or MAC)?
-fn applies_to(c: &InterfaceConfig, name: &str, mac: Option<&str>) -> bool {
+pub(crate) fn applies_to(c: &InterfaceConfig, name: &str, mac: Option<&str>) -> bool {
     let by_name = c
         .interface
         .as_deref()

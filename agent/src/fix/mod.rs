@@ -354,6 +354,28 @@ fn run_command_output(argv: &[String]) -> Result<String, String> {
 
 /// Writes `text` to `path` whole: a temporary file beside it, then a rename, so a crash leaves
 /// the old or the new file, never half of one. The mode of the old file is kept.
+/// A new file's mode: that of a file beside it with the same extension (netplan files may be
+/// root-only, as cloud-init writes them, or readable, as the admin chose), else 0644.
+fn new_file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(dir), Some(ext)) = (path.parent(), path.extension()) else {
+        return 0o644;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0o644;
+    };
+    let mut siblings: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != path && p.extension() == Some(ext) && p.is_file())
+        .collect();
+    siblings.sort();
+    siblings
+        .first()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0o644, |m| m.permissions().mode() & 0o777)
+}
+
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
@@ -362,7 +384,7 @@ fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("ecs-diag-{}", std::process::id()));
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode())
-        .unwrap_or(0o644);
+        .unwrap_or_else(|_| new_file_mode(path));
     std::fs::write(&tmp, text)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
     std::fs::rename(&tmp, path)
@@ -951,6 +973,24 @@ mod tests {
         assert_eq!(
             d,
             "--- /dev/null\n+++ /etc/new.conf\n@@ -0,0 +1,1 @@\n+k = 0\n"
+        );
+    }
+
+    #[test]
+    fn a_new_file_takes_the_mode_of_its_siblings() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("99-ecs-diag.yaml");
+        assert_eq!(new_file_mode(&new), 0o644, "no sibling");
+        let base = dir.path().join("50-cloud-init.yaml");
+        std::fs::write(&base, "network: {}\n").unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+        assert_eq!(new_file_mode(&new), 0o600);
+        write_file(&new, "network: {}\n").unwrap();
+        assert_eq!(
+            std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            0o600
         );
     }
 

@@ -207,18 +207,38 @@ pub fn secondary_ips(
             argv: ip_cmd(&["addr", "add", &cidr, "dev", dev]),
             undo: ip_cmd(&["addr", "del", &cidr, "dev", dev]),
         });
-        let ifcfg = configs.iter().find(|c| {
-            c.format == crate::snapshot::ConfigFormat::Ifcfg && c.interface.as_deref() == Some(dev)
+        let mac = s.links.ok().ok().and_then(|links| {
+            links
+                .iter()
+                .find(|l| l.name == dev)
+                .and_then(|l| l.mac.clone())
         });
-        match ifcfg {
-            Some(c) => changes.push(ifcfg_edit(&c.file, ip, prefix, pending)?),
-            None => runtime_only.push(ip.to_string()),
+        let mine: Vec<&crate::snapshot::InterfaceConfig> = configs
+            .iter()
+            .filter(|c| crate::checks::addr::applies_to(c, dev, mac.as_deref()))
+            .collect();
+        // Persisted only where one format alone configures the interface: which one wins at
+        // boot between two is not for a fix to guess.
+        let format = mine.first().map(|c| c.format);
+        let one_format = format.is_some() && mine.iter().all(|c| Some(c.format) == format);
+        use crate::snapshot::ConfigFormat;
+        match (one_format, format) {
+            (true, Some(ConfigFormat::Ifcfg)) => {
+                changes.push(ifcfg_edit(&mine[0].file, ip, prefix, pending)?)
+            }
+            (true, Some(ConfigFormat::Netplan)) => {
+                changes.push(netplan_edit(mine[0], &cidr, pending)?)
+            }
+            (true, Some(ConfigFormat::NetworkManager)) if mine.len() == 1 => {
+                changes.push(nm_keyfile_edit(&mine[0].file, &cidr, pending)?)
+            }
+            _ => runtime_only.push(ip.to_string()),
         }
     }
     let mut why = "configure the secondary private IPs the cloud assigned".to_string();
     if !runtime_only.is_empty() {
         why.push_str(&format!(
-            " ({} until reboot: no ifcfg file configures the interface; persist it by hand in netplan, NetworkManager or ifupdown)",
+            " ({} until reboot: no single ifcfg file, netplan configuration or NetworkManager connection configures the interface; persist it by hand)",
             runtime_only.join(", ")
         ));
     }
@@ -232,6 +252,131 @@ pub fn secondary_ips(
 
 fn ip_cmd(args: &[&str]) -> Vec<String> {
     ip(args)
+}
+
+/// The file as this run's earlier plans leave it, else as it is (None: it does not exist).
+fn current_text(
+    path: &std::path::Path,
+    pending: &super::sysctl::Pending,
+) -> Result<Option<String>, String> {
+    if let Some(t) = pending.get(path) {
+        return Ok(Some(t.clone()));
+    }
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Netplan: the address in `99-ecs-diag.yaml` beside the files that configure the interface,
+/// under the same `ethernets` id. Netplan appends a later file's `addresses` to the earlier
+/// ones' (netplan-generate(8)), so the interface keeps its own configuration, DHCP included,
+/// and the undo is the file's removal.
+fn netplan_edit(
+    c: &crate::snapshot::InterfaceConfig,
+    cidr: &str,
+    pending: &mut super::sysctl::Pending,
+) -> Result<Change, String> {
+    use serde_yaml_ng::{Mapping, Value};
+    let id = c
+        .netplan_id
+        .as_deref()
+        .ok_or("the netplan configuration has no ethernets id")?;
+    let first = c.file.split(" + ").next().unwrap_or_default();
+    let dir = std::path::Path::new(first)
+        .parent()
+        .ok_or_else(|| format!("{first} has no directory"))?;
+    let path = dir.join("99-ecs-diag.yaml");
+    let before = current_text(&path, pending)?;
+    let mut doc: Value = match &before {
+        Some(t) => serde_yaml_ng::from_str(t).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => Value::Mapping(Mapping::new()),
+    };
+    fn child<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+        Some(
+            v.as_mapping_mut()?
+                .entry(Value::String(key.to_string()))
+                .or_insert_with(|| Value::Mapping(Mapping::new())),
+        )
+    }
+    let at = child(&mut doc, "network")
+        .and_then(|v| child(v, "ethernets"))
+        .and_then(|v| child(v, id))
+        .ok_or_else(|| format!("{}: not a netplan mapping", path.display()))?;
+    let list = at
+        .as_mapping_mut()
+        .ok_or_else(|| format!("{}: ethernets.{id} is not a mapping", path.display()))?
+        .entry(Value::String("addresses".into()))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    let Value::Sequence(list) = list else {
+        return Err(format!(
+            "{}: ethernets.{id}.addresses is not a list",
+            path.display()
+        ));
+    };
+    list.push(Value::String(cidr.to_string()));
+    if let Some(network) = doc.get_mut("network").and_then(Value::as_mapping_mut) {
+        network
+            .entry(Value::String("version".into()))
+            .or_insert(Value::Number(2.into()));
+    }
+    let yaml = serde_yaml_ng::to_string(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    let after = format!("# ecs-diag fix: secondary private IPs assigned by the cloud, added to {id}'s own addresses\n{yaml}");
+    pending.insert(path.clone(), after.clone());
+    Ok(Change::File {
+        path,
+        before,
+        after,
+    })
+}
+
+/// A NetworkManager keyfile with `addressN=CIDR` added to its `[ipv4]` section, N the first
+/// index it does not use: NetworkManager adds manual addresses to DHCP's (method=auto) or to
+/// the static ones.
+fn nm_keyfile_edit(
+    file: &str,
+    cidr: &str,
+    pending: &mut super::sysctl::Pending,
+) -> Result<Change, String> {
+    let path = std::path::PathBuf::from(file);
+    let text = current_text(&path, pending)?.ok_or_else(|| format!("{file} is gone"))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "[ipv4]")
+        .ok_or_else(|| format!("{file} has no [ipv4] section: persist the address by hand"))?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let used = |n: u32| {
+        lines[start + 1..end].iter().any(|l| {
+            l.trim_start()
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == format!("address{n}"))
+        })
+    };
+    let n = (1..).find(|n| !used(*n)).unwrap_or(1);
+    // After the section's last non-blank line.
+    let at = (start + 1..end)
+        .rev()
+        .find(|i| !lines[*i].trim().is_empty())
+        .map_or(start + 1, |i| i + 1);
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out.insert(at, format!("address{n}={cidr}"));
+    out.insert(
+        at,
+        "# ecs-diag fix: secondary private IP assigned by the cloud".to_string(),
+    );
+    let mut after = out.join("\n");
+    after.push('\n');
+    pending.insert(path.clone(), after.clone());
+    Ok(Change::File {
+        path,
+        before: Some(text),
+        after,
+    })
 }
 
 /// The ifcfg file with `IPADDRn=IP` and `PREFIXn=PREFIX` added, n the first index it does not
@@ -460,5 +605,106 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Netplan (matched by MAC, as cloud-init writes it): a drop-in under the same ethernets
+    /// id, which our own reader merges back into a DHCP configuration holding the address;
+    /// a NetworkManager keyfile: addressN= in [ipv4]; two formats at once: runtime only.
+    #[test]
+    fn secondary_ips_persisted_for_netplan_and_networkmanager() {
+        use crate::snapshot::{AddressingMethod, ConfigFormat, InterfaceConfig};
+        use crate::sources::network_config::{parse_netplan_files, parse_nm_keyfile};
+        let dir = tempfile::tempdir().unwrap();
+        let netplan = dir.path().join("netplan");
+        std::fs::create_dir_all(&netplan).unwrap();
+        let base = netplan.join("50-cloud-init.yaml");
+        let base_text = "network:\n  version: 2\n  ethernets:\n    primary:\n      match:\n        macaddress: 00:16:3e:00:00:01\n      set-name: eth0\n      dhcp4: true\n";
+        std::fs::write(&base, base_text).unwrap();
+        let mut s = healthy();
+        if let Gathered::Ok(a) = &mut s.addresses {
+            a.retain(|a| a.address.to_string() != "10.77.0.11");
+        }
+        let mac = s
+            .links
+            .ok()
+            .unwrap()
+            .iter()
+            .find(|l| l.name == "eth0")
+            .unwrap()
+            .mac
+            .clone();
+        let finding = crate::checks::addr::secondary(&s);
+        let configs = parse_netplan_files(&[(base.clone(), base_text.into())]).unwrap();
+        assert_eq!(configs[0].mac, mac, "the fixture's eth0 MAC");
+        s.network_config = Gathered::Ok(configs);
+        let mut pending = Default::default();
+        let p = secondary_ips(&finding, &s, &mut pending).unwrap();
+        assert!(!p.why.contains("until reboot"), "{}", p.why);
+        let Change::File {
+            path,
+            before,
+            after,
+        } = &p.changes[1]
+        else {
+            panic!("{:?}", p.changes)
+        };
+        assert_eq!(path, &netplan.join("99-ecs-diag.yaml"));
+        assert_eq!(before, &None);
+        let merged = parse_netplan_files(&[
+            (base.clone(), base_text.into()),
+            (path.clone(), after.clone()),
+        ])
+        .unwrap();
+        assert_eq!(merged.len(), 1, "{after}");
+        assert_eq!(merged[0].method, AddressingMethod::Dhcp);
+        assert_eq!(merged[0].addresses, vec!["10.77.0.11/24".parse().unwrap()]);
+        let mut judged = s.clone();
+        judged.network_config = Gathered::Ok(merged);
+        assert_eq!(
+            crate::checks::addr::config(&judged).status,
+            crate::report::Status::Ok
+        );
+
+        // NetworkManager: the keyfile that names eth0.
+        let keyfile = dir.path().join("eth0.nmconnection");
+        let nm_text = "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\naddress1=10.77.0.99/24\n\n[ipv6]\nmethod=auto\n";
+        std::fs::write(&keyfile, nm_text).unwrap();
+        s.network_config = Gathered::Ok(vec![parse_nm_keyfile(nm_text, &keyfile).unwrap()]);
+        let mut pending = Default::default();
+        let p = secondary_ips(&finding, &s, &mut pending).unwrap();
+        let Change::File { after, .. } = &p.changes[1] else {
+            panic!("{:?}", p.changes)
+        };
+        assert_eq!(after, "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\naddress1=10.77.0.99/24\n# ecs-diag fix: secondary private IP assigned by the cloud\naddress2=10.77.0.11/24\n\n[ipv6]\nmethod=auto\n");
+        let c = parse_nm_keyfile(after, &keyfile).unwrap();
+        assert_eq!(c.method, AddressingMethod::Dhcp);
+        assert!(c.addresses.contains(&"10.77.0.11/24".parse().unwrap()));
+        // No [ipv4] section: said, not guessed.
+        let bare = "[connection]\ntype=ethernet\ninterface-name=eth0\n";
+        std::fs::write(&keyfile, bare).unwrap();
+        assert!(nm_keyfile_edit(
+            &keyfile.display().to_string(),
+            "10.77.0.11/24",
+            &mut Default::default()
+        )
+        .unwrap_err()
+        .contains("no [ipv4] section"));
+
+        // Netplan and an ifcfg file both name eth0: runtime only, and the plan says so.
+        let mut both = parse_netplan_files(&[(base.clone(), base_text.into())]).unwrap();
+        both.push(InterfaceConfig {
+            file: "/etc/sysconfig/network-scripts/ifcfg-eth0".into(),
+            format: ConfigFormat::Ifcfg,
+            interface: Some("eth0".into()),
+            mac: None,
+            method: AddressingMethod::Dhcp,
+            addresses: vec![],
+            gateway: None,
+            netplan_id: None,
+        });
+        s.network_config = Gathered::Ok(both);
+        let p = secondary_ips(&finding, &s, &mut Default::default()).unwrap();
+        assert_eq!(p.changes.len(), 1);
+        assert!(p.why.contains("until reboot"), "{}", p.why);
     }
 }

@@ -288,7 +288,12 @@ pub fn parse_netplan_files(files: &[(PathBuf, String)]) -> Result<Vec<InterfaceC
             .get("network")
             .and_then(|n| n.get("ethernets"))
             .and_then(Value::as_mapping)
-            .map(|m| m.keys().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|m| {
+                m.keys()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_else(Vec::new);
         for id in ids {
             let name = file.display().to_string();
@@ -527,7 +532,10 @@ mod tests {
         assert_eq!(v[0].method, AddressingMethod::Dhcp);
         assert_eq!(
             v[0].addresses,
-            vec!["10.0.0.9/24".parse().unwrap(), "10.0.0.11/24".parse().unwrap()]
+            vec![
+                "10.0.0.9/24".parse().unwrap(),
+                "10.0.0.11/24".parse().unwrap()
+            ]
         );
         assert_eq!(
             v[0].file,
@@ -535,10 +543,13 @@ mod tests {
         );
         // A later scalar overwrites.
         assert_eq!(v[1].method, AddressingMethod::Dhcp);
-        assert_eq!(v[1].file, "/etc/netplan/90-extra.yaml + /etc/netplan/95-later.yaml");
+        assert_eq!(
+            v[1].file,
+            "/etc/netplan/90-extra.yaml + /etc/netplan/95-later.yaml"
+        );
         // A broken file names itself.
-        let e = parse_netplan_files(&[(p("/etc/netplan/x.yaml"), "network: [".into())])
-            .unwrap_err();
+        let e =
+            parse_netplan_files(&[(p("/etc/netplan/x.yaml"), "network: [".into())]).unwrap_err();
         assert!(e.starts_with("/etc/netplan/x.yaml"), "{e}");
     }
 

@@ -558,6 +558,113 @@ fn a_missing_secondary_ip_is_added_now_and_persisted() {
     assert!(!t.ping(SECONDARY_IP), "undone");
 }
 
+/// eth0 configured by netplan as cloud-init writes it (matched by MAC, DHCP) instead of ifcfg:
+/// the missing secondary IP is added now and in a netplan drop-in under the same id, which
+/// netplan itself merges into eth0's configuration (`netplan generate` on the case's tree:
+/// DHCP and the address); addr.config stays ok; undo removes the drop-in.
+#[test]
+fn a_missing_secondary_ip_is_persisted_for_netplan() {
+    let t = Topology::new();
+    let etc = t.dir.path().join("etc");
+    std::fs::remove_file(etc.join("sysconfig/network-scripts/ifcfg-eth0")).unwrap();
+    std::fs::create_dir_all(etc.join("netplan")).unwrap();
+    std::fs::write(
+        etc.join("netplan/50-cloud-init.yaml"),
+        format!("network:\n  version: 2\n  ethernets:\n    primary:\n      match:\n        macaddress: {MAC0}\n      set-name: eth0\n      dhcp4: true\n"),
+    )
+    .unwrap();
+    t.guest("ip addr del 10.77.0.11/24 dev eth0");
+    assert!(!t.ping(SECONDARY_IP));
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(
+        t.ping(SECONDARY_IP),
+        "the secondary IP answers after the fix"
+    );
+    let dropin = etc.join("netplan/99-ecs-diag.yaml");
+    let text = std::fs::read_to_string(&dropin).unwrap();
+    assert!(
+        text.contains("primary:") && text.contains("10.77.0.11/24"),
+        "{text}"
+    );
+    // The mode of the file beside it (0644 here, so the unit's user can read both).
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dropin).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Netplan's own reading of the two files: eth0 keeps DHCP and gains the address.
+    let out = run(&[
+        "netplan",
+        "generate",
+        "--root-dir",
+        t.dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let networkd = std::fs::read_to_string(
+        t.dir
+            .path()
+            .join("run/systemd/network/10-netplan-primary.network"),
+    )
+    .unwrap();
+    assert!(
+        networkd.contains("Address=10.77.0.11/24") && networkd.contains("DHCP=ipv4"),
+        "{networkd}"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["addr.secondary", "addr.config"] {
+        assert_eq!(r[id].0, "ok", "{id}: {}", show(&r));
+    }
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    assert!(!dropin.exists(), "undo removes the drop-in");
+    assert!(!t.ping(SECONDARY_IP), "undone");
+}
+
+/// eth0 configured by a NetworkManager keyfile (DHCP): the secondary IP goes in as
+/// addressN= of its [ipv4] section; addr.config stays ok; undo restores it byte for byte.
+#[test]
+fn a_missing_secondary_ip_is_persisted_for_networkmanager() {
+    let t = Topology::new();
+    let etc = t.dir.path().join("etc");
+    std::fs::remove_file(etc.join("sysconfig/network-scripts/ifcfg-eth0")).unwrap();
+    let keyfile = etc.join("NetworkManager/system-connections/eth0.nmconnection");
+    std::fs::create_dir_all(keyfile.parent().unwrap()).unwrap();
+    let before = "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n";
+    std::fs::write(&keyfile, before).unwrap();
+    t.guest("ip addr del 10.77.0.11/24 dev eth0");
+    assert!(!t.ping(SECONDARY_IP));
+    let applied = json_of(&fix(&t, &["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(
+        t.ping(SECONDARY_IP),
+        "the secondary IP answers after the fix"
+    );
+    let text = std::fs::read_to_string(&keyfile).unwrap();
+    assert!(
+        text.contains("[ipv4]\nmethod=auto\n# ecs-diag fix: secondary private IP assigned by the cloud\naddress1=10.77.0.11/24\n"),
+        "{text}"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["addr.secondary", "addr.config"] {
+        assert_eq!(r[id].0, "ok", "{id}: {}", show(&r));
+    }
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix(&t, &["--confirm", &id]).status.code(), Some(0));
+    assert_eq!(fix(&t, &["--undo", &id]).status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&keyfile).unwrap(),
+        before,
+        "byte for byte"
+    );
+    assert!(!t.ping(SECONDARY_IP), "undone");
+}
+
 /// The primary link set down takes with it both default routes and the static IPv6 address:
 /// three causes (link.primary, addr.primary, route.default), all fixed in one run — the link
 /// up, the assigned IPv6 address back, then both routes via the metadata's gateways. Both

@@ -294,7 +294,8 @@ pub fn parse_netplan_files(files: &[(PathBuf, String)]) -> Result<Vec<InterfaceC
                     .map(str::to_string)
                     .collect()
             })
-            .unwrap_or_else(Vec::new);
+            .unwrap_or_default();
+        let ids: Vec<String> = ids;
         for id in ids {
             let name = file.display().to_string();
             match sources.iter_mut().find(|(i, _)| *i == id) {

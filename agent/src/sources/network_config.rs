@@ -284,7 +284,7 @@ pub fn parse_netplan_files(files: &[(PathBuf, String)]) -> Result<Vec<InterfaceC
     for (file, text) in files {
         let doc: Value =
             serde_yaml_ng::from_str(text).map_err(|e| format!("{}: {e}", file.display()))?;
-        let ids = doc
+        let ids: Vec<String> = doc
             .get("network")
             .and_then(|n| n.get("ethernets"))
             .and_then(Value::as_mapping)
@@ -295,7 +295,6 @@ pub fn parse_netplan_files(files: &[(PathBuf, String)]) -> Result<Vec<InterfaceC
                     .collect()
             })
             .unwrap_or_default();
-        let ids: Vec<String> = ids;
         for id in ids {
             let name = file.display().to_string();
             match sources.iter_mut().find(|(i, _)| *i == id) {

@@ -6,13 +6,16 @@
 //! table, chain and backend, with the same iptables/ip6tables variant that listed it, or, for
 //! a native nftables rule, inserted before it by handle (`nft insert rule … position HANDLE`).
 //! Nothing but the fix's own rule is ever deleted, so no rule that accepts the SSH session's
-//! port can be removed. Rulesets that firewalld or ufw manage are left to a person for now
-//! (their remedy says how).
+//! port can be removed. Where ufw manages the rules the accept goes into its `before.rules`
+//! and `ufw reload` loads it (so ufw keeps it); rulesets firewalld manages are left to a person
+//! for now (their remedy says how).
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use serde_json::Value;
 
+use super::sysctl::Pending;
 use super::{Change, Plan};
 use crate::report::{Finding, Status};
 use crate::snapshot::Snapshot;
@@ -80,14 +83,19 @@ impl Accept {
 }
 
 /// The plan for a failing `firewall.icmp_in` or `firewall.icmp_out` finding.
-pub fn accept_echo(finding: &Finding, client: Option<IpAddr>) -> Result<Plan, String> {
+pub fn accept_echo(
+    finding: &Finding,
+    client: Option<IpAddr>,
+    etc: &Path,
+    pending: &mut Pending,
+) -> Result<Plan, String> {
     let inbound = match finding.id.as_str() {
         crate::checks::firewall::ICMP_IN => true,
         crate::checks::firewall::ICMP_OUT => false,
         other => return Err(format!("{other} has no firewall fix")),
     };
     // A client of the other IP version is not this packet's peer.
-    let changes = accept_changes(finding, client.is_some_and(|c| c.is_ipv4()))?;
+    let changes = accept_changes(finding, client.is_some_and(|c| c.is_ipv4()), etc, pending)?;
     Ok(Plan {
         check: if inbound {
             crate::checks::firewall::ICMP_IN
@@ -110,7 +118,12 @@ pub fn accept_echo(finding: &Finding, client: Option<IpAddr>) -> Result<Plan, St
 
 /// The plan for a failing `firewall.icmp6`: an accept for every IPv6 packet the check judges
 /// blocked (echo either way, neighbour discovery), so one run lets all of them through.
-pub fn accept_icmp6(s: &Snapshot, client: Option<IpAddr>) -> Result<Plan, String> {
+pub fn accept_icmp6(
+    s: &Snapshot,
+    client: Option<IpAddr>,
+    etc: &Path,
+    pending: &mut Pending,
+) -> Result<Plan, String> {
     // An IPv4 client is not the IPv6 packets' peer: accept from anywhere then.
     let client = client.filter(|c| c.is_ipv6());
     let judged = crate::checks::firewall::icmp6_judged(s).map_err(|f| f.summary)?;
@@ -124,7 +137,7 @@ pub fn accept_icmp6(s: &Snapshot, client: Option<IpAddr>) -> Result<Plan, String
     }
     let mut changes = Vec::new();
     for f in &blocked {
-        for c in accept_changes(f, client.is_some())? {
+        for c in accept_changes(f, client.is_some(), etc, pending)? {
             // NDP both ways may be decided by one rule pair: one accept each suffices.
             if !changes.contains(&c) {
                 changes.push(c);
@@ -147,18 +160,15 @@ pub fn accept_icmp6(s: &Snapshot, client: Option<IpAddr>) -> Result<Plan, String
     })
 }
 
-/// The accepts for one blocked packet's finding: one per ruleset that drops or rejects it.
-fn accept_changes(finding: &Finding, client_given: bool) -> Result<Vec<Change>, String> {
+/// The accepts for one blocked packet's finding: one per ruleset that drops or rejects it, or,
+/// where ufw manages the rules, one in ufw's own files and a `ufw reload`.
+fn accept_changes(
+    finding: &Finding,
+    client_given: bool,
+    etc: &Path,
+    pending: &mut Pending,
+) -> Result<Vec<Change>, String> {
     let ev = &finding.evidence;
-    match ev["manager"].as_str() {
-        Some("plain") => {}
-        Some(m) => {
-            return Err(format!(
-                "{m} manages these rules: change them through {m} (the remedy says how); no automatic fix yet"
-            ))
-        }
-        None => return Err("the finding does not say who manages the rules".to_string()),
-    }
     let accept = Accept::of_packet(&ev["packet"], client_given)?;
     let (ipt_type, nft_type) = accept.type_names()?;
     let blocking: Vec<&Value> = ev["rulesets"]
@@ -171,6 +181,16 @@ fn accept_changes(finding: &Finding, client_given: bool) -> Result<Vec<Change>, 
         .unwrap_or_default();
     if blocking.is_empty() {
         return Err("the finding names no ruleset that blocks".to_string());
+    }
+    match ev["manager"].as_str() {
+        Some("plain") => {}
+        Some("ufw") => return ufw_accept(&accept, ipt_type, &blocking, etc, pending),
+        Some(m) => {
+            return Err(format!(
+                "{m} manages these rules: change them through {m} (the remedy says how); no automatic fix yet"
+            ))
+        }
+        None => return Err("the finding does not say who manages the rules".to_string()),
     }
     let mut changes = Vec::new();
     for r in blocking {
@@ -224,6 +244,93 @@ fn accept_changes(finding: &Finding, client_given: bool) -> Result<Vec<Change>, 
         });
     }
     Ok(changes)
+}
+
+/// ufw: the accept goes into ufw's own `before.rules` (`before6.rules` for IPv6) as the first
+/// rule of `ufw-before-input` (`-output` for replies), ahead of every ufw rule and the policy,
+/// and `ufw reload` loads it; a rule ufw would drop on its next reload is no fix. Only where
+/// ufw's chains or the policy it sets decide: a rule outside them is for a person.
+fn ufw_accept(
+    accept: &Accept,
+    ipt_type: &str,
+    blocking: &[&Value],
+    etc: &Path,
+    pending: &mut Pending,
+) -> Result<Vec<Change>, String> {
+    for r in blocking {
+        let d = &r["decided_by"];
+        let chain = d["chain"].as_str().unwrap_or_default();
+        let policy = d["position"].is_null() && matches!(chain, "INPUT" | "OUTPUT");
+        if !(chain.starts_with("ufw") || policy) {
+            return Err(format!(
+                "a rule outside ufw's chains decides ({} {chain}): ufw would not keep a fix for it; no automatic fix",
+                d["table"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    let (file, chain, proto) = match (accept.v6, accept.inbound) {
+        (false, true) => ("before.rules", "ufw-before-input", "-p icmp --icmp-type"),
+        (false, false) => ("before.rules", "ufw-before-output", "-p icmp --icmp-type"),
+        (true, true) => (
+            "before6.rules",
+            "ufw6-before-input",
+            "-p icmpv6 --icmpv6-type",
+        ),
+        (true, false) => (
+            "before6.rules",
+            "ufw6-before-output",
+            "-p icmpv6 --icmpv6-type",
+        ),
+    };
+    let path = etc.join("ufw").join(file);
+    let text = super::pending_text(&path, pending)?.ok_or_else(|| {
+        format!(
+            "{} does not exist: ufw's rules are not where expected",
+            path.display()
+        )
+    })?;
+    let mut rule = format!("-A {chain} {proto} {ipt_type}");
+    if let Some(peer) = accept.peer {
+        rule.push_str(&format!(
+            " {} {peer}",
+            if accept.inbound { "-s" } else { "-d" }
+        ));
+    }
+    rule.push_str(" -j ACCEPT");
+    let lines: Vec<&str> = text.lines().collect();
+    let filter = lines
+        .iter()
+        .position(|l| l.trim() == "*filter")
+        .ok_or_else(|| format!("{} has no *filter table", path.display()))?;
+    let prefix = format!("-A {chain} ");
+    let at = lines[filter..]
+        .iter()
+        .position(|l| l.trim_start().starts_with(&prefix) || l.trim() == "COMMIT")
+        .map(|i| filter + i)
+        .ok_or_else(|| format!("{}: *filter has no COMMIT", path.display()))?;
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out.insert(at, rule);
+    out.insert(
+        at,
+        format!(
+            "# ecs-diag fix: accept {} ahead of every ufw rule",
+            accept.describe()
+        ),
+    );
+    let mut after = out.join("\n");
+    after.push('\n');
+    pending.insert(path.clone(), after.clone());
+    Ok(vec![
+        Change::File {
+            path,
+            before: Some(text),
+            after,
+        },
+        Change::Reload {
+            what: "ufw reload".to_string(),
+            argv: vec!["ufw".to_string(), "reload".to_string()],
+        },
+    ])
 }
 
 /// The comment that marks a fix's own nft rule (what its undo looks for).
@@ -342,6 +449,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const NO_ETC_STR: &str = "/nonexistent/etc";
+
     fn finding(id: &str, manager: &str, rulesets: Value) -> Finding {
         let packet = if id == "firewall.icmp_out" {
             json!({"src": "10.77.0.10", "dst": "198.18.0.2", "in": null, "out": "eth0", "icmp_type": 0})
@@ -365,7 +474,13 @@ mod tests {
             "plain",
             dropping("iptables-nft-save", "nft", json!(2)),
         );
-        let p = accept_echo(&f, Some("198.18.0.2".parse().unwrap())).unwrap();
+        let p = accept_echo(
+            &f,
+            Some("198.18.0.2".parse().unwrap()),
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap();
         assert!(p.cuts_connectivity);
         let Change::Command { argv, undo, .. } = &p.changes[0] else {
             panic!()
@@ -384,7 +499,7 @@ mod tests {
             "plain",
             dropping("iptables-legacy-save", "legacy", Value::Null),
         );
-        let p = accept_echo(&f, None).unwrap();
+        let p = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default()).unwrap();
         let Change::Command { argv, .. } = &p.changes[0] else {
             panic!()
         };
@@ -401,13 +516,19 @@ mod tests {
             "firewalld",
             dropping("iptables-nft-save", "nft", json!(2)),
         );
-        assert!(accept_echo(&f, None)
-            .unwrap_err()
-            .contains("firewalld manages"));
+        assert!(
+            accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default())
+                .unwrap_err()
+                .contains("firewalld manages")
+        );
         let native = json!([{"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
                              "decided_by": {"table": "ip6 filter", "chain": "input"}}]);
         let f = finding("firewall.icmp_in", "plain", native);
-        assert!(accept_echo(&f, None).unwrap_err().contains("family ip6"));
+        assert!(
+            accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default())
+                .unwrap_err()
+                .contains("family ip6")
+        );
     }
 
     /// A native nft rule: inserted before the deciding handle, tagged; the undo finds it by
@@ -417,7 +538,13 @@ mod tests {
         let native = json!([{"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
                              "decided_by": {"table": "inet guard", "chain": "input", "handle": 4}}]);
         let f = finding("firewall.icmp_in", "plain", native);
-        let p = accept_echo(&f, Some("198.18.0.2".parse().unwrap())).unwrap();
+        let p = accept_echo(
+            &f,
+            Some("198.18.0.2".parse().unwrap()),
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap();
         let argv = nft_insert_argv(&p.changes[0]).join(" ");
         assert!(
             argv.starts_with("nft insert rule inet guard input position 4 ip saddr 198.18.0.2 icmp type echo-request accept comment \"ecs-diag fix firewall.icmp_in "),
@@ -448,7 +575,13 @@ mod tests {
         }]));
         let client: IpAddr = "2001:db8::2".parse().unwrap();
         s.client = Some(client);
-        let p = accept_icmp6(&s, Some(client)).unwrap();
+        let p = accept_icmp6(
+            &s,
+            Some(client),
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap();
         assert_eq!(p.check, "firewall.icmp6");
         assert!(p.cuts_connectivity);
         let argvs: Vec<String> = p
@@ -472,7 +605,13 @@ mod tests {
             p.why
         );
         // An IPv4 client says nothing about IPv6 peers: the echo is accepted from anywhere.
-        let p = accept_icmp6(&s, Some("198.18.0.2".parse().unwrap())).unwrap();
+        let p = accept_icmp6(
+            &s,
+            Some("198.18.0.2".parse().unwrap()),
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap();
         let Change::Command { argv, .. } = &p.changes[0] else {
             panic!()
         };
@@ -480,9 +619,21 @@ mod tests {
         // Nothing blocked: no plan.
         let mut healthy = crate::checks::fixture::healthy();
         crate::checks::fixture::with_ipv6(&mut healthy);
-        assert!(accept_icmp6(&healthy, None).is_err());
+        assert!(accept_icmp6(
+            &healthy,
+            None,
+            Path::new(NO_ETC_STR),
+            &mut Default::default()
+        )
+        .is_err());
         // No IPv6 address: the check's own reason.
-        let e = accept_icmp6(&crate::checks::fixture::healthy(), None).unwrap_err();
+        let e = accept_icmp6(
+            &crate::checks::fixture::healthy(),
+            None,
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("no global IPv6 address"), "{e}");
     }
 
@@ -518,14 +669,76 @@ mod tests {
         let f = Finding::fail("firewall.icmp6", "x").evidence(json!({"manager": "plain", "packet": packet,
             "rulesets": [{"backend": "nft", "family": "ipv4", "tool": "iptables-nft-save", "verdict": "drop",
                           "decided_by": {"table": "filter", "chain": "INPUT", "position": 1}}]}));
-        assert!(accept_changes(&f, false)
-            .unwrap_err()
-            .contains("other IP version"));
+        assert!(
+            accept_changes(&f, false, Path::new(NO_ETC_STR), &mut Default::default())
+                .unwrap_err()
+                .contains("other IP version")
+        );
         // A type with no fix says so.
         let odd = json!({"src": "2001:db8::2", "dst": "fd77::10", "in": "eth0", "icmp_type": 1});
         assert!(Accept::of_packet(&odd, false)
             .unwrap()
             .type_names()
             .is_err());
+    }
+
+    /// ufw: the accept goes first into ufw-before-input in before.rules (where ufw keeps it),
+    /// then `ufw reload`; a rule outside ufw's chains is left to a person.
+    #[test]
+    fn ufw_rules_get_the_accept_in_before_rules_and_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path();
+        std::fs::create_dir_all(etc.join("ufw")).unwrap();
+        let before = "# ufw before.rules (made up, as shipped minus the echo accept)\n*filter\n:ufw-before-input - [0:0]\n:ufw-before-output - [0:0]\n# End required lines\n\n# allow all on loopback\n-A ufw-before-input -i lo -j ACCEPT\n-A ufw-before-output -o lo -j ACCEPT\n-A ufw-before-input -p icmp --icmp-type destination-unreachable -j ACCEPT\nCOMMIT\n";
+        std::fs::write(etc.join("ufw/before.rules"), before).unwrap();
+        let policy = json!([{"backend": "nft", "family": "ipv4", "tool": "iptables-nft-save", "verdict": "drop",
+                             "decided_by": {"table": "filter", "chain": "INPUT", "position": null}}]);
+        let f = finding("firewall.icmp_in", "ufw", policy);
+        let mut pending = Default::default();
+        let p = accept_echo(&f, Some("198.18.0.2".parse().unwrap()), etc, &mut pending).unwrap();
+        assert!(p.cuts_connectivity);
+        let Change::File { path, after, .. } = &p.changes[0] else {
+            panic!("{:?}", p.changes)
+        };
+        assert_eq!(path, &etc.join("ufw/before.rules"));
+        assert!(
+            after.contains("# allow all on loopback\n# ecs-diag fix: accept ICMP echo-request from 198.18.0.2 ahead of every ufw rule\n-A ufw-before-input -p icmp --icmp-type echo-request -s 198.18.0.2 -j ACCEPT\n-A ufw-before-input -i lo -j ACCEPT\n"),
+            "{after}"
+        );
+        assert_eq!(
+            p.changes[1],
+            Change::Reload {
+                what: "ufw reload".into(),
+                argv: vec!["ufw".into(), "reload".into()]
+            }
+        );
+        // The reply way: first in ufw-before-output.
+        let out = finding(
+            "firewall.icmp_out",
+            "ufw",
+            json!([{"backend": "nft", "family": "ipv4", "tool": "iptables-nft-save", "verdict": "drop",
+                    "decided_by": {"table": "filter", "chain": "ufw-before-output", "position": 3}}]),
+        );
+        let p = accept_echo(&out, None, etc, &mut Default::default()).unwrap();
+        let Change::File { after, .. } = &p.changes[0] else {
+            panic!()
+        };
+        assert!(
+            after.contains("-A ufw-before-input -i lo -j ACCEPT\n# ecs-diag fix: accept ICMP echo-reply out ahead of every ufw rule\n-A ufw-before-output -p icmp --icmp-type echo-reply -j ACCEPT\n-A ufw-before-output -o lo -j ACCEPT\n"),
+            "{after}"
+        );
+        // A hand-made rule in INPUT ahead of ufw's jump: ufw would not keep a fix for it.
+        let outside = finding(
+            "firewall.icmp_in",
+            "ufw",
+            json!([{"backend": "nft", "family": "ipv4", "tool": "iptables-nft-save", "verdict": "drop",
+                    "decided_by": {"table": "filter", "chain": "INPUT", "position": 1}}]),
+        );
+        assert!(accept_echo(&outside, None, etc, &mut Default::default())
+            .unwrap_err()
+            .contains("outside ufw's chains"));
+        // No before.rules: said.
+        let e = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default()).unwrap_err();
+        assert!(e.contains("before.rules does not exist"), "{e}");
     }
 }

@@ -57,6 +57,9 @@ pub enum Change {
         argv: Vec<String>,
         undo: Vec<String>,
     },
+    /// A command that makes a firewall manager load the files changed before it (`ufw
+    /// reload`): run where it stands when applying, and again once everything is restored.
+    Reload { what: String, argv: Vec<String> },
     /// A native nftables rule inserted (before rule `before`, else first in the chain), tagged
     /// with `comment`: nft deletes only by handle, which is known once the rule exists, so the
     /// undo finds the rule by its comment.
@@ -149,10 +152,12 @@ fn plan_for(
         crate::checks::link::PRIMARY => Some(network::link_up(s)),
         crate::checks::addr::SECONDARY => Some(network::secondary_ips(finding, s, pending)),
         crate::checks::addr::PRIMARY => Some(network::primary_ipv6(s)),
-        crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => {
-            Some(firewall::accept_echo(finding, s.client))
+        crate::checks::firewall::ICMP_IN | crate::checks::firewall::ICMP_OUT => Some(
+            firewall::accept_echo(finding, s.client, &paths.etc, pending),
+        ),
+        crate::checks::firewall::ICMP6 => {
+            Some(firewall::accept_icmp6(s, s.client, &paths.etc, pending))
         }
-        crate::checks::firewall::ICMP6 => Some(firewall::accept_icmp6(s, s.client)),
         crate::checks::route::DEFAULT => Some(network::default_route(s)),
         _ => None,
     }
@@ -309,6 +314,9 @@ fn describe(c: &Change) -> String {
             format!("{}    # undone by: {}\n", argv.join(" "), undo.join(" "))
         }
         Change::NftInsert { .. } => format!("{}\n", firewall::nft_insert_argv(c).join(" ")),
+        Change::Reload { argv, .. } => {
+            format!("{}    # run again after an undo\n", argv.join(" "))
+        }
     }
 }
 
@@ -330,6 +338,9 @@ fn change_json(c: &Change) -> serde_json::Value {
         Change::NftInsert { comment, .. } => {
             json!({"kind": "command", "what": comment, "command": firewall::nft_insert_argv(c).join(" "), "undo": format!("nft delete rule … handle <the rule commented {comment:?}>")})
         }
+        Change::Reload { what, argv } => {
+            json!({"kind": "command", "what": what, "command": argv.join(" "), "undo": format!("{} (after the files are restored)", argv.join(" "))})
+        }
     }
 }
 
@@ -340,8 +351,18 @@ fn run_command(argv: &[String]) -> Result<(), String> {
 
 /// The same, with its output.
 fn run_command_output(argv: &[String]) -> Result<String, String> {
+    run_command_within(argv, std::time::Duration::from_secs(10))
+}
+
+/// A firewall manager's reload (ufw: a Python program restoring every table) may take a
+/// while on a loaded machine: it gets longer than a single command.
+fn run_reload(argv: &[String]) -> Result<(), String> {
+    run_command_within(argv, std::time::Duration::from_secs(60)).map(|_| ())
+}
+
+fn run_command_within(argv: &[String], within: std::time::Duration) -> Result<String, String> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    match crate::sources::rulesets::run_tool(&args, std::time::Duration::from_secs(10)) {
+    match crate::sources::rulesets::run_tool(&args, within) {
         Ok(Some(out)) => Ok(out),
         Ok(None) => Err(format!(
             "{} is not installed in {}",
@@ -398,6 +419,7 @@ fn apply_one(c: &Change) -> Result<(), String> {
             write_file(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
         Change::Command { argv, .. } => run_command(argv),
+        Change::Reload { argv, .. } => run_reload(argv),
         Change::NftInsert { .. } => run_command(&firewall::nft_insert_argv(c)),
     }
 }
@@ -440,16 +462,46 @@ fn restore_one(c: &Change) -> Result<String, String> {
                 format!("nft rule {comment:?} (handle {h}) deleted from {family} {table} {chain}")
             })
             .map_err(|e| format!("cannot delete the nft rule {comment:?}: {e}")),
+        Change::Reload { what, argv } => run_reload(argv)
+            .map(|_| format!("{what} after restoring ({})", argv.join(" ")))
+            .map_err(|e| format!("cannot {what}: {e}")),
     }
 }
 
-/// Restores `changes` in reverse order; every line says what was restored or could not be.
+/// A file as this run's earlier plans leave it, else as it is (None: it does not exist).
+pub(crate) fn pending_text(
+    path: &Path,
+    pending: &sysctl::Pending,
+) -> Result<Option<String>, String> {
+    if let Some(t) = pending.get(path) {
+        return Ok(Some(t.clone()));
+    }
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Restores `changes` in reverse order, then runs each reload once so the manager loads the
+/// restored files; every line says what was restored or could not be.
 fn restore(changes: &[Change]) -> Vec<String> {
-    changes
+    let mut said: Vec<String> = changes
         .iter()
         .rev()
+        .filter(|c| !matches!(c, Change::Reload { .. }))
         .map(|c| restore_one(c).unwrap_or_else(|e| format!("NOT RESTORED: {e}")))
-        .collect()
+        .collect();
+    let mut reloaded: Vec<&Vec<String>> = Vec::new();
+    for c in changes {
+        if let Change::Reload { argv, .. } = c {
+            if !reloaded.contains(&argv) {
+                reloaded.push(argv);
+                said.push(restore_one(c).unwrap_or_else(|e| format!("NOT RESTORED: {e}")));
+            }
+        }
+    }
+    said
 }
 
 fn save(dir: &Path, record: &Record) -> Result<(), String> {
@@ -474,6 +526,16 @@ fn ruleset_dumps(changes: &[Change]) -> Vec<(String, Vec<String>)> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            // ufw loads both families from its files.
+            Change::Reload { argv, .. } if argv[0] == "ufw" => {
+                for save in ["iptables-save", "ip6tables-save"] {
+                    let name = format!("{save}.before");
+                    if !dumps.iter().any(|(n, _)| *n == name) {
+                        dumps.push((name, vec![save.to_string()]));
+                    }
+                }
+                continue;
+            }
             _ => continue,
         };
         let name = format!("{}.before", argv.join("-"));
@@ -974,6 +1036,43 @@ mod tests {
             d,
             "--- /dev/null\n+++ /etc/new.conf\n@@ -0,0 +1,1 @@\n+k = 0\n"
         );
+    }
+
+    /// A reload runs where it stands when applying, and once more at the very end of a
+    /// restore, after the files it loads are back.
+    #[test]
+    fn a_reload_runs_again_after_the_files_are_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("before.rules");
+        std::fs::write(&path, "old\n").unwrap();
+        let reload = Change::Reload {
+            what: "reload".into(),
+            argv: vec!["true".into()],
+        };
+        let changes = vec![
+            Change::File {
+                path: path.clone(),
+                before: Some("old\n".into()),
+                after: "new\n".into(),
+            },
+            reload.clone(),
+            reload,
+        ];
+        for c in &changes {
+            apply_one(c).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let said = restore(&changes);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        assert_eq!(said.len(), 2, "one reload for two: {said:?}");
+        assert!(said[1].starts_with("reload after restoring"), "{said:?}");
+        assert!(ruleset_dumps(&changes).is_empty(), "not ufw: no dump");
+        let ufw = vec![Change::Reload {
+            what: "ufw reload".into(),
+            argv: vec!["ufw".into(), "reload".into()],
+        }];
+        let names: Vec<String> = ruleset_dumps(&ufw).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["iptables-save.before", "ip6tables-save.before"]);
     }
 
     #[test]

@@ -254,21 +254,6 @@ fn ip_cmd(args: &[&str]) -> Vec<String> {
     ip(args)
 }
 
-/// The file as this run's earlier plans leave it, else as it is (None: it does not exist).
-fn current_text(
-    path: &std::path::Path,
-    pending: &super::sysctl::Pending,
-) -> Result<Option<String>, String> {
-    if let Some(t) = pending.get(path) {
-        return Ok(Some(t.clone()));
-    }
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
 /// Netplan: the address in `99-ecs-diag.yaml` beside the files that configure the interface,
 /// under the same `ethernets` id. Netplan appends a later file's `addresses` to the earlier
 /// ones' (netplan-generate(8)), so the interface keeps its own configuration, DHCP included,
@@ -288,7 +273,7 @@ fn netplan_edit(
         .parent()
         .ok_or_else(|| format!("{first} has no directory"))?;
     let path = dir.join("99-ecs-diag.yaml");
-    let before = current_text(&path, pending)?;
+    let before = super::pending_text(&path, pending)?;
     let mut doc: Value = match &before {
         Some(t) => serde_yaml_ng::from_str(t).map_err(|e| format!("{}: {e}", path.display()))?,
         None => Value::Mapping(Mapping::new()),
@@ -340,7 +325,7 @@ fn nm_keyfile_edit(
     pending: &mut super::sysctl::Pending,
 ) -> Result<Change, String> {
     let path = std::path::PathBuf::from(file);
-    let text = current_text(&path, pending)?.ok_or_else(|| format!("{file} is gone"))?;
+    let text = super::pending_text(&path, pending)?.ok_or_else(|| format!("{file} is gone"))?;
     let lines: Vec<&str> = text.lines().collect();
     let start = lines
         .iter()

@@ -558,6 +558,145 @@ fn a_missing_secondary_ip_is_added_now_and_persisted() {
     assert!(!t.ping(SECONDARY_IP), "undone");
 }
 
+/// Runs `args` in the guest with ufw's configuration from the case's tree: a private mount
+/// namespace binds the case's `etc/ufw` (the [paths] etc the fix edits) over /etc/ufw and its
+/// copy of /etc/default/ufw (no kernel modules to load), so ufw never touches the machine's own.
+fn in_ufw(t: &Topology, args: &[&str]) -> Output {
+    let etc = t.dir.path().join("etc");
+    let script = format!(
+        "mount --bind {} /etc/ufw && mount --bind {} /etc/default/ufw && exec \"$@\"",
+        etc.join("ufw").display(),
+        etc.join("default/ufw").display()
+    );
+    let mut full = vec![
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+        "ip",
+        "netns",
+        "exec",
+        &t.guest,
+    ];
+    full.extend_from_slice(args);
+    run(&full)
+}
+
+const UFW_ECHO: &str = "-A ufw-before-input -p icmp --icmp-type echo-request -j ACCEPT";
+
+/// ufw enabled in the guest (default deny incoming, SSH allowed), with the echo-request accept
+/// taken out of before.rules as a hardening guide might: the ping fails.
+fn ufw_fault(t: &Topology) {
+    let etc = t.dir.path().join("etc");
+    let out = run(&["cp", "-a", "/etc/ufw", etc.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "ufw is installed (scripts/prerequisites)"
+    );
+    std::fs::write(etc.join("ufw/sysctl.conf"), "").unwrap();
+    let before = std::fs::read_to_string(etc.join("ufw/before.rules")).unwrap();
+    assert!(before.contains(UFW_ECHO), "{before}");
+    std::fs::write(
+        etc.join("ufw/before.rules"),
+        before.replace(&format!("{UFW_ECHO}\n"), ""),
+    )
+    .unwrap();
+    std::fs::create_dir_all(etc.join("default")).unwrap();
+    let defaults = std::fs::read_to_string("/etc/default/ufw").unwrap();
+    let defaults: String = defaults
+        .lines()
+        .map(|l| {
+            if l.starts_with("IPT_MODULES=") {
+                "IPT_MODULES=\"\""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(etc.join("default/ufw"), defaults + "\n").unwrap();
+    for cmd in [
+        &["ufw", "--force", "enable"][..],
+        &["ufw", "allow", "22/tcp"],
+    ] {
+        let out = in_ufw(t, cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!t.ping(GUEST_IP), "ground truth: ufw drops the echo");
+}
+
+/// ufw manages the rules: the fix puts the accept in ufw's own before.rules (so ufw keeps it)
+/// and runs `ufw reload` — the plan changes nothing, the ping works after, the SSH rule stays,
+/// undo restores before.rules byte for byte and reloads, and the ping fails again.
+#[test]
+fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
+    let t = Topology::new();
+    ufw_fault(&t);
+    let rules = t.dir.path().join("etc/ufw/before.rules");
+    let faulty_file = std::fs::read(&rules).unwrap();
+    let faulty = ruleset(&t);
+    let r = t.diagnose(Some(CLIENT));
+    assert_eq!(r["firewall.icmp_in"].0, "fail", "{}", show(&r));
+    let config = config(&t);
+    let fix_ufw = |args: &[&str]| {
+        let mut full = vec![agent_bin(), "fix", "--config", &config];
+        if !args.contains(&"--undo") && !args.contains(&"--confirm") {
+            full.extend(["--client", CLIENT]);
+        }
+        full.extend_from_slice(args);
+        in_ufw(&t, &full)
+    };
+    let plan = json_of(&fix_ufw(&["--json"]));
+    assert_eq!(plan["plans"][0]["check"], "firewall.icmp_in", "{plan:#}");
+    assert_eq!(
+        std::fs::read(&rules).unwrap(),
+        faulty_file,
+        "the plan changed no file"
+    );
+    assert_eq!(ruleset(&t), faulty, "the plan changed no rule");
+    let applied = json_of(&fix_ufw(&["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(
+        text.contains(
+            "-A ufw-before-input -p icmp --icmp-type echo-request -s 198.18.0.2 -j ACCEPT"
+        ),
+        "{text}"
+    );
+    let now = ruleset(&t);
+    assert!(
+        now.contains("-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT"),
+        "the SSH rule stays:\n{now}"
+    );
+    let r = t.diagnose(Some(CLIENT));
+    assert_eq!(r["firewall.icmp_in"].0, "ok", "{}", show(&r));
+    let id = applied["id"].as_str().unwrap().to_string();
+    assert_eq!(fix_ufw(&["--confirm", &id]).status.code(), Some(0));
+    let out = fix_ufw(&["--undo", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&rules).unwrap(),
+        faulty_file,
+        "before.rules byte for byte"
+    );
+    assert_eq!(ruleset(&t), faulty, "ufw reloaded the restored file");
+    assert!(!t.ping(GUEST_IP), "the fault is back");
+}
+
 /// eth0 configured by netplan as cloud-init writes it (matched by MAC, DHCP) instead of ifcfg:
 /// the missing secondary IP is added now and in a netplan drop-in under the same id, which
 /// netplan itself merges into eth0's configuration (`netplan generate` on the case's tree:

@@ -339,12 +339,14 @@ fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
     let cfg = d.dir.path().join("config.toml");
     std::fs::write(&cfg, "[metadata]\nmode = \"sometimes\"\n").unwrap();
     d.signal("-HUP");
-    d.wait_for(|d| d.log().contains("config reload failed"), "reload error");
-    let log = d.log();
-    assert!(
-        log.contains("sometimes") && log.contains(cfg.to_str().unwrap()),
-        "{log}"
+    // The error spans several lines and the log is collected line by line: wait for the
+    // line that names the bad value, not only the first one.
+    d.wait_for(
+        |d| d.log().contains("config reload failed") && d.log().contains("sometimes"),
+        "reload error naming the bad value",
     );
+    let log = d.log();
+    assert!(log.contains(cfg.to_str().unwrap()), "{log}");
     assert_eq!(d.get("/healthz").0, 200);
     std::fs::write(
         &cfg,

@@ -7,8 +7,8 @@
 //! a native nftables rule, inserted before it by handle (`nft insert rule … position HANDLE`).
 //! Nothing but the fix's own rule is ever deleted, so no rule that accepts the SSH session's
 //! port can be removed. Where ufw manages the rules the accept goes into its `before.rules`
-//! and `ufw reload` loads it (so ufw keeps it); rulesets firewalld manages are left to a person
-//! for now (their remedy says how).
+//! and `ufw reload` loads it (so ufw keeps it); where firewalld manages them, a rich rule at
+//! the lowest priority in the deciding zone, at runtime and permanently (so firewalld keeps it).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -185,6 +185,7 @@ fn accept_changes(
     match ev["manager"].as_str() {
         Some("plain") => {}
         Some("ufw") => return ufw_accept(&accept, ipt_type, &blocking, etc, pending),
+        Some("firewalld") => return firewalld_accept(&accept, ipt_type, &blocking),
         Some(m) => {
             return Err(format!(
                 "{m} manages these rules: change them through {m} (the remedy says how); no automatic fix yet"
@@ -333,6 +334,98 @@ fn ufw_accept(
     ])
 }
 
+/// The zone whose chain decided, where that chain is one of firewalld's zone chains: nftables
+/// backend `inet firewalld` `filter_IN_<zone>[_pre|_log|_deny|_allow|_post]`, iptables backend
+/// `filter` `IN_<zone>[…]`. Policy chains (`…_IN_policy_<name>`) and the base chains are not a
+/// zone's: None.
+fn firewalld_zone(decided_by: &Value) -> Option<&str> {
+    let table = decided_by["table"].as_str()?;
+    let chain = decided_by["chain"].as_str()?;
+    let rest = match table {
+        "inet firewalld" => chain.strip_prefix("filter_IN_")?,
+        "filter" => chain.strip_prefix("IN_")?,
+        _ => return None,
+    };
+    if rest.starts_with("policy_") {
+        return None;
+    }
+    let zone = ["_pre", "_log", "_deny", "_allow", "_post"]
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
+    // firewalld's own zone-name alphabet; anything else is not a chain it made.
+    let valid = !zone.is_empty()
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '+'));
+    valid.then_some(zone)
+}
+
+/// firewalld: a rich rule at the lowest priority, which firewalld places in the zone's `_pre`
+/// chain ahead of its ICMP blocks, rich-rule drops and the zone's target, accepts exactly the
+/// packet (from the client when one is given) — at runtime and in the permanent configuration,
+/// so a `firewall-cmd --reload` or a reboot keeps it. Only for packets coming in through a zone:
+/// firewalld has no zone rule for outgoing packets, and a rule outside the zone chains (a
+/// direct rule, a policy, another table) is for a person.
+fn firewalld_accept(
+    accept: &Accept,
+    type_name: &str,
+    blocking: &[&Value],
+) -> Result<Vec<Change>, String> {
+    if !accept.inbound {
+        return Err(format!(
+            "firewalld blocks {} on the way out: its zones filter incoming packets only (a policy or a direct rule decides); no automatic fix",
+            accept.describe()
+        ));
+    }
+    let mut zones: Vec<&str> = Vec::new();
+    for r in blocking {
+        let d = &r["decided_by"];
+        let zone = firewalld_zone(d).ok_or_else(|| {
+            format!(
+                "a rule outside firewalld's zone chains decides ({} {}): a rich rule would not pass it; no automatic fix",
+                d["table"].as_str().unwrap_or("?"),
+                d["chain"].as_str().unwrap_or("?")
+            )
+        })?;
+        if !zones.contains(&zone) {
+            zones.push(zone);
+        }
+    }
+    let mut rule = format!(
+        "rule priority=\"-32768\" family=\"{}\"",
+        if accept.v6 { "ipv6" } else { "ipv4" }
+    );
+    if let Some(peer) = accept.peer {
+        rule.push_str(&format!(" source address=\"{peer}\""));
+    }
+    rule.push_str(&format!(" icmp-type name=\"{type_name}\" accept"));
+    let mut changes = Vec::new();
+    for zone in zones {
+        for permanent in [false, true] {
+            let argv = |op: &str| -> Vec<String> {
+                let mut v = vec!["firewall-cmd".to_string()];
+                if permanent {
+                    v.push("--permanent".to_string());
+                }
+                v.extend(["--zone".to_string(), zone.to_string()]);
+                v.extend([format!("--{op}-rich-rule"), rule.clone()]);
+                v
+            };
+            changes.push(Change::Command {
+                what: format!(
+                    "firewalld rich rule accepting {} first in zone {zone} ({})",
+                    accept.describe(),
+                    if permanent { "permanent" } else { "runtime" }
+                ),
+                argv: argv("add"),
+                undo: argv("remove"),
+            });
+        }
+    }
+    Ok(changes)
+}
+
 /// The comment that marks a fix's own nft rule (what its undo looks for).
 fn nft_comment(check: &str) -> String {
     // Unique even for several rules of one plan: each undo finds its own rule.
@@ -447,6 +540,7 @@ pub fn nft_delete_commented(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fix::shell_line;
     use serde_json::json;
 
     const NO_ETC_STR: &str = "/nonexistent/etc";
@@ -509,18 +603,87 @@ mod tests {
         );
     }
 
+    /// firewalld: a lowest-priority rich rule in the zone whose chain decided, added and
+    /// removed at runtime and permanently; outgoing packets and rules outside the zone chains
+    /// (a direct rule in INPUT, a policy) are left to a person.
     #[test]
-    fn managed_and_native_rulesets_are_left_to_a_person() {
+    fn firewalld_rulesets_get_a_rich_rule_in_the_deciding_zone() {
+        let by = |table: &str, chain: &str| {
+            json!([{"backend": "native", "family": "inet", "tool": "nft", "verdict": "reject",
+                    "decided_by": {"table": table, "chain": chain, "handle": 41}}])
+        };
         let f = finding(
             "firewall.icmp_in",
             "firewalld",
-            dropping("iptables-nft-save", "nft", json!(2)),
+            by("inet firewalld", "filter_IN_public_deny"),
         );
-        assert!(
-            accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default())
-                .unwrap_err()
-                .contains("firewalld manages")
+        let p = accept_echo(
+            &f,
+            Some("198.18.0.2".parse().unwrap()),
+            Path::new(NO_ETC_STR),
+            &mut Default::default(),
+        )
+        .unwrap();
+        let lines: Vec<(String, String)> = p
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Command { argv, undo, .. } => (shell_line(argv), shell_line(undo)),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let rule = r#"rule priority="-32768" family="ipv4" source address="198.18.0.2" icmp-type name="echo-request" accept"#;
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    format!("firewall-cmd --zone public --add-rich-rule '{rule}'"),
+                    format!("firewall-cmd --zone public --remove-rich-rule '{rule}'")
+                ),
+                (
+                    format!("firewall-cmd --permanent --zone public --add-rich-rule '{rule}'"),
+                    format!("firewall-cmd --permanent --zone public --remove-rich-rule '{rule}'")
+                ),
+            ]
         );
+        // IPv6 neighbour solicitations, any source, the zone's own chain (its target) decides;
+        // the iptables backend names the chain without the family prefix.
+        let mut v6 = finding("firewall.icmp6", "firewalld", by("filter", "IN_dmz-2"));
+        v6.evidence["packet"] = json!({"src": "fe80::1", "dst": "fe80::2", "in": "eth0", "out": null, "icmp_type": 135});
+        let p = accept_changes(&v6, false, Path::new(NO_ETC_STR), &mut Default::default()).unwrap();
+        let Change::Command { argv, .. } = &p[1] else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            argv.last().unwrap(),
+            r#"rule priority="-32768" family="ipv6" icmp-type name="neighbour-solicitation" accept"#
+        );
+        assert_eq!(argv[2..4], ["--zone", "dmz-2"]);
+        // Left to a person: the echo reply out, a direct rule in INPUT, a policy chain.
+        let out = finding(
+            "firewall.icmp_out",
+            "firewalld",
+            by("inet firewalld", "filter_OUTPUT"),
+        );
+        let e = accept_echo(&out, None, Path::new(NO_ETC_STR), &mut Default::default());
+        assert!(e.unwrap_err().contains("on the way out"));
+        for (table, chain) in [
+            ("filter", "INPUT"),
+            ("inet firewalld", "filter_INPUT"),
+            ("inet firewalld", "filter_IN_policy_allow-host-ipv6"),
+            ("inet guard", "filter_IN_public"),
+        ] {
+            let f = finding("firewall.icmp_in", "firewalld", by(table, chain));
+            let e = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default());
+            assert!(
+                e.unwrap_err().contains("outside firewalld's zone chains"),
+                "{table} {chain}"
+            );
+        }
+    }
+
+    #[test]
+    fn native_rulesets_of_the_other_family_are_left_to_a_person() {
         let native = json!([{"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
                              "decided_by": {"table": "ip6 filter", "chain": "input"}}]);
         let f = finding("firewall.icmp_in", "plain", native);

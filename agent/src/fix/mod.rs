@@ -311,7 +311,11 @@ fn describe(c: &Change) -> String {
             after,
         } => unified_diff(path, before.as_deref(), after),
         Change::Command { argv, undo, .. } => {
-            format!("{}    # undone by: {}\n", argv.join(" "), undo.join(" "))
+            format!(
+                "{}    # undone by: {}\n",
+                shell_line(argv),
+                shell_line(undo)
+            )
         }
         Change::NftInsert { .. } => format!("{}\n", firewall::nft_insert_argv(c).join(" ")),
         Change::Reload { argv, .. } => {
@@ -333,7 +337,7 @@ fn change_json(c: &Change) -> serde_json::Value {
             json!({"kind": "file", "path": path, "diff": unified_diff(path, before.as_deref(), after)})
         }
         Change::Command { what, argv, undo } => {
-            json!({"kind": "command", "what": what, "command": argv.join(" "), "undo": undo.join(" ")})
+            json!({"kind": "command", "what": what, "command": shell_line(argv), "undo": shell_line(undo)})
         }
         Change::NftInsert { comment, .. } => {
             json!({"kind": "command", "what": comment, "command": firewall::nft_insert_argv(c).join(" "), "undo": format!("nft delete rule … handle <the rule commented {comment:?}>")})
@@ -342,6 +346,14 @@ fn change_json(c: &Change) -> serde_json::Value {
             json!({"kind": "command", "what": what, "command": argv.join(" "), "undo": format!("{} (after the files are restored)", argv.join(" "))})
         }
     }
+}
+
+/// A command as a person would paste it into a shell: arguments quoted where they need it
+/// (a firewalld rich rule has spaces and quotes).
+pub(crate) fn shell_line(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str))
+        // Only an argument with a NUL byte cannot be quoted, and no plan makes one.
+        .unwrap_or_else(|_| argv.join(" "))
 }
 
 /// Runs a fix's command (fixed argv, from the tool directories, bounded in time).
@@ -526,6 +538,26 @@ fn ruleset_dumps(changes: &[Change]) -> Vec<(String, Vec<String>)> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            // firewalld: its runtime and permanent view of every zone.
+            Change::Command { argv, .. } if argv[0] == "firewall-cmd" => {
+                for (name, args) in [
+                    (
+                        "firewall-cmd-list-all-zones.before",
+                        &["--list-all-zones"][..],
+                    ),
+                    (
+                        "firewall-cmd-permanent-list-all-zones.before",
+                        &["--permanent", "--list-all-zones"],
+                    ),
+                ] {
+                    if !dumps.iter().any(|(n, _)| n == name) {
+                        let mut argv = vec!["firewall-cmd".to_string()];
+                        argv.extend(args.iter().map(|a| a.to_string()));
+                        dumps.push((name.to_string(), argv));
+                    }
+                }
+                continue;
+            }
             // ufw loads both families from its files.
             Change::Reload { argv, .. } if argv[0] == "ufw" => {
                 for save in ["iptables-save", "ip6tables-save"] {
@@ -1073,6 +1105,25 @@ mod tests {
         }];
         let names: Vec<String> = ruleset_dumps(&ufw).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["iptables-save.before", "ip6tables-save.before"]);
+        // firewalld: both views of every zone, once for a runtime and a permanent change.
+        let rich = |permanent: bool| Change::Command {
+            what: "rich rule".into(),
+            argv: ["firewall-cmd", if permanent { "--permanent" } else { "-q" }]
+                .map(String::from)
+                .to_vec(),
+            undo: vec![],
+        };
+        let dumps = ruleset_dumps(&[rich(false), rich(true)]);
+        assert_eq!(
+            dumps
+                .iter()
+                .map(|(_, argv)| shell_line(argv))
+                .collect::<Vec<_>>(),
+            [
+                "firewall-cmd --list-all-zones",
+                "firewall-cmd --permanent --list-all-zones"
+            ]
+        );
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct Packet {
     pub inbound: bool,
     /// Addresses configured on this host (for `addrtype LOCAL`).
     pub local: Vec<IpAddr>,
+    /// Inbound: a route back to `src` leaves by `in_if` (what a strict reverse-path lookup,
+    /// nft `fib saddr . iif oif`, finds); None: not known.
+    pub reverse_path: Option<bool>,
+    /// The guest's own NAT may have rewritten the destination (`ct status dnat`): any DNAT or
+    /// REDIRECT rule exists. None: not known.
+    pub dnat: Option<bool>,
 }
 
 /// The transport protocol of the packet.
@@ -81,6 +87,8 @@ impl Packet {
             },
             inbound,
             local,
+            reverse_path: None,
+            dnat: None,
         }
     }
 
@@ -628,6 +636,8 @@ mod tests {
             ct: CtState::New,
             inbound: true,
             local: vec!["10.77.0.10".parse().unwrap()],
+            reverse_path: None,
+            dnat: None,
         }
     }
 
@@ -644,6 +654,8 @@ mod tests {
             ct: CtState::Established,
             inbound: false,
             local: vec!["10.77.0.10".parse().unwrap()],
+            reverse_path: None,
+            dnat: None,
         }
     }
 

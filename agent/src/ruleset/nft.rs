@@ -302,7 +302,32 @@ fn left_value(left: &Value, p: &Packet) -> Result<Option<Vec<Value>>, String> {
                 CtState::Untracked => "untracked",
             }),
             "mark" => Ok(Some(vec![Value::from(0)])),
+            // The status bits set (the match tests any of the right-hand ones). A new
+            // connection at the filter hooks has none (not yet confirmed, no reply seen, not
+            // expected: echo and SYNs have no helper) unless the guest's own NAT rewrote it.
+            "status" => match (p.ct, p.dnat) {
+                (CtState::Untracked, _) | (CtState::New, Some(false)) => Ok(Some(vec![])),
+                _ => Err("ct status".to_string()),
+            },
             other => Err(format!("ct {other}")),
+        };
+    }
+    if let Some(f) = left.get("fib") {
+        let flags: Vec<&str> = f["flags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        // `fib saddr [. mark] . iif oif`: the strict reverse-path lookup (firewalld's IPv6
+        // rpfilter, `rp_filter` done in nft). Our packets carry mark 0, so mark changes
+        // nothing; the result is the input interface, or `missing` (false).
+        let reverse = f["result"] == "oif"
+            && flags.contains(&"saddr")
+            && flags.contains(&"iif")
+            && flags.iter().all(|f| matches!(*f, "saddr" | "iif" | "mark"));
+        return match (reverse, &p.in_if, p.reverse_path) {
+            (true, Some(i), Some(true)) => str_(i),
+            (true, Some(_), Some(false)) => Ok(Some(vec![Value::Bool(false)])),
+            _ => Err(format!("match on {left}")),
         };
     }
     Err(format!("match on {left}"))
@@ -315,7 +340,7 @@ fn contains(right: &Value, v: &Value, sets: &[(String, Vec<Value>)]) -> Option<b
             let elems = &sets.iter().find(|(n, _)| n == &s[1..])?.1;
             Some(elems.iter().any(|e| contains(e, v, sets) == Some(true)))
         }
-        Value::String(_) | Value::Number(_) => Some(right == v),
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(right == v),
         Value::Array(a) => Some(a.iter().any(|r| contains(r, v, sets) == Some(true))),
         Value::Object(o) => {
             if let Some(s) = o.get("set") {
@@ -595,6 +620,49 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert!(is_xtables_table("ip", "filter") && !is_xtables_table("inet", "filter"));
         assert!(parse_json("nope").unwrap_err().contains("not JSON"));
+    }
+
+    /// firewalld's own ruleset (1.3, nftables backend, `--add-icmp-block=echo-request`, as
+    /// `nft -j list ruleset` printed it): `ct status dnat accept` is false for a new packet
+    /// when the guest has no DNAT rule, and the IPv6 rpfilter (`fib saddr . mark . iif oif
+    /// missing drop`) is decided by the way back to the source; unknown when either is unknown.
+    #[test]
+    fn firewalld_ct_status_and_reverse_path_are_evaluated() {
+        let rs = parse_json(include_str!("fixtures/nft-firewalld.json")).unwrap();
+        let with = |src: &str, dst: &str, t: u8, dnat: Option<bool>, rp: Option<bool>| {
+            evaluate(
+                &rs,
+                &Packet {
+                    dnat,
+                    reverse_path: rp,
+                    ..packet(src, dst, t, true)
+                },
+            )
+        };
+        let d = with("198.18.0.2", "10.77.0.10", 8, Some(false), None);
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert!(d.uncertain.is_empty(), "{:?}", d.uncertain);
+        let dec = d.decider.unwrap();
+        assert_eq!(
+            (dec.table.as_str(), dec.chain.as_str()),
+            ("inet firewalld", "filter_IN_public_deny")
+        );
+        // The guest's NAT might have rewritten it: said.
+        let d = with("198.18.0.2", "10.77.0.10", 8, Some(true), None);
+        assert!(d.uncertain.iter().any(|u| u.contains("ct status")), "{d:?}");
+        let d = with("198.18.0.2", "10.77.0.10", 8, None, None);
+        assert!(d.uncertain.iter().any(|u| u.contains("ct status")), "{d:?}");
+        // IPv6: the way back leaves by eth0, so the rpfilter passes it to the ICMP block.
+        let d = with("2001:db8::1", "fd77::10", 128, Some(false), Some(true));
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert!(d.uncertain.is_empty(), "{:?}", d.uncertain);
+        // No way back by eth0: the rpfilter drops it first.
+        let d = with("2001:db8::1", "fd77::10", 128, Some(false), Some(false));
+        assert_eq!(d.verdict, Verdict::Drop);
+        assert!(d.decider.unwrap().rule.contains("fib"), "the rpfilter rule");
+        // Not known: uncertain, and the ICMP block still named as the probable decider.
+        let d = with("2001:db8::1", "fd77::10", 128, Some(false), None);
+        assert!(d.uncertain.iter().any(|u| u.contains("fib")), "{d:?}");
     }
 
     #[test]

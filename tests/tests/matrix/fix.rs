@@ -697,6 +697,228 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
     assert!(!t.ping(GUEST_IP), "the fault is back");
 }
 
+/// firewalld running in the guest as on a RHEL-family image: on its own D-Bus system bus (a
+/// private dbus-daemon listening in the case directory, which `firewall-cmd` and the agent
+/// reach through DBUS_SYSTEM_BUS_ADDRESS), with its configuration copied into the case
+/// (`--system-config`) and a private /run, so nothing of the machine's own is touched. Both
+/// processes are killed when this is dropped (declare it after the Topology).
+struct Firewalld {
+    bus: String,
+    etc: std::path::PathBuf,
+    daemons: Vec<std::process::Child>,
+}
+
+impl Firewalld {
+    fn start(t: &Topology) -> Firewalld {
+        use std::process::{Command, Stdio};
+        let etc = t.dir.path().join("etc/firewalld");
+        let out = run(&["cp", "-a", "/etc/firewalld", etc.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "firewalld is installed (scripts/prerequisites)"
+        );
+        let socket = t.dir.path().join("system_bus_socket");
+        let bus = format!("unix:path={}", socket.display());
+        let conf = t.dir.path().join("bus.conf");
+        std::fs::write(
+            &conf,
+            format!("<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>system</type><listen>{bus}</listen><auth>EXTERNAL</auth><policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>\n"),
+        )
+        .unwrap();
+        let mut fw = Firewalld {
+            bus: bus.clone(),
+            etc: etc.clone(),
+            daemons: Vec::new(),
+        };
+        fw.daemons.push(
+            Command::new("dbus-daemon")
+                .args(["--nofork", "--nopidfile", "--config-file"])
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("dbus-daemon"),
+        );
+        let started = std::time::Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the private bus never listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let log = std::fs::File::create(t.dir.path().join("firewalld.log")).unwrap();
+        // ip netns exec, unshare and sh each exec the next: the child is firewalld itself.
+        fw.daemons.push(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &t.guest,
+                    "unshare",
+                    "-m",
+                    "--propagation",
+                    "private",
+                ])
+                .args(["sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$@\"", "sh"])
+                .args([
+                    "firewalld",
+                    "--nofork",
+                    "--nopid",
+                    "--log-target",
+                    "console",
+                ])
+                .arg("--system-config")
+                .arg(&etc)
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("firewalld"),
+        );
+        while fw.cmd(t, &["firewall-cmd", "--state"]).status.code() != Some(0) {
+            assert!(
+                started.elapsed().as_secs() < 90,
+                "firewalld never ran: {}",
+                std::fs::read_to_string(t.dir.path().join("firewalld.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        fw
+    }
+
+    /// A command in the guest with firewalld's bus.
+    fn cmd(&self, t: &Topology, args: &[&str]) -> Output {
+        let bus = format!("DBUS_SYSTEM_BUS_ADDRESS={}", self.bus);
+        let mut full = vec!["env", &bus, "ip", "netns", "exec", &t.guest];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    fn must(&self, t: &Topology, args: &[&str]) -> String {
+        let out = self.cmd(t, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The runtime ruleset firewalld made and its permanent configuration of every zone.
+    fn state(&self, t: &Topology) -> (String, String) {
+        (
+            self.must(t, &["nft", "list", "ruleset"]),
+            self.must(t, &["firewall-cmd", "--permanent", "--list-all-zones"]),
+        )
+    }
+}
+
+impl Drop for Firewalld {
+    fn drop(&mut self) {
+        for d in self.daemons.iter_mut().rev() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// firewalld blocks the echo request with an ICMP block in the default zone (runtime and
+/// permanent, as `--add-icmp-block=echo-request` hardening does): the IPv4 and IPv6 pings fail
+/// (two causes: icmp_in and icmp6). The plan changes nothing; one fix adds lowest-priority rich
+/// rules accepting echo (IPv4 from the client, IPv6 from any) in that zone, at runtime and
+/// permanently, so both pings work, both checks are ok, the SSH service stays, and a
+/// `firewall-cmd --reload` keeps them; undo restores the ruleset and the permanent
+/// configuration as they were.
+#[test]
+fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
+    let t = Topology::new();
+    let fw = Firewalld::start(&t);
+    for args in [
+        &[
+            "firewall-cmd",
+            "--permanent",
+            "--add-icmp-block=echo-request",
+        ][..],
+        &["firewall-cmd", "--add-icmp-block=echo-request"],
+    ] {
+        fw.must(&t, args);
+    }
+    assert!(
+        !t.ping(GUEST_IP),
+        "ground truth: firewalld rejects the echo"
+    );
+    assert!(!t.ping(GUEST_IP6), "ground truth: over IPv6 as well");
+    let faulty = fw.state(&t);
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["firewall.icmp_in", "firewall.icmp6"] {
+        let f = &r[id];
+        assert_eq!(f.0, "fail", "{id}: {}", show(&r));
+        assert_eq!(f.1["evidence"]["manager"], "firewalld", "{}", f.1);
+    }
+    let config = config(&t);
+    let fix_fw = |args: &[&str]| {
+        let mut full = vec![agent_bin(), "fix", "--config", &config];
+        if !args.contains(&"--undo") && !args.contains(&"--confirm") {
+            full.extend(["--client", CLIENT]);
+        }
+        full.extend_from_slice(args);
+        fw.cmd(&t, &full)
+    };
+    let plan = fix_fw(&[]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("firewall-cmd --permanent --zone public --add-rich-rule 'rule priority=\"-32768\" family=\"ipv4\" source address=\"198.18.0.2\" icmp-type name=\"echo-request\" accept'"),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert_eq!(fw.state(&t), faulty, "the plan changed nothing");
+    let applied = json_of(&fix_fw(&["--apply", "--yes", "--json"]));
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    assert!(t.ping(GUEST_IP), "the ping works after the fix");
+    assert!(t.ping(GUEST_IP6), "the IPv6 ping too: one run fixed both");
+    let r = t.diagnose(Some(CLIENT));
+    for id in ["firewall.icmp_in", "firewall.icmp6"] {
+        assert_eq!(r[id].0, "ok", "{id}: {}", show(&r));
+    }
+    let id = applied["id"].as_str().unwrap().to_string();
+    let backup = t.dir.path().join("state/fixes").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(backup.join("firewall-cmd-permanent-list-all-zones.before"))
+            .unwrap(),
+        faulty.1,
+        "the backup holds the permanent configuration as it was"
+    );
+    assert_eq!(fix_fw(&["--confirm", &id]).status.code(), Some(0));
+    let services = fw.must(&t, &["firewall-cmd", "--zone", "public", "--list-services"]);
+    assert!(
+        services.contains("ssh"),
+        "the SSH service stays: {services}"
+    );
+    // Kept by firewalld: its own reload rebuilds the ruleset from the permanent configuration.
+    fw.must(&t, &["firewall-cmd", "--reload"]);
+    assert!(
+        t.ping(GUEST_IP) && t.ping(GUEST_IP6),
+        "the pings still work after firewall-cmd --reload"
+    );
+    let zone = std::fs::read_to_string(fw.etc.join("zones/public.xml")).unwrap();
+    assert!(zone.contains("priority=\"-32768\""), "{zone}");
+    let out = fix_fw(&["--undo", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fw.state(&t),
+        faulty,
+        "ruleset and permanent zones as they were"
+    );
+    assert!(!t.ping(GUEST_IP), "the fault is back");
+    assert!(!t.ping(GUEST_IP6), "over IPv6 as well");
+}
+
 /// eth0 configured by netplan as cloud-init writes it (matched by MAC, DHCP) instead of ifcfg:
 /// the missing secondary IP is added now and in a netplan drop-in under the same id, which
 /// netplan itself merges into eth0's configuration (`netplan generate` on the case's tree:

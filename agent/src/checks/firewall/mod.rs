@@ -19,6 +19,7 @@ pub const ECHO6: &str = "ICMPv6 echo";
 use crate::ruleset::eval::{evaluate_with_sets, CtState, Decision, Packet, Verdict, L4};
 use crate::ruleset::nft::{self, NftRuleset};
 use crate::snapshot::Gathered;
+use crate::snapshot::LookupOutcome;
 use crate::snapshot::Ruleset;
 use crate::snapshot::Snapshot;
 
@@ -164,7 +165,80 @@ struct Judged {
     evidence: Vec<serde_json::Value>,
 }
 
+/// Whether the guest's own NAT may rewrite an incoming packet's destination: some DNAT,
+/// REDIRECT or NETMAP rule exists in an iptables nat table or an nft table. None: a ruleset
+/// could not be read.
+fn guest_dnat(fw: &Firewall) -> Option<bool> {
+    let mut any = false;
+    for r in fw.rulesets {
+        let tables = r.tables.ok().ok()?;
+        any |= tables
+            .iter()
+            .filter(|t| t.name == "nat")
+            .flat_map(|t| t.chains.iter().flat_map(|c| c.rules.iter()))
+            .any(|rule| {
+                rule.args.windows(2).any(|w| {
+                    matches!(w[0].as_str(), "-j" | "--jump")
+                        && matches!(w[1].as_str(), "DNAT" | "REDIRECT" | "NETMAP")
+                })
+            });
+    }
+    if let Some(rs) = fw.nft.ok()? {
+        any |= rs
+            .tables
+            .iter()
+            .flat_map(|t| t.chains.iter().flat_map(|c| c.rules.iter()))
+            .flat_map(|r| r.expr.iter())
+            .any(|e| e.get("dnat").is_some() || e.get("redirect").is_some());
+    }
+    Some(any)
+}
+
+/// Inbound: does a route back to the packet's source leave by the interface it came in on?
+/// From the kernel's own lookups of the replies; a link-local source always does (every
+/// IPv6 interface has its fe80::/64 route). None: not looked up.
+fn reverse_path(s: &Snapshot, p: &Packet) -> Option<bool> {
+    let in_if = p.in_if.as_deref()?;
+    if let IpAddr::V6(v6) = p.src {
+        if v6.segments()[0] & 0xffc0 == 0xfe80 {
+            return Some(true);
+        }
+    }
+    let index = s.links.ok().ok()?.iter().find(|l| l.name == in_if)?.index;
+    let lookup = s.reply_lookups.ok().ok().and_then(|l| {
+        l.iter()
+            .find(|l| l.destination == p.src && l.source == p.dst)
+    });
+    if let Some(lookup) = lookup {
+        return Some(match &lookup.outcome {
+            LookupOutcome::Route { kind, oif, .. } => kind == "unicast" && *oif == Some(index),
+            LookupOutcome::Refused { .. } => false,
+        });
+    }
+    // Not looked up (a neighbour, the router): the longest match in the main table.
+    let best = s
+        .routes
+        .ok()
+        .ok()?
+        .iter()
+        .filter(|r| r.table == 254 && r.destination.contains(&p.src))
+        .max_by_key(|r| r.destination.prefix_len())?;
+    Some(best.kind == "unicast" && best.oif == Some(index))
+}
+
+/// The packet with what the snapshot says about the way back to its source.
+pub(crate) fn routed(s: &Snapshot, p: Packet) -> Packet {
+    Packet {
+        reverse_path: reverse_path(s, &p),
+        ..p
+    }
+}
+
 fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
+    let packet = &Packet {
+        dnat: guest_dnat(fw),
+        ..packet.clone()
+    };
     let mut j = Judged {
         blocked: None,
         uncertain: Vec::new(),
@@ -464,7 +538,10 @@ fn icmp_v4(s: &Snapshot, id: &str, inbound: bool) -> Finding {
     };
     let client = reply_target(s);
     let (packet, what) = if inbound {
-        let p = Packet::icmp(client, ip, 8, true, &dev, local_addresses(s));
+        let p = routed(
+            s,
+            Packet::icmp(client, ip, 8, true, &dev, local_addresses(s)),
+        );
         (p, format!("echo requests from {client} to {ip}"))
     } else {
         let p = Packet::icmp(ip, client, 0, false, &dev, local_addresses(s));
@@ -540,7 +617,10 @@ pub fn icmp6_judged(s: &Snapshot) -> Result<Vec<Judged6>, Finding> {
     let client = client_v6(s);
     let dev = p.link.name.clone();
     let mut judged = Vec::new();
-    let inbound = Packet::icmp(client, ip, 128, true, &dev, local_addresses(s));
+    let inbound = routed(
+        s,
+        Packet::icmp(client, ip, 128, true, &dev, local_addresses(s)),
+    );
     judged.push(Judged6 {
         finding: verdict_finding(
             ICMP6,
@@ -594,7 +674,10 @@ pub fn icmp6_judged(s: &Snapshot) -> Result<Vec<Judged6>, Finding> {
         } else {
             (ip, router, format!("from {ip} to {router}"))
         };
-        let mut packet = Packet::icmp(src, dst, icmp_type, inbound, &dev, local_addresses(s));
+        let mut packet = routed(
+            s,
+            Packet::icmp(src, dst, icmp_type, inbound, &dev, local_addresses(s)),
+        );
         packet.ct = CtState::Untracked;
         judged.push(Judged6 {
             finding: verdict_finding(
@@ -873,6 +956,103 @@ mod tests {
         {"chain":{"family":"inet","table":"filter","name":"input","hook":"input","prio":0,"policy":"accept"}},
         {"rule":{"family":"inet","table":"filter","chain":"input","handle":4,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"icmp","field":"type"}},"right":"echo-request"}},{"counter":{"packets":9,"bytes":756}},{"drop":null}]}}
     ]}"#;
+
+    /// firewalld's real ruleset with an ICMP block: judged through its `ct status dnat` and
+    /// IPv6 rpfilter rules, so the block is proved (fail), not guessed (unknown); a DNAT rule
+    /// in the guest makes `ct status dnat` undecidable, and that is said.
+    #[test]
+    fn firewalld_blocks_are_proved_through_its_conntrack_and_rpfilter_rules() {
+        const FIREWALLD: &str = include_str!("../../ruleset/fixtures/nft-firewalld.json");
+        let f = judge_check(icmp_in, with_nft(FIREWALLD));
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        assert_eq!(f.evidence["manager"], "firewalld");
+        assert!(f.summary.contains("filter_IN_public_deny"), "{}", f.summary);
+        let nft = with_nft(FIREWALLD);
+        let f = judge_check(icmp6, |s| {
+            crate::checks::fixture::with_ipv6(s);
+            nft(s)
+        });
+        assert_eq!(f.status, Status::Fail, "{}", f.summary);
+        // The guest DNATs something: a new packet's `ct status dnat` is not known.
+        let dnat = FIREWALLD.replacen(
+            r#"{"rule": {"family": "inet", "table": "firewalld", "chain": "nat_PREROUTING""#,
+            r#"{"rule": {"family": "inet", "table": "firewalld", "chain": "nat_PREROUTING", "handle": 999, "expr": [{"dnat": {"addr": "10.77.0.99"}}]}}, {"rule": {"family": "inet", "table": "firewalld", "chain": "nat_PREROUTING""#,
+            1,
+        );
+        assert_ne!(dnat, FIREWALLD, "the fixture has a nat_PREROUTING rule");
+        let f = judge_check(icmp_in, with_nft(&dnat));
+        assert_eq!(f.status, Status::Unknown, "{}", f.summary);
+        assert!(f.summary.contains("ct status"), "{}", f.summary);
+    }
+
+    #[test]
+    fn guest_dnat_and_the_way_back_come_from_the_snapshot() {
+        let mut s = crate::checks::fixture::healthy();
+        let in_eth0 = |src: &str| Packet::icmp(ip(src), ip("10.77.0.10"), 8, true, "eth0", vec![]);
+        // The lookup of the reply to 192.0.2.1 leaves by eth0 (index 2).
+        assert_eq!(reverse_path(&s, &in_eth0("192.0.2.1")), Some(true));
+        // On-link or routed elsewhere: the main table decides.
+        assert_eq!(reverse_path(&s, &in_eth0("10.77.0.1")), Some(true));
+        if let Gathered::Ok(routes) = &mut s.routes {
+            routes.push(crate::checks::fixture::route(
+                "203.0.113.0/24",
+                None,
+                3,
+                "unicast",
+            ));
+            routes.push(crate::checks::fixture::route(
+                "198.51.100.0/24",
+                None,
+                2,
+                "blackhole",
+            ));
+        }
+        assert_eq!(reverse_path(&s, &in_eth0("203.0.113.9")), Some(false));
+        assert_eq!(reverse_path(&s, &in_eth0("198.51.100.9")), Some(false));
+        // Link-local neighbours are always on the link.
+        let ll = Packet::icmp(ip("fe80::1"), ip("fe80::2"), 136, true, "eth0", vec![]);
+        assert_eq!(reverse_path(&s, &ll), Some(true));
+        let out = Packet::icmp(ip("10.77.0.10"), ip("192.0.2.1"), 0, false, "eth0", vec![]);
+        assert_eq!(
+            reverse_path(&s, &out),
+            None,
+            "outbound has no way back to judge"
+        );
+
+        let nat = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.77.0.99:8080\nCOMMIT\n";
+        let rulesets = |text: &str| {
+            vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv4".into(),
+                tool: "iptables-nft-save".into(),
+                tables: Gathered::Ok(parse_save(text).unwrap()),
+            }]
+        };
+        let fw = |r: &'static [Ruleset]| Firewall {
+            rulesets: r,
+            ipsets: &[],
+            os: None,
+            nft: Ok(None),
+            denied: &[],
+        };
+        let with_nat: &'static [Ruleset] = Box::leak(rulesets(nat).into_boxed_slice());
+        assert_eq!(guest_dnat(&fw(with_nat)), Some(true));
+        let plain: &'static [Ruleset] = Box::leak(
+            rulesets(&nat.replace("-j DNAT --to-destination 10.77.0.99:8080", "-j ACCEPT"))
+                .into_boxed_slice(),
+        );
+        assert_eq!(guest_dnat(&fw(plain)), Some(false));
+        let unread: &'static [Ruleset] = Box::leak(
+            vec![Ruleset {
+                backend: "nft".into(),
+                family: "ipv4".into(),
+                tool: "iptables-nft-save".into(),
+                tables: Gathered::Failed("denied".into()),
+            }]
+            .into_boxed_slice(),
+        );
+        assert_eq!(guest_dnat(&fw(unread)), None);
+    }
 
     #[test]
     fn native_nft_paths() {

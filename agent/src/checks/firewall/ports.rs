@@ -100,7 +100,10 @@ pub fn ports(s: &Snapshot) -> Finding {
             ("ipv4", client)
         };
         let proto = if l.proto == "tcp" { L4::Tcp } else { L4::Udp };
-        let packet = Packet::connect(src, dst, proto, l.port, &dev, local_addresses(s));
+        let packet = super::routed(
+            s,
+            Packet::connect(src, dst, proto, l.port, &dev, local_addresses(s)),
+        );
         let j = judge_rulesets(&fw, family, &packet);
         uncertain.extend(j.uncertain.iter().cloned());
         unreadable.extend(j.unreadable.iter().cloned());
@@ -112,7 +115,10 @@ pub fn ports(s: &Snapshot) -> Finding {
             } else {
                 IpAddr::V4(s.stand_in())
             };
-            let p = Packet::connect(stand_in, dst, proto, l.port, &dev, local_addresses(s));
+            let p = super::routed(
+                s,
+                Packet::connect(stand_in, dst, proto, l.port, &dev, local_addresses(s)),
+            );
             let any = judge_rulesets(&fw, family, &p);
             json!({"from": stand_in, "verdict": any.blocked.as_ref().map_or(Verdict::Accept, |(_, d)| d.verdict)})
         });

@@ -850,6 +850,8 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
     );
     assert!(!t.ping(GUEST_IP6), "ground truth: over IPv6 as well");
     let faulty = fw.state(&t);
+    let zone_file = fw.etc.join("zones/public.xml");
+    let faulty_zone = std::fs::read(&zone_file).unwrap();
     let r = t.diagnose(Some(CLIENT));
     for id in ["firewall.icmp_in", "firewall.icmp6"] {
         let f = &r[id];
@@ -901,7 +903,7 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
         t.ping(GUEST_IP) && t.ping(GUEST_IP6),
         "the pings still work after firewall-cmd --reload"
     );
-    let zone = std::fs::read_to_string(fw.etc.join("zones/public.xml")).unwrap();
+    let zone = std::fs::read_to_string(&zone_file).unwrap();
     assert!(zone.contains("priority=\"-32768\""), "{zone}");
     let out = fix_fw(&["--undo", &id]);
     assert_eq!(
@@ -914,6 +916,11 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
         fw.state(&t),
         faulty,
         "ruleset and permanent zones as they were"
+    );
+    assert_eq!(
+        std::fs::read(&zone_file).unwrap(),
+        faulty_zone,
+        "firewalld wrote the zone file back byte for byte"
     );
     assert!(!t.ping(GUEST_IP), "the fault is back");
     assert!(!t.ping(GUEST_IP6), "over IPv6 as well");

@@ -26,14 +26,23 @@ fn config(t: &Topology) -> String {
     path.display().to_string()
 }
 
-fn fix(t: &Topology, args: &[&str]) -> Output {
-    let config = config(t);
-    let mut full = vec![agent_bin(), "fix", "--config", &config, "--client", CLIENT];
-    if args.contains(&"--history") || args.contains(&"--undo") || args.contains(&"--confirm") {
-        full.truncate(4);
+/// `ecs-diag fix --config CONFIG [--client CLIENT] ARGS`: the client for a plan or an apply,
+/// not for --history, --undo or --confirm.
+fn fix_argv<'a>(config: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut full = vec![agent_bin(), "fix", "--config", config];
+    if !["--history", "--undo", "--confirm"]
+        .iter()
+        .any(|a| args.contains(a))
+    {
+        full.extend(["--client", CLIENT]);
     }
     full.extend_from_slice(args);
-    t.exec(&t.guest, &full)
+    full
+}
+
+fn fix(t: &Topology, args: &[&str]) -> Output {
+    let config = config(t);
+    t.exec(&t.guest, &fix_argv(&config, args))
 }
 
 fn json_of(out: &Output) -> Value {
@@ -646,14 +655,7 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
     let r = t.diagnose(Some(CLIENT));
     assert_eq!(r["firewall.icmp_in"].0, "fail", "{}", show(&r));
     let config = config(&t);
-    let fix_ufw = |args: &[&str]| {
-        let mut full = vec![agent_bin(), "fix", "--config", &config];
-        if !args.contains(&"--undo") && !args.contains(&"--confirm") {
-            full.extend(["--client", CLIENT]);
-        }
-        full.extend_from_slice(args);
-        in_ufw(&t, &full)
-    };
+    let fix_ufw = |args: &[&str]| in_ufw(&t, &fix_argv(&config, args));
     let plan = json_of(&fix_ufw(&["--json"]));
     assert_eq!(plan["plans"][0]["check"], "firewall.icmp_in", "{plan:#}");
     assert_eq!(
@@ -859,14 +861,7 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
         assert_eq!(f.1["evidence"]["manager"], "firewalld", "{}", f.1);
     }
     let config = config(&t);
-    let fix_fw = |args: &[&str]| {
-        let mut full = vec![agent_bin(), "fix", "--config", &config];
-        if !args.contains(&"--undo") && !args.contains(&"--confirm") {
-            full.extend(["--client", CLIENT]);
-        }
-        full.extend_from_slice(args);
-        fw.cmd(&t, &full)
-    };
+    let fix_fw = |args: &[&str]| fw.cmd(&t, &fix_argv(&config, args));
     let plan = fix_fw(&[]);
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(

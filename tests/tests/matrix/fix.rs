@@ -732,11 +732,14 @@ impl Firewalld {
             etc: etc.clone(),
             daemons: Vec::new(),
         };
+        // Its warnings (an fd limit it may not raise) go to the case, not the test output.
+        let bus_log = t.dir.path().join("dbus.log");
         fw.daemons.push(
             Command::new("dbus-daemon")
                 .args(["--nofork", "--nopidfile", "--config-file"])
                 .arg(&conf)
                 .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&bus_log).unwrap())
                 .spawn()
                 .expect("dbus-daemon"),
         );
@@ -744,7 +747,8 @@ impl Firewalld {
         while !socket.exists() {
             assert!(
                 started.elapsed().as_secs() < 20,
-                "the private bus never listened"
+                "the private bus never listened: {}",
+                std::fs::read_to_string(&bus_log).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

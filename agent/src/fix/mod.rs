@@ -728,6 +728,12 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
     apply(config, opts, plans, &criteria)
 }
 
+/// How long a change is left to settle before the checks are run again: a carrier coming up,
+/// and whatever resets a setting behind the fix's back (a configuration agent, a network
+/// manager re-applying its own) within that time, is seen by the verification, not missed by
+/// a re-check made microseconds after the write.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn apply(
     config: &Config,
     opts: &FixOptions,
@@ -759,6 +765,7 @@ fn apply(
         }
     }
     let verified: Vec<(String, Status, String)> = if failure.is_none() {
+        std::thread::sleep(SETTLE);
         let snapshot = crate::cli::take_snapshot(config, opts.client, None);
         crate::checks::evaluate(&snapshot, criteria)
             .into_iter()

@@ -151,8 +151,10 @@ fn echo_ignored_now_and_at_boot_is_planned_applied_verified_and_undone() {
     assert_eq!(history[0]["state"], "undone");
 }
 
-/// Something resets the knob behind the fix's back (a configuration agent, say): the re-check
-/// sees the check still failing and everything is rolled back.
+/// Something resets the knob behind the fix's back (a configuration agent, say): the re-check,
+/// a settling second after the write, sees the check still failing and everything is rolled
+/// back. (Without the wait, a loaded machine let the fix write and re-read before the loop
+/// ran again, and the fix "succeeded".)
 #[test]
 fn a_fix_whose_verification_fails_is_rolled_back() {
     let t = Topology::new();

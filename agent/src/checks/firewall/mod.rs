@@ -105,6 +105,9 @@ pub struct Firewall<'a> {
     pub nft: Result<Option<&'a NftRuleset>, &'a str>,
     /// What could not be read for lack of privilege.
     pub denied: &'a [crate::snapshot::Denied],
+    /// Whether the guest's own NAT may rewrite an incoming packet's destination
+    /// ([`guest_dnat`]), found once for every packet judged against these rulesets.
+    pub dnat: Option<bool>,
 }
 
 pub fn manager(fw: &Firewall) -> Manager {
@@ -236,7 +239,7 @@ pub(crate) fn routed(s: &Snapshot, p: Packet) -> Packet {
 
 fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
     let packet = &Packet {
-        dnat: guest_dnat(fw),
+        dnat: fw.dnat,
         ..packet.clone()
     };
     let mut j = Judged {
@@ -468,7 +471,7 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
         .firewall
         .ok()
         .map_err(|e| Finding::unknown(id, format!("cannot read the firewall: {e}")))?;
-    Ok(Firewall {
+    let mut fw = Firewall {
         rulesets,
         os: s.os.ok().ok(),
         // Unreadable sets leave `-m set` matches unevaluated: they are then named as uncertain.
@@ -478,7 +481,10 @@ fn rulesets<'a>(s: &'a Snapshot, id: &str) -> Result<Firewall<'a>, Finding> {
         },
         nft: s.nftables.ok().map(|n| n.as_deref()),
         denied: &s.denied,
-    })
+        dnat: None,
+    };
+    fw.dnat = guest_dnat(&fw);
+    Ok(fw)
 }
 
 /// The IPv6 client: `--client` if it is IPv6, else the documentation stand-in.
@@ -1034,6 +1040,7 @@ mod tests {
             os: None,
             nft: Ok(None),
             denied: &[],
+            dnat: None,
         };
         let with_nat: &'static [Ruleset] = Box::leak(rulesets(nat).into_boxed_slice());
         assert_eq!(guest_dnat(&fw(with_nat)), Some(true));

@@ -555,6 +555,12 @@ mod tests {
             .evidence(json!({"manager": manager, "rulesets": rulesets, "packet": packet}))
     }
 
+    /// The plan for `f` with no configuration files to edit and nothing planned before.
+    fn plan(f: &Finding, client: Option<&str>) -> Result<Plan, String> {
+        let client = client.map(|c| c.parse().unwrap());
+        accept_echo(f, client, Path::new(NO_ETC_STR), &mut Default::default())
+    }
+
     fn dropping(tool: &str, backend: &str, position: Value) -> Value {
         json!([{"backend": backend, "family": "ipv4", "tool": tool, "verdict": "drop",
                 "decided_by": {"table": "filter", "chain": "INPUT", "position": position}},
@@ -568,13 +574,7 @@ mod tests {
             "plain",
             dropping("iptables-nft-save", "nft", json!(2)),
         );
-        let p = accept_echo(
-            &f,
-            Some("198.18.0.2".parse().unwrap()),
-            Path::new(NO_ETC_STR),
-            &mut Default::default(),
-        )
-        .unwrap();
+        let p = plan(&f, Some("198.18.0.2")).unwrap();
         assert!(p.cuts_connectivity);
         let Change::Command { argv, undo, .. } = &p.changes[0] else {
             panic!()
@@ -593,7 +593,7 @@ mod tests {
             "plain",
             dropping("iptables-legacy-save", "legacy", Value::Null),
         );
-        let p = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default()).unwrap();
+        let p = plan(&f, None).unwrap();
         let Change::Command { argv, .. } = &p.changes[0] else {
             panic!()
         };
@@ -617,13 +617,7 @@ mod tests {
             "firewalld",
             by("inet firewalld", "filter_IN_public_deny"),
         );
-        let p = accept_echo(
-            &f,
-            Some("198.18.0.2".parse().unwrap()),
-            Path::new(NO_ETC_STR),
-            &mut Default::default(),
-        )
-        .unwrap();
+        let p = plan(&f, Some("198.18.0.2")).unwrap();
         let lines: Vec<(String, String)> = p
             .changes
             .iter()
@@ -665,7 +659,7 @@ mod tests {
             "firewalld",
             by("inet firewalld", "filter_OUTPUT"),
         );
-        let e = accept_echo(&out, None, Path::new(NO_ETC_STR), &mut Default::default());
+        let e = plan(&out, None);
         assert!(e.unwrap_err().contains("on the way out"));
         for (table, chain) in [
             ("filter", "INPUT"),
@@ -674,7 +668,7 @@ mod tests {
             ("inet guard", "filter_IN_public"),
         ] {
             let f = finding("firewall.icmp_in", "firewalld", by(table, chain));
-            let e = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default());
+            let e = plan(&f, None);
             assert!(
                 e.unwrap_err().contains("outside firewalld's zone chains"),
                 "{table} {chain}"
@@ -687,11 +681,7 @@ mod tests {
         let native = json!([{"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
                              "decided_by": {"table": "ip6 filter", "chain": "input"}}]);
         let f = finding("firewall.icmp_in", "plain", native);
-        assert!(
-            accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default())
-                .unwrap_err()
-                .contains("family ip6")
-        );
+        assert!(plan(&f, None).unwrap_err().contains("family ip6"));
     }
 
     /// A native nft rule: inserted before the deciding handle, tagged; the undo finds it by
@@ -701,13 +691,7 @@ mod tests {
         let native = json!([{"backend": "native", "family": "ipv4", "tool": "nft", "verdict": "drop",
                              "decided_by": {"table": "inet guard", "chain": "input", "handle": 4}}]);
         let f = finding("firewall.icmp_in", "plain", native);
-        let p = accept_echo(
-            &f,
-            Some("198.18.0.2".parse().unwrap()),
-            Path::new(NO_ETC_STR),
-            &mut Default::default(),
-        )
-        .unwrap();
+        let p = plan(&f, Some("198.18.0.2")).unwrap();
         let argv = nft_insert_argv(&p.changes[0]).join(" ");
         assert!(
             argv.starts_with("nft insert rule inet guard input position 4 ip saddr 198.18.0.2 icmp type echo-request accept comment \"ecs-diag fix firewall.icmp_in "),
@@ -901,7 +885,7 @@ mod tests {
             .unwrap_err()
             .contains("outside ufw's chains"));
         // No before.rules: said.
-        let e = accept_echo(&f, None, Path::new(NO_ETC_STR), &mut Default::default()).unwrap_err();
+        let e = plan(&f, None).unwrap_err();
         assert!(e.contains("before.rules does not exist"), "{e}");
     }
 }

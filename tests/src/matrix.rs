@@ -87,13 +87,16 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
 }
 
-pub fn must(args: &[&str]) {
+/// Runs a command that must succeed (its output in the failure message); its stdout.
+pub fn must(args: &[&str]) -> String {
     let out = run(args);
     assert!(
         out.status.success(),
-        "{args:?} failed: {}",
+        "{args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One guest/client pair of namespaces, with its fixture tree and fake metadata service.

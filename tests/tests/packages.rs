@@ -8,7 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use ecs_diag_matrix::matrix::{must, run};
 
 fn target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
@@ -59,24 +61,6 @@ const ARCHES: &[(&str, &str, &str, &str)] = &[
     ("arm64", "aarch64", "AArch64", ARM),
 ];
 
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 const SHIPPED: &[&str] = &[
     "/usr/bin/ecs-diag",
     "/etc/ecs-diag/config.toml",
@@ -100,9 +84,9 @@ fn has_symtab(bin: &Path) -> bool {
 fn readelf(bin: &Path) -> (String, String, String) {
     let b = bin.to_str().unwrap();
     (
-        ok(&["readelf", "-d", b]),
-        ok(&["readelf", "-l", "-W", b]),
-        ok(&["readelf", "-h", b]),
+        must(&["readelf", "-d", b]),
+        must(&["readelf", "-l", "-W", b]),
+        must(&["readelf", "-h", b]),
     )
 }
 
@@ -119,8 +103,8 @@ fn binaries_are_static_stripped_and_name_their_revision() {
         assert!(header.contains(machine), "{triple}: {header}");
         assert!(!has_symtab(&bin), "{triple} is not stripped");
     }
-    let version = ok(&[static_bin(X86).to_str().unwrap(), "--version"]);
-    let rev = ok(&["git", "rev-parse", "--short=12", "HEAD"]);
+    let version = must(&[static_bin(X86).to_str().unwrap(), "--version"]);
+    let rev = must(&["git", "rev-parse", "--short=12", "HEAD"]);
     assert_eq!(
         version.trim(),
         format!(
@@ -137,7 +121,7 @@ fn deb_contents_and_metadata() {
     for (deb_arch, _, machine, triple) in ARCHES {
         let deb = built(&format!("_{deb_arch}.deb"));
         let deb = deb.to_str().unwrap();
-        let field = |f: &str| ok(&["dpkg-deb", "-f", deb, f]).trim().to_string();
+        let field = |f: &str| must(&["dpkg-deb", "-f", deb, f]).trim().to_string();
         assert_eq!(field("Package"), "ecs-diag");
         assert_eq!(field("Architecture"), *deb_arch);
         assert_eq!(field("Recommends"), "iptables, nftables");
@@ -147,7 +131,7 @@ fn deb_contents_and_metadata() {
             "a static binary depends on nothing (no libc6)"
         );
         assert!(field("Description").contains("pinged"));
-        let list = ok(&["dpkg-deb", "-c", deb]);
+        let list = must(&["dpkg-deb", "-c", deb]);
         for f in SHIPPED.iter().chain(&[
             "/usr/lib/systemd/system/ecs-diag.service",
             "/usr/share/zsh/vendor-completions/_ecs-diag",
@@ -159,7 +143,7 @@ fn deb_contents_and_metadata() {
             );
         }
         let tmp = tempfile::tempdir().unwrap();
-        ok(&[
+        must(&[
             "dpkg-deb",
             "-e",
             deb,
@@ -177,7 +161,7 @@ fn deb_contents_and_metadata() {
             postinst.contains("deb-systemd-invoke $_dh_action ecs-diag.service"),
             "start/restart through policy-rc.d"
         );
-        ok(&[
+        must(&[
             "dpkg-deb",
             "-x",
             deb,
@@ -231,7 +215,7 @@ fn deb_installs_runs_upgrades_and_purges_without_leftovers() {
     let deb = deb.to_str().unwrap();
     let _lock = install_lock();
     let _purge = Purge;
-    ok(&["dpkg", "-i", deb]);
+    must(&["dpkg", "-i", deb]);
     for f in SHIPPED {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
@@ -263,7 +247,7 @@ fn deb_installs_runs_upgrades_and_purges_without_leftovers() {
     let mut edited = std::fs::read_to_string(cfg).unwrap();
     edited.push_str("\n# edited by the operator\n");
     std::fs::write(cfg, &edited).unwrap();
-    ok(&["dpkg", "-i", deb]);
+    must(&["dpkg", "-i", deb]);
     assert_eq!(
         std::fs::read_to_string(cfg).unwrap(),
         edited,
@@ -271,13 +255,13 @@ fn deb_installs_runs_upgrades_and_purges_without_leftovers() {
     );
 
     // Remove: program gone, config kept. Purge: nothing left.
-    ok(&["dpkg", "-r", "ecs-diag"]);
+    must(&["dpkg", "-r", "ecs-diag"]);
     assert!(!Path::new("/usr/bin/ecs-diag").exists());
     assert!(Path::new(cfg).exists(), "remove keeps the conffile");
     // The status history the daemon kept (as root on systemd < 235) goes with the purge.
     std::fs::create_dir_all("/var/lib/ecs-diag").unwrap();
     std::fs::write("/var/lib/ecs-diag/history.json", "{}").unwrap();
-    ok(&["dpkg", "--purge", "ecs-diag"]);
+    must(&["dpkg", "--purge", "ecs-diag"]);
     for f in SHIPPED.iter().chain(&[
         "/etc/ecs-diag",
         "/var/lib/ecs-diag",
@@ -301,7 +285,7 @@ fn rpm_metadata_scripts_and_scratch_root_install() {
             let mut a = vec!["rpm", "-qp"];
             a.extend_from_slice(args);
             a.push(rpm);
-            ok(&a)
+            must(&a)
         };
         assert_eq!(
             q(&["--queryformat", "%{NAME} %{LICENSE} %{ARCH}"]),
@@ -349,14 +333,14 @@ fn rpm_metadata_scripts_and_scratch_root_install() {
     let rpm = rpm.to_str().unwrap();
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
-    ok(&["rpm", "--root", r, "--initdb"]);
+    must(&["rpm", "--root", r, "--initdb"]);
     // The scratch root has no shell: neither the scriptlets nor their /bin/sh requirement.
-    ok(&["rpm", "--root", r, "-i", "--nodeps", "--noscripts", rpm]);
+    must(&["rpm", "--root", r, "-i", "--nodeps", "--noscripts", rpm]);
     let bin = root.path().join("usr/bin/ecs-diag");
-    let version = ok(&[bin.to_str().unwrap(), "--version"]);
+    let version = must(&[bin.to_str().unwrap(), "--version"]);
     assert!(version.starts_with("ecs-diag "), "{version}");
     assert!(root.path().join("etc/ecs-diag/config.toml").exists());
-    ok(&["rpm", "--root", r, "-e", "--noscripts", "ecs-diag"]);
+    must(&["rpm", "--root", r, "-e", "--noscripts", "ecs-diag"]);
     assert!(!bin.exists());
 }
 
@@ -401,12 +385,12 @@ fn apt_repository_installs_with_apt_get() {
     let _purge = Purge;
     apt(&["update"]);
     apt(&["install", "--no-install-recommends", "ecs-diag"]);
-    let version = ok(&["/usr/bin/ecs-diag", "--version"]);
+    let version = must(&["/usr/bin/ecs-diag", "--version"]);
     assert!(
         version.starts_with(&format!("ecs-diag {}", env!("CARGO_PKG_VERSION"))),
         "{version}"
     );
-    let status = ok(&[
+    let status = must(&[
         "dpkg-query",
         "-W",
         "-f=${Status} ${Architecture}",
@@ -428,7 +412,7 @@ fn yum_repositories_index_each_architecture() {
             .filter_map(|s| s.split('"').next())
             .find(|h| h.ends_with("primary.xml.gz"))
             .unwrap_or_else(|| panic!("no primary.xml.gz in {repomd}"));
-        let xml = ok(&["zcat", dir.join(primary).to_str().unwrap()]);
+        let xml = must(&["zcat", dir.join(primary).to_str().unwrap()]);
         assert!(xml.contains("<name>ecs-diag</name>"), "{xml}");
         assert!(xml.contains(&format!("<arch>{rpm_arch}</arch>")), "{xml}");
         let rpm = built(&format!(".{rpm_arch}.rpm"));
@@ -510,7 +494,7 @@ fn aarch64_build_runs_under_qemu_with_the_same_verdicts() {
             let _ = run(&["ip", "netns", "del", &self.0]);
         }
     }
-    ok(&["ip", "netns", "add", &ns]);
+    must(&["ip", "netns", "add", &ns]);
     let _ns = Netns(ns.clone());
     for cmd in [
         "ip link set lo up",
@@ -522,7 +506,7 @@ fn aarch64_build_runs_under_qemu_with_the_same_verdicts() {
     ] {
         let mut a = vec!["ip", "netns", "exec", &ns];
         a.extend(cmd.split(' '));
-        ok(&a);
+        must(&a);
     }
     let live_check = |prefix: &[&str]| {
         let mut a = vec!["ip", "netns", "exec", &ns];

@@ -13,6 +13,17 @@ const NOPING: &str = "etc/sysctl.d/90-noping.conf";
 const NOPING_TEXT: &str =
     "# hardening (made up)\nnet.ipv4.icmp_echo_ignore_all = 1\nnet.ipv6.icmp.echo_ignore_all = 1\n";
 
+/// The fix command exited 0; its stderr says why when it did not.
+#[track_caller]
+fn exited_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The case's config with the fix backups in its own state directory.
 fn config(t: &Topology) -> String {
     let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
@@ -139,12 +150,7 @@ fn echo_ignored_now_and_at_boot_is_planned_applied_verified_and_undone() {
 
     // Undo: the faulty state, byte for byte.
     let out = fix(&t, &["--undo", &id]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     assert_eq!(state(&t), faulty, "undo restores the fault byte for byte");
     assert!(!t.ping(GUEST_IP), "and the ping fails again");
     let history = json_of(&fix(&t, &["--history", "--json"]));
@@ -373,12 +379,7 @@ fn a_confirmed_fix_stays_and_undo_restores_both_causes() {
     );
     let id = applied["id"].as_str().unwrap().to_string();
     let out = fix(&t, &["--confirm", &id]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert!(
         t.ping(GUEST_IP),
@@ -386,12 +387,7 @@ fn a_confirmed_fix_stays_and_undo_restores_both_causes() {
     );
     assert_eq!(wait_for_state(&t, &id, "applied", 1)["state"], "applied");
     let out = fix(&t, &["--undo", &id]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     let routes = t.exec(&t.guest, &["ip", "route", "show", "default"]);
     assert!(routes.stdout.is_empty(), "undone: no default route");
     assert!(!t.ping(GUEST_IP));
@@ -686,12 +682,7 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
     let id = applied["id"].as_str().unwrap().to_string();
     assert_eq!(fix_ufw(&["--confirm", &id]).status.code(), Some(0));
     let out = fix_ufw(&["--undo", &id]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     assert_eq!(
         std::fs::read(&rules).unwrap(),
         faulty_file,
@@ -707,7 +698,8 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
 /// (`--system-config`) and a private /run, so nothing of the machine's own is touched. Both
 /// processes are killed when this is dropped (declare it after the Topology).
 struct Firewalld {
-    bus: String,
+    /// `DBUS_SYSTEM_BUS_ADDRESS=…` of the private bus, as `env` takes it.
+    bus_env: String,
     etc: std::path::PathBuf,
     daemons: Vec<std::process::Child>,
 }
@@ -730,7 +722,7 @@ impl Firewalld {
         )
         .unwrap();
         let mut fw = Firewalld {
-            bus: bus.clone(),
+            bus_env: format!("DBUS_SYSTEM_BUS_ADDRESS={bus}"),
             etc: etc.clone(),
             daemons: Vec::new(),
         };
@@ -794,23 +786,19 @@ impl Firewalld {
         fw
     }
 
-    /// A command in the guest with firewalld's bus.
-    fn cmd(&self, t: &Topology, args: &[&str]) -> Output {
-        let bus = format!("DBUS_SYSTEM_BUS_ADDRESS={}", self.bus);
-        let mut full = vec!["env", &bus, "ip", "netns", "exec", &t.guest];
+    /// `args` as a command line in the guest with firewalld's bus, for `run` or `must`.
+    fn in_guest<'a>(&'a self, t: &'a Topology, args: &[&'a str]) -> Vec<&'a str> {
+        let mut full = vec!["env", &self.bus_env, "ip", "netns", "exec", &t.guest];
         full.extend_from_slice(args);
-        run(&full)
+        full
+    }
+
+    fn cmd(&self, t: &Topology, args: &[&str]) -> Output {
+        run(&self.in_guest(t, args))
     }
 
     fn must(&self, t: &Topology, args: &[&str]) -> String {
-        let out = self.cmd(t, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        must(&self.in_guest(t, args))
     }
 
     /// The runtime ruleset firewalld made and its permanent configuration of every zone.
@@ -907,12 +895,7 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
     let zone = std::fs::read_to_string(&zone_file).unwrap();
     assert!(zone.contains("priority=\"-32768\""), "{zone}");
     let out = fix_fw(&["--undo", &id]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exited_ok(&out);
     assert_eq!(
         fw.state(&t),
         faulty,

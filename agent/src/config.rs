@@ -68,6 +68,10 @@ pub struct CloudEndpoints {
     pub ecs: Option<String>,
     pub vpc: Option<String>,
     pub antiddos: Option<String>,
+    /// Cloud Firewall.
+    pub cloudfw: Option<String>,
+    /// Security Center.
+    pub sas: Option<String>,
 }
 
 /// Whether an endpoint URL is acceptable: https to anywhere, http only to a loopback host.
@@ -522,6 +526,8 @@ impl Config {
             ("ecs", &c.endpoints.ecs),
             ("vpc", &c.endpoints.vpc),
             ("antiddos", &c.endpoints.antiddos),
+            ("cloudfw", &c.endpoints.cloudfw),
+            ("sas", &c.endpoints.sas),
         ] {
             if let Some(u) = url.as_deref().filter(|u| !endpoint_ok(u)) {
                 return Err(format!(

@@ -15,6 +15,8 @@
 //!   in the vSwitch's route table.
 //! - `cloud.public_ip`: a public IP or an in-use EIP is bound, and the metadata agrees.
 //! - `cloud.blackhole`: Anti-DDoS Origin Basic's status of the public IP.
+//! - `cloud.firewall`: Cloud Firewall's inbound policies for the public IP (`cloud/firewall.rs`).
+//! - `cloud.security_alerts`: Security Center's unhandled alerts (`cloud/security_alerts.rs`).
 //!
 //! Without cloud facts (no RAM role, `cloud.mode = "never"`, not on Alibaba Cloud) each says
 //! `skipped` and why; a call that failed makes its check `unknown`, naming the action (and the
@@ -37,6 +39,14 @@ pub const NETWORK_ACL: &str = "cloud.network_acl";
 pub const ROUTE: &str = "cloud.route";
 pub const PUBLIC_IP: &str = "cloud.public_ip";
 pub const BLACKHOLE: &str = "cloud.blackhole";
+pub const FIREWALL: &str = "cloud.firewall";
+pub const SECURITY_ALERTS: &str = "cloud.security_alerts";
+
+pub mod firewall;
+pub mod security_alerts;
+
+/// Ports a mail server listens on (SMTP, submission over TLS, submission).
+const MAIL_PORTS: [u16; 3] = [25, 465, 587];
 
 /// The minimal read-only RAM policy, as shipped in /usr/share/ecs-diag/ram-policy.json.
 pub const RAM_POLICY: &str = include_str!("../../../packaging/ram-policy.json");
@@ -77,9 +87,9 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: ROUTE,
         decides: "where the VPC has an IPv4 gateway enabled, the vSwitch's route table sends public traffic (0.0.0.0/0) to it",
-        evidence: &["VPC DescribeIpv4Gateways", "VPC DescribeRouteEntryList (the vSwitch's route table)"],
+        evidence: &["VPC ListIpv4Gateways (the enabled gateway)", "VPC DescribeVSwitchAttributes (the vSwitch's route table)", "VPC DescribeRouteEntryList (its entries)"],
         causes: &[
-            Cause { cause: "no route covers the client, or the most specific one points elsewhere", remedy: "VPC console → Route Tables → the vSwitch's table → add 0.0.0.0/0 with next hop the IPv4 gateway" },
+            Cause { cause: "no route covers the client, or the most specific one points elsewhere", remedy: "VPC console → Route Tables → the vSwitch's table → Add Route Entry: 0.0.0.0/0, next hop IPv4 gateway; or `aliyun vpc CreateRouteEntry --RegionId R --RouteTableId VTB --DestinationCidrBlock 0.0.0.0/0 --NextHopType Ipv4Gateway --NextHopId IPV4GW`" },
         ],
         judge: |s, _| route(s),
     },
@@ -102,7 +112,44 @@ pub const CHECKS: &[Check] = &[
         ],
         judge: |s, _| blackhole(s),
     },
+    Check {
+        id: FIREWALL,
+        decides: "where Cloud Firewall protects the public IP, its Internet-border inbound policies (by order, first match) pass the echo request from the client; names the deciding policy; each listening port as evidence",
+        evidence: &["Cloud Firewall DescribeAssetList (ProtectStatus of the public IP)", "Cloud Firewall DescribeControlPolicy (direction in)", "the listening sockets"],
+        causes: &[
+            Cause { cause: "an inbound access-control policy drops ICMP from the client", remedy: "Cloud Firewall console → Access Control → Internet Border → Inbound: edit or disable the policy, or add an Accept policy for ICMP with a smaller order number (`aliyun cloudfw AddControlPolicy --Direction in --AclAction accept --Proto ICMP ...`)" },
+        ],
+        judge: |s, _| firewall::judge(s),
+    },
+    Check {
+        id: SECURITY_ALERTS,
+        decides: "Security Center has no unhandled urgent (fail) or suspicious (warn) alert for this instance in the last 7 days; the connection-tracking fill as in-guest evidence of an outbound flood",
+        evidence: &["Security Center DescribeSuspEvents (unhandled, serious and suspicious, 7 days)", "/proc/sys/net/netfilter/nf_conntrack_count and _max"],
+        causes: &[
+            Cause { cause: "the instance is compromised (an urgent alert), and may be penalised for attacking others", remedy: "handle the alert in the Security Center console; isolate, clean, rotate credentials, and open a ticket to lift a penalty" },
+        ],
+        judge: |s, _| security_alerts::judge(s),
+    },
 ];
+
+/// A part read from a product the account may not use (Cloud Firewall, Security Center):
+/// not bought, or not granted to the RAM role, is `skipped` naming the action (the other
+/// checks are unaffected); any other failure is `unknown`.
+fn optional_part_failed(id: &str, why: &str, product: &str) -> Finding {
+    let lower = why.to_ascii_lowercase();
+    if why.contains("not permitted to the RAM role") {
+        Finding::skipped(id, format!("{product} not read: {why}")).remedy([
+            format!("to judge it, grant the instance's RAM role the read-only actions in /usr/share/ecs-diag/ram-policy.json (RAM console → Roles → the role → Grant Permission)"),
+        ])
+    } else if ["notbuy", "notopen", "notactivat", "not_buy", "notpurchase", "noinstance"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        Finding::skipped(id, format!("{product} is not in use on this account: {why}"))
+    } else {
+        Finding::unknown(id, format!("cannot tell: {why}"))
+    }
+}
 
 /// The cloud facts, or the finding that says why there are none.
 fn facts<'a>(s: &'a Snapshot, id: &str) -> Result<&'a CloudFacts, Finding> {
@@ -341,7 +388,16 @@ fn security_group_of(
         }
     }
     let warnings = quota_warnings(groups);
-    let smtp = groups
+    // The platform blocks outbound TCP 25 on every instance: a fact, not a fault, unless this
+    // one shows it needs it (a mail server listening beyond loopback).
+    let mta = s.listeners.ok().ok().and_then(|ls| {
+        ls.iter()
+            .find(|l| {
+                l.proto == "tcp" && MAIL_PORTS.contains(&l.port) && !l.address.is_loopback()
+            })
+            .map(|l| format!("tcp {}:{}", l.address, l.port))
+    });
+    let smtp_rule = groups
         .iter()
         .flat_map(|g| g.rules.iter().map(move |r| (g, r)))
         .find(|(_, r)| {
@@ -350,7 +406,13 @@ fn security_group_of(
                 && matches!(r.protocol.to_ascii_uppercase().as_str(), "TCP" | "ALL")
                 && port_range(&r.port_range).is_some_and(|(lo, hi)| (lo..=hi).contains(&25))
         })
-        .map(|(g, r)| format!("{} accepts outbound TCP 25, but the platform blocks outbound TCP 25 by default whatever the group says (request an unblock in the ECS console)", describe_rule(g, r)));
+        .map(|(g, r)| describe_rule(g, r));
+    let smtp = mta.as_ref().map(|listener| {
+        format!(
+            "a mail server listens on {listener}, but the platform blocks outbound TCP 25 by default whatever the security group says{}: send through port 465 (SMTP over TLS) or apply to unblock port 25 (ECS console → Security Groups → the 25 port unblock application)",
+            smtp_rule.as_deref().map(|r| format!(" ({r} accepts it)")).unwrap_or_default()
+        )
+    });
     let evidence = json!({
         "eni": eni,
         "groups": groups.iter().map(|g| json!({"id": g.id, "kind": g.kind, "rules": g.rules.len()})).collect::<Vec<_>>(),
@@ -358,7 +420,7 @@ fn security_group_of(
         "echo_request": verdict,
         "ports": ports,
         "quota": warnings,
-        "outbound_tcp_25": smtp.clone().unwrap_or_else(|| "blocked by the platform by default (not by the security group): request an unblock in the ECS console to send mail".to_string()),
+        "outbound_tcp_25": smtp.clone().unwrap_or_else(|| "blocked by the platform by default (not by the security group); no mail server listens here, so nothing needs it".to_string()),
     });
     let who = peer_name(peer, given);
     let group_ids: Vec<&str> = groups.iter().map(|g| g.id.as_str()).collect();
@@ -434,7 +496,13 @@ fn security_group_of(
             ),
         )
         .evidence(evidence)
-        .remedy(["merge rules (port ranges, prefix lists) or split the ENI's groups before the quota blocks the next change".to_string()]),
+        .remedy(
+            warnings
+                .first()
+                .map(|_| "merge rules (port ranges, prefix lists) or split the ENI's groups before the quota blocks the next change".to_string())
+                .into_iter()
+                .chain(smtp.as_ref().map(|_| "send mail through port 465 (SMTP over TLS), or apply to unblock outbound TCP 25 in the ECS console".to_string())),
+        ),
         Some(true) => Finding::ok(
             SECURITY_GROUP,
             format!("echo request from {who} accepted: {verdict}"),
@@ -555,8 +623,10 @@ pub fn route(s: &Snapshot) -> Finding {
     } else {
         peer
     };
+    let table = f.route_table.as_deref().unwrap_or("the vSwitch's route table");
     let evidence = json!({
         "ipv4_gateway": gw,
+        "route_table": f.route_table,
         "judged_for": target.to_string(),
         "routes": routes.iter().map(|r| format!("{} → {} {}", r.destination, r.next_hop_type, r.next_hop_id.as_deref().unwrap_or(""))).collect::<Vec<_>>(),
     });
@@ -571,9 +641,15 @@ pub fn route(s: &Snapshot) -> Finding {
             ),
         )
         .evidence(evidence),
-        Err(why) => Finding::fail(ROUTE, why).evidence(evidence).remedy([format!(
-            "VPC console → Route Tables → the vSwitch's route table → Add Route Entry: destination 0.0.0.0/0, next hop IPv4 gateway {gw}"
-        )]),
+        Err(why) => Finding::fail(ROUTE, format!("route table {table}: {why}"))
+            .evidence(evidence)
+            .remedy([
+                format!("VPC console → Route Tables → {table} → Add Route Entry: destination 0.0.0.0/0, next hop type IPv4 Gateway, {gw}"),
+                format!(
+                    "`aliyun vpc CreateRouteEntry --RegionId {} --RouteTableId {table} --DestinationCidrBlock 0.0.0.0/0 --NextHopType Ipv4Gateway --NextHopId {gw}` (where a wrong 0.0.0.0/0 entry exists, delete it first with DeleteRouteEntry)",
+                    f.region
+                ),
+            ]),
     }
 }
 
@@ -956,7 +1032,12 @@ pub fn route_to_internet<'a>(
         None => Err(format!(
             "the route table has no route covering {client}: with IPv4 gateway {gw} enabled, public traffic needs 0.0.0.0/0 → {gw}"
         )),
-        Some(r) if r.next_hop_type == "Ipv4Gateway" => Ok(Some(r)),
+        Some(r)
+            if r.next_hop_type == "Ipv4Gateway"
+                && r.next_hop_id.as_deref().is_none_or(|id| id == gw) =>
+        {
+            Ok(Some(r))
+        }
         Some(r) => Err(format!(
             "the route table sends {client} by {} to {} {}, not to IPv4 gateway {gw}",
             r.destination,
@@ -1271,9 +1352,12 @@ mod tests {
             Ok(None)
         );
         let ok = [local.clone(), route("0.0.0.0/0", "Ipv4Gateway")];
-        assert!(route_to_internet(&ok, Some("ipv4gw-made-up"), client)
+        assert!(route_to_internet(&ok, Some("Ipv4Gateway-id"), client)
             .unwrap()
             .is_some());
+        // The default route to another VPC's (or a deleted) IPv4 gateway is not this one.
+        let e = route_to_internet(&ok, Some("ipv4gw-made-up"), client).unwrap_err();
+        assert!(e.contains("not to IPv4 gateway ipv4gw-made-up"), "{e}");
         let e = route_to_internet(std::slice::from_ref(&local), Some("ipv4gw-made-up"), client)
             .unwrap_err();
         assert!(
@@ -1563,12 +1647,48 @@ mod tests {
                 },
                 SECURITY_GROUP,
             );
+            // Every default group accepts all outbound: with no mail server that is evidence,
+            // not a warning (issue 30).
+            assert_eq!(f.status, Status::Ok, "{}", f.summary);
+            assert!(f.evidence["outbound_tcp_25"]
+                .as_str()
+                .unwrap()
+                .contains("no mail server listens"));
+            // A mail server listening beyond loopback: now it matters, and is named.
+            let with_mta = |address: &str| {
+                let address: std::net::IpAddr = address.parse().unwrap();
+                judged(
+                    move |s| {
+                        groups(s)[0].rules.push(sg_rule(
+                            "sgr-out-all",
+                            Direction::Egress,
+                            "ALL",
+                            "-1/-1",
+                            "0.0.0.0/0",
+                            Policy::Accept,
+                            1,
+                        ));
+                        s.listeners = Gathered::Ok(vec![crate::snapshot::Listener {
+                            proto: "tcp".into(),
+                            address,
+                            port: 25,
+                        }]);
+                    },
+                    SECURITY_GROUP,
+                )
+            };
+            let f = with_mta("0.0.0.0");
             assert_eq!(f.status, Status::Warn);
             assert!(
-                f.summary.contains("platform blocks outbound TCP 25"),
+                f.summary.contains("a mail server listens on tcp 0.0.0.0:25")
+                    && f.summary.contains("platform blocks outbound TCP 25")
+                    && f.summary.contains("sgr-out-all"),
                 "{}",
                 f.summary
             );
+            assert!(f.remedy.join(" ").contains("port 465"), "{:?}", f.remedy);
+            // A local-only MTA (the distribution default) sends nothing out itself.
+            assert_eq!(with_mta("127.0.0.1").status, Status::Ok);
         }
 
         /// An ENI holding an EIP is judged with its own groups too; the worst decides.
@@ -1706,13 +1826,150 @@ mod tests {
             );
             assert_eq!(f.status, Status::Fail);
             assert!(
-                f.summary.contains("0.0.0.0/0 → ipv4gw-made-up"),
+                f.summary.contains("0.0.0.0/0 → ipv4gw-made-up")
+                    && f.summary.contains("route table vtb-made-up"),
                 "{}",
                 f.summary
             );
+            let remedy = f.remedy.join("\n");
+            assert!(
+                remedy.contains("CreateRouteEntry --RegionId cn-made-up --RouteTableId vtb-made-up --DestinationCidrBlock 0.0.0.0/0 --NextHopType Ipv4Gateway --NextHopId ipv4gw-made-up"),
+                "{remedy}"
+            );
+            let (st, why) = status(
+                |s| cloud_mut(s).ipv4_gateway = Gathered::Failed("ListIpv4Gateways: throttled".into()),
+                ROUTE,
+            );
+            assert_eq!(st, Status::Unknown);
+            assert!(why.contains("ListIpv4Gateways"), "{why}");
             let (st, why) = status(|s| cloud_mut(s).ipv4_gateway = Gathered::Ok(None), ROUTE);
             assert_eq!(st, Status::Ok);
             assert!(why.contains("system route"));
+        }
+
+        fn border(s: &mut Snapshot) -> &mut crate::snapshot::CloudFirewall {
+            match &mut cloud_mut(s).cloud_firewall {
+                Gathered::Ok(f) => f,
+                _ => panic!("the fixture reads Cloud Firewall"),
+            }
+        }
+
+        fn drop_icmp(source: &str) -> crate::snapshot::ControlPolicy {
+            crate::snapshot::ControlPolicy {
+                uuid: "acl-no-ping".into(),
+                order: 1,
+                action: "drop".into(),
+                proto: "ICMP".into(),
+                source_type: "net".into(),
+                source: source.into(),
+                source_cidrs: vec![],
+                destination_type: "net".into(),
+                destination: "0.0.0.0/0".into(),
+                destination_cidrs: vec![],
+                dest_port_type: "port".into(),
+                dest_port: "0/0".into(),
+                dest_port_ports: vec![],
+                enabled: true,
+                description: Some("no\x1b[2J ping".into()),
+            }
+        }
+
+        #[test]
+        fn cloud_firewall_policies_for_the_echo() {
+            let (st, why) = status(|_| {}, FIREWALL);
+            assert_eq!(st, Status::Ok, "{why}");
+            assert!(why.contains("no policy matched"), "{why}");
+            let f = judged(|s| border(s).policies.push(drop_icmp("0.0.0.0/0")), FIREWALL);
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary.contains("drops the echo request")
+                    && f.summary.contains("policy acl-no-ping (order 1, no\\u{1b}[2J ping)"),
+                "{}",
+                f.summary
+            );
+            assert!(f.remedy.join(" ").contains("AddControlPolicy"));
+            // A policy for other sources decides nothing for this one.
+            let (st, _) = status(|s| border(s).policies.push(drop_icmp("10.0.0.0/8")), FIREWALL);
+            assert_eq!(st, Status::Ok);
+            // By location: cannot tell.
+            let (st, why) = status(
+                |s| {
+                    let mut p = drop_icmp("CN");
+                    p.source_type = "location".into();
+                    border(s).policies.push(p);
+                },
+                FIREWALL,
+            );
+            assert_eq!(st, Status::Unknown, "{why}");
+            // Not protected, or not in use, or not granted: skipped, naming why.
+            let (st, why) = status(|s| border(s).protect_status = Some("closed".into()), FIREWALL);
+            assert_eq!(st, Status::Skipped);
+            assert!(why.contains("closed"), "{why}");
+            let (st, why) = status(|s| border(s).protect_status = None, FIREWALL);
+            assert_eq!(st, Status::Skipped);
+            assert!(why.contains("does not list 203.0.113.10"), "{why}");
+            let (st, why) = status(
+                |s| {
+                    cloud_mut(s).cloud_firewall = Gathered::Failed(
+                        "DescribeAssetList: not permitted to the RAM role (Forbidden.RAM); the policy needs DescribeAssetList".into(),
+                    )
+                },
+                FIREWALL,
+            );
+            assert_eq!(st, Status::Skipped);
+            assert!(why.contains("DescribeAssetList"), "{why}");
+            let (st, _) = status(
+                |s| {
+                    cloud_mut(s).cloud_firewall =
+                        Gathered::Failed("DescribeControlPolicy: the cloud calls' budget of 3000 ms ran out".into())
+                },
+                FIREWALL,
+            );
+            assert_eq!(st, Status::Unknown);
+            // The other cloud checks do not care.
+            let (st, _) = status(
+                |s| cloud_mut(s).cloud_firewall = Gathered::Failed("x: not permitted to the RAM role".into()),
+                SECURITY_GROUP,
+            );
+            assert_eq!(st, Status::Ok);
+        }
+
+        #[test]
+        fn security_center_alerts() {
+            let alert = |level: &str| crate::snapshot::SecurityAlert {
+                id: Some(7),
+                name: "Reverse shell".into(),
+                level: level.into(),
+                last_time: Some("2026-12-06 01:02:03".into()),
+                instance_id: Some("i-made-up".into()),
+                status: Some(1),
+            };
+            let with = |level: &'static str| {
+                move |s: &mut Snapshot| {
+                    cloud_mut(s).security_alerts = Gathered::Ok(vec![alert(level)])
+                }
+            };
+            assert_eq!(status(|_| {}, SECURITY_ALERTS).0, Status::Ok);
+            let f = judged(with("serious"), SECURITY_ALERTS);
+            assert_eq!(f.status, Status::Fail);
+            assert!(
+                f.summary.contains("urgent") && f.summary.contains("Reverse shell (last 2026-12-06 01:02:03)"),
+                "{}",
+                f.summary
+            );
+            assert!(f.remedy.join(" ").contains("yundun.console.aliyun.com"));
+            assert_eq!(status(with("suspicious"), SECURITY_ALERTS).0, Status::Warn);
+            let (st, why) = status(
+                |s| cloud_mut(s).security_alerts = Gathered::Failed("DescribeSuspEvents: the API refused the call: HTTP 500: x".into()),
+                SECURITY_ALERTS,
+            );
+            assert_eq!(st, Status::Unknown);
+            assert!(why.contains("DescribeSuspEvents"), "{why}");
+            let (st, _) = status(
+                |s| cloud_mut(s).security_alerts = Gathered::Failed("DescribeSuspEvents: the API refused the call: NotBuy: no".into()),
+                SECURITY_ALERTS,
+            );
+            assert_eq!(st, Status::Skipped);
         }
 
         #[test]

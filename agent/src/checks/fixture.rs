@@ -375,6 +375,14 @@ pub fn healthy_cloud() -> CloudFacts {
             status: DdosState::Normal,
             ends_at: None,
         })),
+        route_table: Some("vtb-made-up".into()),
+        cloud_firewall: Gathered::Ok(CloudFirewall {
+            ip: Some(v4("203.0.113.10")),
+            protect_status: Some("open".into()),
+            policies: vec![],
+            truncated: false,
+        }),
+        security_alerts: Gathered::Ok(vec![]),
         fetched_at: "2026-01-01T00:00:00Z".into(),
     }
 }

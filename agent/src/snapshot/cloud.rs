@@ -1,6 +1,7 @@
 //! Cloud-side facts read from the OpenAPI through the instance RAM role: the instance's state,
 //! its ENIs' security groups with their rules, the vSwitch's network ACL and route table, the
-//! EIPs and the Anti-DDoS status of the public IP. No secret is ever part of these.
+//! EIPs, the Anti-DDoS status of the public IP, Cloud Firewall's policies for it and Security
+//! Center's alerts. No secret is ever part of these.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,62 @@ pub struct Blackhole {
     pub ends_at: Option<u64>,
 }
 
+/// One Cloud Firewall access-control policy (`DescribeControlPolicy`'s `Policys[]`, direction
+/// in). Policies are evaluated by `order` (1 first); the first that matches decides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControlPolicy {
+    pub uuid: String,
+    pub order: i64,
+    /// `accept`, `drop` or `log` (log only records and goes on), lower case.
+    pub action: String,
+    /// `ANY`, `TCP`, `UDP` or `ICMP`, upper case.
+    pub proto: String,
+    /// `net` (a CIDR), `group` (an address book: its CIDRs), `location` (a region of the world).
+    pub source_type: String,
+    pub source: String,
+    pub source_cidrs: Vec<String>,
+    /// `net`, `group`, `domain` or `location`.
+    pub destination_type: String,
+    pub destination: String,
+    pub destination_cidrs: Vec<String>,
+    /// `port` (`80/80`, `0/0`) or `group` (its ports).
+    pub dest_port_type: String,
+    pub dest_port: String,
+    pub dest_port_ports: Vec<String>,
+    /// `Release`: whether the policy is enabled.
+    pub enabled: bool,
+    pub description: Option<String>,
+}
+
+/// Cloud Firewall's Internet border for the public IP: whether it protects it
+/// (`DescribeAssetList`'s `ProtectStatus`), and if so its inbound policies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CloudFirewall {
+    /// The public IP asked about; None: the instance has none.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `open`, `opening`, `closed`, `closing`; None: Cloud Firewall does not list the IP.
+    pub protect_status: Option<String>,
+    pub policies: Vec<ControlPolicy>,
+    /// More policies exist than were read (the first page of 100 only).
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One Security Center alert for this instance (`DescribeSuspEvents`' `SuspEvents[]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecurityAlert {
+    pub id: Option<i64>,
+    /// `AlarmEventNameDisplay` (else `AlarmEventName`).
+    pub name: String,
+    /// `serious` (urgent), `suspicious` or `remind`.
+    pub level: String,
+    /// `LastTime`, as the API gives it (`YYYY-MM-DD HH:mm:ss`).
+    pub last_time: Option<String>,
+    pub instance_id: Option<String>,
+    /// `EventStatus`: 1 pending, 32 handled, ... (the request asks for unhandled ones).
+    pub status: Option<i64>,
+}
+
 /// Whether the cloud side was read, and if not, why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -204,6 +261,15 @@ pub struct CloudFacts {
     /// The public IP's Anti-DDoS status; None: there is no public IP to ask about.
     #[serde(default = "not_gathered")]
     pub blackhole: super::Gathered<Option<Blackhole>>,
+    /// The vSwitch's route table (where `routes` came from).
+    #[serde(default)]
+    pub route_table: Option<String>,
+    /// Cloud Firewall in front of the public IP.
+    #[serde(default = "not_gathered")]
+    pub cloud_firewall: super::Gathered<CloudFirewall>,
+    /// Security Center's unhandled serious and suspicious alerts of the last 7 days.
+    #[serde(default = "not_gathered")]
+    pub security_alerts: super::Gathered<Vec<SecurityAlert>>,
     /// RFC 3339: when these were read (`serve` reuses them for `cloud.cache_s`).
     #[serde(default)]
     pub fetched_at: String,

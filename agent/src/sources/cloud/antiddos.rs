@@ -56,7 +56,9 @@ fn state_of(word: &str) -> DdosState {
     match word.to_ascii_lowercase().as_str() {
         "normal" | "hole_end" | "defense_end" => DdosState::Normal,
         "blackhole" | "blackholed" | "hole_begin" => DdosState::Blackholed,
-        "defense" | "mitigating" | "defense_begin" => DdosState::Scrubbing,
+        // `abnormal` is the instance-level word for "under DDoS attack" (the SDK's
+        // InstanceStatus); the IP-level word says whether it is scrubbed or blackholed.
+        "defense" | "mitigating" | "defense_begin" | "abnormal" => DdosState::Scrubbing,
         _ => DdosState::Other(word.to_string()),
     }
 }
@@ -93,17 +95,18 @@ pub fn parse_ip_status(v: &Value, ip: Ipv4Addr) -> Result<Option<Blackhole>, Str
     Ok(None)
 }
 
-/// DescribeDdosEventList (blackhole events): when the current blackhole of `ip` ends, as
-/// Unix seconds (`UnBlackholeTime`, else the event's `EndTime`), if the answer says.
-pub fn parse_blackhole_end(v: &Value, ip: Ipv4Addr) -> Option<u64> {
-    let wanted = ip.to_string();
+/// DescribeDdosEventList (asked for the public IP with `InternetIp`): when the current
+/// blackhole ends, as Unix seconds (`UnBlackholeTime`, else the event's `EndTime`), if the
+/// answer says. The events carry no IP of their own (the request filtered them); a blackhole
+/// event is one whose `DdosType` or `DdosStatus` says so.
+pub fn parse_blackhole_end(v: &Value) -> Option<u64> {
     list(v.get("DdosEventList"), "DdosEvent")
         .iter()
-        .filter(|e| text(e, "Ip").is_none_or(|i| i == wanted))
         .filter(|e| {
-            text(e, "DdosStatus")
-                .or_else(|| text(e, "Status"))
-                .is_none_or(|s| state_of(s) == DdosState::Blackholed)
+            [text(e, "DdosType"), text(e, "DdosStatus")]
+                .into_iter()
+                .flatten()
+                .any(|w| w.eq_ignore_ascii_case("blackhole") || state_of(w) == DdosState::Blackholed)
         })
         .filter_map(|e| {
             ["UnBlackholeTime", "EndTime"]
@@ -155,17 +158,26 @@ mod tests {
 
     #[test]
     fn blackhole_end_from_the_event_list() {
-        let v: Value = serde_json::from_str(r#"{"DdosEventList": {"DdosEvent": [
-            {"Ip": "203.0.113.10", "DdosStatus": "hole_begin", "StartTime": 1700000000, "UnBlackholeTime": 1700009000},
-            {"Ip": "198.51.100.1", "DdosStatus": "hole_begin", "UnBlackholeTime": 1800000000},
-            {"Ip": "203.0.113.10", "DdosStatus": "defense_end", "EndTime": 1900000000}]}}"#).unwrap();
-        assert_eq!(parse_blackhole_end(&v, IP), Some(1_700_009_000));
-        let strings: Value = serde_json::from_str(
-            r#"{"DdosEventList": [{"Ip": "203.0.113.10", "EndTime": "1700001234"}]}"#,
+        let v: Value = serde_json::from_str(r#"{"Total": 2, "DdosEventList": {"DdosEvent": [
+            {"DdosType": "blackhole", "DdosStatus": "hole_begin", "StartTime": 1700000000, "UnBlackholeTime": 1700009000},
+            {"DdosType": "defense", "DdosStatus": "defense_end", "EndTime": 1900000000}]}}"#).unwrap();
+        assert_eq!(parse_blackhole_end(&v), Some(1_700_009_000));
+        let no_blackhole: Value = serde_json::from_str(
+            r#"{"DdosEventList": {"DdosEvent": [{"DdosType": "defense", "EndTime": 1700001234}]}}"#,
         )
         .unwrap();
-        assert_eq!(parse_blackhole_end(&strings, IP), Some(1_700_001_234));
-        assert_eq!(parse_blackhole_end(&serde_json::json!({}), IP), None);
+        assert_eq!(parse_blackhole_end(&no_blackhole), None);
+        assert_eq!(parse_blackhole_end(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn abnormal_is_under_attack() {
+        let v: Value = serde_json::from_str(r#"{"InstanceList": [{"InstanceId": "i-made-up", "InstanceStatus": "abnormal",
+            "IpAddressConfig": [{"InstanceIp": "203.0.113.10"}]}]}"#).unwrap();
+        assert_eq!(
+            parse_ip_status(&v, IP).unwrap().unwrap().status,
+            DdosState::Scrubbing
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Reads everything the cloud-side checks judge, in two rounds of parallel calls under one
-//! budget: first the instance, its ENIs, its EIPs, the vSwitch and the VPC's IPv4 gateways;
+//! budget: first the instance, its ENIs, its EIPs, the vSwitch, the VPC's IPv4 gateways,
+//! whether Cloud Firewall protects the public IP and Security Center's alerts;
 //! then, with the ids those name, every security group (kind and rules), the vSwitch's network
-//! ACL and its route table, and (for a blackholed public IP) when the blackhole ends. The
+//! ACL and its route table, Cloud Firewall's inbound policies (where it protects the IP) and
+//! (for a blackholed public IP) when the blackhole ends. The
 //! public IP's Anti-DDoS status is read in round one. A call that fails leaves its part `Failed` with the reason (the
 //! action the RAM policy lacks, throttling, the budget) and the rest is still gathered.
 
@@ -9,9 +11,9 @@ use serde_json::Value;
 
 use super::credentials::Credentials;
 use super::openapi::{Budget, CloudError, Endpoint, OpenApi};
-use super::{antiddos, ecs, vpc};
+use super::{antiddos, cloudfw, ecs, sas, vpc, Action};
 use crate::config::CloudEndpoints;
-use crate::snapshot::{CloudFacts, DdosState, Gathered, SecurityGroupKind};
+use crate::snapshot::{CloudFacts, CloudFirewall, DdosState, Gathered, SecurityGroupKind};
 
 /// Where the instance is, from the metadata.
 #[derive(Debug, Clone, Copy)]
@@ -22,37 +24,43 @@ pub struct Place<'a> {
     pub vswitch_id: Option<&'a str>,
     /// The public IP or EIP the metadata names (its Anti-DDoS status is read).
     pub public_ip: Option<std::net::Ipv4Addr>,
+    /// The primary private IPv4 (Security Center's search, where there is no public IP).
+    pub private_ip: Option<std::net::Ipv4Addr>,
 }
 
-/// The ECS and VPC endpoints: the config's, else the region's VPC-internal ones.
+/// Each product's endpoint: the config's, else the region's (VPC-internal where the product
+/// has one).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub ecs: Endpoint,
     pub vpc: Endpoint,
     pub antiddos: Endpoint,
+    pub cloudfw: Endpoint,
+    pub sas: Endpoint,
 }
 
 impl Endpoints {
     pub fn of(config: &CloudEndpoints, region: &str) -> Endpoints {
+        let pick = |given: &Option<String>, default: String| {
+            Endpoint::new(given.as_deref().unwrap_or(&default))
+        };
         Endpoints {
-            ecs: Endpoint::new(
-                config
-                    .ecs
-                    .as_deref()
-                    .unwrap_or(&format!("https://ecs-vpc.{region}.aliyuncs.com")),
-            ),
-            vpc: Endpoint::new(
-                config
-                    .vpc
-                    .as_deref()
-                    .unwrap_or(&format!("https://vpc-vpc.{region}.aliyuncs.com")),
-            ),
-            antiddos: Endpoint::new(
-                config
-                    .antiddos
-                    .as_deref()
-                    .unwrap_or(&antiddos::default_endpoint(region)),
-            ),
+            ecs: pick(&config.ecs, format!("https://ecs-vpc.{region}.aliyuncs.com")),
+            vpc: pick(&config.vpc, format!("https://vpc-vpc.{region}.aliyuncs.com")),
+            antiddos: pick(&config.antiddos, antiddos::default_endpoint(region)),
+            cloudfw: pick(&config.cloudfw, cloudfw::default_endpoint(region)),
+            sas: pick(&config.sas, sas::default_endpoint(region)),
+        }
+    }
+
+    /// Where `action` is served.
+    fn of_action(&self, action: &Action) -> &Endpoint {
+        match action.version {
+            ecs::VERSION => &self.ecs,
+            vpc::VERSION => &self.vpc,
+            antiddos::VERSION => &self.antiddos,
+            cloudfw::VERSION => &self.cloudfw,
+            _ => &self.sas,
         }
     }
 }
@@ -67,34 +75,35 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Gathered<T>>) -> Gathered<T> {
         .unwrap_or_else(|_| Gathered::Failed("a cloud call panicked".to_string()))
 }
 
-/// A service's endpoint, API version and the name of its region parameter.
-type Service<'a> = (&'a Endpoint, &'static str, &'static str);
-
-/// The calls of one diagnosis: each named once, its answer parsed or the reason it is not.
+/// The calls of one diagnosis: each names one of [`super::ACTIONS`], its answer parsed or the
+/// reason it is not.
 struct Calls<'a> {
     api: &'a OpenApi,
     ep: &'a Endpoints,
     creds: &'a Credentials,
-    region: &'a str,
     budget: &'a Budget,
 }
 
 impl Calls<'_> {
     fn fetch<T>(
         &self,
-        (endpoint, version, region_key): Service,
-        action: &str,
+        action: Action,
         params: &[(&str, &str)],
         parse: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Gathered<T> {
-        let mut p = vec![(region_key, self.region)];
-        p.extend_from_slice(params);
         let answer = self
             .api
-            .call(endpoint, self.creds, action, version, &p, self.budget)
+            .call(
+                self.ep.of_action(&action),
+                self.creds,
+                action.name,
+                action.version,
+                params,
+                self.budget,
+            )
             .and_then(|v| {
                 parse(&v).map_err(|reason| CloudError::BadAnswer {
-                    action: action.to_string(),
+                    action: action.name.to_string(),
                     reason,
                 })
             });
@@ -103,18 +112,15 @@ impl Calls<'_> {
             Err(e) => Gathered::Failed(e.to_string()),
         }
     }
+}
 
-    fn ecs(&self) -> Service<'_> {
-        (&self.ep.ecs, ecs::VERSION, "RegionId")
-    }
-
-    fn vpc(&self) -> Service<'_> {
-        (&self.ep.vpc, vpc::VERSION, "RegionId")
-    }
-
-    fn antiddos(&self) -> Service<'_> {
-        (&self.ep.antiddos, antiddos::VERSION, "DdosRegionId")
-    }
+/// Security Center's window: the last 7 days, as `TimeStart`/`TimeEnd`.
+fn alert_window() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    (
+        sas::timestamp(now - time::Duration::days(7)),
+        sas::timestamp(now),
+    )
 }
 
 pub fn gather(
@@ -124,85 +130,118 @@ pub fn gather(
     place: &Place,
     budget: &Budget,
 ) -> CloudFacts {
+    use super::*;
     let region = place.region;
     let c = Calls {
         api,
         ep,
         creds,
-        region,
         budget,
     };
-    let instance_id = [("InstanceId", place.instance_id)];
     let public_ip = place.public_ip.map(|ip| ip.to_string());
+    let private_ip = place.private_ip.map(|ip| ip.to_string());
+    let (window_start, window_end) = alert_window();
     // Round one.
-    let (instance, enis, eips, vswitch, gateway, ddos) = std::thread::scope(|s| {
-        let instance = s.spawn(|| {
-            c.fetch(
-                c.ecs(),
-                "DescribeInstanceAttribute",
-                &instance_id,
-                ecs::parse_instance,
+    let (instance, enis, eips, vswitch, gateway, ddos, firewall_asset, alerts) =
+        std::thread::scope(|s| {
+            let instance = s.spawn(|| {
+                c.fetch(
+                    DESCRIBE_INSTANCE_ATTRIBUTE,
+                    &[("InstanceId", place.instance_id)],
+                    ecs::parse_instance,
+                )
+            });
+            let enis = s.spawn(|| {
+                c.fetch(
+                    DESCRIBE_NETWORK_INTERFACES,
+                    &[("RegionId", region), ("InstanceId", place.instance_id)],
+                    ecs::parse_network_interfaces,
+                )
+            });
+            let eips = s.spawn(|| {
+                c.fetch(
+                    DESCRIBE_EIP_ADDRESSES,
+                    &[
+                        ("RegionId", region),
+                        ("AssociatedInstanceType", "EcsInstance"),
+                        ("AssociatedInstanceId", place.instance_id),
+                    ],
+                    vpc::parse_eips,
+                )
+            });
+            let vswitch = s.spawn(|| match place.vswitch_id {
+                Some(id) => c.fetch(
+                    DESCRIBE_VSWITCH_ATTRIBUTES,
+                    &[("RegionId", region), ("VSwitchId", id)],
+                    vpc::parse_vswitch,
+                ),
+                None => missing("vswitch-id"),
+            });
+            let gateway = s.spawn(|| match place.vpc_id {
+                Some(id) => c.fetch(
+                    LIST_IPV4_GATEWAYS,
+                    &[("RegionId", region), ("VpcId", id)],
+                    vpc::parse_enabled_ipv4_gateway,
+                ),
+                None => missing("vpc-id"),
+            });
+            let ddos = s.spawn(|| match (place.public_ip, &public_ip) {
+                (Some(ip), Some(text)) => c.fetch(
+                    DESCRIBE_INSTANCE_IP_ADDRESS,
+                    &[
+                        ("DdosRegionId", region),
+                        ("InstanceType", "ecs"),
+                        ("InstanceId", place.instance_id),
+                        ("InstanceIp", text),
+                    ],
+                    |v| antiddos::parse_ip_status(v, ip),
+                ),
+                _ => Gathered::Ok(None),
+            });
+            let firewall_asset = s.spawn(|| match (place.public_ip, &public_ip) {
+                (Some(ip), Some(text)) => c.fetch(
+                    DESCRIBE_ASSET_LIST,
+                    &[
+                        ("CurrentPage", "1"),
+                        ("PageSize", "10"),
+                        ("SearchItem", text),
+                        ("Lang", "en"),
+                    ],
+                    |v| cloudfw::parse_protect_status(v, ip),
+                ),
+                _ => Gathered::Ok(None),
+            });
+            let alerts = s.spawn(|| {
+                let Some(address) = public_ip.as_deref().or(private_ip.as_deref()) else {
+                    return missing("public or private IPv4 to search Security Center by");
+                };
+                c.fetch(
+                    DESCRIBE_SUSP_EVENTS,
+                    &[
+                        ("From", "sas"),
+                        ("Lang", "en"),
+                        ("Levels", "serious,suspicious"),
+                        ("Dealed", "N"),
+                        ("Remark", address),
+                        ("TimeStart", &window_start),
+                        ("TimeEnd", &window_end),
+                        ("CurrentPage", "1"),
+                        ("PageSize", "20"),
+                    ],
+                    |v| sas::parse_alerts(v, place.instance_id),
+                )
+            });
+            (
+                joined(instance),
+                joined(enis),
+                joined(eips),
+                joined(vswitch),
+                joined(gateway),
+                joined(ddos),
+                joined(firewall_asset),
+                joined(alerts),
             )
         });
-        let enis = s.spawn(|| {
-            c.fetch(
-                c.ecs(),
-                "DescribeNetworkInterfaces",
-                &instance_id,
-                ecs::parse_network_interfaces,
-            )
-        });
-        let eips = s.spawn(|| {
-            c.fetch(
-                c.vpc(),
-                "DescribeEipAddresses",
-                &[
-                    ("AssociatedInstanceType", "EcsInstance"),
-                    ("AssociatedInstanceId", place.instance_id),
-                ],
-                vpc::parse_eips,
-            )
-        });
-        let vswitch = s.spawn(|| match place.vswitch_id {
-            Some(id) => c.fetch(
-                c.vpc(),
-                "DescribeVSwitchAttributes",
-                &[("VSwitchId", id)],
-                vpc::parse_vswitch,
-            ),
-            None => missing("vswitch-id"),
-        });
-        let gateway = s.spawn(|| match place.vpc_id {
-            Some(id) => c.fetch(
-                c.vpc(),
-                "DescribeIpv4Gateways",
-                &[("VpcId", id)],
-                vpc::parse_enabled_ipv4_gateway,
-            ),
-            None => missing("vpc-id"),
-        });
-        let ddos = s.spawn(|| match (place.public_ip, &public_ip) {
-            (Some(ip), Some(text)) => c.fetch(
-                c.antiddos(),
-                "DescribeInstanceIpAddress",
-                &[
-                    ("InstanceType", "ecs"),
-                    ("InstanceId", place.instance_id),
-                    ("InstanceIp", text),
-                ],
-                |v| antiddos::parse_ip_status(v, ip),
-            ),
-            _ => Gathered::Ok(None),
-        });
-        (
-            joined(instance),
-            joined(enis),
-            joined(eips),
-            joined(vswitch),
-            joined(gateway),
-            joined(ddos),
-        )
-    });
     // The groups of every ENI (the instance's own list where the ENIs are unknown).
     let mut group_ids: Vec<String> = match (&enis, &instance) {
         (Gathered::Ok(e), _) => e
@@ -216,12 +255,11 @@ pub fn gather(
     group_ids.dedup();
     // Round two: kinds and rules together (a rule's group kind is joined afterwards).
     let ids_json = serde_json::to_string(&group_ids).unwrap_or_default();
-    let (kinds, rules, network_acl, routes, ends_at) = std::thread::scope(|s| {
+    let (kinds, rules, network_acl, routes, ends_at, policies) = std::thread::scope(|s| {
         let kinds = s.spawn(|| {
             c.fetch(
-                c.ecs(),
-                "DescribeSecurityGroups",
-                &[("SecurityGroupIds", &ids_json)],
+                DESCRIBE_SECURITY_GROUPS,
+                &[("RegionId", region), ("SecurityGroupIds", &ids_json)],
                 ecs::parse_security_group_kinds,
             )
         });
@@ -231,9 +269,12 @@ pub fn gather(
                 let c = &c;
                 s.spawn(move || {
                     c.fetch(
-                        c.ecs(),
-                        "DescribeSecurityGroupAttribute",
-                        &[("SecurityGroupId", id), ("Direction", "all")],
+                        DESCRIBE_SECURITY_GROUP_ATTRIBUTE,
+                        &[
+                            ("RegionId", region),
+                            ("SecurityGroupId", id),
+                            ("Direction", "all"),
+                        ],
                         |v| ecs::parse_security_group(v, SecurityGroupKind::Normal),
                     )
                 })
@@ -241,9 +282,8 @@ pub fn gather(
             .collect();
         let acl = s.spawn(|| match &vswitch {
             Gathered::Ok((Some(acl), _)) => c.fetch(
-                c.vpc(),
-                "DescribeNetworkAclAttributes",
-                &[("NetworkAclId", acl)],
+                DESCRIBE_NETWORK_ACL_ATTRIBUTES,
+                &[("RegionId", region), ("NetworkAclId", acl)],
                 |v| vpc::parse_network_acl(v).map(Some),
             ),
             Gathered::Ok((None, _)) => Gathered::Ok(None),
@@ -251,31 +291,45 @@ pub fn gather(
         });
         let routes = s.spawn(|| match &vswitch {
             Gathered::Ok((_, table)) => c.fetch(
-                c.vpc(),
-                "DescribeRouteEntryList",
-                &[("RouteTableId", table)],
+                DESCRIBE_ROUTE_ENTRY_LIST,
+                &[("RegionId", region), ("RouteTableId", table)],
                 vpc::parse_route_entries,
             ),
             Gathered::Failed(e) => Gathered::Failed(e.clone()),
         });
         // Only for a blackholed IP: when it is lifted (best effort; unknown is fine).
-        let ends_at = s.spawn(|| match &ddos {
-            Gathered::Ok(Some(b)) if b.status == DdosState::Blackholed => c
+        let ends_at = s.spawn(|| match (&ddos, &public_ip) {
+            (Gathered::Ok(Some(b)), Some(ip)) if b.status == DdosState::Blackholed => c
                 .fetch(
-                    c.antiddos(),
-                    "DescribeDdosEventList",
+                    DESCRIBE_DDOS_EVENT_LIST,
                     &[
-                        ("DdosType", "blackhole"),
+                        ("DdosRegionId", region),
                         ("InstanceType", "ecs"),
                         ("InstanceId", place.instance_id),
+                        ("InternetIp", ip),
                         ("CurrentPage", "1"),
                         ("PageSize", "10"),
                     ],
-                    |v| Ok(antiddos::parse_blackhole_end(v, b.ip)),
+                    |v| Ok(antiddos::parse_blackhole_end(v)),
                 )
                 .into_option()
                 .flatten(),
             _ => None,
+        });
+        // Only where Cloud Firewall protects the IP: its inbound policies.
+        let policies = s.spawn(|| match &firewall_asset {
+            Gathered::Ok(Some(status)) if matches!(status.as_str(), "open" | "opening") => c
+                .fetch(
+                    DESCRIBE_CONTROL_POLICY,
+                    &[
+                        ("Direction", "in"),
+                        ("CurrentPage", "1"),
+                        ("PageSize", "100"),
+                        ("Lang", "en"),
+                    ],
+                    cloudfw::parse_policies,
+                ),
+            _ => Gathered::Ok((Vec::new(), false)),
         });
         (
             joined(kinds),
@@ -283,6 +337,7 @@ pub fn gather(
             joined(acl),
             joined(routes),
             ends_at.join().ok().flatten(),
+            joined(policies),
         )
     });
     let security_groups = match (&enis, &instance, kinds) {
@@ -310,6 +365,17 @@ pub fn gather(
             }
         }
     };
+    let cloud_firewall = match (firewall_asset, policies) {
+        (Gathered::Failed(e), _) | (_, Gathered::Failed(e)) => Gathered::Failed(e),
+        (Gathered::Ok(status), Gathered::Ok((policies, truncated))) => {
+            Gathered::Ok(CloudFirewall {
+                ip: place.public_ip,
+                protect_status: status,
+                policies,
+                truncated,
+            })
+        }
+    };
     CloudFacts {
         region: region.to_string(),
         credentials: match &creds.source {
@@ -321,6 +387,7 @@ pub fn gather(
         security_groups,
         network_acl,
         routes,
+        route_table: vswitch.into_option().map(|(_, table)| table),
         ipv4_gateway: gateway,
         eips,
         blackhole: ddos.map(|b| {
@@ -329,6 +396,8 @@ pub fn gather(
                 b
             })
         }),
+        cloud_firewall,
+        security_alerts: alerts,
         fetched_at: crate::now_rfc3339(),
     }
 }
@@ -341,41 +410,19 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// The fake's answers, in the shapes the official SDK's response models accept (the
+    /// conformance test checks this file against them).
+    const ANSWERS: &str = include_str!("answers.json");
+
     fn answer(action: &str) -> (u16, String) {
-        let body = match action {
-            "DescribeInstanceAttribute" => {
-                r#"{"InstanceId": "i-made-up", "Status": "Running", "SecurityGroupIds": {"SecurityGroupId": ["sg-a"]}, "VpcAttributes": {"VSwitchId": "vsw-made-up", "VpcId": "vpc-made-up"}, "PublicIpAddress": {"IpAddress": ["203.0.113.10"]}}"#
-            }
-            "DescribeNetworkInterfaces" => {
-                r#"{"NetworkInterfaceSets": {"NetworkInterfaceSet": [{"NetworkInterfaceId": "eni-made-up", "MacAddress": "00:16:3e:00:00:01", "SecurityGroupIds": {"SecurityGroupId": ["sg-a", "sg-b"]}}]}}"#
-            }
-            "DescribeEipAddresses" => r#"{"EipAddresses": {"EipAddress": []}}"#,
-            "DescribeVSwitchAttributes" => {
-                r#"{"VSwitchId": "vsw-made-up", "NetworkAclId": "nacl-made-up", "RouteTable": {"RouteTableId": "vtb-made-up"}}"#
-            }
-            "DescribeIpv4Gateways" => {
-                r#"{"Ipv4GatewayModels": {"Ipv4GatewayModel": [{"Ipv4GatewayId": "ipv4gw-made-up", "Enabled": true}]}}"#
-            }
-            "DescribeSecurityGroups" => {
-                r#"{"SecurityGroups": {"SecurityGroup": [{"SecurityGroupId": "sg-a", "SecurityGroupType": "normal"}, {"SecurityGroupId": "sg-b", "SecurityGroupType": "enterprise"}]}}"#
-            }
-            "DescribeNetworkAclAttributes" => {
-                r#"{"NetworkAclAttribute": {"NetworkAclId": "nacl-made-up", "IngressAclEntries": {"IngressAclEntry": []}, "EgressAclEntries": {"EgressAclEntry": []}}}"#
-            }
-            "DescribeInstanceIpAddress" => {
-                r#"{"InstanceList": [{"InstanceId": "i-made-up", "IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "normal"}]}]}"#
-            }
-            "DescribeRouteEntryList" => {
-                r#"{"RouteEntrys": {"RouteEntry": [{"DestinationCidrBlock": "0.0.0.0/0", "NextHops": {"NextHop": [{"NextHopType": "Ipv4Gateway", "NextHopId": "ipv4gw-made-up"}]}}]}}"#
-            }
-            _ => {
-                return (
-                    404,
-                    r#"{"Code": "InvalidAction.NotFound", "Message": "no"}"#.into(),
-                )
-            }
-        };
-        (200, body.to_string())
+        let doc: Value = serde_json::from_str(ANSWERS).unwrap();
+        match doc.get(action) {
+            Some(body) => (200, body.to_string()),
+            None => (
+                404,
+                r#"{"Code": "InvalidAction.NotFound", "Message": "no"}"#.into(),
+            ),
+        }
     }
 
     fn sg_answer(query: &[(String, String)]) -> (u16, String) {
@@ -387,7 +434,7 @@ mod tests {
         (
             200,
             format!(
-                r#"{{"SecurityGroupId": "{id}", "Permissions": {{"Permission": [{{"Direction": "ingress", "IpProtocol": "ICMP", "PortRange": "-1/-1", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": 1}}]}}}}"#
+                r#"{{"SecurityGroupId": "{id}", "Permissions": {{"Permission": [{{"Direction": "ingress", "IpProtocol": "ICMP", "PortRange": "-1/-1", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": "1"}}]}}}}"#
             ),
         )
     }
@@ -399,6 +446,7 @@ mod tests {
             vpc_id: Some("vpc-made-up"),
             vswitch_id: Some("vsw-made-up"),
             public_ip: Some(std::net::Ipv4Addr::new(203, 0, 113, 10)),
+            private_ip: Some(std::net::Ipv4Addr::new(10, 0, 0, 10)),
         }
     }
 
@@ -412,6 +460,8 @@ mod tests {
             ecs: endpoint.clone(),
             vpc: endpoint.clone(),
             antiddos: endpoint.clone(),
+            cloudfw: endpoint.clone(),
+            sas: endpoint.clone(),
         };
         gather(
             &OpenApi::new(),
@@ -467,11 +517,18 @@ mod tests {
             facts.blackhole.ok().unwrap().as_ref().unwrap().status,
             DdosState::Normal
         );
-        assert_eq!(log.len(), 11, "{log:?}");
+        let fw = facts.cloud_firewall.ok().unwrap();
+        assert_eq!(
+            (fw.protect_status.as_deref(), fw.policies.len()),
+            (Some("open"), 1)
+        );
+        assert_eq!(facts.security_alerts.ok().unwrap().len(), 0);
+        assert_eq!(facts.route_table.as_deref(), Some("vtb-made-up"));
+        assert_eq!(log.len(), 14, "{log:?}");
         assert!(log.iter().all(|l| l.ends_with("signed=true")), "{log:?}");
-        // Round one's six calls were in flight together.
+        // Round one's eight calls were in flight together.
         assert!(
-            most.load(Ordering::SeqCst) >= 6,
+            most.load(Ordering::SeqCst) >= 8,
             "at most {} at once",
             most.load(Ordering::SeqCst)
         );
@@ -512,7 +569,7 @@ mod tests {
     }
 
     /// A blackholed public IP: its status from round one, when it ends from the event list
-    /// (asked only then), with DdosRegionId instead of RegionId.
+    /// (asked only then, for that IP), with DdosRegionId instead of RegionId.
     #[test]
     fn a_blackholed_ip_and_when_it_ends() {
         let (endpoint, seen) = fake::serve("made-up-secret", |action, query| {
@@ -523,8 +580,10 @@ mod tests {
                 {
                     (400, r#"{"Code": "MissingDdosRegionId", "Message": "no"}"#.into())
                 }
-                "DescribeInstanceIpAddress" => (200, r#"{"InstanceList": [{"InstanceId": "i-made-up", "IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "hole_begin"}]}]}"#.into()),
-                "DescribeDdosEventList" => (200, r#"{"DdosEventList": {"DdosEvent": [{"Ip": "203.0.113.10", "DdosStatus": "hole_begin", "UnBlackholeTime": 1800000000}]}}"#.into()),
+                "DescribeDdosEventList" if !query.contains(&("InternetIp".into(), "203.0.113.10".into())) => {
+                    (400, r#"{"Code": "MissingInternetIp", "Message": "no"}"#.into())
+                }
+                "DescribeInstanceIpAddress" => (200, r#"{"InstanceList": [{"InstanceId": "i-made-up", "IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "blackholed"}]}]}"#.into()),
                 "DescribeSecurityGroupAttribute" => sg_answer(query),
                 a => answer(a),
             }
@@ -535,7 +594,7 @@ mod tests {
             (b.status, b.ends_at),
             (DdosState::Blackholed, Some(1_800_000_000))
         );
-        assert_eq!(seen.lock().unwrap().len(), 12);
+        assert_eq!(seen.lock().unwrap().len(), 15);
         // Without a public IP nothing is asked.
         let no_ip = Place {
             public_ip: None,

@@ -4,6 +4,7 @@
 //! budget. [`read`] decides whether to ask at all.
 
 pub mod antiddos;
+pub mod cloudfw;
 pub mod credentials;
 pub mod ecs;
 pub mod facts;
@@ -11,6 +12,7 @@ pub mod facts;
 pub(crate) mod fake;
 pub mod openapi;
 pub mod received;
+pub mod sas;
 pub mod signature;
 pub mod vpc;
 
@@ -30,6 +32,79 @@ pub(crate) fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
+
+/// One OpenAPI action the agent calls: the RAM service prefix that grants it, the product's
+/// API version and the action's name. Every call names one of [`ACTIONS`], so the shipped RAM
+/// policy (`packaging/ram-policy.json`) can be held to exactly these, and the conformance test
+/// checks each against Alibaba Cloud's own SDK for that product and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub ram: &'static str,
+    pub version: &'static str,
+    pub name: &'static str,
+}
+
+impl Action {
+    /// `service:Action`, as a RAM policy names it.
+    pub fn permission(&self) -> String {
+        format!("{}:{}", self.ram, self.name)
+    }
+}
+
+const fn ecs_action(name: &'static str) -> Action {
+    Action { ram: "ecs", version: ecs::VERSION, name }
+}
+const fn vpc_action(name: &'static str) -> Action {
+    Action { ram: "vpc", version: vpc::VERSION, name }
+}
+const fn ddos_action(name: &'static str) -> Action {
+    Action { ram: "yundun-ddos", version: antiddos::VERSION, name }
+}
+
+pub const DESCRIBE_INSTANCE_ATTRIBUTE: Action = ecs_action("DescribeInstanceAttribute");
+pub const DESCRIBE_NETWORK_INTERFACES: Action = ecs_action("DescribeNetworkInterfaces");
+pub const DESCRIBE_SECURITY_GROUPS: Action = ecs_action("DescribeSecurityGroups");
+pub const DESCRIBE_SECURITY_GROUP_ATTRIBUTE: Action = ecs_action("DescribeSecurityGroupAttribute");
+pub const DESCRIBE_VSWITCH_ATTRIBUTES: Action = vpc_action("DescribeVSwitchAttributes");
+pub const DESCRIBE_NETWORK_ACL_ATTRIBUTES: Action = vpc_action("DescribeNetworkAclAttributes");
+pub const DESCRIBE_ROUTE_ENTRY_LIST: Action = vpc_action("DescribeRouteEntryList");
+pub const LIST_IPV4_GATEWAYS: Action = vpc_action("ListIpv4Gateways");
+pub const DESCRIBE_EIP_ADDRESSES: Action = vpc_action("DescribeEipAddresses");
+pub const DESCRIBE_INSTANCE_IP_ADDRESS: Action = ddos_action("DescribeInstanceIpAddress");
+pub const DESCRIBE_DDOS_EVENT_LIST: Action = ddos_action("DescribeDdosEventList");
+pub const DESCRIBE_ASSET_LIST: Action = Action {
+    ram: "yundun-cloudfirewall",
+    version: cloudfw::VERSION,
+    name: "DescribeAssetList",
+};
+pub const DESCRIBE_CONTROL_POLICY: Action = Action {
+    ram: "yundun-cloudfirewall",
+    version: cloudfw::VERSION,
+    name: "DescribeControlPolicy",
+};
+pub const DESCRIBE_SUSP_EVENTS: Action = Action {
+    ram: "yundun-sas",
+    version: sas::VERSION,
+    name: "DescribeSuspEvents",
+};
+
+/// Every action the agent can call (read-only, all of them).
+pub const ACTIONS: &[Action] = &[
+    DESCRIBE_INSTANCE_ATTRIBUTE,
+    DESCRIBE_NETWORK_INTERFACES,
+    DESCRIBE_SECURITY_GROUPS,
+    DESCRIBE_SECURITY_GROUP_ATTRIBUTE,
+    DESCRIBE_VSWITCH_ATTRIBUTES,
+    DESCRIBE_NETWORK_ACL_ATTRIBUTES,
+    DESCRIBE_ROUTE_ENTRY_LIST,
+    LIST_IPV4_GATEWAYS,
+    DESCRIBE_EIP_ADDRESSES,
+    DESCRIBE_INSTANCE_IP_ADDRESS,
+    DESCRIBE_DDOS_EVENT_LIST,
+    DESCRIBE_ASSET_LIST,
+    DESCRIBE_CONTROL_POLICY,
+    DESCRIBE_SUSP_EVENTS,
+];
 
 /// How to give the instance a RAM role, for a `skipped` verdict.
 pub const ATTACH_ROLE: &str = "attach a RAM role to the instance (console: Instance > More > Instance Settings > Attach/Detach RAM Role; or `aliyun ecs AttachInstanceRamRole --RegionId REGION --RamRoleName ROLE --InstanceIds '[\"INSTANCE\"]'`) whose policy allows the actions in /usr/share/ecs-diag/ram-policy.json";
@@ -113,6 +188,7 @@ pub fn read(config: &Config, metadata: &MetadataState, on_ecs: Result<(), String
         vpc_id: md.vpc_id.as_deref(),
         vswitch_id: md.vswitch_id.as_deref(),
         public_ip: md.eipv4.or(md.public_ipv4),
+        private_ip: md.private_ipv4,
     };
     let endpoints = facts::Endpoints::of(&config.cloud.endpoints, region);
     let budget = openapi::Budget::new(Duration::from_millis(config.cloud.budget_ms));
@@ -123,4 +199,33 @@ pub fn read(config: &Config, metadata: &MetadataState, on_ecs: Result<(), String
         &place,
         &budget,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped RAM policy grants exactly the actions the code can call: one missing would
+    /// make its check `unknown` on every instance, one extra grants what is never used.
+    #[test]
+    fn the_ram_policy_grants_exactly_the_callable_actions() {
+        let policy: serde_json::Value =
+            serde_json::from_str(crate::checks::cloud::RAM_POLICY).unwrap();
+        let mut granted: Vec<String> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Action"].as_array().unwrap().iter())
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let mut callable: Vec<String> = ACTIONS.iter().map(Action::permission).collect();
+        granted.sort();
+        callable.sort();
+        assert_eq!(granted, callable);
+        let read_only = |a: &String| {
+            let name = a.split(':').nth(1).unwrap_or("");
+            ["Describe", "List", "Get"].iter().any(|p| name.starts_with(p))
+        };
+        assert!(granted.iter().all(read_only), "{granted:?}");
+    }
 }

@@ -133,20 +133,16 @@ pub fn parse_eips(v: &Value) -> Result<Vec<CloudEip>, String> {
         .collect()
 }
 
-/// DescribeIpv4Gateways' `Ipv4GatewayModels.Ipv4GatewayModel[]`: the enabled gateway's id.
+/// ListIpv4Gateways' `Ipv4GatewayModels[]` (a bare list, as the SDK's response model has
+/// it): the enabled gateway's id.
 pub fn parse_enabled_ipv4_gateway(v: &Value) -> Result<Option<String>, String> {
     let list = v
         .get("Ipv4GatewayModels")
-        .and_then(|o| o.get("Ipv4GatewayModel"))
         .and_then(Value::as_array)
-        .ok_or("DescribeIpv4Gateways: the answer has no Ipv4GatewayModels.Ipv4GatewayModel list")?;
+        .ok_or("ListIpv4Gateways: the answer has no Ipv4GatewayModels list")?;
     Ok(list
         .iter()
-        .find(|g| match g.get("Enabled") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
-        })
+        .find(|g| g.get("Enabled").and_then(Value::as_bool) == Some(true))
         .and_then(|g| text(g, "Ipv4GatewayId"))
         .map(str::to_string))
 }
@@ -226,13 +222,16 @@ mod tests {
         assert_eq!(eips[1].bound_to, None);
         let e = parse_eips(&serde_json::json!({"EipAddresses": {"EipAddress": [{"AllocationId": "x", "IpAddress": "x", "Status": "InUse"}]}})).unwrap_err();
         assert!(e.contains("IpAddress"), "{e}");
-        let v = serde_json::json!({"Ipv4GatewayModels": {"Ipv4GatewayModel": [
-            {"Ipv4GatewayId": "ipv4gw-off", "Enabled": false}, {"Ipv4GatewayId": "ipv4gw-on", "Enabled": "true"}]}});
+        let v = serde_json::json!({"TotalCount": "2", "Ipv4GatewayModels": [
+            {"Ipv4GatewayId": "ipv4gw-off", "Enabled": false}, {"Ipv4GatewayId": "ipv4gw-on", "Enabled": true}]});
         assert_eq!(
             parse_enabled_ipv4_gateway(&v).unwrap().as_deref(),
             Some("ipv4gw-on")
         );
-        let none = serde_json::json!({"Ipv4GatewayModels": {"Ipv4GatewayModel": []}});
+        let none = serde_json::json!({"TotalCount": "0", "Ipv4GatewayModels": []});
         assert_eq!(parse_enabled_ipv4_gateway(&none).unwrap(), None);
+        // The shape the agent once assumed (a wrapped list) is not the API's.
+        let wrapped = serde_json::json!({"Ipv4GatewayModels": {"Ipv4GatewayModel": []}});
+        assert!(parse_enabled_ipv4_gateway(&wrapped).is_err());
     }
 }

@@ -55,8 +55,26 @@ pub const ROLE_TOKEN: &str = "matrix-made-up-security-token-9a7e31";
 pub const SG: &str = "sg-matrix";
 pub const ACL: &str = "nacl-matrix";
 pub const IPV4_GW: &str = "ipv4gw-matrix";
+/// The Cloud Firewall inbound policy that accepts everything.
+pub const CLOUDFW_ACCEPT: &str = "acl-matrix-accept-all";
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The Python that has Alibaba Cloud's SDKs (`scripts/prerequisites` installs them and
+/// `scripts/test` exports `ECS_DIAG_SDK_PYTHON`; the same default place otherwise).
+pub fn sdk_python() -> String {
+    if let Ok(p) = std::env::var("ECS_DIAG_SDK_PYTHON") {
+        return p;
+    }
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+    let p = format!("{cache}/ecs-diag/sdk/bin/python3");
+    assert!(
+        std::path::Path::new(&p).exists(),
+        "{p} is missing: run scripts/prerequisites (it installs Alibaba Cloud's SDKs, the cloud tests' oracle)"
+    );
+    p
+}
 
 /// A binary of this crate, next to the test executable's directory (`target/<profile>/`):
 /// integration tests get their paths from cargo at compile time, a library resolves them.
@@ -204,7 +222,9 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
 /// What the fake cloud answers for a reachable instance, in the documented response shapes:
 /// Running, public IP 203.0.113.10, security group sg-matrix accepting ICMP and SSH from
 /// anywhere, network ACL nacl-matrix accepting everything both ways, the VPC's IPv4 gateway
-/// carrying 0.0.0.0/0, no EIP, Anti-DDoS normal. Keys are actions (or `ACTION PARAM=VALUE`).
+/// carrying 0.0.0.0/0, no EIP, Anti-DDoS normal, Cloud Firewall protecting the public IP with
+/// one accept-all inbound policy, no Security Center alert. Every body is checked against the
+/// SDK's response model when served (and by the conformance test). Keys are actions (or `ACTION PARAM=VALUE`).
 pub fn cloud_doc() -> Value {
     let rule = |id: &str, proto: &str, ports: &str, policy: &str, priority: u32| {
         json!({"SecurityGroupRuleId": id, "Direction": "ingress", "IpProtocol": proto, "PortRange": ports,
@@ -232,7 +252,7 @@ pub fn cloud_doc() -> Value {
         "DescribeEipAddresses": {"EipAddresses": {"EipAddress": []}, "TotalCount": 0},
         "DescribeVSwitchAttributes": {"VSwitchId": "vsw-matrix", "VpcId": "vpc-matrix", "NetworkAclId": ACL,
             "RouteTable": {"RouteTableId": "vtb-matrix", "RouteTableType": "System"}},
-        "DescribeIpv4Gateways": {"Ipv4GatewayModels": {"Ipv4GatewayModel": [{"Ipv4GatewayId": IPV4_GW, "Enabled": true, "Status": "Created"}]}},
+        "ListIpv4Gateways": {"RequestId": "made-up", "TotalCount": "1", "Ipv4GatewayModels": [{"Ipv4GatewayId": IPV4_GW, "Enabled": true, "Status": "Created", "VpcId": "vpc-matrix"}]},
         "DescribeNetworkAclAttributes": {"NetworkAclAttribute": {"NetworkAclId": ACL, "Status": "Available",
             "IngressAclEntries": {"IngressAclEntry": [entry("nae-matrix-in", "SourceCidrIp")]},
             "EgressAclEntries": {"EgressAclEntry": [entry("nae-matrix-out", "DestinationCidrIp")]}}},
@@ -243,6 +263,13 @@ pub fn cloud_doc() -> Value {
              "NextHops": {"NextHop": [{"NextHopType": "local", "NextHopId": ""}]}}]}},
         "DescribeInstanceIpAddress": {"Total": 1, "InstanceList": [{"InstanceId": "i-matrix", "InstanceType": "ecs",
             "IpAddressConfig": [{"InstanceIp": PUBLIC_IP, "IpVersion": "v4", "IpStatus": "normal"}]}]},
+        "DescribeDdosEventList": {"RequestId": "made-up", "Total": 0, "DdosEventList": {"DdosEvent": []}},
+        "DescribeAssetList": {"RequestId": "made-up", "TotalCount": 1, "Assets": [{"InternetAddress": PUBLIC_IP, "IntranetAddress": GUEST_IP,
+            "BindInstanceId": "i-matrix", "ProtectStatus": "open", "IpVersion": 4, "ResourceType": "EcsPublicIP"}]},
+        "DescribeControlPolicy": {"RequestId": "made-up", "TotalCount": "1", "PageNo": "1", "PageSize": "100", "Policys": [
+            {"AclUuid": CLOUDFW_ACCEPT, "Order": 1, "AclAction": "accept", "Direction": "in", "Proto": "ANY", "SourceType": "net", "Source": "0.0.0.0/0",
+             "DestinationType": "net", "Destination": "0.0.0.0/0", "DestPortType": "port", "DestPort": "0/0", "Release": "true", "Description": "allow all"}]},
+        "DescribeSuspEvents": {"RequestId": "made-up", "Count": 0, "CurrentPage": 1, "PageSize": 20, "SuspEvents": []},
     })
 }
 
@@ -326,7 +353,7 @@ impl Topology {
         std::fs::write(
             root.join("config.toml"),
             format!(
-                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[cloud]\nmode = \"auto\"\n[cloud.endpoints]\necs = \"{api}\"\nvpc = \"{api}\"\nantiddos = \"{api}\"\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
+                "[metadata]\nmode = \"auto\"\nurl = \"http://127.0.0.1:{METADATA_PORT}\"\ntimeout_ms = 1000\n[cloud]\nmode = \"auto\"\n[cloud.endpoints]\necs = \"{api}\"\nvpc = \"{api}\"\nantiddos = \"{api}\"\ncloudfw = \"{api}\"\nsas = \"{api}\"\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{MACHINE_LOAD_IGNORED}",
                 root.display(),
                 api = format!("http://127.0.0.1:{OPENAPI_PORT}"),
             ),
@@ -339,11 +366,15 @@ impl Topology {
         t
     }
 
-    /// The fake OpenAPI, on the guest's loopback; it logs every request to `openapi.log`.
+    /// The fake OpenAPI (`tests/cloud/fake_openapi.py`), on the guest's loopback: Alibaba
+    /// Cloud's own SDK verifies every request (action, parameters, signature) and every answer
+    /// it serves; it logs each request to `openapi.log`.
     pub fn start_openapi(&mut self) {
         let root = self.dir.path();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.guest, &crate_bin("fake-openapi")])
+            .args(["netns", "exec", &self.guest, &sdk_python()])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cloud/fake_openapi.py"))
+            .arg("serve")
             .arg(OPENAPI_PORT.to_string())
             .arg(root.join("cloud.json"))
             .args([ROLE_SECRET, ROLE_TOKEN])
@@ -351,7 +382,7 @@ impl Topology {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start fake-openapi");
+            .expect("start fake_openapi.py");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
@@ -372,7 +403,7 @@ impl Topology {
         self.write_cloud(&doc);
     }
 
-    /// The fake OpenAPI's request log: `ACTION signed=BOOL token=BOOL` per request.
+    /// The fake OpenAPI's request log: `ACTION signed=BOOL token=BOOL sdk=ok|WHY` per request.
     pub fn openapi_log(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("openapi.log"))
             .unwrap_or_default()

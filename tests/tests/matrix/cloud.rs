@@ -1,6 +1,8 @@
 //! Faults outside the guest, judged by the cloud.* checks. The fake cloud has two halves: the
-//! API (`fake-openapi` on the guest's loopback, which verifies every request's signature and
-//! security token against the fake metadata's RAM role) and the data plane — the client
+//! API (`tests/cloud/fake_openapi.py` on the guest's loopback, where Alibaba Cloud's own SDK
+//! verifies every request's action, parameters and signature, the security token is checked
+//! against the fake metadata's RAM role, and every answer is checked against the SDK's
+//! response model) and the data plane — the client
 //! namespace, which is the network between the Internet client and the instance, enforces the
 //! same change with netfilter. Each case: healthy (every cloud.* check ok, a real ping works)
 //! → the cloud changes → the real ping fails → the agent names the cloud-side cause.
@@ -41,11 +43,13 @@ fn cloud_case(
     (report, log)
 }
 
-/// Every request the agent made was signed with the role's secret and carried its token.
+/// Every request the agent made was signed with the role's secret, carried its token, and was
+/// one the SDK would send (action, version, parameters), answered with a body its model takes.
 fn all_signed(log: &[String]) {
     assert!(!log.is_empty(), "the agent asked the fake cloud nothing");
     assert!(
-        log.iter().all(|l| l.ends_with("signed=true token=true")),
+        log.iter()
+            .all(|l| l.ends_with("signed=true token=true sdk=ok")),
         "{log:?}"
     );
 }
@@ -64,7 +68,7 @@ fn security_group_without_icmp_rule_denies_by_default() {
             sg_rules(
                 t,
                 json!([{"SecurityGroupRuleId": "sgr-matrix-ssh", "Direction": "ingress", "IpProtocol": "TCP",
-                         "PortRange": "22/22", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": 1}]),
+                         "PortRange": "22/22", "SourceCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": "1"}]),
             )
         },
         &[DROP_REQUESTS],
@@ -145,7 +149,91 @@ fn route_table_without_the_ipv4_gateway() {
         &[DROP_ALL],
     );
     let s = summary(&r, "cloud.route");
-    assert!(s.contains("0.0.0.0/0 → ipv4gw-matrix"), "{s}");
+    assert!(
+        s.contains("route table vtb-matrix") && s.contains("0.0.0.0/0 → ipv4gw-matrix"),
+        "{s}"
+    );
+    let remedy = r["cloud.route"].1["remedy"].to_string();
+    assert!(
+        remedy.contains("CreateRouteEntry") && remedy.contains("--NextHopId ipv4gw-matrix"),
+        "{remedy}"
+    );
+}
+
+/// The default route points at another gateway than the VPC's enabled IPv4 gateway (the
+/// centralized-control mistake): public replies leave by the wrong way.
+#[test]
+fn default_route_to_another_gateway_than_the_ipv4_gateway() {
+    let (r, log) = cloud_case(
+        &[("cloud.route", "fail")],
+        |t| {
+            t.edit_cloud("DescribeRouteEntryList", |v| {
+                for e in v["RouteEntrys"]["RouteEntry"].as_array_mut().unwrap() {
+                    if e["DestinationCidrBlock"] == "0.0.0.0/0" {
+                        e["NextHops"]["NextHop"] = json!([{"NextHopType": "NatGateway", "NextHopId": "ngw-matrix"}]);
+                    }
+                }
+            })
+        },
+        &[DROP_ALL],
+    );
+    all_signed(&log);
+    let s = summary(&r, "cloud.route");
+    assert!(
+        s.contains("NatGateway ngw-matrix, not to IPv4 gateway ipv4gw-matrix"),
+        "{s}"
+    );
+}
+
+/// Cloud Firewall protects the public IP and an inbound policy ahead of the accept-all one
+/// drops ICMP from the client.
+#[test]
+fn cloud_firewall_policy_drops_the_echo_from_the_client() {
+    let (r, log) = cloud_case(
+        &[("cloud.firewall", "fail")],
+        |t| {
+            t.edit_cloud("DescribeControlPolicy", |v| {
+                let policies = v["Policys"].as_array_mut().unwrap();
+                policies[0]["Order"] = json!(2);
+                policies.insert(0, json!({"AclUuid": "acl-matrix-no-ping", "Order": 1, "AclAction": "drop", "Direction": "in",
+                    "Proto": "ICMP", "SourceType": "net", "Source": "198.18.0.0/16", "DestinationType": "net",
+                    "Destination": format!("{PUBLIC_IP}/32"), "DestPortType": "port", "DestPort": "0/0", "Release": "true",
+                    "Description": "no ping from the lab"}));
+                v["TotalCount"] = json!("2");
+            })
+        },
+        &[DROP_REQUESTS],
+    );
+    all_signed(&log);
+    let s = summary(&r, "cloud.firewall");
+    assert!(
+        s.contains("policy acl-matrix-no-ping (order 1, no ping from the lab): drop ICMP from 198.18.0.0/16"),
+        "{s}"
+    );
+}
+
+/// Security Center has an urgent alert for this instance, and the platform has cut its
+/// traffic (the penalty for an instance that attacks others).
+#[test]
+fn security_center_urgent_alert() {
+    let (r, log) = cloud_case(
+        &[("cloud.security_alerts", "fail")],
+        |t| {
+            t.edit_cloud("DescribeSuspEvents", |v| {
+                v["Count"] = json!(1);
+                v["SuspEvents"] = json!([{"Id": 4242, "AlarmEventNameDisplay": "Outbound DDoS attack", "AlarmEventName": "ddos_out",
+                    "Level": "serious", "LastTime": "2026-12-06 03:04:05", "InstanceId": "i-matrix", "InternetIp": PUBLIC_IP,
+                    "EventStatus": 1}]);
+            })
+        },
+        &[DROP_ALL],
+    );
+    all_signed(&log);
+    let s = summary(&r, "cloud.security_alerts");
+    assert!(
+        s.contains("Outbound DDoS attack (last 2026-12-06 03:04:05)"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -157,7 +245,7 @@ fn public_ip_in_blackhole_filtering() {
                 v["InstanceList"][0]["IpAddressConfig"][0]["IpStatus"] = json!("hole_begin");
             });
             t.edit_cloud("DescribeDdosEventList", |v| {
-                *v = json!({"DdosEventList": {"DdosEvent": [{"Ip": PUBLIC_IP, "DdosStatus": "hole_begin",
+                *v = json!({"Total": 1, "DdosEventList": {"DdosEvent": [{"DdosType": "blackhole", "DdosStatus": "hole_begin",
                              "StartTime": 1798761600, "EndTime": 1798765200, "UnBlackholeTime": 1798765200}]}});
             });
         },

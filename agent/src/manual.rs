@@ -32,7 +32,7 @@ const FACTS: &[(&str, &str)] = &[
     ("/sys/class/dmi/id, /sys/class/net", "whether this is Alibaba Cloud ECS; NIC drivers"),
     ("iptables-save, ip6tables-save, iptables-legacy-save, nft, ipset", "the firewall rulesets, run from /usr/sbin, /sbin, /usr/bin, /bin ([paths] tools), never $PATH"),
     ("http://100.100.100.200", "the instance metadata service: only where DMI says Alibaba Cloud ECS, or [metadata] mode = \"always\""),
-    ("https://ecs-vpc.REGION.aliyuncs.com, https://vpc-vpc.REGION.aliyuncs.com, Anti-DDoS", "the cloud.* checks: read-only Describe* calls signed with the instance RAM role's keys (from the metadata service), where [cloud] mode allows; the policy they need is /usr/share/ecs-diag/ram-policy.json"),
+    ("https://ecs-vpc.REGION.aliyuncs.com, https://vpc-vpc.REGION.aliyuncs.com, Anti-DDoS, Cloud Firewall, Security Center", "the cloud.* checks: read-only Describe*/List* calls signed with the instance RAM role's keys (from the metadata service), where [cloud] mode allows; the policy they need is /usr/share/ecs-diag/ram-policy.json"),
 ];
 
 const EXIT_ERRORS: &[(&str, &str)] = &[

@@ -62,8 +62,20 @@ fn config_text(dir: &Path, port: u16, extra: &str) -> String {
         let _ = std::fs::create_dir_all(dir.join("state"));
         format!("state = \"{}/state\"\n", dir.display())
     };
+    // `server.KEY = V` lines of `extra` go into the [server] table.
+    let (server, rest): (Vec<&str>, Vec<&str>) =
+        extra.lines().partition(|l| l.starts_with("server."));
+    let server: String = server
+        .iter()
+        .map(|l| format!("{}\n", l.trim_start_matches("server.")))
+        .collect();
+    let extra = if rest.is_empty() {
+        String::new()
+    } else {
+        rest.join("\n") + "\n"
+    };
     format!(
-        "{metadata}[server]\nlisten = \"127.0.0.1:{port}\"\ndiagnose_min_interval_s = 0\n[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{state}{extra}",
+        "{metadata}[server]\nlisten = \"127.0.0.1:{port}\"\ndiagnose_min_interval_s = 0\n{server}[paths]\netc = \"{0}/etc\"\nsys = \"{0}/sys\"\n{state}{extra}",
         dir.display()
     )
 }
@@ -859,6 +871,64 @@ fn a_slow_reader_flood_is_shed_and_memory_returns() {
     assert!(!shipped || peak < 48 * 1024, "RSS peaked at {peak} KiB");
     assert!(d.log().contains("server.max_connections"), "{}", d.log());
     assert_eq!(d.get("/healthz").0, 200);
+}
+
+/// A burst past `server.max_connections`: every connection the daemon turns away is counted in
+/// its log — one line per interval with the count, their sum the number of connections the
+/// client saw closed unanswered (a log that said "closed 1" for 244 shed connections once).
+#[test]
+fn every_shed_connection_is_counted_in_the_log() {
+    let d = Daemon::start("server.max_connections = 16");
+    // Sixteen idle connections hold every slot (for the 5 s header timeout).
+    let holders: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // 300 concurrent diagnoses: each is answered, or closed without an answer (shed).
+    let burst: Vec<_> = (0..300)
+        .map(|_| {
+            let port = d.port;
+            std::thread::spawn(move || -> bool {
+                let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return true;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                let _ = s.write_all(b"POST /v1/diagnose HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                !answer.starts_with(b"HTTP/")
+            })
+        })
+        .collect();
+    let shed = burst
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|shed| *shed)
+        .count() as u64;
+    drop(holders);
+    assert!(shed > 0, "the burst never reached the cap");
+    let logged = || -> u64 {
+        d.log()
+            .lines()
+            .filter_map(|l| l.split("closed ").nth(1))
+            .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // Lines come at most every 10 s: within 25 s all of them are out.
+    let started = Instant::now();
+    while logged() < shed && started.elapsed() < Duration::from_secs(25) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let lines = d.log().lines().filter(|l| l.contains("closed ")).count();
+    println!(
+        "shed {shed} connection(s); the log counted {} in {lines} line(s)",
+        logged()
+    );
+    assert_eq!(logged(), shed, "{}", d.log());
+    assert!(
+        lines <= 3,
+        "one line per interval, not per connection: {lines}"
+    );
 }
 
 /// Conditions over time: every served finding carries `since`, `/v1/history` lists the

@@ -1,12 +1,13 @@
 //! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
 //! NetworkManager, networkd, netplan, the metadata service's answers (the RAM role's
 //! credentials document too) and the cloud API's answers (instance, security group, network
-//! ACL, route entries, ENIs, EIPs, IPv4 gateways). Never panics.
+//! ACL, route entries, ENIs, EIPs, IPv4 gateways, Anti-DDoS, Cloud Firewall, Security Center).
+//! Never panics.
 #![no_main]
 use std::path::Path;
 
 use ecs_diag::config::Config;
-use ecs_diag::sources::cloud::{antiddos, credentials, ecs, vpc};
+use ecs_diag::sources::cloud::{antiddos, cloudfw, credentials, ecs, sas, vpc};
 use ecs_diag::sources::{metadata, network_config as nc, sysctl};
 use libfuzzer_sys::fuzz_target;
 
@@ -43,6 +44,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = ecs::parse_network_interfaces(&v);
         let _ = ecs::parse_security_group_kinds(&v);
         let _ = antiddos::parse_ip_status(&v, std::net::Ipv4Addr::new(203, 0, 113, 10));
-        let _ = antiddos::parse_blackhole_end(&v, std::net::Ipv4Addr::new(203, 0, 113, 10));
+        let _ = antiddos::parse_blackhole_end(&v);
+        let _ = cloudfw::parse_protect_status(&v, std::net::Ipv4Addr::new(203, 0, 113, 10));
+        let _ = cloudfw::parse_policies(&v);
+        let _ = sas::parse_alerts(&v, "i-fuzz");
     }
 });

@@ -373,7 +373,10 @@ impl Topology {
         let root = self.dir.path();
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.guest, &sdk_python()])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/cloud/fake_openapi.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/cloud/fake_openapi.py"
+            ))
             .arg("serve")
             .arg(OPENAPI_PORT.to_string())
             .arg(root.join("cloud.json"))

@@ -4,6 +4,7 @@
 //! cloud and the unit tests' — is one the SDK's response models accept; and the oracle itself
 //! refuses what the agent once got wrong (so a pass means something). Loopback only; keys are
 //! made up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -26,7 +27,10 @@ fn actions(extra: &[(&str, &str)]) -> Value {
 /// `fake_openapi.py conform`: its exit status and output.
 fn conform(actions: &Value, bodies: &Value) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("actions.json"), dir.path().join("bodies.json"));
+    let (a, b) = (
+        dir.path().join("actions.json"),
+        dir.path().join("bodies.json"),
+    );
     std::fs::write(&a, actions.to_string()).unwrap();
     std::fs::write(&b, bodies.to_string()).unwrap();
     let out = Command::new(sdk_python())
@@ -35,7 +39,8 @@ fn conform(actions: &Value, bodies: &Value) -> (bool, String) {
         .arg(&b)
         .output()
         .expect("run fake_openapi.py conform");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -43,11 +48,12 @@ fn conform(actions: &Value, bodies: &Value) -> (bool, String) {
 fn every_action_and_every_served_answer_is_the_sdks() {
     let (ok, out) = conform(&actions(&[]), &cloud_doc());
     assert!(ok, "the matrix's cloud is not the SDK's:\n{out}");
-    assert!(out.contains(&format!("{} actions checked, 0 not", ACTIONS.len())), "{out}");
-    let unit: Value = serde_json::from_str(include_str!(
-        "../../agent/src/sources/cloud/answers.json"
-    ))
-    .unwrap();
+    assert!(
+        out.contains(&format!("{} actions checked, 0 not", ACTIONS.len())),
+        "{out}"
+    );
+    let unit: Value =
+        serde_json::from_str(include_str!("../../agent/src/sources/cloud/answers.json")).unwrap();
     let (ok, out) = conform(&actions(&[]), &unit);
     assert!(ok, "the unit tests' answers are not the SDK's:\n{out}");
 }
@@ -81,7 +87,11 @@ fn the_served_fake_checks_parameters_and_signatures_with_the_sdk() {
     let doc = dir.path().join("cloud.json");
     let log = dir.path().join("openapi.log");
     std::fs::write(&doc, cloud_doc().to_string()).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(sdk_python())
         .args([FAKE, "serve", &port.to_string()])
         .arg(&doc)
@@ -101,7 +111,14 @@ fn the_served_fake_checks_parameters_and_signatures_with_the_sdk() {
     let api = OpenApi::new();
     let call = |secret: &str, action: &str, version: &str, params: &[(&str, &str)]| {
         let creds = Credentials::new("STS.made-up", secret, Some("made-up-token"));
-        api.call(&endpoint, &creds, action, version, params, &Budget::new(Duration::from_secs(10)))
+        api.call(
+            &endpoint,
+            &creds,
+            action,
+            version,
+            params,
+            &Budget::new(Duration::from_secs(10)),
+        )
     };
     let good = call(
         "made-up-secret",
@@ -113,7 +130,12 @@ fn the_served_fake_checks_parameters_and_signatures_with_the_sdk() {
         "made-up-secret",
         "DescribeDdosEventList",
         "2017-05-18",
-        &[("DdosRegionId", "cn-made-up"), ("DdosType", "blackhole"), ("InstanceType", "ecs"), ("InstanceId", "i-matrix")],
+        &[
+            ("DdosRegionId", "cn-made-up"),
+            ("DdosType", "blackhole"),
+            ("InstanceType", "ecs"),
+            ("InstanceId", "i-matrix"),
+        ],
     );
     let wrong_key = call(
         "another-made-up-secret",
@@ -129,5 +151,8 @@ fn the_served_fake_checks_parameters_and_signatures_with_the_sdk() {
     let e = wrong_key.unwrap_err().to_string();
     assert!(e.contains("SignatureDoesNotMatch"), "{e}");
     let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains("ListIpv4Gateways signed=true token=true sdk=ok"), "{logged}");
+    assert!(
+        logged.contains("ListIpv4Gateways signed=true token=true sdk=ok"),
+        "{logged}"
+    );
 }

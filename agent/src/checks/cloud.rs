@@ -139,13 +139,29 @@ fn optional_part_failed(id: &str, why: &str, product: &str) -> Finding {
     let lower = why.to_ascii_lowercase();
     if why.contains("not permitted to the RAM role") {
         Finding::skipped(id, format!("{product} not read: {why}")).remedy([
-            format!("to judge it, grant the instance's RAM role the read-only actions in /usr/share/ecs-diag/ram-policy.json (RAM console → Roles → the role → Grant Permission)"),
+            "to judge it, grant the instance's RAM role the read-only actions in /usr/share/ecs-diag/ram-policy.json (RAM console → Roles → the role → Grant Permission)".to_string(),
         ])
-    } else if ["notbuy", "notopen", "notactivat", "not_buy", "notpurchase", "noinstance"]
-        .iter()
-        .any(|w| lower.contains(w))
+    } else if why.contains("cannot reach") {
+        // The packaged unit lets the daemon reach only the VPC-internal range; these products
+        // answer at public endpoints. Not reading them is a choice of the unit, not a fault.
+        Finding::skipped(id, format!("{product} not read: {why}")).remedy([
+            "the packaged unit lets the daemon reach only localhost and 100.64.0.0/10: to judge this, `systemctl edit ecs-diag` and add `IPAddressAllow=` the endpoint's addresses, or point [cloud.endpoints] at a reachable one".to_string(),
+        ])
+    } else if [
+        "notbuy",
+        "notopen",
+        "notactivat",
+        "not_buy",
+        "notpurchase",
+        "noinstance",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
     {
-        Finding::skipped(id, format!("{product} is not in use on this account: {why}"))
+        Finding::skipped(
+            id,
+            format!("{product} is not in use on this account: {why}"),
+        )
     } else {
         Finding::unknown(id, format!("cannot tell: {why}"))
     }
@@ -392,9 +408,7 @@ fn security_group_of(
     // one shows it needs it (a mail server listening beyond loopback).
     let mta = s.listeners.ok().ok().and_then(|ls| {
         ls.iter()
-            .find(|l| {
-                l.proto == "tcp" && MAIL_PORTS.contains(&l.port) && !l.address.is_loopback()
-            })
+            .find(|l| l.proto == "tcp" && MAIL_PORTS.contains(&l.port) && !l.address.is_loopback())
             .map(|l| format!("tcp {}:{}", l.address, l.port))
     });
     let smtp_rule = groups
@@ -623,7 +637,10 @@ pub fn route(s: &Snapshot) -> Finding {
     } else {
         peer
     };
-    let table = f.route_table.as_deref().unwrap_or("the vSwitch's route table");
+    let table = f
+        .route_table
+        .as_deref()
+        .unwrap_or("the vSwitch's route table");
     let evidence = json!({
         "ipv4_gateway": gw,
         "route_table": f.route_table,
@@ -1680,7 +1697,8 @@ mod tests {
             let f = with_mta("0.0.0.0");
             assert_eq!(f.status, Status::Warn);
             assert!(
-                f.summary.contains("a mail server listens on tcp 0.0.0.0:25")
+                f.summary
+                    .contains("a mail server listens on tcp 0.0.0.0:25")
                     && f.summary.contains("platform blocks outbound TCP 25")
                     && f.summary.contains("sgr-out-all"),
                 "{}",
@@ -1837,7 +1855,10 @@ mod tests {
                 "{remedy}"
             );
             let (st, why) = status(
-                |s| cloud_mut(s).ipv4_gateway = Gathered::Failed("ListIpv4Gateways: throttled".into()),
+                |s| {
+                    cloud_mut(s).ipv4_gateway =
+                        Gathered::Failed("ListIpv4Gateways: throttled".into())
+                },
                 ROUTE,
             );
             assert_eq!(st, Status::Unknown);
@@ -1879,17 +1900,24 @@ mod tests {
             let (st, why) = status(|_| {}, FIREWALL);
             assert_eq!(st, Status::Ok, "{why}");
             assert!(why.contains("no policy matched"), "{why}");
-            let f = judged(|s| border(s).policies.push(drop_icmp("0.0.0.0/0")), FIREWALL);
+            let f = judged(
+                |s| border(s).policies.push(drop_icmp("0.0.0.0/0")),
+                FIREWALL,
+            );
             assert_eq!(f.status, Status::Fail);
             assert!(
                 f.summary.contains("drops the echo request")
-                    && f.summary.contains("policy acl-no-ping (order 1, no\\u{1b}[2J ping)"),
+                    && f.summary
+                        .contains("policy acl-no-ping (order 1, no\\u{1b}[2J ping)"),
                 "{}",
                 f.summary
             );
             assert!(f.remedy.join(" ").contains("AddControlPolicy"));
             // A policy for other sources decides nothing for this one.
-            let (st, _) = status(|s| border(s).policies.push(drop_icmp("10.0.0.0/8")), FIREWALL);
+            let (st, _) = status(
+                |s| border(s).policies.push(drop_icmp("10.0.0.0/8")),
+                FIREWALL,
+            );
             assert_eq!(st, Status::Ok);
             // By location: cannot tell.
             let (st, why) = status(
@@ -1902,7 +1930,10 @@ mod tests {
             );
             assert_eq!(st, Status::Unknown, "{why}");
             // Not protected, or not in use, or not granted: skipped, naming why.
-            let (st, why) = status(|s| border(s).protect_status = Some("closed".into()), FIREWALL);
+            let (st, why) = status(
+                |s| border(s).protect_status = Some("closed".into()),
+                FIREWALL,
+            );
             assert_eq!(st, Status::Skipped);
             assert!(why.contains("closed"), "{why}");
             let (st, why) = status(|s| border(s).protect_status = None, FIREWALL);
@@ -1920,15 +1951,28 @@ mod tests {
             assert!(why.contains("DescribeAssetList"), "{why}");
             let (st, _) = status(
                 |s| {
-                    cloud_mut(s).cloud_firewall =
-                        Gathered::Failed("DescribeControlPolicy: the cloud calls' budget of 3000 ms ran out".into())
+                    cloud_mut(s).cloud_firewall = Gathered::Failed(
+                        "DescribeControlPolicy: the cloud calls' budget of 3000 ms ran out".into(),
+                    )
                 },
                 FIREWALL,
             );
             assert_eq!(st, Status::Unknown);
+            let (st, why) = status(
+                |s| {
+                    cloud_mut(s).cloud_firewall = Gathered::Failed(
+                        "DescribeAssetList: cannot reach https://cloudfw.aliyuncs.com: connection refused".into(),
+                    )
+                },
+                FIREWALL,
+            );
+            assert_eq!(st, Status::Skipped, "{why}");
             // The other cloud checks do not care.
             let (st, _) = status(
-                |s| cloud_mut(s).cloud_firewall = Gathered::Failed("x: not permitted to the RAM role".into()),
+                |s| {
+                    cloud_mut(s).cloud_firewall =
+                        Gathered::Failed("x: not permitted to the RAM role".into())
+                },
                 SECURITY_GROUP,
             );
             assert_eq!(st, Status::Ok);
@@ -1953,20 +1997,30 @@ mod tests {
             let f = judged(with("serious"), SECURITY_ALERTS);
             assert_eq!(f.status, Status::Fail);
             assert!(
-                f.summary.contains("urgent") && f.summary.contains("Reverse shell (last 2026-12-06 01:02:03)"),
+                f.summary.contains("urgent")
+                    && f.summary
+                        .contains("Reverse shell (last 2026-12-06 01:02:03)"),
                 "{}",
                 f.summary
             );
             assert!(f.remedy.join(" ").contains("yundun.console.aliyun.com"));
             assert_eq!(status(with("suspicious"), SECURITY_ALERTS).0, Status::Warn);
             let (st, why) = status(
-                |s| cloud_mut(s).security_alerts = Gathered::Failed("DescribeSuspEvents: the API refused the call: HTTP 500: x".into()),
+                |s| {
+                    cloud_mut(s).security_alerts = Gathered::Failed(
+                        "DescribeSuspEvents: the API refused the call: HTTP 500: x".into(),
+                    )
+                },
                 SECURITY_ALERTS,
             );
             assert_eq!(st, Status::Unknown);
             assert!(why.contains("DescribeSuspEvents"), "{why}");
             let (st, _) = status(
-                |s| cloud_mut(s).security_alerts = Gathered::Failed("DescribeSuspEvents: the API refused the call: NotBuy: no".into()),
+                |s| {
+                    cloud_mut(s).security_alerts = Gathered::Failed(
+                        "DescribeSuspEvents: the API refused the call: NotBuy: no".into(),
+                    )
+                },
                 SECURITY_ALERTS,
             );
             assert_eq!(st, Status::Skipped);

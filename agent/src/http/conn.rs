@@ -266,43 +266,68 @@ impl Drop for Slot {
     }
 }
 
-/// The connection limit of one listener: hands out slots, and says, at most every 10 s, when
-/// it is turning clients away.
+/// How long a burst of refusals is gathered before its line is written, and the least time
+/// between two lines.
+const REFUSALS_GATHERED: Duration = Duration::from_secs(1);
+const REFUSALS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The connection limit of one listener: hands out slots, and counts every connection it turns
+/// away. A task of its own writes one line per interval with the count since the last line
+/// (never one per connection, never only the first), the first a second after a burst starts.
 struct Admission {
     open: Arc<AtomicUsize>,
     max: usize,
-    listener: &'static str,
-    refused: u64,
-    last_log: Option<Instant>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    burst: Arc<tokio::sync::Notify>,
 }
 impl Admission {
-    fn new(max: usize, listener: &'static str) -> Admission {
+    /// Must be called inside the runtime: it starts the logging task, which ends with
+    /// `shutdown` after writing what is left.
+    fn new(max: usize, listener: &'static str, mut shutdown: watch::Receiver<bool>) -> Admission {
+        let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let burst = Arc::new(tokio::sync::Notify::new());
+        let (count, wake) = (refused.clone(), burst.clone());
+        tokio::spawn(async move {
+            let line = |n: u64, secs: u64| {
+                tracing::warn!(
+                    "{listener}: {max} open connections (server.max_connections): closed {n} new connection(s) in the last {secs} s"
+                )
+            };
+            let mut since = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = shutdown.changed() => break,
+                }
+                tokio::time::sleep(REFUSALS_GATHERED).await;
+                let n = count.swap(0, Ordering::SeqCst);
+                if n > 0 {
+                    line(n, since.elapsed().as_secs().max(1));
+                }
+                since = Instant::now();
+                // A refusal in the meantime leaves a permit: the next line comes right after.
+                tokio::select! {
+                    _ = tokio::time::sleep(REFUSALS_LOG_EVERY - REFUSALS_GATHERED) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let n = count.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                line(n, since.elapsed().as_secs().max(1));
+            }
+        });
         Admission {
             open: Arc::new(AtomicUsize::new(0)),
             max,
-            listener,
-            refused: 0,
-            last_log: None,
+            refused,
+            burst,
         }
     }
-    /// A slot for a new connection, or None (logged) at the limit.
+    /// A slot for a new connection, or None (counted) at the limit.
     fn admit(&mut self) -> Option<Slot> {
         let slot = Slot::take(&self.open, self.max);
-        if slot.is_none() {
-            self.refused += 1;
-            if self
-                .last_log
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-            {
-                tracing::warn!(
-                    "{}: {} open connections (server.max_connections): closed {} new connection(s) at once",
-                    self.listener,
-                    self.max,
-                    self.refused
-                );
-                self.refused = 0;
-                self.last_log = Some(Instant::now());
-            }
+        if slot.is_none() && self.refused.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.burst.notify_one();
         }
         slot
     }
@@ -315,7 +340,7 @@ pub async fn serve_tcp(
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut admission = Admission::new(limits.max_connections, "tcp");
+    let mut admission = Admission::new(limits.max_connections, "tcp", shutdown.clone());
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -442,7 +467,7 @@ pub async fn serve_unix(
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut admission = Admission::new(limits.max_connections, "unix");
+    let mut admission = Admission::new(limits.max_connections, "unix", shutdown.clone());
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {

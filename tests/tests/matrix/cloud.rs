@@ -170,7 +170,8 @@ fn default_route_to_another_gateway_than_the_ipv4_gateway() {
             t.edit_cloud("DescribeRouteEntryList", |v| {
                 for e in v["RouteEntrys"]["RouteEntry"].as_array_mut().unwrap() {
                     if e["DestinationCidrBlock"] == "0.0.0.0/0" {
-                        e["NextHops"]["NextHop"] = json!([{"NextHopType": "NatGateway", "NextHopId": "ngw-matrix"}]);
+                        e["NextHops"]["NextHop"] =
+                            json!([{"NextHopType": "NatGateway", "NextHopId": "ngw-matrix"}]);
                     }
                 }
             })
@@ -476,4 +477,74 @@ fn a_snapshot_replays_the_cloud_facts() {
         before,
         "a replay asks the cloud nothing"
     );
+}
+
+/// Issue 30: a healthy instance with the console's default security group (all outbound
+/// allowed, so TCP 25 too), the cloud side on and no mail server reads healthy — exit 0, no
+/// warning (the platform's TCP 25 block is evidence); a mail server listening on 0.0.0.0:25
+/// makes the same fact a warning that names it.
+#[test]
+fn default_security_group_reads_healthy_until_a_mail_server_listens() {
+    use std::process::{Child, Command, Stdio};
+    let t = Topology::new();
+    t.edit_cloud("DescribeSecurityGroupAttribute", |v| {
+        v["Permissions"]["Permission"].as_array_mut().unwrap().push(json!({
+            "SecurityGroupRuleId": "sgr-matrix-out-all", "Direction": "egress", "IpProtocol": "ALL",
+            "PortRange": "-1/-1", "DestCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": "100"}));
+    });
+    assert!(t.ping(GUEST_IP), "ground truth: the instance answers");
+    // diagnose() holds the exit code to the worst status: all ok or skipped is exit 0.
+    let r = t.diagnose(Some(CLIENT));
+    let noisy: Vec<_> = r
+        .iter()
+        .filter(|(_, (st, _))| st != "ok" && st != "skipped")
+        .map(|(id, (st, f))| format!("{st} {id}: {}", f["summary"]))
+        .collect();
+    assert!(noisy.is_empty(), "a healthy instance: {noisy:#?}");
+    let evidence = r["cloud.security_group"].1["evidence"]["outbound_tcp_25"].to_string();
+    assert!(evidence.contains("blocked by the platform"), "{evidence}");
+    log_signed(&t);
+
+    // An MTA-shaped listener: TCP 0.0.0.0:25 in the guest.
+    let mut mta = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.guest,
+            env!("CARGO_BIN_EXE_fake-metadata"),
+            "25",
+        ])
+        .arg(t.dir.path().join("metadata.json"))
+        .arg("0.0.0.0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(mta.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _mta = Kill(mta);
+    let r = t.diagnose(Some(CLIENT));
+    let (st, f) = &r["cloud.security_group"];
+    assert_eq!(st, "warn", "{}", show(&r));
+    let s = f["summary"].as_str().unwrap();
+    assert!(
+        s.contains("a mail server listens on tcp 0.0.0.0:25")
+            && s.contains("sgr-matrix-out-all")
+            && s.contains("port 465"),
+        "{s}"
+    );
+}
+
+fn log_signed(t: &Topology) {
+    all_signed(&t.openapi_log());
 }

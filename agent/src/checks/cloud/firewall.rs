@@ -67,21 +67,37 @@ fn matches(p: &ControlPolicy, k: &Packet) -> Result<bool, String> {
     }
     let source = match p.source_type.as_str() {
         "net" | "group" => in_cidrs(k.source, &p.source, &p.source_cidrs),
-        other => return Err(format!("its source is a {other} ({}), which the API does not resolve to addresses", p.source)),
+        other => {
+            return Err(format!(
+                "its source is a {other} ({}), which the API does not resolve to addresses",
+                p.source
+            ))
+        }
     };
     if !source {
         return Ok(false);
     }
     let destination = match p.destination_type.as_str() {
-        "net" | "group" => in_cidrs(IpAddr::V4(k.destination), &p.destination, &p.destination_cidrs),
-        other => return Err(format!("its destination is a {other} ({}), which the API does not resolve to addresses", p.destination)),
+        "net" | "group" => in_cidrs(
+            IpAddr::V4(k.destination),
+            &p.destination,
+            &p.destination_cidrs,
+        ),
+        other => {
+            return Err(format!(
+                "its destination is a {other} ({}), which the API does not resolve to addresses",
+                p.destination
+            ))
+        }
     };
     if !destination {
         return Ok(false);
     }
     Ok(match k.port {
         None => true,
-        Some(port) if p.dest_port_type == "group" => p.dest_port_ports.iter().any(|s| port_in(s, port)),
+        Some(port) if p.dest_port_type == "group" => {
+            p.dest_port_ports.iter().any(|s| port_in(s, port))
+        }
         Some(port) => port_in(&p.dest_port, port),
     })
 }
@@ -150,30 +166,48 @@ pub fn judge(s: &Snapshot) -> Finding {
     };
     let fw = match &f.cloud_firewall {
         Gathered::Ok(fw) => fw,
-        Gathered::Failed(why) => return super::optional_part_failed(FIREWALL, why, "Cloud Firewall"),
+        Gathered::Failed(why) => {
+            return super::optional_part_failed(FIREWALL, why, "Cloud Firewall")
+        }
     };
     let Some(ip) = fw.ip else {
         return Finding::skipped(FIREWALL, "the instance has no public IP: nothing reaches it through Cloud Firewall's Internet border");
     };
     let status = match fw.protect_status.as_deref() {
         None => {
-            return Finding::skipped(FIREWALL, format!("Cloud Firewall does not list {ip} as an asset: nothing of it filters the IP"))
-                .evidence(json!({"public_ip": ip.to_string(), "protect_status": null}))
+            return Finding::skipped(
+                FIREWALL,
+                format!(
+                    "Cloud Firewall does not list {ip} as an asset: nothing of it filters the IP"
+                ),
+            )
+            .evidence(json!({"public_ip": ip.to_string(), "protect_status": null}))
         }
         Some(st @ ("closed" | "closing")) => {
-            return Finding::skipped(FIREWALL, format!("Cloud Firewall's protection of {ip} is {st}: its policies do not apply"))
-                .evidence(json!({"public_ip": ip.to_string(), "protect_status": st}))
+            return Finding::skipped(
+                FIREWALL,
+                format!("Cloud Firewall's protection of {ip} is {st}: its policies do not apply"),
+            )
+            .evidence(json!({"public_ip": ip.to_string(), "protect_status": st}))
         }
         Some(st) => st,
     };
     let (peer, given) = peer(s);
     let who = peer_name(peer, given);
-    let echo = Packet { proto: "ICMP", port: None, source: peer, destination: ip };
+    let echo = Packet {
+        proto: "ICMP",
+        port: None,
+        source: peer,
+        destination: ip,
+    };
     let d = decide(&fw.policies, &echo);
     let mut ports = Vec::new();
     if let Ok(listeners) = s.listeners.ok() {
         let mut seen = std::collections::BTreeSet::new();
-        for l in listeners.iter().filter(|l| !l.address.is_loopback() && !l.address.is_ipv6()) {
+        for l in listeners
+            .iter()
+            .filter(|l| !l.address.is_loopback() && !l.address.is_ipv6())
+        {
             if !seen.insert((l.proto.clone(), l.port)) {
                 continue;
             }
@@ -274,11 +308,24 @@ mod tests {
         assert_eq!(decide(&ps[..4], &k), BorderDecision::Default);
         let mut loc = policy("geo", 1, "drop", "ANY", "CN");
         loc.source_type = "location".into();
-        assert!(matches!(decide(std::slice::from_ref(&loc), &k), BorderDecision::Uncertain(..)));
+        assert!(matches!(
+            decide(std::slice::from_ref(&loc), &k),
+            BorderDecision::Uncertain(..)
+        ));
         let mut ports = policy("web", 1, "drop", "TCP", "0.0.0.0/0");
         ports.dest_port = "80/443".into();
-        let tcp = |port| Packet { proto: "TCP", port: Some(port), ..k };
-        assert_eq!(decide(std::slice::from_ref(&ports), &tcp(443)), BorderDecision::Policy(&ports));
-        assert_eq!(decide(std::slice::from_ref(&ports), &tcp(22)), BorderDecision::Default);
+        let tcp = |port| Packet {
+            proto: "TCP",
+            port: Some(port),
+            ..k
+        };
+        assert_eq!(
+            decide(std::slice::from_ref(&ports), &tcp(443)),
+            BorderDecision::Policy(&ports)
+        );
+        assert_eq!(
+            decide(std::slice::from_ref(&ports), &tcp(22)),
+            BorderDecision::Default
+        );
     }
 }

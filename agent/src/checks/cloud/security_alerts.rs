@@ -31,7 +31,7 @@ pub fn judge(s: &Snapshot) -> Finding {
         .ok()
         .ok()
         .and_then(|c| c.as_ref())
-        .map(|c| json!({"entries": c.count, "max": c.max, "fill_percent": if c.max > 0 { c.count * 100 / c.max } else { 0 }}));
+        .map(|c| json!({"entries": c.count, "max": c.max, "fill_percent": (c.count * 100).checked_div(c.max).unwrap_or(0)}));
     let listed: Vec<_> = alerts
         .iter()
         .map(|a| {

@@ -106,7 +106,9 @@ pub fn parse_blackhole_end(v: &Value) -> Option<u64> {
             [text(e, "DdosType"), text(e, "DdosStatus")]
                 .into_iter()
                 .flatten()
-                .any(|w| w.eq_ignore_ascii_case("blackhole") || state_of(w) == DdosState::Blackholed)
+                .any(|w| {
+                    w.eq_ignore_ascii_case("blackhole") || state_of(w) == DdosState::Blackholed
+                })
         })
         .filter_map(|e| {
             ["UnBlackholeTime", "EndTime"]
@@ -172,8 +174,11 @@ mod tests {
 
     #[test]
     fn abnormal_is_under_attack() {
-        let v: Value = serde_json::from_str(r#"{"InstanceList": [{"InstanceId": "i-made-up", "InstanceStatus": "abnormal",
-            "IpAddressConfig": [{"InstanceIp": "203.0.113.10"}]}]}"#).unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"InstanceList": [{"InstanceId": "i-made-up", "InstanceStatus": "abnormal",
+            "IpAddressConfig": [{"InstanceIp": "203.0.113.10"}]}]}"#,
+        )
+        .unwrap();
         assert_eq!(
             parse_ip_status(&v, IP).unwrap().unwrap().status,
             DdosState::Scrubbing

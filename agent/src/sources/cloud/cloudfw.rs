@@ -108,7 +108,10 @@ mod tests {
         let v = serde_json::json!({"TotalCount": 2, "Assets": [
             {"InternetAddress": "198.51.100.1", "ProtectStatus": "closed"},
             {"InternetAddress": "203.0.113.10", "ProtectStatus": "open", "BindInstanceId": "i-made-up"}]});
-        assert_eq!(parse_protect_status(&v, ip).unwrap().as_deref(), Some("open"));
+        assert_eq!(
+            parse_protect_status(&v, ip).unwrap().as_deref(),
+            Some("open")
+        );
         let none = serde_json::json!({"TotalCount": 0, "Assets": []});
         assert_eq!(parse_protect_status(&none, ip).unwrap(), None);
         assert!(parse_protect_status(&serde_json::json!({}), ip).is_err());
@@ -121,14 +124,19 @@ mod tests {
         assert!(truncated);
         assert_eq!((p[0].uuid.as_str(), p[0].enabled), ("a", false));
         assert_eq!(p[0].source_cidrs, vec!["198.18.0.0/16".to_string()]);
-        let e = parse_policies(&serde_json::json!({"Policys": [{"AclUuid": "x", "AclAction": "drop"}]}))
-            .unwrap_err();
+        let e = parse_policies(
+            &serde_json::json!({"Policys": [{"AclUuid": "x", "AclAction": "drop"}]}),
+        )
+        .unwrap_err();
         assert!(e.contains("policy 1 has no Order"), "{e}");
     }
 
     #[test]
     fn endpoints_by_region() {
-        assert_eq!(default_endpoint("cn-hangzhou"), "https://cloudfw.aliyuncs.com");
+        assert_eq!(
+            default_endpoint("cn-hangzhou"),
+            "https://cloudfw.aliyuncs.com"
+        );
         assert_eq!(
             default_endpoint("eu-central-1"),
             "https://cloudfw.ap-southeast-1.aliyuncs.com"

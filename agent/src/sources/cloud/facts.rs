@@ -45,8 +45,14 @@ impl Endpoints {
             Endpoint::new(given.as_deref().unwrap_or(&default))
         };
         Endpoints {
-            ecs: pick(&config.ecs, format!("https://ecs-vpc.{region}.aliyuncs.com")),
-            vpc: pick(&config.vpc, format!("https://vpc-vpc.{region}.aliyuncs.com")),
+            ecs: pick(
+                &config.ecs,
+                format!("https://ecs-vpc.{region}.aliyuncs.com"),
+            ),
+            vpc: pick(
+                &config.vpc,
+                format!("https://vpc-vpc.{region}.aliyuncs.com"),
+            ),
             antiddos: pick(&config.antiddos, antiddos::default_endpoint(region)),
             cloudfw: pick(&config.cloudfw, cloudfw::default_endpoint(region)),
             sas: pick(&config.sas, sas::default_endpoint(region)),
@@ -318,17 +324,16 @@ pub fn gather(
         });
         // Only where Cloud Firewall protects the IP: its inbound policies.
         let policies = s.spawn(|| match &firewall_asset {
-            Gathered::Ok(Some(status)) if matches!(status.as_str(), "open" | "opening") => c
-                .fetch(
-                    DESCRIBE_CONTROL_POLICY,
-                    &[
-                        ("Direction", "in"),
-                        ("CurrentPage", "1"),
-                        ("PageSize", "100"),
-                        ("Lang", "en"),
-                    ],
-                    cloudfw::parse_policies,
-                ),
+            Gathered::Ok(Some(status)) if matches!(status.as_str(), "open" | "opening") => c.fetch(
+                DESCRIBE_CONTROL_POLICY,
+                &[
+                    ("Direction", "in"),
+                    ("CurrentPage", "1"),
+                    ("PageSize", "100"),
+                    ("Lang", "en"),
+                ],
+                cloudfw::parse_policies,
+            ),
             _ => Gathered::Ok((Vec::new(), false)),
         });
         (

@@ -52,13 +52,25 @@ impl Action {
 }
 
 const fn ecs_action(name: &'static str) -> Action {
-    Action { ram: "ecs", version: ecs::VERSION, name }
+    Action {
+        ram: "ecs",
+        version: ecs::VERSION,
+        name,
+    }
 }
 const fn vpc_action(name: &'static str) -> Action {
-    Action { ram: "vpc", version: vpc::VERSION, name }
+    Action {
+        ram: "vpc",
+        version: vpc::VERSION,
+        name,
+    }
 }
 const fn ddos_action(name: &'static str) -> Action {
-    Action { ram: "yundun-ddos", version: antiddos::VERSION, name }
+    Action {
+        ram: "yundun-ddos",
+        version: antiddos::VERSION,
+        name,
+    }
 }
 
 pub const DESCRIBE_INSTANCE_ATTRIBUTE: Action = ecs_action("DescribeInstanceAttribute");
@@ -224,7 +236,9 @@ mod tests {
         assert_eq!(granted, callable);
         let read_only = |a: &String| {
             let name = a.split(':').nth(1).unwrap_or("");
-            ["Describe", "List", "Get"].iter().any(|p| name.starts_with(p))
+            ["Describe", "List", "Get"]
+                .iter()
+                .any(|p| name.starts_with(p))
         };
         assert!(granted.iter().all(read_only), "{granted:?}");
     }

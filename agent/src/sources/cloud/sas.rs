@@ -67,7 +67,10 @@ mod tests {
             {"Id": 8, "AlarmEventNameDisplay": "Other box", "Level": "serious", "InstanceId": "i-other"}]});
         let a = parse_alerts(&v, "i-made-up").unwrap();
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].name.as_str(), a[0].level.as_str()), ("Reverse shell", "serious"));
+        assert_eq!(
+            (a[0].name.as_str(), a[0].level.as_str()),
+            ("Reverse shell", "serious")
+        );
         assert!(parse_alerts(&serde_json::json!({}), "i").is_err());
         let t = time::OffsetDateTime::from_unix_timestamp(86_400 + 3_723).unwrap();
         assert_eq!(timestamp(t), "1970-01-02 01:02:03");

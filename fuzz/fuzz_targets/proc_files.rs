@@ -8,6 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = load::parse_pid_stat(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = snmp::icmp_from(text, Some(text), 0);
+    let _ = snmp::parse_uptime(text);
     let _ = sockets::parse_table(text, "tcp");
     let _ = sockets::parse_table(text, "udp");
     let _ = load::parse_vm_swap(text);

@@ -242,6 +242,14 @@ pub struct IcmpCounters {
     pub out_rate_limit_host: Option<u64>,
     pub in_echos6: Option<u64>,
     pub out_echo_replies6: Option<u64>,
+    /// `Tcp: ActiveOpens`: outbound TCP connections attempted since boot (a flood or scan from
+    /// a compromised instance shows here first).
+    #[serde(default)]
+    pub tcp_active_opens: Option<u64>,
+    /// Milliseconds since boot when read (`/proc/uptime`): turns since-boot counts into an
+    /// average rate.
+    #[serde(default)]
+    pub uptime_ms: Option<u64>,
 }
 
 impl MemorySample {

@@ -1,5 +1,6 @@
 //! Reads the kernel's ICMP counters from `/proc/net/snmp` (and `snmp6`), parsed by header name
-//! so counters a kernel lacks (OutRateLimit*, before 6.0) are simply absent.
+//! so counters a kernel lacks (OutRateLimit*, before 6.0) are simply absent; also TCP's
+//! ActiveOpens and `/proc/uptime` (outbound connections against the instance's own average).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,6 +36,21 @@ pub fn parse_snmp_section(text: &str, section: &str) -> Result<HashMap<String, u
         .collect()
 }
 
+/// One counter of a section whose other values need not be counters (`Tcp: MaxConn` is -1).
+pub fn one_counter(text: &str, section: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{section}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let (header, values) = (lines.next()?, lines.next()?);
+    let at = header[prefix.len()..]
+        .split_whitespace()
+        .position(|n| n == name)?;
+    values[prefix.len()..]
+        .split_whitespace()
+        .nth(at)?
+        .parse()
+        .ok()
+}
+
 /// Parses `/proc/net/snmp6` (`Name value` per line).
 pub fn parse_snmp6(text: &str) -> HashMap<String, u64> {
     text.lines()
@@ -47,6 +63,7 @@ pub fn parse_snmp6(text: &str) -> HashMap<String, u64> {
 
 pub fn icmp_from(snmp: &str, snmp6: Option<&str>, at_ms: u64) -> Result<IcmpCounters, String> {
     let icmp = parse_snmp_section(snmp, "Icmp")?;
+    let tcp_active_opens = one_counter(snmp, "Tcp", "ActiveOpens");
     let need = |k: &str| {
         icmp.get(k)
             .copied()
@@ -65,7 +82,21 @@ pub fn icmp_from(snmp: &str, snmp6: Option<&str>, at_ms: u64) -> Result<IcmpCoun
         out_echo_replies6: v6
             .as_ref()
             .and_then(|m| m.get("Icmp6OutEchoReplies").copied()),
+        tcp_active_opens,
+        uptime_ms: None,
     })
+}
+
+/// `/proc/uptime`'s first field (seconds since boot, with a fraction) in milliseconds.
+pub fn parse_uptime(text: &str) -> Option<u64> {
+    let secs = text.split_whitespace().next()?;
+    let (whole, frac) = secs.split_once('.').unwrap_or((secs, "0"));
+    let frac: String = frac.chars().chain("000".chars()).take(3).collect();
+    whole
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(frac.parse().ok()?)
 }
 
 pub fn icmp(proc_root: &Path) -> Gathered<IcmpCounters> {
@@ -76,8 +107,12 @@ pub fn icmp(proc_root: &Path) -> Gathered<IcmpCounters> {
     };
     // IPv6 may be disabled: then there is no snmp6 and the v6 counters are absent.
     let snmp6 = std::fs::read_to_string(proc_root.join("net/snmp6")).ok();
+    let uptime = std::fs::read_to_string(proc_root.join("uptime")).ok();
     match icmp_from(&snmp, snmp6.as_deref(), crate::unix_ms()) {
-        Ok(c) => Gathered::Ok(c),
+        Ok(mut c) => {
+            c.uptime_ms = uptime.as_deref().and_then(parse_uptime);
+            Gathered::Ok(c)
+        }
         Err(e) => Gathered::Failed(format!("{}: {e}", path.display())),
     }
 }
@@ -94,6 +129,8 @@ Icmp: InMsgs InErrors InCsumErrors InDestUnreachs InTimeExcds InParmProbs InSrcQ
 Icmp: 45 0 0 3 0 0 0 0 42 0 0 0 0 0 40 0 0 1 0 0 0 0 0 0 40 0 0 0 0
 IcmpMsg: InType3 InType8 OutType0
 IcmpMsg: 3 42 40
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors
+Tcp: 1 200 120000 -1 1234 56 7 8 9 10000 9000 11 0 12 0
 ";
 
     #[test]
@@ -105,6 +142,16 @@ IcmpMsg: 3 42 40
         assert_eq!(c.out_rate_limit_host, Some(1));
         assert_eq!(c.in_echos6, Some(7));
         assert_eq!(c.out_echo_replies6, Some(6));
+        assert_eq!(c.tcp_active_opens, Some(1234));
+    }
+
+    #[test]
+    fn uptime_in_milliseconds() {
+        assert_eq!(parse_uptime("12345.67 2345.00\n"), Some(12_345_670));
+        assert_eq!(parse_uptime("7 1"), Some(7_000));
+        assert_eq!(parse_uptime("garbage"), None);
+        assert_eq!(parse_uptime("99999999999999999999.1 0"), None);
+        assert_eq!(parse_uptime(""), None);
     }
 
     #[test]

@@ -243,7 +243,7 @@ fn public_ip_in_blackhole_filtering() {
         &[("cloud.blackhole", "fail")],
         |t| {
             t.edit_cloud("DescribeInstanceIpAddress", |v| {
-                v["InstanceList"][0]["IpAddressConfig"][0]["IpStatus"] = json!("hole_begin");
+                v["InstanceList"][0]["IpAddressConfig"][0]["IpStatus"] = json!("blackholed");
             });
             t.edit_cloud("DescribeDdosEventList", |v| {
                 *v = json!({"Total": 1, "DdosEventList": {"DdosEvent": [{"DdosType": "blackhole", "DdosStatus": "hole_begin",

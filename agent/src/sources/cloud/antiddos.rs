@@ -1,7 +1,8 @@
 //! Anti-DDoS Origin Basic (`antiddos-public`) answers: whether the instance's public IP is in
-//! blackhole filtering, and when the blackhole ends. The documentation's status words differ
-//! between actions and versions (`blackhole`, `blackholed`, `hole_begin`; `defense`,
-//! `mitigating`), so all of them are read; an unknown word is kept as it is, never guessed.
+//! blackhole filtering, and when the blackhole ends, in the shapes of the official SDK's
+//! response models. The status words differ between actions (`blackholed`, `mitigating`,
+//! `normal` for an IP; `normal`/`abnormal` for an instance; `hole_begin`, `defense_begin` in
+//! events), so all of them are read; an unknown word is kept as it is, never guessed.
 
 use std::net::Ipv4Addr;
 
@@ -40,18 +41,6 @@ pub fn default_endpoint(region: &str) -> String {
     }
 }
 
-/// A list the API sends either as an array or wrapped (`{"Instance": [...]}`).
-fn list<'a>(v: Option<&'a Value>, wrapper: &str) -> &'a [Value] {
-    match v {
-        Some(Value::Array(a)) => a,
-        Some(Value::Object(o)) => o
-            .get(wrapper)
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice),
-        _ => &[],
-    }
-}
-
 fn state_of(word: &str) -> DdosState {
     match word.to_ascii_lowercase().as_str() {
         "normal" | "hole_end" | "defense_end" => DdosState::Normal,
@@ -64,21 +53,21 @@ fn state_of(word: &str) -> DdosState {
 }
 
 /// DescribeInstanceIpAddress: the status of `ip` (None: the answer does not list it, e.g. an
-/// instance without a public IP).
+/// instance without a public IP). The shape is the SDK's response model's: `InstanceList[]`,
+/// each with `IpAddressConfig[]` (`InstanceIp`, `IpStatus`) and the instance's
+/// `InstanceStatus`.
 pub fn parse_ip_status(v: &Value, ip: Ipv4Addr) -> Result<Option<Blackhole>, String> {
     let instances = v
         .get("InstanceList")
-        .ok_or("DescribeInstanceIpAddress: the answer has no InstanceList")?;
+        .and_then(Value::as_array)
+        .ok_or("DescribeInstanceIpAddress: the answer has no InstanceList list")?;
     let wanted = ip.to_string();
-    for instance in list(Some(instances), "Instance") {
-        // Newer answers nest the addresses; older ones put the address on the instance.
-        let configs = list(instance.get("IpAddressConfig"), "IpAddressConfig");
-        let candidates = if configs.is_empty() {
-            std::slice::from_ref(instance)
-        } else {
-            configs
-        };
-        for c in candidates {
+    for instance in instances {
+        let configs = instance
+            .get("IpAddressConfig")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for c in configs {
             if text(c, "InstanceIp") != Some(wanted.as_str()) {
                 continue;
             }
@@ -100,7 +89,10 @@ pub fn parse_ip_status(v: &Value, ip: Ipv4Addr) -> Result<Option<Blackhole>, Str
 /// answer says. The events carry no IP of their own (the request filtered them); a blackhole
 /// event is one whose `DdosType` or `DdosStatus` says so.
 pub fn parse_blackhole_end(v: &Value) -> Option<u64> {
-    list(v.get("DdosEventList"), "DdosEvent")
+    v.get("DdosEventList")
+        .and_then(|l| l.get("DdosEvent"))
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice)
         .iter()
         .filter(|e| {
             [text(e, "DdosType"), text(e, "DdosStatus")]
@@ -130,18 +122,18 @@ mod tests {
     const IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
     #[test]
-    fn ip_status_in_both_documented_shapes() {
+    fn ip_status_in_the_sdks_shape() {
         let nested: Value = serde_json::from_str(r#"{"Total": 1, "InstanceList": [{"InstanceId": "i-made-up", "InstanceType": "ecs", "InstanceStatus": "normal",
-            "IpAddressConfig": [{"InstanceIp": "198.51.100.1", "IpStatus": "normal"}, {"InstanceIp": "203.0.113.10", "IpStatus": "hole_begin"}]}]}"#).unwrap();
+            "IpAddressConfig": [{"InstanceIp": "198.51.100.1", "IpStatus": "normal"}, {"InstanceIp": "203.0.113.10", "IpStatus": "blackholed"}]}]}"#).unwrap();
         let b = parse_ip_status(&nested, IP).unwrap().unwrap();
         assert_eq!(b.status, DdosState::Blackholed);
-        let flat: Value = serde_json::from_str(r#"{"InstanceList": {"Instance": [{"InstanceIp": "203.0.113.10", "InstanceStatus": "mitigating"}]}}"#).unwrap();
+        let scrubbing: Value = serde_json::from_str(r#"{"InstanceList": [{"IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "mitigating"}]}]}"#).unwrap();
         assert_eq!(
-            parse_ip_status(&flat, IP).unwrap().unwrap().status,
+            parse_ip_status(&scrubbing, IP).unwrap().unwrap().status,
             DdosState::Scrubbing
         );
         let other: Value = serde_json::from_str(
-            r#"{"InstanceList": [{"InstanceIp": "203.0.113.10", "IpStatus": "Frozen"}]}"#,
+            r#"{"InstanceList": [{"IpAddressConfig": [{"InstanceIp": "203.0.113.10", "IpStatus": "Frozen"}]}]}"#,
         )
         .unwrap();
         assert_eq!(
@@ -151,8 +143,13 @@ mod tests {
         let absent: Value = serde_json::from_str(r#"{"InstanceList": []}"#).unwrap();
         assert_eq!(parse_ip_status(&absent, IP).unwrap(), None);
         assert!(parse_ip_status(&serde_json::json!({}), IP).is_err());
-        let no_status: Value =
-            serde_json::from_str(r#"{"InstanceList": [{"InstanceIp": "203.0.113.10"}]}"#).unwrap();
+        // A wrapped list is not the API's shape.
+        let wrapped: Value = serde_json::from_str(r#"{"InstanceList": {"Instance": []}}"#).unwrap();
+        assert!(parse_ip_status(&wrapped, IP).is_err());
+        let no_status: Value = serde_json::from_str(
+            r#"{"InstanceList": [{"IpAddressConfig": [{"InstanceIp": "203.0.113.10"}]}]}"#,
+        )
+        .unwrap();
         assert!(parse_ip_status(&no_status, IP)
             .unwrap_err()
             .contains("no IpStatus"));

@@ -14,7 +14,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::config::Config;
 use crate::exit::{CONFIG as EXIT_CONFIG, NOINPUT as EXIT_NOINPUT, USAGE as EXIT_USAGE};
 use crate::snapshot::Snapshot;
-use crate::sources::{self, GatherOptions};
+use crate::sources;
 
 /// `ecs-diag --version`: the package version and the git revision it was built from.
 pub const VERSION: &str = concat!(
@@ -264,30 +264,6 @@ fn explain(id: &str, json: bool) -> i32 {
     print(&out)
 }
 
-/// Gathers a snapshot; with a window, the ICMP counters are sampled before and after it.
-pub fn take_snapshot(
-    config: &Config,
-    client: Option<IpAddr>,
-    window: Option<Duration>,
-) -> Snapshot {
-    let first = window.map(|w| {
-        let s = sources::sample(config);
-        std::thread::sleep(w);
-        s
-    });
-    let mut snapshot = sources::gather(
-        config,
-        &GatherOptions {
-            client,
-            ..Default::default()
-        },
-    );
-    if let Some(first) = first {
-        snapshot.earlier = Some(Box::new(first));
-    }
-    snapshot
-}
-
 /// One line per source that could not be read for lack of privilege, e.g. "firewall:
 /// iptables-nft-save needs CAP_NET_ADMIN — run as root" (empty when nothing was denied).
 pub fn denied_lines(denied: &[crate::snapshot::Denied]) -> String {
@@ -368,7 +344,12 @@ pub fn run(cli: Cli) -> i32 {
                         return EXIT_NOINPUT;
                     }
                 },
-                None => take_snapshot(&config, client, window.map(Duration::from_secs)),
+                None => {
+                    // A fix a crash left half-done is finished first (root only), so the
+                    // diagnosis sees the machine as it will stay.
+                    crate::fix::recover_at_start(&config.paths);
+                    sources::take_snapshot(&config, client, window.map(Duration::from_secs))
+                }
             };
             let report =
                 crate::checks::report(&snapshot, &crate::checks::Criteria::of(&config), started);
@@ -468,7 +449,7 @@ pub fn run(cli: Cli) -> i32 {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let snapshot = take_snapshot(&config, client, None);
+            let snapshot = sources::take_snapshot(&config, client, None);
             match serde_json::to_string_pretty(&snapshot) {
                 Ok(s) => print(&(s + "\n")),
                 Err(e) => {

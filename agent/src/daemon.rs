@@ -42,6 +42,8 @@ pub fn run(config_path: Option<PathBuf>) -> i32 {
         }
     };
     crate::sources::tools::set_dirs(&config.paths.tools);
+    // Root only (the packaged unit is not): a fix a crash left half-done is finished first.
+    crate::fix::recover_at_start(&config.paths);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)

@@ -14,8 +14,13 @@
 //! automatic fix.
 
 pub mod firewall;
+pub mod journal;
 pub mod network;
 pub mod sysctl;
+pub mod transaction;
+
+pub use transaction::{confirm, history, recover_at_start, revert_pending, undo};
+use transaction::{fixes_dir, is_root};
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -87,19 +92,59 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
-    /// Being applied (a run that died here left the backup; `--undo` restores it).
+    /// Being applied: the journal holds every before-image and how many changes are made. A
+    /// run that died here is rolled back by its reverter or by the next run.
     Applying,
     Applied,
-    /// Applied, verified, and reverted unless `--confirm ID` comes within `--revert-after`.
+    /// Applied, verified, and reverted at `confirm_by` unless `--confirm ID` comes first.
     AwaitingConfirmation,
     /// Not confirmed in time: everything was restored.
     Reverted,
     /// Verification failed or a change failed: everything was restored.
     RolledBack,
     Undone,
+    /// A rollback or revert could not restore everything (`failure` says what): retry with
+    /// `--undo ID`.
+    RevertFailed,
+    /// An undo could not restore everything (`failure` says what): retry with `--undo ID`.
+    UndoFailed,
 }
 
-/// An applied fix as kept under `fixes/ID/record.json`.
+/// The safety net of a fix that can cut connectivity, armed before its first change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reverter {
+    /// A systemd transient timer (`systemd-run --on-active`): survives the fix process, the
+    /// SSH session and logind's KillUserProcesses.
+    Timer { unit: String },
+    /// A detached process in its own session (where systemd does not run this namespace).
+    Process(journal::ProcessId),
+}
+
+impl Reverter {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reverter::Timer { .. } => "systemd timer",
+            Reverter::Process(_) => "process",
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        match self {
+            Reverter::Process(p) => p.alive(),
+            Reverter::Timer { unit } => run_command(&[
+                "systemctl".into(),
+                "is-active".into(),
+                "--quiet".into(),
+                format!("{unit}.timer"),
+            ])
+            .is_ok(),
+        }
+    }
+}
+
+/// A fix as journaled under `fixes/ID/record.json`: the intent, every change with its
+/// before-image, how far it got, and who enforces its revert.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
     pub id: String,
@@ -107,6 +152,20 @@ pub struct Record {
     pub checks: Vec<String>,
     pub state: State,
     pub changes: Vec<Change>,
+    /// How many of `changes` were made (each recorded as it completes).
+    #[serde(default)]
+    pub done: usize,
+    /// The process applying it (a dead owner of an `applying` fix means a crash).
+    #[serde(default)]
+    pub owner: Option<journal::ProcessId>,
+    #[serde(default)]
+    pub reverter: Option<Reverter>,
+    /// Unix seconds: when an unconfirmed fix is reverted.
+    #[serde(default)]
+    pub confirm_by: Option<u64>,
+    /// Why a restore failed (what was kept, and where its content was saved).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 pub struct FixOptions {
@@ -206,49 +265,6 @@ fn rp_filter(
     )
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn fixes_dir(paths: &PathsConfig) -> PathBuf {
-    paths.state.join("fixes")
-}
-
-/// Held while a fix is applied or undone: a second run refuses instead of interleaving.
-struct Lock(#[allow(dead_code)] std::fs::File);
-
-fn lock(paths: &PathsConfig) -> Result<Lock, String> {
-    lock_with(paths, libc::LOCK_EX | libc::LOCK_NB)
-}
-
-/// Waits for the lock (the reverter: a fix being applied or undone finishes first).
-fn lock_waiting(paths: &PathsConfig) -> Result<Lock, String> {
-    lock_with(paths, libc::LOCK_EX)
-}
-
-fn lock_with(paths: &PathsConfig, how: libc::c_int) -> Result<Lock, String> {
-    use std::os::unix::io::AsRawFd;
-    let dir = fixes_dir(paths);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock on a descriptor this function owns; it is released when the file closes.
-    let r = unsafe { libc::flock(file.as_raw_fd(), how) };
-    if r != 0 {
-        return Err(format!(
-            "another `ecs-diag fix` is running ({} is locked): wait for it to finish",
-            path.display()
-        ));
-    }
-    Ok(Lock(file))
-}
-
 /// A unified diff of one contiguous change (what a fix makes): one hunk with up to three
 /// lines of context.
 pub fn unified_diff(path: &Path, before: Option<&str>, after: &str) -> String {
@@ -324,7 +340,7 @@ fn describe(c: &Change) -> String {
     }
 }
 
-fn change_json(c: &Change) -> serde_json::Value {
+pub(crate) fn change_json(c: &Change) -> serde_json::Value {
     match c {
         Change::Sysctl { key, from, to, .. } => {
             json!({"kind": "sysctl", "key": key, "from": from, "to": to, "command": format!("sysctl -w {key}={to}")})
@@ -357,18 +373,18 @@ pub(crate) fn shell_line(argv: &[String]) -> String {
 }
 
 /// Runs a fix's command (fixed argv, from the tool directories, bounded in time).
-fn run_command(argv: &[String]) -> Result<(), String> {
+pub(crate) fn run_command(argv: &[String]) -> Result<(), String> {
     run_command_output(argv).map(|_| ())
 }
 
 /// The same, with its output.
-fn run_command_output(argv: &[String]) -> Result<String, String> {
+pub(crate) fn run_command_output(argv: &[String]) -> Result<String, String> {
     run_command_within(argv, std::time::Duration::from_secs(10))
 }
 
 /// A firewall manager's reload (ufw: a Python program restoring every table) may take a
 /// while on a loaded machine: it gets longer than a single command.
-fn run_reload(argv: &[String]) -> Result<(), String> {
+pub(crate) fn run_reload(argv: &[String]) -> Result<(), String> {
     run_command_within(argv, std::time::Duration::from_secs(60)).map(|_| ())
 }
 
@@ -382,101 +398,6 @@ fn run_command_within(argv: &[String], within: std::time::Duration) -> Result<St
             crate::sources::tools::describe()
         )),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Writes `text` to `path` whole: a temporary file beside it, then a rename, so a crash leaves
-/// the old or the new file, never half of one. The mode of the old file is kept.
-/// A new file's mode: that of a file beside it with the same extension (netplan files may be
-/// root-only, as cloud-init writes them, or readable, as the admin chose), else 0644.
-fn new_file_mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    let (Some(dir), Some(ext)) = (path.parent(), path.extension()) else {
-        return 0o644;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0o644;
-    };
-    let mut siblings: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p != path && p.extension() == Some(ext) && p.is_file())
-        .collect();
-    siblings.sort();
-    siblings
-        .first()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map_or(0o644, |m| m.permissions().mode() & 0o777)
-}
-
-fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("ecs-diag-{}", std::process::id()));
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
-        .unwrap_or_else(|_| new_file_mode(path));
-    std::fs::write(&tmp, text)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path)
-}
-
-fn apply_one(c: &Change) -> Result<(), String> {
-    match c {
-        Change::Sysctl { path, to, key, .. } => std::fs::write(path, format!("{to}\n"))
-            .map_err(|e| format!("cannot set {key} ({}): {e}", path.display())),
-        Change::File { path, after, .. } => {
-            write_file(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        Change::Command { argv, .. } => run_command(argv),
-        Change::Reload { argv, .. } => run_reload(argv),
-        Change::NftInsert { .. } => run_command(&firewall::nft_insert_argv(c)),
-    }
-}
-
-/// Undoes one change; the line says what was restored.
-fn restore_one(c: &Change) -> Result<String, String> {
-    match c {
-        Change::Sysctl {
-            path, from, key, ..
-        } => std::fs::write(path, format!("{from}\n"))
-            .map(|_| format!("{key} = {from}"))
-            .map_err(|e| format!("cannot restore {key} ({}): {e}", path.display())),
-        Change::File {
-            path,
-            before: Some(before),
-            ..
-        } => write_file(path, before)
-            .map(|_| format!("{} restored", path.display()))
-            .map_err(|e| format!("cannot restore {}: {e}", path.display())),
-        Change::File {
-            path, before: None, ..
-        } => match std::fs::remove_file(path) {
-            Ok(()) => Ok(format!("{} removed (it did not exist)", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(format!("{} already gone", path.display()))
-            }
-            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
-        },
-        Change::Command { what, undo, .. } => run_command(undo)
-            .map(|_| format!("{what} undone ({})", undo.join(" ")))
-            .map_err(|e| format!("cannot undo {what}: {e}")),
-        Change::NftInsert {
-            family,
-            table,
-            chain,
-            comment,
-            ..
-        } => firewall::nft_delete_commented(family, table, chain, comment)
-            .map(|h| {
-                format!("nft rule {comment:?} (handle {h}) deleted from {family} {table} {chain}")
-            })
-            .map_err(|e| format!("cannot delete the nft rule {comment:?}: {e}")),
-        Change::Reload { what, argv } => run_reload(argv)
-            .map(|_| format!("{what} after restoring ({})", argv.join(" ")))
-            .map_err(|e| format!("cannot {what}: {e}")),
     }
 }
 
@@ -495,136 +416,7 @@ pub(crate) fn pending_text(
     }
 }
 
-/// Restores `changes` in reverse order, then runs each reload once so the manager loads the
-/// restored files; every line says what was restored or could not be.
-fn restore(changes: &[Change]) -> Vec<String> {
-    let mut said: Vec<String> = changes
-        .iter()
-        .rev()
-        .filter(|c| !matches!(c, Change::Reload { .. }))
-        .map(|c| restore_one(c).unwrap_or_else(|e| format!("NOT RESTORED: {e}")))
-        .collect();
-    let mut reloaded: Vec<&Vec<String>> = Vec::new();
-    for c in changes {
-        if let Change::Reload { argv, .. } = c {
-            if !reloaded.contains(&argv) {
-                reloaded.push(argv);
-                said.push(restore_one(c).unwrap_or_else(|e| format!("NOT RESTORED: {e}")));
-            }
-        }
-    }
-    said
-}
-
-fn save(dir: &Path, record: &Record) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
-    write_file(&dir.join("record.json"), &(text + "\n"))
-        .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))
-}
-
-/// The rulesets a fix's firewall changes touch, as their save tools print them: (file name in
-/// the backup, argv). `iptables-nft` → `iptables-nft-save`; a native nft change → `nft list
-/// ruleset`.
-fn ruleset_dumps(changes: &[Change]) -> Vec<(String, Vec<String>)> {
-    let mut dumps: Vec<(String, Vec<String>)> = Vec::new();
-    for c in changes {
-        let argv: Vec<String> = match c {
-            Change::Command { argv, .. }
-                if argv[0].starts_with("iptables") || argv[0].starts_with("ip6tables") =>
-            {
-                vec![format!("{}-save", argv[0])]
-            }
-            Change::NftInsert { .. } => ["nft", "list", "ruleset"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            // firewalld: its runtime and permanent view of every zone.
-            Change::Command { argv, .. } if argv[0] == "firewall-cmd" => {
-                for (name, args) in [
-                    (
-                        "firewall-cmd-list-all-zones.before",
-                        &["--list-all-zones"][..],
-                    ),
-                    (
-                        "firewall-cmd-permanent-list-all-zones.before",
-                        &["--permanent", "--list-all-zones"],
-                    ),
-                ] {
-                    if !dumps.iter().any(|(n, _)| n == name) {
-                        let mut argv = vec!["firewall-cmd".to_string()];
-                        argv.extend(args.iter().map(|a| a.to_string()));
-                        dumps.push((name.to_string(), argv));
-                    }
-                }
-                continue;
-            }
-            // ufw loads both families from its files.
-            Change::Reload { argv, .. } if argv[0] == "ufw" => {
-                for save in ["iptables-save", "ip6tables-save"] {
-                    let name = format!("{save}.before");
-                    if !dumps.iter().any(|(n, _)| *n == name) {
-                        dumps.push((name, vec![save.to_string()]));
-                    }
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        let name = format!("{}.before", argv.join("-"));
-        if !dumps.iter().any(|(n, _)| *n == name) {
-            dumps.push((name, argv));
-        }
-    }
-    dumps
-}
-
-/// The backup of a fix about to be applied: the record (which holds every old value and old
-/// file), a copy of each file as it was and each touched ruleset as its save tool prints it,
-/// for people.
-fn back_up(dir: &Path, record: &Record) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for (name, argv) in ruleset_dumps(&record.changes) {
-        let text = run_command_output(&argv)
-            .map_err(|e| format!("cannot back up the ruleset ({}): {e}", argv.join(" ")))?;
-        write_file(&dir.join(name), &text)
-            .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))?;
-    }
-    for (i, c) in record.changes.iter().enumerate() {
-        if let Change::File {
-            path,
-            before: Some(before),
-            ..
-        } = c
-        {
-            let name = format!(
-                "{i}-{}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            );
-            write_file(&dir.join(name), before)
-                .map_err(|e| format!("cannot write the backup in {}: {e}", dir.display()))?;
-        }
-    }
-    save(dir, record)
-}
-
-/// `20261204T182059.045Z`: sortable, and unique (one fix at a time, milliseconds apart).
-fn new_id() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-fn print_json(v: &serde_json::Value) {
+pub(crate) fn print_json(v: &serde_json::Value) {
     let _ = writeln!(
         std::io::stdout(),
         "{}",
@@ -641,37 +433,18 @@ fn confirmed() -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
 
-/// `ecs-diag fix [--check ID]... [--client ADDR] [--apply] [--yes] [--json]`.
-pub fn run(config: &Config, opts: &FixOptions) -> i32 {
-    for id in &opts.checks {
-        if crate::checks::find(id).is_none() {
-            eprintln!("ecs-diag: unknown check id {id:?}; `ecs-diag checks` lists them");
-            return crate::exit::USAGE;
-        }
-    }
-    if opts.apply && !is_root() {
-        eprintln!(
-            "ecs-diag: fix --apply needs root: it writes /proc/sys, /etc and the backups under {}",
-            fixes_dir(&config.paths).display()
-        );
-        return EXIT_NOPERM;
-    }
-    let _lock = if opts.apply {
-        match lock(&config.paths) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("ecs-diag: {e}");
-                return crate::exit::OSERR;
-            }
-        }
-    } else {
-        None
-    };
-    let criteria = crate::checks::Criteria::of(config);
-    let snapshot = crate::cli::take_snapshot(config, opts.client, None);
-    let findings = crate::checks::evaluate(&snapshot, &criteria);
-    let failing: Vec<&crate::report::Finding> = findings
-        .iter()
+/// The failing checks of a fresh diagnosis, the plans that fix them and the ones that have
+/// none (with why).
+type Planned = (
+    Vec<crate::report::Finding>,
+    Vec<Plan>,
+    Vec<(String, String)>,
+);
+
+fn make_plans(config: &Config, opts: &FixOptions, criteria: &crate::checks::Criteria) -> Planned {
+    let snapshot = crate::sources::take_snapshot(config, opts.client, None);
+    let failing: Vec<crate::report::Finding> = crate::checks::evaluate(&snapshot, criteria)
+        .into_iter()
         .filter(|f| f.status == Status::Fail)
         .filter(|f| opts.checks.is_empty() || opts.checks.contains(&f.id))
         .collect();
@@ -688,6 +461,51 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
             )),
         }
     }
+    (failing, plans, no_fix)
+}
+
+/// Whether two plans make the same changes (an nft rule's marking comment is unique per
+/// planning, so it is not compared).
+fn same_plans(a: &[Plan], b: &[Plan]) -> bool {
+    let unmarked = |plans: &[Plan]| -> Vec<Plan> {
+        plans
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                for c in &mut p.changes {
+                    if let Change::NftInsert { comment, .. } = c {
+                        comment.clear();
+                    }
+                }
+                p
+            })
+            .collect()
+    };
+    unmarked(a) == unmarked(b)
+}
+
+/// `ecs-diag fix [--check ID]... [--client ADDR] [--apply] [--yes] [--json]`: plans without
+/// the lock (a person may take a while to answer); then, under the lock, recovers any
+/// unfinished fix, plans again, and applies only if the plan is the one shown.
+pub fn run(config: &Config, opts: &FixOptions) -> i32 {
+    for id in &opts.checks {
+        if crate::checks::find(id).is_none() {
+            eprintln!(
+                "ecs-diag: unknown check id {:?}; `ecs-diag checks` lists them",
+                journal::shown(id)
+            );
+            return crate::exit::USAGE;
+        }
+    }
+    if opts.apply && !is_root() {
+        eprintln!(
+            "ecs-diag: fix --apply needs root: it writes /proc/sys, /etc and the backups under {}",
+            journal::shown_path(&fixes_dir(&config.paths))
+        );
+        return EXIT_NOPERM;
+    }
+    let criteria = crate::checks::Criteria::of(config);
+    let (failing, plans, no_fix) = make_plans(config, opts, &criteria);
     if opts.json && !opts.apply {
         print_json(&json!({
             "version": 1,
@@ -703,15 +521,15 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
             out.push_str("No check fails: nothing to fix.\n");
         }
         for p in &plans {
-            out.push_str(&format!("Fix {}: {}\n", p.check, p.why));
+            out.push_str(&format!("Fix {}: {}\n", p.check, journal::shown(&p.why)));
             for c in &p.changes {
                 for l in describe(c).lines() {
-                    out.push_str(&format!("    {l}\n"));
+                    out.push_str(&format!("    {}\n", journal::shown(l)));
                 }
             }
         }
         for (id, why) in &no_fix {
-            out.push_str(&format!("Not fixed {id}: {why}\n"));
+            out.push_str(&format!("Not fixed {id}: {}\n", journal::shown(why)));
         }
         if !opts.apply && !plans.is_empty() {
             out.push_str("Nothing was changed. Run again with --apply to back up, apply, re-check and roll back if the checks are not ok.\n");
@@ -725,336 +543,31 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
         println!("Nothing was changed.");
         return 0;
     }
-    apply(config, opts, plans, &criteria)
-}
-
-/// How long a change is left to settle before the checks are run again: a carrier coming up,
-/// and whatever resets a setting behind the fix's back (a configuration agent, a network
-/// manager re-applying its own) within that time, is seen by the verification, not missed by
-/// a re-check made microseconds after the write.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
-
-fn apply(
-    config: &Config,
-    opts: &FixOptions,
-    plans: Vec<Plan>,
-    criteria: &crate::checks::Criteria,
-) -> i32 {
-    let id = new_id();
-    let dir = fixes_dir(&config.paths).join(&id);
-    let mut record = Record {
-        id: id.clone(),
-        applied_at: crate::now_rfc3339(),
-        checks: plans.iter().map(|p| p.check.to_string()).collect(),
-        state: State::Applying,
-        changes: plans.iter().flat_map(|p| p.changes.clone()).collect(),
+    let _lock = match transaction::lock(&config.paths) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ecs-diag: {e}");
+            return crate::exit::OSERR;
+        }
     };
-    if let Err(e) = back_up(&dir, &record) {
-        eprintln!("ecs-diag: {e}; nothing was changed");
-        return crate::exit::OSERR;
-    }
-    let mut done = 0;
-    let mut failure = None;
-    for c in &record.changes {
-        match apply_one(c) {
-            Ok(()) => done += 1,
-            Err(e) => {
-                failure = Some(e);
-                break;
+    transaction::say_recovered(&transaction::recover(&config.paths));
+    // What was shown is what is applied: anything that changed while the question was open
+    // (an edit, another fix) makes a new plan, shown, and nothing applied.
+    let (_, again, _) = make_plans(config, opts, &criteria);
+    if !same_plans(&again, &plans) {
+        eprintln!("ecs-diag: the system changed while the plan was shown; nothing was changed. The plan now:");
+        for p in &again {
+            eprintln!("Fix {}: {}", p.check, journal::shown(&p.why));
+            for c in &p.changes {
+                for l in describe(c).lines() {
+                    eprintln!("    {}", journal::shown(l));
+                }
             }
         }
-    }
-    let verified: Vec<(String, Status, String)> = if failure.is_none() {
-        std::thread::sleep(SETTLE);
-        let snapshot = crate::cli::take_snapshot(config, opts.client, None);
-        crate::checks::evaluate(&snapshot, criteria)
-            .into_iter()
-            .filter(|f| record.checks.contains(&f.id))
-            .map(|f| (f.id.clone(), f.status, f.summary.clone()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let all_ok = failure.is_none()
-        && !verified.is_empty()
-        && verified.iter().all(|(_, s, _)| *s == Status::Ok);
-    let restored = if all_ok {
-        Vec::new()
-    } else {
-        restore(&record.changes[..done])
-    };
-    let cuts = plans.iter().any(|p| p.cuts_connectivity);
-    record.state = match (all_ok, cuts) {
-        (true, false) => State::Applied,
-        (true, true) => State::AwaitingConfirmation,
-        (false, _) => State::RolledBack,
-    };
-    let saved = save(&dir, &record);
-    let reverter = (record.state == State::AwaitingConfirmation).then(|| spawn_reverter(opts, &id));
-    if let Some(Err(e)) = &reverter {
-        // Without a reverter the safety net is gone: undo now rather than risk a lock-out.
-        let restored = restore(&record.changes);
-        record.state = State::RolledBack;
-        let _ = save(&dir, &record);
-        eprintln!(
-            "ecs-diag: cannot start the timed revert ({e}); rolled back: {}",
-            restored.join("; ")
-        );
+        eprintln!("Run again to apply it.");
         return EXIT_ROLLED_BACK;
     }
-    let reason = failure.clone().unwrap_or_else(|| {
-        verified
-            .iter()
-            .filter(|(_, s, _)| *s != Status::Ok)
-            .map(|(id, s, why)| format!("{id} is {} after the fix: {why}", s.as_str()))
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
-    if opts.json {
-        print_json(&json!({
-            "version": 1,
-            "applied": all_ok,
-            "id": id,
-            "state": record.state,
-            "checks": record.checks,
-            "changes": record.changes.iter().map(change_json).collect::<Vec<_>>(),
-            "verified": verified.iter().map(|(id, s, why)| json!({"check": id, "status": s.as_str(), "summary": why})).collect::<Vec<_>>(),
-            "rolled_back_because": (!all_ok).then_some(&reason),
-            "restored": restored,
-            "backup": dir,
-            "revert_after_s": cuts.then_some(opts.revert_after),
-        }));
-    } else if record.state == State::AwaitingConfirmation {
-        println!(
-            "Applied fix {id}: {} now ok. It can cut connectivity: it is reverted in {} s unless you run `ecs-diag fix --confirm {id}` (from a new session, to prove you still have access). Backup: {}",
-            record.checks.join(", "),
-            opts.revert_after,
-            dir.display()
-        );
-    } else if all_ok {
-        println!(
-            "Applied fix {id}: {} now ok. Backup: {} (undo: ecs-diag fix --undo {id})",
-            record.checks.join(", "),
-            dir.display()
-        );
-    } else {
-        println!("Rolled back fix {id}: {reason}");
-        for r in &restored {
-            println!("    {r}");
-        }
-    }
-    if let Err(e) = saved {
-        eprintln!("ecs-diag: {e}");
-    }
-    if all_ok {
-        0
-    } else {
-        EXIT_ROLLED_BACK
-    }
-}
-
-/// Starts the detached process that reverts fix `id` after `--revert-after` unless it is
-/// confirmed: its own session, so it survives the terminal (and the SSH connection) closing.
-fn spawn_reverter(opts: &FixOptions, id: &str) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["fix", "--revert-pending", id, "--revert-after"])
-        .arg(opts.revert_after.to_string());
-    if let Some(c) = &opts.config_path {
-        cmd.arg("--config").arg(c);
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .map(|_| ())
-        .map_err(|e| format!("cannot start the reverter: {e}"))
-}
-
-/// The reverter: after `seconds`, restores fix `id` if it still awaits confirmation.
-pub fn revert_pending(config: &Config, id: &str, seconds: u64) -> i32 {
-    std::thread::sleep(std::time::Duration::from_secs(seconds));
-    let _lock = match lock_waiting(&config.paths) {
-        Ok(l) => l,
-        Err(_) => return crate::exit::OSERR,
-    };
-    let Some(mut record) = records(&config.paths).into_iter().find(|r| r.id == id) else {
-        return crate::exit::NOINPUT;
-    };
-    if record.state != State::AwaitingConfirmation {
-        return 0;
-    }
-    let _ = restore(&record.changes);
-    record.state = State::Reverted;
-    let dir = fixes_dir(&config.paths).join(id);
-    match save(&dir, &record) {
-        Ok(()) => 0,
-        Err(_) => crate::exit::OSERR,
-    }
-}
-
-/// What `--confirm` and `--undo` start with: root, the lock, and fix `id`'s record; else the
-/// line said and the exit code.
-fn held_record(
-    config: &Config,
-    id: &str,
-    option: &str,
-    writes: &str,
-) -> Result<(Lock, Record), i32> {
-    if !is_root() {
-        eprintln!("ecs-diag: fix {option} needs root: it writes {writes}");
-        return Err(EXIT_NOPERM);
-    }
-    let lock = lock(&config.paths).map_err(|e| {
-        eprintln!("ecs-diag: {e}");
-        crate::exit::OSERR
-    })?;
-    match records(&config.paths).into_iter().find(|r| r.id == id) {
-        Some(r) => Ok((lock, r)),
-        None => {
-            eprintln!(
-                "ecs-diag: no fix {id:?} in {} (`ecs-diag fix --history` lists them)",
-                fixes_dir(&config.paths).display()
-            );
-            Err(crate::exit::NOINPUT)
-        }
-    }
-}
-
-/// `ecs-diag fix --confirm ID`: keeps a fix that awaits confirmation.
-pub fn confirm(config: &Config, id: &str, json: bool) -> i32 {
-    let (_lock, mut record) = match held_record(config, id, "--confirm", "the fix's record") {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if record.state != State::AwaitingConfirmation {
-        eprintln!(
-            "ecs-diag: fix {id} does not await confirmation (it is {})",
-            state_name(record.state)
-        );
-        return crate::exit::USAGE;
-    }
-    record.state = State::Applied;
-    if let Err(e) = save(&fixes_dir(&config.paths).join(id), &record) {
-        eprintln!("ecs-diag: {e}");
-        return crate::exit::OSERR;
-    }
-    if json {
-        print_json(&json!({"version": 1, "id": id, "state": record.state}));
-    } else {
-        println!("Confirmed fix {id}: it stays.");
-    }
-    0
-}
-
-fn state_name(s: State) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn records(paths: &PathsConfig) -> Vec<Record> {
-    let mut out: Vec<Record> = std::fs::read_dir(fixes_dir(paths))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let text = std::fs::read_to_string(e.path().join("record.json")).ok()?;
-            serde_json::from_str(&text).ok()
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.applied_at, &a.id).cmp(&(&b.applied_at, &b.id)));
-    out
-}
-
-/// `ecs-diag fix --history [--json]`: applied fixes, oldest first.
-pub fn history(config: &Config, json: bool) -> i32 {
-    let all = records(&config.paths);
-    if json {
-        print_json(&json!(all
-            .iter()
-            .map(|r| json!({"id": r.id, "applied_at": r.applied_at, "checks": r.checks, "state": r.state}))
-            .collect::<Vec<_>>()));
-        return 0;
-    }
-    if all.is_empty() {
-        println!("No fix has been applied.");
-    }
-    for r in &all {
-        println!(
-            "{}  {}  {:<11}  {}",
-            r.id,
-            r.applied_at,
-            state_name(r.state),
-            r.checks.join(", ")
-        );
-    }
-    0
-}
-
-/// `ecs-diag fix --undo ID [--json]`: restores what the fix changed, if nothing else changed
-/// it since.
-pub fn undo(config: &Config, id: &str, json: bool) -> i32 {
-    let (_lock, mut record) = match held_record(config, id, "--undo", "/proc/sys and /etc") {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let dir = fixes_dir(&config.paths).join(id);
-    if !matches!(
-        record.state,
-        State::Applied | State::Applying | State::AwaitingConfirmation
-    ) {
-        eprintln!("ecs-diag: fix {id} is {:?}: nothing to undo", record.state);
-        return crate::exit::USAGE;
-    }
-    // Something changed since the fix: restoring would throw that away. (A file two fixes of
-    // the run edited is compared with the last edit.)
-    let mut last: std::collections::BTreeMap<&Path, &str> = std::collections::BTreeMap::new();
-    for c in &record.changes {
-        if let Change::File { path, after, .. } = c {
-            last.insert(path, after);
-        }
-    }
-    for (path, after) in last {
-        let now = std::fs::read_to_string(path).ok();
-        if now.as_deref() != Some(after) && record.state == State::Applied {
-            eprintln!(
-                "ecs-diag: {} changed since fix {id}: not undone (its backup is in {})",
-                path.display(),
-                dir.display()
-            );
-            return crate::exit::USAGE;
-        }
-    }
-    let restored = restore(&record.changes);
-    record.state = State::Undone;
-    let saved = save(&dir, &record);
-    if json {
-        print_json(&json!({"version": 1, "id": id, "state": record.state, "restored": restored}));
-    } else {
-        println!("Undid fix {id}:");
-        for r in &restored {
-            println!("    {r}");
-        }
-    }
-    if let Err(e) = saved {
-        eprintln!("ecs-diag: {e}");
-        return crate::exit::OSERR;
-    }
-    if restored.iter().any(|r| r.starts_with("NOT RESTORED")) {
-        EXIT_ROLLED_BACK
-    } else {
-        0
-    }
+    transaction::apply(config, opts, again, &criteria)
 }
 
 #[cfg(test)]
@@ -1097,20 +610,27 @@ mod tests {
             reload.clone(),
             reload,
         ];
+        let roots = [dir.path()];
         for c in &changes {
-            apply_one(c).unwrap();
+            transaction::apply_one(c, &roots).unwrap();
         }
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
-        let said = restore(&changes);
+        let said = transaction::restore(&changes, dir.path(), &roots);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
         assert_eq!(said.len(), 2, "one reload for two: {said:?}");
         assert!(said[1].starts_with("reload after restoring"), "{said:?}");
-        assert!(ruleset_dumps(&changes).is_empty(), "not ufw: no dump");
+        assert!(
+            transaction::ruleset_dumps(&changes).is_empty(),
+            "not ufw: no dump"
+        );
         let ufw = vec![Change::Reload {
             what: "ufw reload".into(),
             argv: vec!["ufw".into(), "reload".into()],
         }];
-        let names: Vec<String> = ruleset_dumps(&ufw).into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = transaction::ruleset_dumps(&ufw)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, ["iptables-save.before", "ip6tables-save.before"]);
         // firewalld: both views of every zone, once for a runtime and a permanent change.
         let rich = |permanent: bool| Change::Command {
@@ -1120,7 +640,7 @@ mod tests {
                 .to_vec(),
             undo: vec![],
         };
-        let dumps = ruleset_dumps(&[rich(false), rich(true)]);
+        let dumps = transaction::ruleset_dumps(&[rich(false), rich(true)]);
         assert_eq!(
             dumps
                 .iter()
@@ -1138,13 +658,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let new = dir.path().join("99-ecs-diag.yaml");
-        assert_eq!(new_file_mode(&new), 0o644, "no sibling");
+        assert_eq!(transaction::new_file_mode(&new), 0o644, "no sibling");
         let base = dir.path().join("50-cloud-init.yaml");
         std::fs::write(&base, "network: {}\n").unwrap();
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "").unwrap();
-        assert_eq!(new_file_mode(&new), 0o600);
-        write_file(&new, "network: {}\n").unwrap();
+        assert_eq!(transaction::new_file_mode(&new), 0o600);
+        transaction::write_config(&new, "network: {}\n", &[dir.path()]).unwrap();
         assert_eq!(
             std::fs::metadata(&new).unwrap().permissions().mode() & 0o777,
             0o600
@@ -1179,16 +699,81 @@ mod tests {
                 after: "k = 0\n".into(),
             },
         ];
+        let roots = [dir.path()];
         for c in &changes {
-            apply_one(c).unwrap();
+            transaction::apply_one(c, &roots).unwrap();
         }
         assert_eq!(std::fs::read_to_string(&knob).unwrap(), "0\n");
         assert!(created.exists());
-        let restored = restore(&changes);
+        let backup = tempfile::tempdir().unwrap();
+        let restored = transaction::restore(&changes, backup.path(), &roots);
         assert_eq!(restored.len(), 3, "{restored:?}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
         assert_eq!(std::fs::read_to_string(&knob).unwrap(), "1\n");
         assert!(!created.exists());
+    }
+
+    /// A restore touches only what still holds what the fix wrote: an edit made since (an
+    /// admin's, or a later fix's) is kept and saved beside the backup, the knob someone set
+    /// since is left, and both are said; a second restore after settling them finishes.
+    #[test]
+    fn a_restore_keeps_what_changed_since_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = tempfile::tempdir().unwrap();
+        let roots = [dir.path()];
+        let file = dir.path().join("90-x.conf");
+        std::fs::write(&file, "k = 1\n").unwrap();
+        let knob = dir.path().join("knob");
+        std::fs::write(&knob, "1\n").unwrap();
+        let changes = vec![
+            Change::Sysctl {
+                key: "k".into(),
+                path: knob.clone(),
+                from: "1".into(),
+                to: "0".into(),
+            },
+            Change::File {
+                path: file.clone(),
+                before: Some("k = 1\n".into()),
+                after: "k = 0\n".into(),
+            },
+        ];
+        for c in &changes {
+            transaction::apply_one(c, &roots).unwrap();
+        }
+        std::fs::write(&file, "k = 0\n# the admin's line\n").unwrap();
+        std::fs::write(&knob, "5\n").unwrap();
+        let said = transaction::restore(&changes, backup.path(), &roots);
+        assert!(
+            said.iter().all(|l| l.starts_with("NOT RESTORED")),
+            "{said:?}"
+        );
+        assert!(
+            said.join(" ").contains("changed since the fix: kept"),
+            "{said:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "k = 0\n# the admin's line\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(backup.path().join("90-x.conf.newer")).unwrap(),
+            "k = 0\n# the admin's line\n"
+        );
+        assert_eq!(std::fs::read_to_string(&knob).unwrap(), "5\n");
+        // Settled by hand back to what the fix wrote: the retry restores both.
+        std::fs::write(&file, "k = 0\n").unwrap();
+        std::fs::write(&knob, "0\n").unwrap();
+        let said = transaction::restore(&changes, backup.path(), &roots);
+        assert!(!said.iter().any(|l| l.starts_with("NOT")), "{said:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "k = 1\n");
+        assert_eq!(std::fs::read_to_string(&knob).unwrap(), "1\n");
+        // Restored already: nothing to do, nothing failed.
+        let said = transaction::restore(&changes, backup.path(), &roots);
+        assert!(
+            said.iter().all(|l| l.contains("before already")),
+            "{said:?}"
+        );
     }
 
     #[test]
@@ -1198,35 +783,138 @@ mod tests {
             state: dir.path().to_path_buf(),
             ..Default::default()
         };
-        let first = lock(&paths).unwrap();
-        let e = lock(&paths).err().unwrap();
+        let first = transaction::lock(&paths).unwrap();
+        let e = transaction::lock(&paths).err().unwrap();
         assert!(e.contains("another `ecs-diag fix` is running"), "{e}");
         drop(first);
-        assert!(lock(&paths).is_ok());
+        assert!(transaction::lock(&paths).is_ok());
+        // The lock file is never opened through a symlink.
+        let dir2 = tempfile::tempdir().unwrap();
+        let paths2 = PathsConfig {
+            state: dir2.path().to_path_buf(),
+            ..Default::default()
+        };
+        std::fs::create_dir_all(dir2.path().join("fixes")).unwrap();
+        let victim = dir2.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir2.path().join("fixes/lock")).unwrap();
+        assert!(transaction::lock(&paths2).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
     }
 
+    fn record(id: &str, at: &str, state: State) -> Record {
+        Record {
+            id: id.into(),
+            applied_at: at.into(),
+            checks: vec!["sysctl.icmp_echo".into()],
+            state,
+            changes: vec![],
+            done: 0,
+            owner: None,
+            reverter: None,
+            confirm_by: None,
+            failure: None,
+        }
+    }
+
+    /// Oldest first; ids unique even within one millisecond; backups private; a damaged
+    /// record is listed as damaged, not hidden.
     #[test]
-    fn history_is_oldest_first() {
+    fn history_ids_backups_and_damage() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let paths = PathsConfig {
             state: dir.path().to_path_buf(),
             ..Default::default()
         };
-        for (id, at) in [("b", "2026-01-02T00:00:00Z"), ("a", "2026-01-01T00:00:00Z")] {
-            back_up(
-                &fixes_dir(&paths).join(id),
-                &Record {
-                    id: id.into(),
-                    applied_at: at.into(),
-                    checks: vec!["sysctl.icmp_echo".into()],
-                    state: State::Applied,
-                    changes: vec![],
-                },
-            )
-            .unwrap();
-        }
-        let ids: Vec<String> = records(&paths).into_iter().map(|r| r.id).collect();
-        assert_eq!(ids, ["a", "b"]);
+        let fixes = fixes_dir(&paths);
+        let b = journal::Journal::begin(
+            &fixes,
+            record("", "2026-01-02T00:00:00Z", State::Applied),
+            "T1",
+        )
+        .unwrap();
+        let a = journal::Journal::begin(
+            &fixes,
+            record("", "2026-01-01T00:00:00Z", State::Applied),
+            "T1",
+        )
+        .unwrap();
+        assert_eq!((b.record.id.as_str(), a.record.id.as_str()), ("T1", "T1-2"));
+        a.keep("0-x.conf", b"secret\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&fixes), 0o700);
+        assert_eq!(mode(&a.dir), 0o700);
+        assert_eq!(mode(&a.dir.join("0-x.conf")), 0o600);
+        assert_eq!(mode(&a.dir.join("record.json")), 0o600);
+        std::fs::create_dir(fixes.join("T0")).unwrap();
+        std::fs::write(fixes.join("T0/record.json"), "{ not json").unwrap();
+        let found: Vec<String> = journal::found(&fixes)
+            .into_iter()
+            .map(|f| match f {
+                journal::Found::Record(r) => r.id,
+                journal::Found::Damaged { id, why } => {
+                    assert!(why.contains("damaged"), "{why}");
+                    format!("damaged {id}")
+                }
+            })
+            .collect();
+        assert_eq!(found, ["damaged T0", "T1-2", "T1"]);
+    }
+
+    /// A later run rolls back an `applying` fix whose process is gone (the change in flight
+    /// included), and leaves one whose process lives.
+    #[test]
+    fn recovery_rolls_back_what_a_dead_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let knob = dir.path().join("knob");
+        std::fs::write(&knob, "0\n").unwrap();
+        let file = etc.join("a.conf");
+        std::fs::write(&file, "new\n").unwrap();
+        std::fs::write(etc.join(".a.conf.ecs-diag-tmp"), "half").unwrap();
+        let paths = PathsConfig {
+            state: dir.path().join("state"),
+            etc: etc.clone(),
+            ..Default::default()
+        };
+        let mut r = record("", "2026-01-01T00:00:00Z", State::Applying);
+        r.changes = vec![
+            Change::Sysctl {
+                key: "k".into(),
+                path: knob.clone(),
+                from: "1".into(),
+                to: "0".into(),
+            },
+            Change::File {
+                path: file.clone(),
+                before: Some("old\n".into()),
+                after: "new\n".into(),
+            },
+        ];
+        // Died after the first change was recorded, while the file was being written.
+        r.done = 1;
+        r.owner = Some(journal::ProcessId {
+            pid: std::process::id(),
+            start: 0,
+        });
+        let j = journal::Journal::begin(&fixes_dir(&paths), r.clone(), "T").unwrap();
+        let said = transaction::recover(&paths);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("rolled back"), "{said:?}");
+        assert_eq!(std::fs::read_to_string(&knob).unwrap(), "1\n");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert!(!etc.join(".a.conf.ecs-diag-tmp").exists());
+        let back = journal::found(&fixes_dir(&paths));
+        assert!(matches!(&back[0], journal::Found::Record(r) if r.state == State::RolledBack));
+        assert!(transaction::recover(&paths).is_empty(), "once");
+        // A live owner is left alone.
+        let mut live = r;
+        live.owner = journal::ProcessId::this();
+        drop(j);
+        journal::Journal::begin(&fixes_dir(&paths), live, "U").unwrap();
+        assert!(transaction::recover(&paths).is_empty());
     }
 
     #[test]

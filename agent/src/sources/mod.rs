@@ -344,6 +344,30 @@ async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
     )
 }
 
+/// Gathers a snapshot; with a window, the ICMP counters are sampled before and after it.
+pub fn take_snapshot(
+    config: &Config,
+    client: Option<IpAddr>,
+    window: Option<std::time::Duration>,
+) -> Snapshot {
+    let first = window.map(|w| {
+        let s = sample(config);
+        std::thread::sleep(w);
+        s
+    });
+    let mut snapshot = gather(
+        config,
+        &GatherOptions {
+            client,
+            ..Default::default()
+        },
+    );
+    if let Some(first) = first {
+        snapshot.earlier = Some(Box::new(first));
+    }
+    snapshot
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1158,9 +1158,12 @@ fn a_fix_that_fails_half_way_is_rolled_back() {
             .contains("cannot write"),
         "{v:#}"
     );
-    assert_eq!(
-        v["restored"],
-        serde_json::json!(["net.ipv4.icmp_echo_ignore_all = 1"]),
+    // The running value is restored; the file that could not be written is checked too
+    // (the change in flight) and found as it was.
+    let restored = v["restored"].to_string();
+    assert!(
+        restored.contains("net.ipv4.icmp_echo_ignore_all = 1")
+            && restored.contains("as before already"),
         "{v:#}"
     );
     assert_eq!(state(&t), faulty);

@@ -140,6 +140,23 @@ fn persisted_edit(
     why: &str,
     always_persist: bool,
 ) -> Result<Option<Change>, String> {
+    // A file systemd-sysctl reads but this reader cannot (a byte that is not UTF-8, over
+    // 1 MiB) could set the old value again at boot unseen: refused, not guessed past.
+    for f in source::sysctl_files(paths) {
+        if pending.contains_key(&f) {
+            continue;
+        }
+        match crate::sources::read_config_file(&f) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!(
+                    "{} cannot be read as text ({e}): systemd-sysctl applies it at boot, so what {key} becomes then cannot be told; repair or remove that file first",
+                    super::journal::shown_path(&f)
+                ))
+            }
+        }
+    }
     // The winner as the files are (with the earlier plans' edits), read now.
     let winner = match source::after_reboot(&simulate(paths, pending), key) {
         Some(w) if w.value == want => return Ok(None),
@@ -391,6 +408,23 @@ mod tests {
 
     /// Two keys in one file: the second plan edits the first one's result, so applied in order
     /// both hold.
+    /// A sysctl.d file with a byte that is not UTF-8, or over 1 MiB, is not skipped: the
+    /// plan is refused, naming it (systemd-sysctl would still apply it at boot).
+    #[test]
+    fn an_unreadable_sysctl_file_refuses_the_plan() {
+        for bytes in [
+            b"net.ipv4.icmp_echo_ignore_all = 1\n# caf\xe9\n".to_vec(),
+            vec![b'#'; 2 * 1024 * 1024],
+        ] {
+            let (_dir, paths, s) = setup(&[]);
+            let f = paths.etc.join("sysctl.d/50-odd.conf");
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, &bytes).unwrap();
+            let e = planned(&paths, &s).unwrap_err();
+            assert!(e.contains("50-odd.conf cannot be read as text"), "{e}");
+        }
+    }
+
     #[test]
     fn two_fixes_in_one_file_compose() {
         let (_root, paths, mut s) = setup(&[(

@@ -230,7 +230,10 @@ pub fn write_durable(path: &Path, bytes: &[u8], identity: Identity) -> Result<()
         }
         f.sync_all()?;
         drop(f);
-        crash_point("file-written");
+        crash_point(match identity {
+            Identity::KeepOr(_) => "file-written",
+            Identity::Private => "journal-written",
+        });
         std::fs::rename(&tmp, path)?;
         sync_dir(dir)
     };
@@ -397,11 +400,27 @@ pub fn found(fixes: &Path) -> Vec<Found> {
 /// is rolled back (every change made, and the one in flight, restored where it still equals
 /// what the fix wrote); one `AwaitingConfirmation` whose revert deadline passed with no live
 /// reverter is reverted. Temporary files of its writes are removed. Returns what it said.
-pub fn recover(
-    fixes: &Path,
-    restore: impl Fn(&[super::Change], &Path) -> Vec<String>,
-) -> Vec<String> {
+pub fn recover(fixes: &Path, restore: impl Fn(&Record, &Path) -> Vec<String>) -> Vec<String> {
     let mut said = Vec::new();
+    // A crash while the journal itself was written: its temporary file goes; a directory
+    // whose record was never written saw no change, and goes too.
+    for e in std::fs::read_dir(fixes).into_iter().flatten().flatten() {
+        let dir = e.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        if !dir.join("record.json").exists() && std::fs::remove_dir(&dir).is_ok() {
+            said.push(format!(
+                "removed {}: a fix that died before its journal was written (nothing had changed)",
+                shown_path(&dir)
+            ));
+        }
+    }
     for f in found(fixes) {
         let Found::Record(mut record) = f else {
             continue;
@@ -421,8 +440,7 @@ pub fn recover(
             continue;
         }
         clean_tmp(&record.changes);
-        let upto = (record.done + 1).min(record.changes.len());
-        let lines = restore(&record.changes[..upto], &dir);
+        let lines = restore(&record, &dir);
         let failed: Vec<&String> = lines
             .iter()
             .filter(|l| l.starts_with("NOT RESTORED"))

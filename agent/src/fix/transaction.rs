@@ -261,6 +261,28 @@ pub fn restore(changes: &[Change], dir: &Path, roots: &[&Path]) -> Vec<String> {
     said
 }
 
+/// Rolls back a fix that stopped after `done` changes: the change that was in flight first (a
+/// file or a kernel parameter is compared as always; a command may not have run, so an undo
+/// that finds nothing to undo is said, not failed), then every change made, in reverse.
+pub fn roll_back(changes: &[Change], done: usize, dir: &Path, roots: &[&Path]) -> Vec<String> {
+    let mut said = Vec::new();
+    if let Some(c) = changes.get(done) {
+        match c {
+            Change::Reload { .. } => {}
+            Change::File { .. } | Change::Sysctl { .. } => said.push(
+                restore_one(c, dir, roots).unwrap_or_else(|e| format!("NOT RESTORED: {e}")),
+            ),
+            Change::Command { .. } | Change::NftInsert { .. } => {
+                said.push(restore_one(c, dir, roots).unwrap_or_else(|e| {
+                    format!("the change in flight when the fix stopped was not made (its undo found nothing to undo: {e})")
+                }))
+            }
+        }
+    }
+    said.extend(restore(&changes[..done.min(changes.len())], dir, roots));
+    said
+}
+
 fn failures(said: &[String]) -> Option<String> {
     let failed: Vec<&str> = said
         .iter()
@@ -528,8 +550,7 @@ pub fn apply(
         j.record.confirm_by = cuts.then(|| crate::unix_ms() / 1000 + opts.revert_after);
     } else {
         // Everything made so far, and the change that failed (it may have half-happened).
-        let upto = (j.record.done + 1).min(j.record.changes.len());
-        restored = restore(&j.record.changes[..upto], &j.dir, &roots);
+        restored = roll_back(&j.record.changes, j.record.done, &j.dir, &roots);
         j.record.failure = failures(&restored);
         j.record.state = if j.record.failure.is_some() {
             State::RevertFailed
@@ -636,17 +657,16 @@ pub fn revert_pending(config: &Config, id: &str, seconds: u64) -> i32 {
             return crate::exit::NOINPUT;
         };
         let dir = fixes.join(id);
-        let upto = match record.state {
+        let said = match record.state {
             State::Applying if record.owner.is_none_or(|o| !o.alive()) => {
-                (record.done + 1).min(record.changes.len())
+                roll_back(&record.changes, record.done, &dir, &roots)
             }
             State::AwaitingConfirmation if record.confirm_by.is_none_or(|t| now >= t) => {
-                record.changes.len()
+                restore(&record.changes, &dir, &roots)
             }
             State::Applying | State::AwaitingConfirmation => continue,
             _ => return 0,
         };
-        let said = restore(&record.changes[..upto], &dir, &roots);
         record.failure = failures(&said);
         record.state = match (record.state, record.failure.is_some()) {
             (_, true) => State::RevertFailed,
@@ -693,8 +713,9 @@ fn held_record(
 /// Recovers unfinished fixes (the caller holds the lock and is root).
 pub fn recover(paths: &PathsConfig) -> Vec<String> {
     let roots = roots(paths);
-    journal::recover(&fixes_dir(paths), |changes, dir| {
-        restore(changes, dir, &roots)
+    journal::recover(&fixes_dir(paths), |record, dir| match record.state {
+        State::Applying => roll_back(&record.changes, record.done, dir, &roots),
+        _ => restore(&record.changes, dir, &roots),
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod addr;
 mod cloud;
+mod crash;
 mod firewall;
 mod fix;
 mod icmp;

@@ -421,8 +421,10 @@ fn arm_reverter(
         "fix".into(),
         "--revert-pending".into(),
         id.into(),
+        // The reverter polls the journal from a second on (`--revert-after` takes 1 s at
+        // least); the deadline itself is the journal's `confirm_by`.
         "--revert-after".into(),
-        "0".into(),
+        "1".into(),
     ];
     if let Some(c) = config_path {
         args.push("--config".into());
@@ -785,10 +787,14 @@ pub fn history(config: &Config, json: bool) -> i32 {
     let all = journal::found(&fixes_dir(&config.paths));
     let reverter = |r: &Record| {
         let pending = matches!(r.state, State::Applying | State::AwaitingConfirmation);
-        r.reverter
-            .as_ref()
-            .filter(|_| pending)
-            .map(|rv| json!({"kind": rv.kind(), "alive": rv.alive()}))
+        r.reverter.as_ref().filter(|_| pending).map(|rv| {
+            let mut v = json!({"kind": rv.kind(), "alive": rv.alive()});
+            match rv {
+                Reverter::Process(p) => v["pid"] = json!(p.pid),
+                Reverter::Timer { unit } => v["unit"] = json!(unit),
+            }
+            v
+        })
     };
     if json {
         print_json(&json!(all

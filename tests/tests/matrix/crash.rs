@@ -67,6 +67,33 @@ fn settled(t: &Topology) -> (String, Value) {
     }
 }
 
+/// The last fix's state as its journal says (read directly, no ecs-diag run), once it is
+/// not `applying`, or after `within_s`.
+fn record_state_within(t: &Topology, within_s: u64) -> String {
+    let fixes = t.dir.path().join("state/fixes");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within_s);
+    loop {
+        let mut dirs: Vec<_> = std::fs::read_dir(&fixes)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        let state = dirs
+            .last()
+            .and_then(|d| std::fs::read_to_string(d.join("record.json")).ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["state"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "none".into());
+        if state != "applying" || std::time::Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Files whose names end in the temporary suffix, anywhere under the case's tree.
 fn temp_files(t: &Topology) -> Vec<String> {
     let mut out = Vec::new();
@@ -208,6 +235,18 @@ fn harness(kind: &Kind) -> Vec<String> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // Where a reverter was armed, it alone (no later run) settles a killed fix.
+        if kind.steps.contains(&"armed") && !["journal-written", "journaled"].contains(step) {
+            let alone = record_state_within(&t, 5);
+            assert!(
+                matches!(
+                    alone.as_str(),
+                    "rolled_back" | "applied" | "awaiting_confirmation"
+                ),
+                "{} at {step}: the reverter left it {alone}",
+                kind.name
+            );
+        }
         let (state, entry) = settled(&t);
         let now = (kind.state)(&t);
         let leftovers = temp_files(&t);
@@ -325,4 +364,151 @@ fn crash_nft() {
         state: nft_state,
         steps: &["journaled", "armed", "change-1", "verified", "saved"],
     });
+}
+
+/// The reverter is visible in `--history`; killed, history says it is not running, and once
+/// the fix's deadline has passed the next run reverts the unconfirmed fix itself.
+#[test]
+fn a_killed_reverter_is_shown_and_the_next_run_reverts_in_its_place() {
+    let t = Topology::new();
+    route_fault(&t);
+    let old = routes(&t);
+    let out = fix(
+        &t,
+        &[
+            "--client",
+            CLIENT,
+            "--apply",
+            "--yes",
+            "--json",
+            "--revert-after",
+            "3",
+        ],
+        None,
+    );
+    let applied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    let entry = history(&t).last().cloned().unwrap();
+    assert_eq!(entry["reverter"]["alive"], true, "{entry:#}");
+    let pid = entry["reverter"]["pid"].as_u64().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let entry = history(&t).last().cloned().unwrap();
+    assert_eq!(entry["reverter"]["alive"], false, "{entry:#}");
+    assert!(
+        t.ping(GUEST_IP),
+        "not reverted yet: nothing runs the deadline"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (state, entry) = settled(&t);
+    assert_eq!(state, "reverted", "{entry:#}");
+    assert_eq!(routes(&t), old);
+    assert!(!t.ping(GUEST_IP));
+}
+
+/// The lock is not held while a person decides, and what is applied is what was shown: an
+/// edit made while the prompt waits makes a new plan, shown, and nothing is applied.
+#[test]
+fn an_edit_made_during_the_prompt_is_not_overwritten() {
+    use std::io::Write;
+    let t = Topology::new();
+    sysctl_fault(&t);
+    let config = config(&t);
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.guest,
+            agent_bin(),
+            "fix",
+            "--config",
+            &config,
+        ])
+        .args(["--client", CLIENT, "--apply"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The plan is shown and the question asked; meanwhile another fix may run (no lock) and
+    // an admin edits the file.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let other = fix(&t, &["--history"], None);
+    assert_eq!(
+        other.status.code(),
+        Some(0),
+        "the lock is free while the prompt waits"
+    );
+    let path = t.dir.path().join(NOPING);
+    let edited =
+        "# hardening (made up)\nnet.ipv4.icmp_echo_ignore_all = 1\n# the admin's own line\n";
+    std::fs::write(&path, edited).unwrap();
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the system changed while the plan was shown"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+    assert!(history(&t).is_empty(), "nothing applied");
+}
+
+/// An admin's edit after a fix is kept by --undo (saved beside the backup), the undo is
+/// recorded as failed with the reason, and once settled a retry finishes it.
+#[test]
+fn undo_keeps_an_edit_made_since_and_can_be_retried() {
+    let t = Topology::new();
+    sysctl_fault(&t);
+    let old = sysctl_state(&t);
+    let out = fix(
+        &t,
+        &["--client", CLIENT, "--apply", "--yes", "--json"],
+        None,
+    );
+    let applied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(applied["state"], "applied", "{applied:#}");
+    let id = applied["id"].as_str().unwrap().to_string();
+    let path = t.dir.path().join(NOPING);
+    let fixed = std::fs::read_to_string(&path).unwrap();
+    let edited = format!("{fixed}# the admin's line\n");
+    std::fs::write(&path, &edited).unwrap();
+    let undo = fix(&t, &["--undo", &id, "--json"], None);
+    assert_eq!(undo.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&undo.stdout).unwrap();
+    assert_eq!(v["state"], "undo_failed", "{v:#}");
+    assert!(
+        v["failure"]
+            .as_str()
+            .unwrap()
+            .contains("changed since the fix: kept"),
+        "{v:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        edited,
+        "the edit is kept"
+    );
+    let newer = t
+        .dir
+        .path()
+        .join(format!("state/fixes/{id}/90-noping.conf.newer"));
+    assert_eq!(std::fs::read_to_string(&newer).unwrap(), edited);
+    let mode = std::fs::metadata(&newer).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "what is kept is private");
+    // Settled by hand: the retry restores everything, file mode included.
+    std::fs::write(&path, &fixed).unwrap();
+    let retry = fix(&t, &["--undo", &id], None);
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stdout)
+    );
+    assert_eq!(sysctl_state(&t), old);
 }

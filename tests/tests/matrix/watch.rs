@@ -216,7 +216,12 @@ fn watch_names_the_kernels_drop_reason_for_a_reverse_path_drop() {
         .find(|k| k["reason"] == "IP_RPFILTER")
         .unwrap_or_else(|| panic!("no IP_RPFILTER drop in {v:#}"));
     assert_eq!(rpf["protocol"], "IPv4");
-    assert!(rpf["packets"].as_u64().unwrap() >= 4, "{v:#}");
+    // The tracepoint and the capture attach separately: on a loaded machine the first
+    // request can be on the wire before the tracepoint sees drops (3 of 4 once, with two
+    // suites on 2 cores). Every drop it does see must be this one.
+    let on_wire = v["evidence"]["requests_on_wire"].as_u64().unwrap();
+    let seen = rpf["packets"].as_u64().unwrap();
+    assert!(seen >= 1 && seen + 1 >= on_wire, "{v:#}");
     assert!(!rpf["location"].as_str().unwrap().is_empty());
     let summary = v["summary"].as_str().unwrap();
     assert!(summary.contains("IP_RPFILTER in "), "{summary}");

@@ -478,7 +478,7 @@ pub fn recover(fixes: &Path, restore: impl Fn(&Record, &Path) -> Vec<String>) ->
 }
 
 /// Removes the temporary files a crashed write may have left beside the fix's files.
-fn clean_tmp(changes: &[super::Change]) {
+pub fn clean_tmp(changes: &[super::Change]) {
     for c in changes {
         if let super::Change::File { path, .. } = c {
             if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {

@@ -265,6 +265,8 @@ pub fn restore(changes: &[Change], dir: &Path, roots: &[&Path]) -> Vec<String> {
 /// file or a kernel parameter is compared as always; a command may not have run, so an undo
 /// that finds nothing to undo is said, not failed), then every change made, in reverse.
 pub fn roll_back(changes: &[Change], done: usize, dir: &Path, roots: &[&Path]) -> Vec<String> {
+    // A write the stop cut short leaves its temporary file: it goes first.
+    journal::clean_tmp(changes);
     let mut said = Vec::new();
     if let Some(c) = changes.get(done) {
         match c {

@@ -118,6 +118,8 @@ struct Kind {
     /// Everything the fix may touch, as text (files with their mode).
     state: fn(&Topology) -> String,
     steps: &'static [&'static str],
+    /// The address the real ping proves the fault and the fix on.
+    target: &'static str,
 }
 
 const NOPING: &str = "etc/sysctl.d/90-noping.conf";
@@ -190,6 +192,25 @@ fn iptables_state(t: &Topology) -> String {
         .join("\n")
 }
 
+const IFCFG: &str = "etc/sysconfig/network-scripts/ifcfg-eth0";
+
+fn secondary_fault(t: &Topology) {
+    t.guest("ip addr del 10.77.0.11/24 dev eth0");
+}
+
+fn secondary_state(t: &Topology) -> String {
+    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
+    let path = t.dir.path().join(IFCFG);
+    let mode = std::fs::metadata(&path)
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+        .ok();
+    format!(
+        "{} file={:?} mode={mode:?}",
+        String::from_utf8_lossy(&a.stdout).trim(),
+        std::fs::read_to_string(&path).ok()
+    )
+}
+
 fn nft_fault(t: &Topology) {
     t.add_nft_guard_input();
     t.guest("nft add rule inet guard input tcp dport 22 accept");
@@ -208,7 +229,7 @@ fn harness(kind: &Kind) -> Vec<String> {
         let t = Topology::new();
         (kind.inject)(&t);
         assert!(
-            !t.ping(GUEST_IP),
+            !t.ping(kind.target),
             "{}: ground truth: the fault holds",
             kind.name
         );
@@ -263,7 +284,11 @@ fn harness(kind: &Kind) -> Vec<String> {
                 kind.name
             );
             assert_ne!(now, old, "{} at {step}: the fix is in place", kind.name);
-            assert!(t.ping(GUEST_IP), "{} at {step}: the fix works", kind.name);
+            assert!(
+                t.ping(kind.target),
+                "{} at {step}: the fix works",
+                kind.name
+            );
             let id = entry["id"].as_str().unwrap().to_string();
             let undo = fix(&t, &["--undo", &id], None);
             assert_eq!(
@@ -289,7 +314,7 @@ fn harness(kind: &Kind) -> Vec<String> {
             assert_eq!(state, "rolled_back", "{} at {step}: {entry:#}", kind.name);
             assert_eq!(now, old, "{} at {step}: entirely old", kind.name);
             assert!(
-                !t.ping(GUEST_IP),
+                !t.ping(kind.target),
                 "{} at {step}: still the fault",
                 kind.name
             );
@@ -316,6 +341,7 @@ fn crash_sysctl_and_its_file() {
             "verified",
             "saved",
         ],
+        target: GUEST_IP,
     });
 }
 
@@ -326,6 +352,7 @@ fn crash_route() {
         inject: route_fault,
         state: routes,
         steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        target: GUEST_IP,
     });
 }
 
@@ -343,6 +370,7 @@ fn crash_link_and_route() {
             "verified",
             "saved",
         ],
+        target: GUEST_IP,
     });
 }
 
@@ -353,6 +381,7 @@ fn crash_iptables() {
         inject: iptables_fault,
         state: iptables_state,
         steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        target: GUEST_IP,
     });
 }
 
@@ -363,6 +392,7 @@ fn crash_nft() {
         inject: nft_fault,
         state: nft_state,
         steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        target: GUEST_IP,
     });
 }
 
@@ -511,4 +541,23 @@ fn undo_keeps_an_edit_made_since_and_can_be_retried() {
         String::from_utf8_lossy(&retry.stdout)
     );
     assert_eq!(sysctl_state(&t), old);
+}
+
+#[test]
+fn crash_secondary_ip_and_its_ifcfg() {
+    harness(&Kind {
+        name: "secondary IP + ifcfg",
+        inject: secondary_fault,
+        state: secondary_state,
+        steps: &[
+            "journaled",
+            "armed",
+            "change-1",
+            "file-written",
+            "change-2",
+            "verified",
+            "saved",
+        ],
+        target: SECONDARY_IP,
+    });
 }

@@ -211,6 +211,69 @@ fn secondary_state(t: &Topology) -> String {
     )
 }
 
+const KEYFILE: &str = "etc/NetworkManager/system-connections/eth0.nmconnection";
+
+/// eth0 by a NetworkManager keyfile that holds a secret, so root-only (0600).
+fn keyfile_fault(t: &Topology) {
+    let etc = t.dir.path().join("etc");
+    std::fs::remove_file(etc.join("sysconfig/network-scripts/ifcfg-eth0")).unwrap();
+    let keyfile = t.dir.path().join(KEYFILE);
+    std::fs::create_dir_all(keyfile.parent().unwrap()).unwrap();
+    std::fs::write(
+        &keyfile,
+        "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[802-1x]\npassword=made-up\n\n[ipv4]\nmethod=auto\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keyfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    secondary_fault(t);
+}
+
+fn keyfile_state(t: &Topology) -> String {
+    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
+    let path = t.dir.path().join(KEYFILE);
+    let mode = std::fs::metadata(&path)
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+        .ok();
+    format!(
+        "{} file={:?} mode={mode:?}",
+        String::from_utf8_lossy(&a.stdout).trim(),
+        std::fs::read_to_string(&path).ok()
+    )
+}
+
+/// eth0 by netplan: the fix adds a drop-in (a new file), which undo removes.
+fn netplan_fault(t: &Topology) {
+    let etc = t.dir.path().join("etc");
+    std::fs::remove_file(etc.join("sysconfig/network-scripts/ifcfg-eth0")).unwrap();
+    std::fs::create_dir_all(etc.join("netplan")).unwrap();
+    std::fs::write(
+        etc.join("netplan/50-cloud-init.yaml"),
+        format!("network:\n  version: 2\n  ethernets:\n    primary:\n      match:\n        macaddress: {MAC0}\n      set-name: eth0\n      dhcp4: true\n"),
+    )
+    .unwrap();
+    secondary_fault(t);
+}
+
+fn netplan_state(t: &Topology) -> String {
+    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
+    let dir = t.dir.path().join("etc/netplan");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap().permissions().mode() & 0o7777;
+            format!(
+                "{} {m:o} {:?}",
+                e.file_name().to_string_lossy(),
+                std::fs::read_to_string(e.path()).ok()
+            )
+        })
+        .collect();
+    files.sort();
+    format!("{} {files:?}", String::from_utf8_lossy(&a.stdout).trim())
+}
+
 fn nft_fault(t: &Topology) {
     t.add_nft_guard_input();
     t.guest("nft add rule inet guard input tcp dport 22 accept");
@@ -549,6 +612,44 @@ fn crash_secondary_ip_and_its_ifcfg() {
         name: "secondary IP + ifcfg",
         inject: secondary_fault,
         state: secondary_state,
+        steps: &[
+            "journaled",
+            "armed",
+            "change-1",
+            "file-written",
+            "change-2",
+            "verified",
+            "saved",
+        ],
+        target: SECONDARY_IP,
+    });
+}
+
+#[test]
+fn crash_secondary_ip_and_a_root_only_networkmanager_keyfile() {
+    harness(&Kind {
+        name: "secondary IP + NM",
+        inject: keyfile_fault,
+        state: keyfile_state,
+        steps: &[
+            "journaled",
+            "armed",
+            "change-1",
+            "file-written",
+            "change-2",
+            "verified",
+            "saved",
+        ],
+        target: SECONDARY_IP,
+    });
+}
+
+#[test]
+fn crash_secondary_ip_and_a_netplan_drop_in() {
+    harness(&Kind {
+        name: "secondary IP + netplan",
+        inject: netplan_fault,
+        state: netplan_state,
         steps: &[
             "journaled",
             "armed",

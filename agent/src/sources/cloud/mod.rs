@@ -11,7 +11,8 @@ pub mod facts;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod openapi;
-pub mod received;
+#[cfg(test)]
+pub(crate) mod received;
 pub mod sas;
 pub mod signature;
 pub mod vpc;

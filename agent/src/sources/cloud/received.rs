@@ -1,6 +1,7 @@
 //! A signed OpenAPI request as a server receives it, and whether its ACS3-HMAC-SHA256
-//! signature is right: what the loopback fakes (the unit tests' and the fault matrix's) check
-//! every request against, by signing it again with the secret they know.
+//! signature is right: what the unit tests' loopback fake checks every request against, by
+//! signing it again with the secret it knows. (The fault matrix's fake checks with Alibaba
+//! Cloud's own SDK instead: `tests/cloud/fake_openapi.py`.)
 
 use std::io::BufRead;
 

@@ -746,6 +746,14 @@ pub fn blackhole(s: &Snapshot) -> Finding {
         Ok(f) => f,
         Err(f) => return f,
     };
+    // Anti-DDoS answers at a public endpoint the packaged unit does not let the daemon reach:
+    // not read by configuration is `skipped` (with how to allow it), not a lasting `unknown`
+    // on every healthy instance.
+    if let Gathered::Failed(why) = &f.blackhole {
+        if why.contains("cannot reach") {
+            return optional_part_failed(BLACKHOLE, why, "Anti-DDoS");
+        }
+    }
     let b = match part(&f.blackhole, BLACKHOLE) {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -1976,6 +1984,27 @@ mod tests {
                 SECURITY_GROUP,
             );
             assert_eq!(st, Status::Ok);
+        }
+
+        #[test]
+        fn anti_ddos_out_of_the_units_reach_is_skipped_not_unknown() {
+            let (st, why) = status(
+                |s| {
+                    cloud_mut(s).blackhole = Gathered::Failed(
+                        "DescribeInstanceIpAddress: cannot reach https://antiddos.aliyuncs.com: Operation not permitted".into(),
+                    )
+                },
+                BLACKHOLE,
+            );
+            assert_eq!(st, Status::Skipped, "{why}");
+            let (st, _) = status(
+                |s| {
+                    cloud_mut(s).blackhole =
+                        Gathered::Failed("DescribeInstanceIpAddress: throttled".into())
+                },
+                BLACKHOLE,
+            );
+            assert_eq!(st, Status::Unknown);
         }
 
         #[test]

@@ -422,6 +422,7 @@ mod tests {
         let f = judge_live(|s| {
             samples(None, counters(0, 0, 0))(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![crate::snapshot::Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),

@@ -715,6 +715,7 @@ mod tests {
         crate::checks::fixture::with_ipv6(&mut s);
         let tables = parse_save("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n").unwrap();
         s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+            not_read: None,
             backend: "nft".into(),
             family: "ipv6".into(),
             tool: "ip6tables-nft-save".into(),

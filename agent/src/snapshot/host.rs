@@ -58,6 +58,10 @@ pub struct Ruleset {
     pub family: String,
     pub tool: String,
     pub tables: Gathered<Vec<crate::ruleset::iptables::Table>>,
+    /// Why the tool was not run (the kernel lists no table it could print), when it was not:
+    /// `tables` is then empty by the kernel's word, not by a tool's. Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_read: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

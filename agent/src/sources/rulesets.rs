@@ -267,6 +267,7 @@ fn read_one(
             }
         };
         return Some(Ruleset {
+            not_read: None,
             backend: backend.into(),
             family: family.into(),
             tool: tool.to_string(),
@@ -367,7 +368,7 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
     let denied = Mutex::new(Vec::new());
     let (firewall, nftables) = std::thread::scope(|scope| {
         let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
-        let fw = read(proc_root, &denied);
+        let fw = read(proc_root, &denied, tables.as_deref());
         (
             fw,
             nft.join()
@@ -515,13 +516,47 @@ fn legacy_tables(
     }
 }
 
-/// Every ruleset that can hold rules on this machine. Fails as a whole only when no iptables
-/// tool is installed at all.
-pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Ruleset>> {
+/// The tables iptables-nft makes (and its save tool prints): an nf_tables family `ip` (`ip6`)
+/// table by one of these names.
+const XTABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
+
+/// Whether nf_tables (asked over nfnetlink) holds a table iptables-nft-save of this nft family
+/// would print; None where the kernel was not asked.
+fn xtables_exist(nft_tables: Option<&[(String, String)]>, nft_family: &str) -> Option<bool> {
+    nft_tables.map(|tables| {
+        tables
+            .iter()
+            .any(|(f, name)| f == nft_family && XTABLES.contains(&name.as_str()))
+    })
+}
+
+/// Every ruleset that can hold rules on this machine. A tool is spawned only for a family and
+/// backend whose tables exist: iptables-nft by the nf_tables table list (`nft_tables`, from
+/// nfnetlink; None: not known, so the tool runs), legacy by the kernel's names file. Fails as
+/// a whole only when no iptables tool is installed at all.
+pub fn read(
+    proc_root: &Path,
+    denied: &Mutex<Vec<Denied>>,
+    nft_tables: Option<&[(String, String)]>,
+) -> Gathered<Vec<Ruleset>> {
     // The two families are independent: read them side by side.
     let per_family = |family: &str, nft: &str, legacy: &str, plain: &str, names: &str| {
         let mut out = Vec::new();
-        if let Some(r) = read_one("nft", family, &[nft], None, denied) {
+        let nft_family = if family == "ipv4" { "ip" } else { "ip6" };
+        let nft_tables_exist = xtables_exist(nft_tables, nft_family);
+        if nft_tables_exist == Some(false) && super::tools::resolve(nft).is_some() {
+            // Nothing for the tool to print: its process start (most of `check`'s wall time on
+            // a host without rules) is saved, and the snapshot says why.
+            out.push(Ruleset {
+                backend: "nft".into(),
+                family: family.into(),
+                tool: nft.into(),
+                tables: Gathered::Ok(Vec::new()),
+                not_read: Some(format!(
+                    "not run: nf_tables (nfnetlink) lists no iptables-nft table in family {nft_family}"
+                )),
+            });
+        } else if let Some(r) = read_one("nft", family, &[nft], None, denied) {
             out.push(r);
         }
         let tables = match legacy_tables(proc_root, names) {
@@ -529,6 +564,7 @@ pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Rules
             Err((e, d)) => {
                 record(denied, d);
                 out.push(Ruleset {
+                    not_read: None,
                     backend: "legacy".into(),
                     family: family.into(),
                     tool: legacy.into(),
@@ -548,6 +584,20 @@ pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Rules
                 Some(&tables),
                 denied,
             ));
+        } else if out.is_empty() && nft_tables_exist == Some(false) {
+            // Only a plain iptables-save, but neither the kernel's legacy tables nor
+            // nf_tables hold anything it could print.
+            if super::tools::resolve(plain).is_some() {
+                out.push(Ruleset {
+                    backend: "unknown".into(),
+                    family: family.into(),
+                    tool: plain.into(),
+                    tables: Gathered::Ok(Vec::new()),
+                    not_read: Some(format!(
+                        "not run: the kernel lists no legacy table ({names}) and nf_tables no iptables-nft table in family {nft_family}"
+                    )),
+                });
+            }
         } else if out.is_empty() {
             // Neither variant-specific tool: a plain iptables-save is the only reader.
             out.extend(read_one("unknown", family, &[plain], None, denied));
@@ -588,6 +638,20 @@ pub fn read(proc_root: &Path, denied: &Mutex<Vec<Denied>>) -> Gathered<Vec<Rules
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// Which families' iptables-nft tool has anything to print, by the nf_tables table list:
+    /// a native nft table (inet firewalld, ip6 mytable) is not one; unknown runs the tool.
+    #[test]
+    fn iptables_nft_is_spawned_only_where_its_tables_exist() {
+        let t = |f: &str, n: &str| (f.to_string(), n.to_string());
+        let firewalld = [t("inet", "firewalld")];
+        assert_eq!(xtables_exist(Some(&firewalld), "ip"), Some(false));
+        assert_eq!(xtables_exist(Some(&[]), "ip6"), Some(false));
+        let docker = [t("ip", "nat"), t("ip", "filter"), t("ip6", "mine")];
+        assert_eq!(xtables_exist(Some(&docker), "ip"), Some(true));
+        assert_eq!(xtables_exist(Some(&docker), "ip6"), Some(false));
+        assert_eq!(xtables_exist(None, "ip"), None);
+    }
 
     #[test]
     fn tool_runner_reports_status_stderr_and_timeouts() {

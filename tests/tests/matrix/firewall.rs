@@ -4,6 +4,7 @@ use std::process::{Child, Command, Stdio};
 
 use ecs_diag_matrix::matrix::*;
 use ecs_diag_matrix::served::Served;
+use serde_json::Value;
 
 #[test]
 fn firewall_input_drops_echo_request() {
@@ -300,9 +301,26 @@ fn serve_sees_ruleset_changes_in_both_backends() {
     let wait_for = |want: &str, what: &str| {
         served.wait_for("firewall.icmp_in", want, what);
     };
-    wait_for("ok", "start");
+    let start = served.wait_for("firewall.icmp_in", "ok", "start");
+    // No iptables-nft table exists yet: the tool is not run, and the evidence says so.
+    let not_read: Vec<&Value> = start["evidence"]["rulesets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["not_read"].is_string())
+        .collect();
+    assert!(
+        not_read.iter().any(|r| r["tool"] == "iptables-nft-save"),
+        "{start:#}"
+    );
+    // A table appearing between two refreshes (a new generation) is read on the next one,
+    // in each family.
     t.guest("iptables -A INPUT -p icmp -j DROP");
     wait_for("fail", "an iptables-nft rule was added");
+    t.guest("ip6tables -A INPUT -p ipv6-icmp --icmpv6-type echo-request -j DROP");
+    served.wait_for("firewall.icmp6", "fail", "an ip6tables-nft rule was added");
+    t.guest("ip6tables -F INPUT");
+    served.wait_for("firewall.icmp6", "ok", "the ip6tables-nft rule was deleted");
     t.guest("iptables -D INPUT 1");
     wait_for("ok", "the iptables-nft rule was deleted");
     t.guest("iptables-legacy -A INPUT -p icmp -j DROP");

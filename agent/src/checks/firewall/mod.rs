@@ -136,7 +136,11 @@ pub fn manager(fw: &Firewall) -> Manager {
 
 /// One ruleset's verdict, for the evidence.
 fn ruleset_evidence(r: &Ruleset, d: &Decision) -> serde_json::Value {
-    json!({"backend": r.backend, "family": r.family, "tool": r.tool, "verdict": d.verdict, "decided_by": d.decider, "uncertain": d.uncertain})
+    let mut v = json!({"backend": r.backend, "family": r.family, "tool": r.tool, "verdict": d.verdict, "decided_by": d.decider, "uncertain": d.uncertain});
+    if let Some(why) = &r.not_read {
+        v["not_read"] = json!(why);
+    }
+    v
 }
 
 impl Judged {
@@ -272,6 +276,7 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
         Ok(Some(rs)) => {
             let d = nft::evaluate(rs, packet);
             let native = Ruleset {
+                not_read: None,
                 backend: "native".into(),
                 family: family.into(),
                 tool: "nft".into(),
@@ -713,6 +718,7 @@ mod tests {
         let tables = parse_save(v4).unwrap();
         move |s| {
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -774,6 +780,7 @@ mod tests {
         );
         let f = judge_check(icmp_in, |s| {
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -846,6 +853,7 @@ mod tests {
         let f = judge_check(icmp6, |s| {
             add_v6(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv6".into(),
                 tool: "ip6tables-nft-save".into(),
@@ -869,6 +877,7 @@ mod tests {
         move |s| {
             crate::checks::fixture::with_ipv6(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv6".into(),
                 tool: "ip6tables-nft-save".into(),
@@ -1028,6 +1037,7 @@ mod tests {
         let nat = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.77.0.99:8080\nCOMMIT\n";
         let rulesets = |text: &str| {
             vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -1051,6 +1061,7 @@ mod tests {
         assert_eq!(guest_dnat(&fw(plain)), Some(false));
         let unread: &'static [Ruleset] = Box::leak(
             vec![Ruleset {
+                not_read: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),

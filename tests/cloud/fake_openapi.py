@@ -3,6 +3,7 @@
 
     fake_openapi.py serve PORT FILE.json SECRET TOKEN LOG
     fake_openapi.py conform ACTIONS.json [BODIES.json]
+    fake_openapi.py fields SPEC.json
 
 Nothing here is this project's belief about the API: every decision is the official Python
 SDK's (PyPI: alibabacloud-tea-openapi and one package per product, installed by
@@ -29,6 +30,11 @@ Prints `ready` once listening.
 conform: ACTIONS.json is [[version, action], ...] (what the agent can call); BODIES.json maps
 ACTION → answer body. Exits 1 naming every action the SDK lacks and every body its response
 model rejects.
+
+fields: SPEC.json is {"sources": [[version, RUST_FILE, [action, ...]], ...], "values": [...]}:
+every capitalised string literal in RUST_FILE (before its tests) must be a field of one of
+those actions' response models (as their from_map reads them), or one of the listed values
+(enum words the agent compares against, not fields). Exits 1 naming each one that is not.
 """
 
 import hashlib
@@ -358,12 +364,47 @@ def conform(actions_file, bodies_file=None):
     return 1 if failures else 0
 
 
+def model_fields(cls, models, seen):
+    """Every wire name the model (and the models inside it) reads in from_map."""
+    if cls in seen:
+        return set()
+    seen.add(cls)
+    src = inspect.getsource(cls.from_map)
+    out = set(re.findall(r"m\.get\('([A-Za-z0-9_]+)'\)", src))
+    for inner in re.findall(r"main_models\.([A-Za-z0-9_]+)\(\)", src):
+        out |= model_fields(getattr(models, inner), models, seen)
+    return out
+
+
+def fields(spec_file):
+    with open(spec_file) as f:
+        spec = json.load(f)
+    values = set(spec.get("values", []))
+    failures = []
+    for version, source, actions in spec["sources"]:
+        p = product(version)
+        known = set()
+        for a in actions:
+            known |= model_fields(getattr(p.models, a + "ResponseBody"), p.models, set())
+        with open(source) as f:
+            text = f.read().split("#[cfg(test)]")[0]
+        for lit in sorted(set(re.findall(r'"([A-Z][A-Za-z0-9]+)"', text))):
+            if lit not in known and lit not in values:
+                failures.append(f"{source}: reads {lit!r}, which no response model of {actions} has")
+    for f in failures:
+        print(f)
+    print(f"{len(spec['sources'])} sources checked, {len(failures)} fields the SDK does not have")
+    return 1 if failures else 0
+
+
 def main(argv):
     if len(argv) == 7 and argv[1] == "serve":
         serve(int(argv[2]), argv[3], argv[4], argv[5], argv[6])
         return 0
     if len(argv) in (3, 4) and argv[1] == "conform":
         return conform(*argv[2:])
+    if len(argv) == 3 and argv[1] == "fields":
+        return fields(argv[2])
     print(__doc__.split("\n\n")[1], file=sys.stderr)
     return 64
 

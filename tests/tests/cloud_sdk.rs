@@ -58,6 +58,47 @@ fn every_action_and_every_served_answer_is_the_sdks() {
     assert!(ok, "the unit tests' answers are not the SDK's:\n{out}");
 }
 
+/// Every field the agent's parsers read is one the SDK's response models have, for the actions
+/// of that product (a field the model lacks is not in the real answer, so a parser reading it
+/// would only ever see it missing). The only other capitalised words are values compared
+/// against, listed here.
+#[test]
+fn every_field_the_agent_reads_is_in_the_sdks_models() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/src/sources/cloud/");
+    let file = |ram: &str| match ram {
+        "ecs" => "ecs.rs",
+        "vpc" => "vpc.rs",
+        "yundun-ddos" => "antiddos.rs",
+        "yundun-cloudfirewall" => "cloudfw.rs",
+        _ => "sas.rs",
+    };
+    let mut by_file: std::collections::BTreeMap<(&str, &str), Vec<&str>> = Default::default();
+    for a in ACTIONS {
+        by_file
+            .entry((a.version, file(a.ram)))
+            .or_default()
+            .push(a.name);
+    }
+    let sources: Vec<Value> = by_file
+        .iter()
+        .map(|((version, f), actions)| json!([version, format!("{src}{f}"), actions]))
+        .collect();
+    // NicType values, and Cloud Firewall's "any protocol".
+    let spec = json!({"sources": sources, "values": ["Inner", "Outer", "ANY"]});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = Command::new(sdk_python())
+        .args([FAKE, "fields"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("5 sources checked, 0 fields"), "{text}");
+}
+
 /// The oracle can fail: the action, the answer shapes and the parameter the agent once used.
 #[test]
 fn the_oracle_refuses_what_the_agent_once_got_wrong() {

@@ -421,9 +421,23 @@ fn security_group_of(
                 && port_range(&r.port_range).is_some_and(|(lo, hi)| (lo..=hi).contains(&25))
         })
         .map(|(g, r)| describe_rule(g, r));
-    let smtp = mta.as_ref().map(|listener| {
+    // Or it is trying right now: connections to port 25 that get no answer.
+    let attempts: Vec<String> = s.smtp_attempts.ok().ok().cloned().unwrap_or_default();
+    let who_needs = match (&mta, attempts.first()) {
+        (_, Some(first)) => Some(format!(
+            "outbound connections to port 25 get no answer ({first}{})",
+            if attempts.len() > 1 {
+                format!(" and {} more", attempts.len() - 1)
+            } else {
+                String::new()
+            }
+        )),
+        (Some(listener), None) => Some(format!("a mail server listens on {listener}")),
+        (None, None) => None,
+    };
+    let smtp = who_needs.map(|who| {
         format!(
-            "a mail server listens on {listener}, but the platform blocks outbound TCP 25 by default whatever the security group says{}: send through port 465 (SMTP over TLS) or apply to unblock port 25 (ECS console → Security Groups → the 25 port unblock application)",
+            "{who}, but the platform blocks outbound TCP 25 by default whatever the security group says{}: send through port 465 (SMTP over TLS) or apply to unblock port 25 (ECS console → Security Groups → the 25 port unblock application)",
             smtp_rule.as_deref().map(|r| format!(" ({r} accepts it)")).unwrap_or_default()
         )
     });
@@ -1715,6 +1729,20 @@ mod tests {
             assert!(f.remedy.join(" ").contains("port 465"), "{:?}", f.remedy);
             // A local-only MTA (the distribution default) sends nothing out itself.
             assert_eq!(with_mta("127.0.0.1").status, Status::Ok);
+            // A sender stuck on port 25 right now: warned, naming the connection.
+            let f = judged(
+                |s| {
+                    s.smtp_attempts =
+                        Gathered::Ok(vec!["10.77.0.10:40000 → 198.51.100.25:25 (SYN_SENT)".into()])
+                },
+                SECURITY_GROUP,
+            );
+            assert_eq!(f.status, Status::Warn);
+            assert!(
+                f.summary.contains("outbound connections to port 25 get no answer (10.77.0.10:40000 → 198.51.100.25:25 (SYN_SENT))"),
+                "{}",
+                f.summary
+            );
         }
 
         /// An ENI holding an EIP is judged with its own groups too; the worst decides.

@@ -166,6 +166,7 @@ pub fn healthy() -> Snapshot {
         firewall: Gathered::Ok(std::sync::Arc::new(vec![])),
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
+        smtp_attempts: Gathered::Ok(vec![]),
         qdiscs: Gathered::Ok(vec![]),
         softnet: Gathered::Ok(vec![SoftnetCpu {
             processed: 100,

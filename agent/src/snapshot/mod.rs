@@ -129,6 +129,10 @@ pub struct Snapshot {
     /// Listening TCP and unconnected UDP sockets.
     #[serde(default = "not_in_snapshot")]
     pub listeners: Gathered<Vec<Listener>>,
+    /// Outbound TCP connections to port 25 waiting for an answer (`local → remote:25
+    /// (SYN_SENT)`): a mail sender the platform's block stops. Additive.
+    #[serde(default = "no_smtp_attempts")]
+    pub smtp_attempts: Gathered<Vec<String>>,
     /// Milliseconds since the Unix epoch when the counters below were read.
     #[serde(default)]
     pub at_ms: u64,
@@ -280,4 +284,8 @@ mod tests {
         }
         assert_eq!(listed.len(), sources.len(), "{listed:?} vs {sources:?}");
     }
+}
+
+fn no_smtp_attempts() -> Gathered<Vec<String>> {
+    Gathered::Ok(Vec::new())
 }

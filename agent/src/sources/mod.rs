@@ -195,6 +195,12 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
         listeners: sockets::read(&config.paths.proc),
+        // The running kernel's own sockets only (a fixture root has none to ask).
+        smtp_attempts: if config.paths.proc == std::path::Path::new("/proc") {
+            sockets::smtp_attempts()
+        } else {
+            Gathered::Ok(Vec::new())
+        },
         qdiscs,
         softnet: netstat::softnet(&config.paths.proc),
         conntrack: netstat::conntrack(&config.paths.proc),

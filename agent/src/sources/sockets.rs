@@ -65,8 +65,58 @@ const NLMSG_DONE: u16 = 3;
 const TCP_LISTEN: u32 = 10;
 const TCP_CLOSE: u32 = 7;
 
-/// One sock_diag dump: sockets of `family`/`protocol` in the `states` bitmask.
+/// One socket as sock_diag tells it: local and remote address and port.
+#[derive(Debug, Clone, Copy)]
+struct DiagSocket {
+    local: IpAddr,
+    sport: u16,
+    remote: IpAddr,
+    dport: u16,
+}
+
+/// One sock_diag dump: sockets of `family`/`protocol` in the `states` bitmask, as listeners.
 fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, String> {
+    let proto = if protocol == 6 { "tcp" } else { "udp" };
+    Ok(diag_sockets(family, protocol, states)?
+        .into_iter()
+        .map(|d| Listener {
+            proto: proto.to_string(),
+            address: d.local,
+            port: d.sport,
+        })
+        .collect())
+}
+
+const TCP_SYN_SENT: u32 = 2;
+
+/// Outbound TCP connections to port 25 still waiting for an answer (SYN_SENT): a mail sender
+/// the platform's default block of outbound TCP 25 is stopping. Cheap: only sockets in
+/// SYN_SENT are dumped. `local → remote:25` for each.
+pub fn smtp_attempts() -> Gathered<Vec<String>> {
+    let mut out = Vec::new();
+    for family in [2u8, 10] {
+        match diag_sockets(family, 6, 1 << TCP_SYN_SENT) {
+            Ok(all) => out.extend(all.into_iter().filter(|d| d.dport == 25).map(|d| {
+                let show = |a: IpAddr, p: u16| match a {
+                    IpAddr::V4(a) => format!("{a}:{p}"),
+                    IpAddr::V6(a) => format!("[{a}]:{p}"),
+                };
+                format!(
+                    "{} → {} (SYN_SENT)",
+                    show(d.local, d.sport),
+                    show(d.remote, d.dport)
+                )
+            })),
+            Err(e) => return Gathered::Failed(e),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Gathered::Ok(out)
+}
+
+/// One sock_diag dump: sockets of `family`/`protocol` in the `states` bitmask.
+fn diag_sockets(family: u8, protocol: u8, states: u32) -> Result<Vec<DiagSocket>, String> {
     use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
     let mut sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| format!("sock_diag socket: {e}"))?;
     sock.bind_auto()
@@ -84,7 +134,6 @@ fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, Str
     req.extend_from_slice(&[0; 48]);
     sock.send(&req, 0)
         .map_err(|e| format!("sock_diag send: {e}"))?;
-    let proto = if protocol == 6 { "tcp" } else { "udp" };
     let mut out = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
     loop {
@@ -102,20 +151,27 @@ fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, Str
                     ));
                 }
                 // inet_diag_msg: family, state, timer, retrans, then sockid: sport (be16),
-                // dport (be16), src (16 bytes), ...
-                _ if msg.len() >= 24 => {
-                    let port = u16::from_be_bytes([msg[4], msg[5]]);
-                    let address = if msg[0] == 10 {
-                        let mut a = [0u8; 16];
-                        a.copy_from_slice(&msg[8..24]);
-                        IpAddr::V6(Ipv6Addr::from(a))
-                    } else {
-                        IpAddr::V4(Ipv4Addr::new(msg[8], msg[9], msg[10], msg[11]))
+                // dport (be16), src (16 bytes), dst (16 bytes), ...
+                _ if msg.len() >= 40 => {
+                    let addr = |at: usize| {
+                        if msg[0] == 10 {
+                            let mut a = [0u8; 16];
+                            a.copy_from_slice(&msg[at..at + 16]);
+                            IpAddr::V6(Ipv6Addr::from(a))
+                        } else {
+                            IpAddr::V4(Ipv4Addr::new(
+                                msg[at],
+                                msg[at + 1],
+                                msg[at + 2],
+                                msg[at + 3],
+                            ))
+                        }
                     };
-                    out.push(Listener {
-                        proto: proto.to_string(),
-                        address,
-                        port,
+                    out.push(DiagSocket {
+                        local: addr(8),
+                        sport: u16::from_be_bytes([msg[4], msg[5]]),
+                        remote: addr(24),
+                        dport: u16::from_be_bytes([msg[6], msg[7]]),
                     });
                 }
                 _ => {}

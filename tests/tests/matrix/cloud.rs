@@ -548,3 +548,39 @@ fn default_security_group_reads_healthy_until_a_mail_server_listens() {
 fn log_signed(t: &Topology) {
     all_signed(&t.openapi_log());
 }
+
+/// Issue 30: a mail sender in the guest whose connections to port 25 get no answer (the
+/// platform's block, enforced in the client namespace) makes the fact a warning naming the
+/// connection; without one, the same default group is ok.
+#[test]
+fn a_sender_stuck_on_port_25_is_named() {
+    let t = Topology::new();
+    t.edit_cloud("DescribeSecurityGroupAttribute", |v| {
+        v["Permissions"]["Permission"].as_array_mut().unwrap().push(json!({
+            "SecurityGroupRuleId": "sgr-matrix-out-all", "Direction": "egress", "IpProtocol": "ALL",
+            "PortRange": "-1/-1", "DestCidrIp": "0.0.0.0/0", "Policy": "Accept", "Priority": "100"}));
+    });
+    // The platform's block of outbound TCP 25, on the way out of the instance.
+    t.client("iptables -A INPUT -p tcp --dport 25 -j DROP");
+    assert_eq!(t.diagnose(Some(CLIENT))["cloud.security_group"].0, "ok");
+    // A sender trying (bash's /dev/tcp; `ip netns exec` execs bash, so killing it ends the
+    // attempt): its SYN goes unanswered.
+    let mut sender = std::process::Command::new("ip")
+        .args(["netns", "exec", &t.guest, "bash", "-c"])
+        .arg(format!("exec 3<>/dev/tcp/{CLIENT}/25"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = t.diagnose(Some(CLIENT));
+    let _ = sender.kill();
+    let _ = sender.wait();
+    let (st, f) = &r["cloud.security_group"];
+    assert_eq!(st, "warn", "{}", show(&r));
+    let s = f["summary"].as_str().unwrap();
+    assert!(
+        s.contains(&format!(
+            "outbound connections to port 25 get no answer (10.77.0.10:"
+        )) && s.contains(&format!("→ {CLIENT}:25 (SYN_SENT))")),
+        "{s}"
+    );
+}

@@ -238,6 +238,10 @@ fn not_in_snapshot<T>() -> Gathered<T> {
     Gathered::Failed("not recorded in this snapshot".to_string())
 }
 
+fn no_smtp_attempts() -> Gathered<Vec<String>> {
+    Gathered::Ok(Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,8 +288,4 @@ mod tests {
         }
         assert_eq!(listed.len(), sources.len(), "{listed:?} vs {sources:?}");
     }
-}
-
-fn no_smtp_attempts() -> Gathered<Vec<String>> {
-    Gathered::Ok(Vec::new())
 }

@@ -578,9 +578,8 @@ fn a_sender_stuck_on_port_25_is_named() {
     assert_eq!(st, "warn", "{}", show(&r));
     let s = f["summary"].as_str().unwrap();
     assert!(
-        s.contains(&format!(
-            "outbound connections to port 25 get no answer (10.77.0.10:"
-        )) && s.contains(&format!("→ {CLIENT}:25 (SYN_SENT))")),
+        s.contains("outbound connections to port 25 get no answer (10.77.0.10:")
+            && s.contains(&format!("→ {CLIENT}:25 (SYN_SENT))")),
         "{s}"
     );
 }

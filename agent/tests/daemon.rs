@@ -682,6 +682,11 @@ fn a_refresh_that_never_completes_is_reported_and_sigterm_still_exits() {
         std::fs::write(&p, format!("#!/bin/sh\nexec sleep {nap}\n")).unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
+    // A legacy filter table, as the kernel would list it: the hanging tool is run for it (a
+    // host with no table at all runs no tool, so nothing would hang).
+    let proc_root = tools.path().join("proc");
+    std::fs::create_dir_all(proc_root.join("net")).unwrap();
+    std::fs::write(proc_root.join("net/ip_tables_names"), "filter\n").unwrap();
     let notify_dir = tempfile::tempdir().unwrap();
     let sock_path = notify_dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
@@ -703,8 +708,9 @@ fn a_refresh_that_never_completes_is_reported_and_sigterm_still_exits() {
     };
     let mut d = Daemon::spawn(
         &format!(
-            "tools = [\"{}\"]\n[refresh]\ninterval_s = 1\ntimeout_s = 1\n",
-            tools.path().display()
+            "tools = [\"{}\"]\nproc = \"{}\"\n[refresh]\ninterval_s = 1\ntimeout_s = 1\n",
+            tools.path().display(),
+            proc_root.display()
         ),
         &[
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),

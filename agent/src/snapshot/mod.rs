@@ -225,6 +225,7 @@ impl Snapshot {
             ("conntrack", r(&self.conntrack)),
             ("os", r(&self.os)),
             ("listeners", r(&self.listeners)),
+            ("smtp_attempts", r(&self.smtp_attempts)),
             ("cpu", r(&self.cpu)),
             ("memory", r(&self.memory)),
             ("pressure", r(&self.pressure)),

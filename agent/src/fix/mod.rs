@@ -504,6 +504,16 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
         );
         return EXIT_NOPERM;
     }
+    // With --yes nobody is asked: the lock is taken and earlier fixes recovered before the
+    // one plan, which is then applied as made. Without it the lock waits for the answer.
+    let unattended = if opts.apply && opts.yes {
+        match lock_and_recover(config) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
     let criteria = crate::checks::Criteria::of(config);
     let (failing, plans, no_fix) = make_plans(config, opts, &criteria);
     if opts.json && !opts.apply {
@@ -520,14 +530,7 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
         if failing.is_empty() {
             out.push_str("No check fails: nothing to fix.\n");
         }
-        for p in &plans {
-            out.push_str(&format!("Fix {}: {}\n", p.check, journal::shown(&p.why)));
-            for c in &p.changes {
-                for l in describe(c).lines() {
-                    out.push_str(&format!("    {}\n", journal::shown(l)));
-                }
-            }
-        }
+        out.push_str(&plan_text(&plans));
         for (id, why) in &no_fix {
             out.push_str(&format!("Not fixed {id}: {}\n", journal::shown(why)));
         }
@@ -539,35 +542,53 @@ pub fn run(config: &Config, opts: &FixOptions) -> i32 {
     if !opts.apply || plans.is_empty() {
         return 0;
     }
-    if !opts.yes && !confirmed() {
+    if unattended.is_some() {
+        return transaction::apply(config, opts, plans, &criteria);
+    }
+    if !confirmed() {
         println!("Nothing was changed.");
         return 0;
     }
-    let _lock = match transaction::lock(&config.paths) {
+    let _lock = match lock_and_recover(config) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("ecs-diag: {e}");
-            return crate::exit::OSERR;
-        }
+        Err(code) => return code,
     };
-    transaction::say_recovered(&transaction::recover(&config.paths));
     // What was shown is what is applied: anything that changed while the question was open
     // (an edit, another fix) makes a new plan, shown, and nothing applied.
     let (_, again, _) = make_plans(config, opts, &criteria);
     if !same_plans(&again, &plans) {
-        eprintln!("ecs-diag: the system changed while the plan was shown; nothing was changed. The plan now:");
-        for p in &again {
-            eprintln!("Fix {}: {}", p.check, journal::shown(&p.why));
-            for c in &p.changes {
-                for l in describe(c).lines() {
-                    eprintln!("    {}", journal::shown(l));
-                }
-            }
-        }
-        eprintln!("Run again to apply it.");
+        eprint!(
+            "ecs-diag: the system changed while the plan was shown; nothing was changed. The plan now:\n{}Run again to apply it.\n",
+            plan_text(&again)
+        );
         return EXIT_ROLLED_BACK;
     }
     transaction::apply(config, opts, again, &criteria)
+}
+
+/// The fix lock, with any unfinished earlier fix recovered under it; else the exit code.
+fn lock_and_recover(config: &Config) -> Result<transaction::Lock, i32> {
+    let lock = transaction::lock(&config.paths).map_err(|e| {
+        eprintln!("ecs-diag: {e}");
+        crate::exit::OSERR
+    })?;
+    transaction::say_recovered(&transaction::recover(&config.paths));
+    Ok(lock)
+}
+
+/// The plans as a person reads them: each check, why, and every change (commands, diffs),
+/// names from the system escaped.
+fn plan_text(plans: &[Plan]) -> String {
+    let mut out = String::new();
+    for p in plans {
+        out.push_str(&format!("Fix {}: {}\n", p.check, journal::shown(&p.why)));
+        for c in &p.changes {
+            for l in describe(c).lines() {
+                out.push_str(&format!("    {}\n", journal::shown(l)));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -94,17 +94,9 @@ fn nonce() -> String {
     super::signature::sha256_hex(seed.as_bytes())[..32].to_string()
 }
 
+/// The signature's date, `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 fn now_utc() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    super::sas::utc_text(time::OffsetDateTime::now_utc(), 'T') + "Z"
 }
 
 /// An API error body: `{"Code": ..., "Message": ...}`.

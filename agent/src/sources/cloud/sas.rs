@@ -19,8 +19,13 @@ pub fn default_endpoint(region: &str) -> String {
 
 /// `YYYY-MM-DD HH:mm:ss` (UTC), the format of DescribeSuspEvents' TimeStart/TimeEnd.
 pub fn timestamp(t: time::OffsetDateTime) -> String {
+    utc_text(t, ' ')
+}
+
+/// `YYYY-MM-DD?HH:MM:SS` of a UTC time, `between` for `?` (the OpenAPI date takes `T`).
+pub(crate) fn utc_text(t: time::OffsetDateTime, between: char) -> String {
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        "{:04}-{:02}-{:02}{between}{:02}:{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),

@@ -225,6 +225,16 @@ pub fn metadata_doc(secondary_eni: bool) -> Value {
 /// carrying 0.0.0.0/0, no EIP, Anti-DDoS normal, Cloud Firewall protecting the public IP with
 /// one accept-all inbound policy, no Security Center alert. Every body is checked against the
 /// SDK's response model when served (and by the conformance test). Keys are actions (or `ACTION PARAM=VALUE`).
+/// A listener started by [`Topology::listen_tcp`]: killed when dropped.
+pub struct Listening(Child);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn cloud_doc() -> Value {
     let rule = |id: &str, proto: &str, ports: &str, policy: &str, priority: u32| {
         json!({"SecurityGroupRuleId": id, "Direction": "ingress", "IpProtocol": proto, "PortRange": ports,
@@ -391,6 +401,39 @@ impl Topology {
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
         assert_eq!(line.trim(), "ready", "fake OpenAPI did not start");
         self.openapi = Some(child);
+    }
+
+    /// The case's config with `fix`'s backups in the case's own state directory; its path.
+    pub fn fix_config(&self) -> String {
+        let base = std::fs::read_to_string(self.dir.path().join("config.toml")).unwrap();
+        let state = self.dir.path().join("state");
+        let text = base.replace(
+            "[paths]\n",
+            &format!("[paths]\nstate = \"{}\"\n", state.display()),
+        );
+        let path = self.dir.path().join("fix.toml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// A TCP service on 0.0.0.0:`port` in the guest (the fake metadata server, which answers
+    /// anything), listening once this returns, until the guard is dropped.
+    pub fn listen_tcp(&self, port: u16) -> Listening {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.guest, &crate_bin("fake-metadata")])
+            .arg(port.to_string())
+            .arg(self.dir.path().join("metadata.json"))
+            .arg("0.0.0.0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a listener");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .unwrap();
+        Listening(child)
     }
 
     /// What the fake cloud answers from now on.

@@ -1913,21 +1913,8 @@ mod tests {
 
         fn drop_icmp(source: &str) -> crate::snapshot::ControlPolicy {
             crate::snapshot::ControlPolicy {
-                uuid: "acl-no-ping".into(),
-                order: 1,
-                action: "drop".into(),
-                proto: "ICMP".into(),
-                source_type: "net".into(),
-                source: source.into(),
-                source_cidrs: vec![],
-                destination_type: "net".into(),
-                destination: "0.0.0.0/0".into(),
-                destination_cidrs: vec![],
-                dest_port_type: "port".into(),
-                dest_port: "0/0".into(),
-                dest_port_ports: vec![],
-                enabled: true,
                 description: Some("no\x1b[2J ping".into()),
+                ..firewall::policy("acl-no-ping", 1, "drop", "ICMP", source)
             }
         }
 

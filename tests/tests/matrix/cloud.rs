@@ -485,7 +485,6 @@ fn a_snapshot_replays_the_cloud_facts() {
 /// makes the same fact a warning that names it.
 #[test]
 fn default_security_group_reads_healthy_until_a_mail_server_listens() {
-    use std::process::{Child, Command, Stdio};
     let t = Topology::new();
     t.edit_cloud("DescribeSecurityGroupAttribute", |v| {
         v["Permissions"]["Permission"].as_array_mut().unwrap().push(json!({
@@ -506,33 +505,7 @@ fn default_security_group_reads_healthy_until_a_mail_server_listens() {
     log_signed(&t);
 
     // An MTA-shaped listener: TCP 0.0.0.0:25 in the guest.
-    let mut mta = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.guest,
-            env!("CARGO_BIN_EXE_fake-metadata"),
-            "25",
-        ])
-        .arg(t.dir.path().join("metadata.json"))
-        .arg("0.0.0.0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(mta.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _mta = Kill(mta);
+    let _mta = t.listen_tcp(25);
     let r = t.diagnose(Some(CLIENT));
     let (st, f) = &r["cloud.security_group"];
     assert_eq!(st, "warn", "{}", show(&r));

@@ -14,21 +14,8 @@ use std::process::Output;
 use ecs_diag_matrix::matrix::*;
 use serde_json::Value;
 
-/// The case's config with the fix backups in its own state directory.
-fn config(t: &Topology) -> String {
-    let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
-    let state = t.dir.path().join("state");
-    let text = base.replace(
-        "[paths]\n",
-        &format!("[paths]\nstate = \"{}\"\n", state.display()),
-    );
-    let path = t.dir.path().join("fix.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 fn fix(t: &Topology, args: &[&str], crash_at: Option<&str>) -> Output {
-    let config = config(t);
+    let config = t.fix_config();
     let mut argv = vec!["env"];
     let var;
     if let Some(step) = crash_at {
@@ -124,6 +111,37 @@ struct Kind {
 
 const NOPING: &str = "etc/sysctl.d/90-noping.conf";
 
+/// A file of the case's tree (`rel` under it): its content and mode, or that it is absent.
+fn file_state(t: &Topology, rel: &str) -> String {
+    let path = t.dir.path().join(rel);
+    let mode = std::fs::metadata(&path)
+        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+        .ok();
+    format!(
+        "file={:?} mode={mode:?}",
+        std::fs::read_to_string(&path).ok()
+    )
+}
+
+/// eth0's IPv4 addresses (`ip -br`).
+fn eth0_ipv4(t: &Topology) -> String {
+    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
+    String::from_utf8_lossy(&a.stdout).trim().to_string()
+}
+
+/// The crash points of a connectivity-risky fix that adds an address and writes its file.
+const ADDRESS_AND_FILE: &[&str] = &[
+    "journaled",
+    "armed",
+    "change-1",
+    "file-written",
+    "change-2",
+    "verified",
+    "saved",
+];
+/// The crash points of a connectivity-risky fix of one command.
+const ONE_COMMAND: &[&str] = &["journaled", "armed", "change-1", "verified", "saved"];
+
 fn sysctl_fault(t: &Topology) {
     let path = t.dir.path().join(NOPING);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -138,14 +156,10 @@ fn sysctl_fault(t: &Topology) {
 
 fn sysctl_state(t: &Topology) -> String {
     let o = t.exec(&t.guest, &["sysctl", "-n", "net.ipv4.icmp_echo_ignore_all"]);
-    let path = t.dir.path().join(NOPING);
-    let mode = std::fs::metadata(&path)
-        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
-        .ok();
     format!(
-        "now={} file={:?} mode={mode:?}",
+        "now={} {}",
         String::from_utf8_lossy(&o.stdout).trim(),
-        std::fs::read_to_string(&path).ok()
+        file_state(t, NOPING)
     )
 }
 
@@ -199,16 +213,7 @@ fn secondary_fault(t: &Topology) {
 }
 
 fn secondary_state(t: &Topology) -> String {
-    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
-    let path = t.dir.path().join(IFCFG);
-    let mode = std::fs::metadata(&path)
-        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
-        .ok();
-    format!(
-        "{} file={:?} mode={mode:?}",
-        String::from_utf8_lossy(&a.stdout).trim(),
-        std::fs::read_to_string(&path).ok()
-    )
+    format!("{} {}", eth0_ipv4(t), file_state(t, IFCFG))
 }
 
 const KEYFILE: &str = "etc/NetworkManager/system-connections/eth0.nmconnection";
@@ -229,16 +234,7 @@ fn keyfile_fault(t: &Topology) {
 }
 
 fn keyfile_state(t: &Topology) -> String {
-    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
-    let path = t.dir.path().join(KEYFILE);
-    let mode = std::fs::metadata(&path)
-        .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
-        .ok();
-    format!(
-        "{} file={:?} mode={mode:?}",
-        String::from_utf8_lossy(&a.stdout).trim(),
-        std::fs::read_to_string(&path).ok()
-    )
+    format!("{} {}", eth0_ipv4(t), file_state(t, KEYFILE))
 }
 
 /// eth0 by netplan: the fix adds a drop-in (a new file), which undo removes.
@@ -255,7 +251,6 @@ fn netplan_fault(t: &Topology) {
 }
 
 fn netplan_state(t: &Topology) -> String {
-    let a = t.exec(&t.guest, &["ip", "-4", "-br", "addr", "show", "eth0"]);
     let dir = t.dir.path().join("etc/netplan");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .into_iter()
@@ -271,7 +266,7 @@ fn netplan_state(t: &Topology) -> String {
         })
         .collect();
     files.sort();
-    format!("{} {files:?}", String::from_utf8_lossy(&a.stdout).trim())
+    format!("{} {files:?}", eth0_ipv4(t))
 }
 
 fn nft_fault(t: &Topology) {
@@ -414,7 +409,7 @@ fn crash_route() {
         name: "route",
         inject: route_fault,
         state: routes,
-        steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        steps: ONE_COMMAND,
         target: GUEST_IP,
     });
 }
@@ -443,7 +438,7 @@ fn crash_iptables() {
         name: "iptables",
         inject: iptables_fault,
         state: iptables_state,
-        steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        steps: ONE_COMMAND,
         target: GUEST_IP,
     });
 }
@@ -454,7 +449,7 @@ fn crash_nft() {
         name: "nft",
         inject: nft_fault,
         state: nft_state,
-        steps: &["journaled", "armed", "change-1", "verified", "saved"],
+        steps: ONE_COMMAND,
         target: GUEST_IP,
     });
 }
@@ -510,7 +505,7 @@ fn an_edit_made_during_the_prompt_is_not_overwritten() {
     use std::io::Write;
     let t = Topology::new();
     sysctl_fault(&t);
-    let config = config(&t);
+    let config = t.fix_config();
     let mut child = std::process::Command::new("ip")
         .args([
             "netns",
@@ -612,15 +607,7 @@ fn crash_secondary_ip_and_its_ifcfg() {
         name: "secondary IP + ifcfg",
         inject: secondary_fault,
         state: secondary_state,
-        steps: &[
-            "journaled",
-            "armed",
-            "change-1",
-            "file-written",
-            "change-2",
-            "verified",
-            "saved",
-        ],
+        steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
     });
 }
@@ -631,15 +618,7 @@ fn crash_secondary_ip_and_a_root_only_networkmanager_keyfile() {
         name: "secondary IP + NM",
         inject: keyfile_fault,
         state: keyfile_state,
-        steps: &[
-            "journaled",
-            "armed",
-            "change-1",
-            "file-written",
-            "change-2",
-            "verified",
-            "saved",
-        ],
+        steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
     });
 }
@@ -650,15 +629,7 @@ fn crash_secondary_ip_and_a_netplan_drop_in() {
         name: "secondary IP + netplan",
         inject: netplan_fault,
         state: netplan_state,
-        steps: &[
-            "journaled",
-            "armed",
-            "change-1",
-            "file-written",
-            "change-2",
-            "verified",
-            "saved",
-        ],
+        steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
     });
 }

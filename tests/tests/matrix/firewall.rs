@@ -1,7 +1,5 @@
 //! Faults judged by firewall.icmp_in, firewall.icmp_out, firewall.icmp6, firewall.ports, and serve seeing ruleset changes.
 
-use std::process::{Child, Command, Stdio};
-
 use ecs_diag_matrix::matrix::*;
 use ecs_diag_matrix::served::Served;
 use serde_json::Value;
@@ -212,33 +210,7 @@ fn firewall_drops_a_listening_port() {
     let t = Topology::new();
     assert_healthy(&t);
     // A TCP service on 0.0.0.0:8080 in the guest.
-    let mut service = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.guest,
-            env!("CARGO_BIN_EXE_fake-metadata"),
-            "8080",
-        ])
-        .arg(t.dir.path().join("metadata.json"))
-        .arg("0.0.0.0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(service.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _service = Kill(service);
+    let _service = t.listen_tcp(8080);
     let connect = || {
         t.exec(
             &t.client,

@@ -24,19 +24,6 @@ fn exited_ok(out: &Output) {
     );
 }
 
-/// The case's config with the fix backups in its own state directory.
-fn config(t: &Topology) -> String {
-    let base = std::fs::read_to_string(t.dir.path().join("config.toml")).unwrap();
-    let state = t.dir.path().join("state");
-    let text = base.replace(
-        "[paths]\n",
-        &format!("[paths]\nstate = \"{}\"\n", state.display()),
-    );
-    let path = t.dir.path().join("fix.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 /// `ecs-diag fix --config CONFIG [--client CLIENT] ARGS`: the client for a plan or an apply,
 /// not for --history, --undo or --confirm.
 fn fix_argv<'a>(config: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -52,7 +39,7 @@ fn fix_argv<'a>(config: &'a str, args: &[&'a str]) -> Vec<&'a str> {
 }
 
 fn fix(t: &Topology, args: &[&str]) -> Output {
-    let config = config(t);
+    let config = t.fix_config();
     t.exec(&t.guest, &fix_argv(&config, args))
 }
 
@@ -218,7 +205,7 @@ fn refusals_change_nothing() {
     let t = Topology::new();
     inject(&t);
     let faulty = state(&t);
-    let config = config(&t);
+    let config = t.fix_config();
     let lock_dir = t.dir.path().join("state/fixes");
     std::fs::create_dir_all(&lock_dir).unwrap();
     let mut holder = std::process::Command::new("flock")
@@ -652,7 +639,7 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
     let faulty = ruleset(&t);
     let r = t.diagnose(Some(CLIENT));
     assert_eq!(r["firewall.icmp_in"].0, "fail", "{}", show(&r));
-    let config = config(&t);
+    let config = t.fix_config();
     let fix_ufw = |args: &[&str]| in_ufw(&t, &fix_argv(&config, args));
     let plan = json_of(&fix_ufw(&["--json"]));
     assert_eq!(plan["plans"][0]["check"], "firewall.icmp_in", "{plan:#}");
@@ -854,7 +841,7 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
         assert_eq!(f.0, "fail", "{id}: {}", show(&r));
         assert_eq!(f.1["evidence"]["manager"], "firewalld", "{}", f.1);
     }
-    let config = config(&t);
+    let config = t.fix_config();
     let fix_fw = |args: &[&str]| fw.cmd(&t, &fix_argv(&config, args));
     let plan = fix_fw(&[]);
     let text = String::from_utf8_lossy(&plan.stdout);

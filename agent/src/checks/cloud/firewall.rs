@@ -262,29 +262,37 @@ pub fn judge(s: &Snapshot) -> Finding {
     }
 }
 
+/// A policy for the tests: `action` of `proto` from the `source` CIDR to anywhere, any port.
+#[cfg(test)]
+pub(crate) fn policy(
+    uuid: &str,
+    order: i64,
+    action: &str,
+    proto: &str,
+    source: &str,
+) -> ControlPolicy {
+    ControlPolicy {
+        uuid: uuid.into(),
+        order,
+        action: action.into(),
+        proto: proto.into(),
+        source_type: "net".into(),
+        source: source.into(),
+        source_cidrs: vec![],
+        destination_type: "net".into(),
+        destination: "0.0.0.0/0".into(),
+        destination_cidrs: vec![],
+        dest_port_type: "port".into(),
+        dest_port: "0/0".into(),
+        dest_port_ports: vec![],
+        enabled: true,
+        description: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn policy(uuid: &str, order: i64, action: &str, proto: &str, source: &str) -> ControlPolicy {
-        ControlPolicy {
-            uuid: uuid.into(),
-            order,
-            action: action.into(),
-            proto: proto.into(),
-            source_type: "net".into(),
-            source: source.into(),
-            source_cidrs: vec![],
-            destination_type: "net".into(),
-            destination: "0.0.0.0/0".into(),
-            destination_cidrs: vec![],
-            dest_port_type: "port".into(),
-            dest_port: "0/0".into(),
-            dest_port_ports: vec![],
-            enabled: true,
-            description: None,
-        }
-    }
 
     #[test]
     fn first_enabled_match_by_order_decides() {

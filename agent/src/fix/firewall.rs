@@ -234,7 +234,9 @@ fn accept_changes(
         argv.push(position.clone());
         argv.extend(spec.iter().cloned());
         let mut undo = head("-D");
-        undo.extend(spec);
+        undo.extend(spec.iter().cloned());
+        let mut check = head("-C");
+        check.extend(spec);
         changes.push(Change::Command {
             what: format!(
                 "ACCEPT {} in {table} {chain} at {position} ({cli})",
@@ -242,6 +244,10 @@ fn accept_changes(
             ),
             argv,
             undo,
+            stands: Some(super::Probe {
+                argv: check,
+                prints: false,
+            }),
         });
     }
     Ok(changes)
@@ -420,6 +426,10 @@ fn firewalld_accept(
                 ),
                 argv: argv("add"),
                 undo: argv("remove"),
+                stands: Some(super::Probe {
+                    argv: argv("query"),
+                    prints: false,
+                }),
             });
         }
     }
@@ -514,27 +524,29 @@ pub fn handle_of_commented(listing: &str, comment: &str) -> Option<u64> {
         .and_then(|(_, h)| h.trim().parse().ok())
 }
 
-/// Deletes the fix's own rule, found by its comment; its handle.
+/// Deletes the fix's own rule, found by its comment: its handle, or None when no rule carries
+/// the comment (deleted since, or never made).
 pub fn nft_delete_commented(
     family: &str,
     table: &str,
     chain: &str,
     comment: &str,
-) -> Result<u64, String> {
+) -> Result<Option<u64>, String> {
     let list: Vec<String> = ["nft", "-a", "list", "chain", family, table, chain]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let listing = super::run_command_output(&list)?;
-    let handle = handle_of_commented(&listing, comment)
-        .ok_or_else(|| format!("no rule commented {comment:?} in {family} {table} {chain}"))?;
+    let Some(handle) = handle_of_commented(&listing, comment) else {
+        return Ok(None);
+    };
     let delete: Vec<String> = ["nft", "delete", "rule", family, table, chain, "handle"]
         .iter()
         .map(|s| s.to_string())
         .chain(std::iter::once(handle.to_string()))
         .collect();
     super::run_command(&delete)?;
-    Ok(handle)
+    Ok(Some(handle))
 }
 
 #[cfg(test)]

@@ -139,11 +139,19 @@ fn xattrs(path: &Path) -> Vec<(CString, Vec<u8>)> {
 
 /// Test-only fault injection: `ECS_DIAG_FIX_CRASH_AT=STEP` kills this process with SIGKILL
 /// when it reaches STEP (the crash-point harness names every step boundary of a fix).
+/// `ECS_DIAG_FIX_PAUSE_AT=STEP` stops it there (SIGSTOP) until a test, having changed the
+/// world under it (filled the disk, made it read-only), sends SIGCONT.
 pub fn crash_point(step: &str) {
     if std::env::var("ECS_DIAG_FIX_CRASH_AT").is_ok_and(|s| s == step) {
         // SAFETY: kill to our own pid; SIGKILL cannot be caught, so nothing runs after it.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    if std::env::var("ECS_DIAG_FIX_PAUSE_AT").is_ok_and(|s| s == step) {
+        // SAFETY: a signal to our own pid; execution resumes here on SIGCONT.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGSTOP);
         }
     }
 }
@@ -292,6 +300,9 @@ impl ProcessId {
     }
 }
 
+/// The room a fix's directory sets aside for its final record (see [`Journal::save_final`]).
+const RESERVE: &str = "reserve";
+
 /// One fix's journal: its directory (0700) under `fixes/`, the record (intent, before-images,
 /// steps done, state) and a copy of each file as it was, for people.
 pub struct Journal {
@@ -327,7 +338,23 @@ impl Journal {
         let journal = Journal { dir, record };
         journal.save()?;
         sync_dir(fixes).map_err(|e| format!("cannot sync {}: {e}", shown_path(fixes)))?;
+        // Room for the final record, set aside now: a disk that fills while the fix runs
+        // (logs, another process) cannot stop the outcome being recorded.
+        let size = serde_json::to_vec(&journal.record).map_or(0, |v| v.len());
+        write_durable(
+            &journal.dir.join(RESERVE),
+            &vec![0u8; 64 * 1024 + 2 * size],
+            Identity::Private,
+        )
+        .map_err(|e| format!("cannot set aside room for the record: {e}"))?;
         Ok(journal)
+    }
+
+    /// The record's final state, durably: the room set aside at the start is given back
+    /// first, so a full disk still has space for it.
+    pub fn save_final(&self) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.dir.join(RESERVE));
+        self.save()
     }
 
     /// Writes a backup file (0600) into the fix's directory.
@@ -410,7 +437,8 @@ pub fn recover(fixes: &Path, restore: impl Fn(&Record, &Path) -> Vec<String>) ->
             continue;
         }
         for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if f.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(TMP_SUFFIX) || name == RESERVE {
                 let _ = std::fs::remove_file(f.path());
             }
         }

@@ -61,6 +61,10 @@ pub enum Change {
         what: String,
         argv: Vec<String>,
         undo: Vec<String>,
+        /// Asks whether the change still stands, so a restore undoes only what is there
+        /// (a rule deleted since, or a rollback already made, is said, not failed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stands: Option<Probe>,
     },
     /// A command that makes a firewall manager load the files changed before it (`ufw
     /// reload`): run where it stands when applying, and again once everything is restored.
@@ -77,6 +81,28 @@ pub enum Change {
         rule: Vec<String>,
         comment: String,
     },
+}
+
+/// A read-only command that tells whether a change still stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Probe {
+    pub argv: Vec<String>,
+    /// It stands when the command prints something (`ip route show …`); otherwise when it
+    /// exits 0 and not when it exits 1 (`iptables -C`, `firewall-cmd --query-rich-rule`).
+    pub prints: bool,
+}
+
+/// Whether `p`'s change still stands; Err when the probe cannot tell.
+pub(crate) fn stands(p: &Probe) -> Result<bool, String> {
+    let args: Vec<&str> = p.argv.iter().map(String::as_str).collect();
+    match crate::sources::rulesets::run_tool(&args, std::time::Duration::from_secs(10)) {
+        Ok(Some(out)) => Ok(!p.prints || !out.trim().is_empty()),
+        Ok(None) => Err(format!("{} is not installed", p.argv[0])),
+        Err(crate::sources::rulesets::ToolError::Failed { code: Some(1), .. }) if !p.prints => {
+            Ok(false)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// What fixes one failing check, and why.
@@ -352,7 +378,9 @@ pub(crate) fn change_json(c: &Change) -> serde_json::Value {
         } => {
             json!({"kind": "file", "path": path, "diff": unified_diff(path, before.as_deref(), after)})
         }
-        Change::Command { what, argv, undo } => {
+        Change::Command {
+            what, argv, undo, ..
+        } => {
             json!({"kind": "command", "what": what, "command": shell_line(argv), "undo": shell_line(undo)})
         }
         Change::NftInsert { comment, .. } => {
@@ -660,6 +688,7 @@ mod tests {
                 .map(String::from)
                 .to_vec(),
             undo: vec![],
+            stands: None,
         };
         let dumps = transaction::ruleset_dumps(&[rich(false), rich(true)]);
         assert_eq!(

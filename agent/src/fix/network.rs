@@ -21,6 +21,11 @@ fn ip(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// A probe that finds the change standing when `ip … show` prints it.
+fn printed(argv: Vec<String>) -> Option<super::Probe> {
+    Some(super::Probe { argv, prints: true })
+}
+
 /// `ip link set dev IF up` for the primary interface when it is administratively down.
 pub fn link_up(s: &Snapshot) -> Result<Plan, String> {
     let p =
@@ -38,6 +43,7 @@ pub fn link_up(s: &Snapshot) -> Result<Plan, String> {
             what: format!("{name} up"),
             argv: ip(&["link", "set", "dev", name, "up"]),
             undo: ip(&["link", "set", "dev", name, "down"]),
+            stands: printed(ip(&["link", "show", "dev", name, "up"])),
         }],
         cuts_connectivity: true,
     })
@@ -90,6 +96,7 @@ pub fn default_route(s: &Snapshot) -> Result<Plan, String> {
             what: format!("default via {gw} dev {name}"),
             argv: ip(&["route", "add", "default", "via", &gw, "dev", name]),
             undo: ip(&["route", "del", "default", "via", &gw, "dev", name]),
+            stands: printed(ip(&["route", "show", "default", "via", &gw, "dev", name])),
         });
         via.push(gw);
     }
@@ -102,6 +109,9 @@ pub fn default_route(s: &Snapshot) -> Result<Plan, String> {
             what: format!("IPv6 default via {gw} dev {name}"),
             argv: ip(&["-6", "route", "add", "default", "via", &gw, "dev", name]),
             undo: ip(&["-6", "route", "del", "default", "via", &gw, "dev", name]),
+            stands: printed(ip(&[
+                "-6", "route", "show", "default", "via", &gw, "dev", name,
+            ])),
         });
         via.push(gw);
     }
@@ -159,6 +169,15 @@ pub fn primary_ipv6(s: &Snapshot) -> Result<Plan, String> {
             what: format!("{cidr} on {name}"),
             argv: ip(&["-6", "addr", "add", &cidr, "dev", name]),
             undo: ip(&["-6", "addr", "del", &cidr, "dev", name]),
+            stands: printed(ip(&[
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                name,
+                "to",
+                &format!("{addr}/128"),
+            ])),
         });
     }
     if changes.is_empty() {
@@ -206,6 +225,15 @@ pub fn secondary_ips(
             what: format!("{cidr} on {dev}"),
             argv: ip_cmd(&["addr", "add", &cidr, "dev", dev]),
             undo: ip_cmd(&["addr", "del", &cidr, "dev", dev]),
+            stands: printed(ip_cmd(&[
+                "-4",
+                "addr",
+                "show",
+                "dev",
+                dev,
+                "to",
+                &format!("{ip}/32"),
+            ])),
         });
         let mac = s.links.ok().ok().and_then(|links| {
             links

@@ -202,20 +202,34 @@ fn restore_one(c: &Change, dir: &Path, roots: &[&Path]) -> Result<String, String
                     .map_err(|e| format!("cannot remove {show}: {e}")),
             }
         }
-        Change::Command { what, undo, .. } => run_command(undo)
-            .map(|_| format!("{what} undone ({})", undo.join(" ")))
-            .map_err(|e| format!("cannot undo {what}: {e}")),
+        Change::Command {
+            what, undo, stands, ..
+        } => {
+            // Compare before restore, as for files: a change that no longer stands (removed
+            // since, or a rollback already made) has nothing to undo. A probe that cannot
+            // tell leaves it to the undo itself.
+            if let Some(Ok(false)) = stands.as_ref().map(super::stands) {
+                return Ok(format!("{what}: as before already (nothing to undo)"));
+            }
+            run_command(undo)
+                .map(|_| format!("{what} undone ({})", undo.join(" ")))
+                .map_err(|e| format!("cannot undo {what}: {e}"))
+        }
         Change::NftInsert {
             family,
             table,
             chain,
             comment,
             ..
-        } => firewall::nft_delete_commented(family, table, chain, comment)
-            .map(|h| {
-                format!("nft rule {comment:?} (handle {h}) deleted from {family} {table} {chain}")
-            })
-            .map_err(|e| format!("cannot delete the nft rule {comment:?}: {e}")),
+        } => match firewall::nft_delete_commented(family, table, chain, comment) {
+            Ok(Some(h)) => Ok(format!(
+                "nft rule {comment:?} (handle {h}) deleted from {family} {table} {chain}"
+            )),
+            Ok(None) => Ok(format!(
+                "nft rule {comment:?}: as before already (no rule carries it in {family} {table} {chain})"
+            )),
+            Err(e) => Err(format!("cannot delete the nft rule {comment:?}: {e}")),
+        },
         Change::Reload { what, argv } => run_reload(argv)
             .map(|_| format!("{what} after restoring ({})", argv.join(" ")))
             .map_err(|e| format!("cannot {what}: {e}")),
@@ -506,7 +520,7 @@ pub fn apply(
             Err(e) => {
                 j.record.state = State::RolledBack;
                 j.record.failure = Some(e.clone());
-                let _ = j.save();
+                let _ = j.save_final();
                 eprintln!("ecs-diag: {e}: no safety net, so nothing was changed");
                 return crate::exit::OSERR;
             }
@@ -562,13 +576,25 @@ pub fn apply(
             State::RolledBack
         };
     }
-    if let Err(e) = j.save() {
+    if let Err(e) = j.save_final() {
         // The journal still says `applying`: the reverter or the next run would roll it back
         // later. Do it now, and say so, rather than report a success the record contradicts.
         let said = restore(&j.record.changes, &j.dir, &roots);
+        j.record.failure = Some(format!("{e}; rolled back: {}", said.join("; ")));
+        j.record.state = if failures(&said).is_some() {
+            State::RevertFailed
+        } else {
+            State::RolledBack
+        };
+        let recorded = match j.save() {
+            Ok(()) => format!("recorded as {}", state_name(j.record.state)),
+            // Each restore compares first, so running it again finds nothing left to undo.
+            Err(_) => "the journal still says applying: the next ecs-diag run (or the reverter) finds it rolled back and records that".to_string(),
+        };
         eprintln!(
-            "ecs-diag: {e}: the fix cannot be recorded, so it was rolled back: {}",
-            said.join("; ")
+            "ecs-diag: {}: the fix cannot be recorded, so it was rolled back ({recorded}): {}",
+            shown(&e),
+            shown(&said.join("; "))
         );
         return EXIT_ROLLED_BACK;
     }

@@ -28,6 +28,8 @@ pub enum ToolError {
     Failed {
         command: String,
         status: String,
+        /// The exit code, where it exited (not killed by a signal).
+        code: Option<i32>,
         stderr: String,
     },
     #[error("{command} did not finish within {timeout:?}")]
@@ -214,6 +216,7 @@ pub fn run_tool_lines(
         return Err(ToolError::Failed {
             command: argv.join(" "),
             status: status.to_string(),
+            code: status.code(),
             stderr: one_line(&stderr),
         });
     }

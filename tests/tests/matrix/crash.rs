@@ -14,21 +14,44 @@ use std::process::Output;
 use ecs_diag_matrix::matrix::*;
 use serde_json::Value;
 
-fn fix(t: &Topology, args: &[&str], crash_at: Option<&str>) -> Output {
-    let config = t.fix_config();
-    let mut argv = vec!["env"];
-    let var;
-    if let Some(step) = crash_at {
-        var = format!("ECS_DIAG_FIX_CRASH_AT={step}");
-        argv.push(&var);
-    }
-    argv.extend([agent_bin(), "fix", "--config", &config]);
-    argv.extend_from_slice(args);
-    t.exec(&t.guest, &argv)
+/// Where the agent runs: the guest namespace, with ufw's configuration bound over /etc/ufw
+/// (a private mount namespace), or with firewalld's private bus.
+enum Runner {
+    Guest,
+    Ufw,
+    Firewalld(super::fix::Firewalld),
 }
 
-fn history(t: &Topology) -> Vec<Value> {
-    let out = fix(t, &["--history", "--json"], None);
+impl Runner {
+    fn run(&self, t: &Topology, argv: &[&str]) -> Output {
+        match self {
+            Runner::Guest => t.exec(&t.guest, argv),
+            Runner::Ufw => super::fix::in_ufw(t, argv),
+            Runner::Firewalld(fw) => fw.cmd(t, argv),
+        }
+    }
+}
+
+/// `ecs-diag fix ARGS` in the guest, with `env` (`NAME=VALUE`) set.
+fn fix_in(t: &Topology, r: &Runner, args: &[&str], env: &[String]) -> Output {
+    let config = t.fix_config();
+    let mut argv = vec!["env"];
+    argv.extend(env.iter().map(String::as_str));
+    argv.extend([agent_bin(), "fix", "--config", &config]);
+    argv.extend_from_slice(args);
+    r.run(t, &argv)
+}
+
+fn fix(t: &Topology, args: &[&str], crash_at: Option<&str>) -> Output {
+    let env: Vec<String> = crash_at
+        .map(|s| format!("ECS_DIAG_FIX_CRASH_AT={s}"))
+        .into_iter()
+        .collect();
+    fix_in(t, &Runner::Guest, args, &env)
+}
+
+fn history_in(t: &Topology, r: &Runner) -> Vec<Value> {
+    let out = fix_in(t, r, &["--history", "--json"], &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "history is not JSON ({e}): {}{}",
@@ -39,12 +62,16 @@ fn history(t: &Topology) -> Vec<Value> {
     v.as_array().unwrap().clone()
 }
 
+fn history(t: &Topology) -> Vec<Value> {
+    history_in(t, &Runner::Guest)
+}
+
 /// The last fix's state once nothing is pending (the reverter or this history's recovery
 /// has acted on a killed run).
-fn settled(t: &Topology) -> (String, Value) {
+fn settled_in(t: &Topology, r: &Runner) -> (String, Value) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let h = history(t);
+        let h = history_in(t, r);
         let last = h.last().cloned().unwrap_or(Value::Null);
         let state = last["state"].as_str().unwrap_or("none").to_string();
         if state != "applying" || std::time::Instant::now() > deadline {
@@ -52,6 +79,10 @@ fn settled(t: &Topology) -> (String, Value) {
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
+}
+
+fn settled(t: &Topology) -> (String, Value) {
+    settled_in(t, &Runner::Guest)
 }
 
 /// The last fix's state as its journal says (read directly, no ecs-diag run), once it is
@@ -101,7 +132,8 @@ fn temp_files(t: &Topology) -> Vec<String> {
 /// One kind of fix: its fault, what it reads of the system, its crash points.
 struct Kind {
     name: &'static str,
-    inject: fn(&Topology),
+    /// Makes the fault; where the agent must run to see it as the system does.
+    inject: fn(&Topology) -> Runner,
     /// Everything the fix may touch, as text (files with their mode).
     state: fn(&Topology) -> String,
     steps: &'static [&'static str],
@@ -285,15 +317,16 @@ fn harness(kind: &Kind) -> Vec<String> {
     let mut table = Vec::new();
     for step in kind.steps {
         let t = Topology::new();
-        (kind.inject)(&t);
+        let r = (kind.inject)(&t);
         assert!(
             !t.ping(kind.target),
             "{}: ground truth: the fault holds",
             kind.name
         );
         let old = (kind.state)(&t);
-        let out = fix(
+        let out = fix_in(
             &t,
+            &r,
             &[
                 "--client",
                 CLIENT,
@@ -303,7 +336,7 @@ fn harness(kind: &Kind) -> Vec<String> {
                 "--revert-after",
                 "120",
             ],
-            Some(step),
+            &[format!("ECS_DIAG_FIX_CRASH_AT={step}")],
         );
         assert_eq!(
             out.status.signal(),
@@ -326,7 +359,7 @@ fn harness(kind: &Kind) -> Vec<String> {
                 kind.name
             );
         }
-        let (state, entry) = settled(&t);
+        let (state, entry) = settled_in(&t, &r);
         let now = (kind.state)(&t);
         let leftovers = temp_files(&t);
         assert!(
@@ -348,7 +381,7 @@ fn harness(kind: &Kind) -> Vec<String> {
                 kind.name
             );
             let id = entry["id"].as_str().unwrap().to_string();
-            let undo = fix(&t, &["--undo", &id], None);
+            let undo = fix_in(&t, &r, &["--undo", &id], &[]);
             assert_eq!(
                 undo.status.code(),
                 Some(0),
@@ -388,7 +421,10 @@ fn harness(kind: &Kind) -> Vec<String> {
 fn crash_sysctl_and_its_file() {
     harness(&Kind {
         name: "sysctl + sysctl.d",
-        inject: sysctl_fault,
+        inject: |t| {
+            sysctl_fault(t);
+            Runner::Guest
+        },
         state: sysctl_state,
         steps: &[
             "journal-written",
@@ -407,7 +443,10 @@ fn crash_sysctl_and_its_file() {
 fn crash_route() {
     harness(&Kind {
         name: "route",
-        inject: route_fault,
+        inject: |t| {
+            route_fault(t);
+            Runner::Guest
+        },
         state: routes,
         steps: ONE_COMMAND,
         target: GUEST_IP,
@@ -418,7 +457,10 @@ fn crash_route() {
 fn crash_link_and_route() {
     harness(&Kind {
         name: "link + route (multi)",
-        inject: link_fault,
+        inject: |t| {
+            link_fault(t);
+            Runner::Guest
+        },
         state: routes,
         steps: &[
             "journaled",
@@ -436,7 +478,10 @@ fn crash_link_and_route() {
 fn crash_iptables() {
     harness(&Kind {
         name: "iptables",
-        inject: iptables_fault,
+        inject: |t| {
+            iptables_fault(t);
+            Runner::Guest
+        },
         state: iptables_state,
         steps: ONE_COMMAND,
         target: GUEST_IP,
@@ -447,7 +492,10 @@ fn crash_iptables() {
 fn crash_nft() {
     harness(&Kind {
         name: "nft",
-        inject: nft_fault,
+        inject: |t| {
+            nft_fault(t);
+            Runner::Guest
+        },
         state: nft_state,
         steps: ONE_COMMAND,
         target: GUEST_IP,
@@ -605,7 +653,10 @@ fn undo_keeps_an_edit_made_since_and_can_be_retried() {
 fn crash_secondary_ip_and_its_ifcfg() {
     harness(&Kind {
         name: "secondary IP + ifcfg",
-        inject: secondary_fault,
+        inject: |t| {
+            secondary_fault(t);
+            Runner::Guest
+        },
         state: secondary_state,
         steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
@@ -616,7 +667,10 @@ fn crash_secondary_ip_and_its_ifcfg() {
 fn crash_secondary_ip_and_a_root_only_networkmanager_keyfile() {
     harness(&Kind {
         name: "secondary IP + NM",
-        inject: keyfile_fault,
+        inject: |t| {
+            keyfile_fault(t);
+            Runner::Guest
+        },
         state: keyfile_state,
         steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
@@ -627,9 +681,251 @@ fn crash_secondary_ip_and_a_root_only_networkmanager_keyfile() {
 fn crash_secondary_ip_and_a_netplan_drop_in() {
     harness(&Kind {
         name: "secondary IP + netplan",
-        inject: netplan_fault,
+        inject: |t| {
+            netplan_fault(t);
+            Runner::Guest
+        },
         state: netplan_state,
         steps: ADDRESS_AND_FILE,
         target: SECONDARY_IP,
     });
+}
+
+fn ufw_state(t: &Topology) -> String {
+    format!(
+        "{}\n{}",
+        file_state(t, "etc/ufw/before.rules"),
+        super::fix::ruleset(t)
+    )
+}
+
+/// ufw: the accept written into ufw's before.rules, then `ufw reload`.
+#[test]
+fn crash_ufw() {
+    harness(&Kind {
+        name: "ufw",
+        inject: |t| {
+            super::fix::ufw_fault(t);
+            Runner::Ufw
+        },
+        state: ufw_state,
+        steps: &[
+            "journaled",
+            "armed",
+            "change-1",
+            "file-written",
+            "change-2",
+            "verified",
+            "saved",
+        ],
+        target: GUEST_IP,
+    });
+}
+
+/// firewalld's runtime ruleset and its permanent default zone (the `.xml` firewalld writes;
+/// not the `.old` copy it keeps of the one before).
+fn firewalld_state(t: &Topology) -> String {
+    let out = t.exec(&t.guest, &["nft", "list", "ruleset"]);
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        file_state(t, "etc/firewalld/zones/public.xml")
+    )
+}
+
+/// firewalld: runtime and permanent rich rules for IPv4 and IPv6 (four commands).
+#[test]
+fn crash_firewalld() {
+    harness(&Kind {
+        name: "firewalld",
+        inject: |t| {
+            let fw = super::fix::Firewalld::start(t);
+            for args in [
+                &[
+                    "firewall-cmd",
+                    "--permanent",
+                    "--add-icmp-block=echo-request",
+                ][..],
+                &["firewall-cmd", "--add-icmp-block=echo-request"],
+            ] {
+                fw.must(t, args);
+            }
+            Runner::Firewalld(fw)
+        },
+        state: firewalld_state,
+        steps: &[
+            "journaled",
+            "armed",
+            "change-1",
+            "change-2",
+            "change-3",
+            "change-4",
+            "verified",
+            "saved",
+        ],
+        target: GUEST_IP,
+    });
+}
+
+/// The case's journals (`state/fixes`) on a tmpfs of its own (1 MiB), so a test can fill it
+/// under a running fix; unmounted when dropped.
+struct StateMount(std::path::PathBuf);
+
+impl StateMount {
+    fn new(t: &Topology) -> StateMount {
+        let dir = t.dir.path().join("state/fixes");
+        std::fs::create_dir_all(&dir).unwrap();
+        must(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m,mode=0700",
+            "ecs-diag-state",
+            dir.to_str().unwrap(),
+        ]);
+        StateMount(dir)
+    }
+}
+
+impl Drop for StateMount {
+    fn drop(&mut self) {
+        let _ = run(&["umount", "-l", self.0.to_str().unwrap()]);
+    }
+}
+
+/// `ecs-diag fix ARGS` stopped at `step` (`ECS_DIAG_FIX_PAUSE_AT`); `meanwhile` changes the
+/// world under it (given its pid), then it continues to the end.
+fn fix_paused(t: &Topology, args: &[&str], step: &str, meanwhile: impl FnOnce(&str)) -> Output {
+    use std::process::{Command, Stdio};
+    let config = t.fix_config();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &t.guest, "env"])
+        .arg(format!("ECS_DIAG_FIX_PAUSE_AT={step}"))
+        .args([agent_bin(), "fix", "--config", &config])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ip netns exec and env exec the next: the child's pid is the fix's.
+    let pid = child.id().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]);
+        if state == Some("T") {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the fix never reached {step}: {stat}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    meanwhile(&pid);
+    must(&["kill", "-CONT", &pid]);
+    child.wait_with_output().unwrap()
+}
+
+const ROUTE_FIX: &[&str] = &[
+    "--client",
+    CLIENT,
+    "--apply",
+    "--yes",
+    "--json",
+    "--revert-after",
+    "120",
+];
+
+/// The disk fills while the fix runs (here: between its verification and its final record):
+/// the room the journal set aside at the start takes the final record, so the outcome is
+/// recorded and true.
+#[test]
+fn a_disk_that_fills_during_the_fix_still_takes_its_record() {
+    let t = Topology::new();
+    route_fault(&t);
+    let state = StateMount::new(&t);
+    let filler = state.0.join("filler");
+    let out = fix_paused(&t, ROUTE_FIX, "verified", |_| {
+        // dd stops at ENOSPC: the file system is full.
+        let _ = run(&[
+            "dd",
+            "if=/dev/zero",
+            &format!("of={}", filler.display()),
+            "bs=4k",
+        ]);
+        let df = must(&["df", "--output=avail", state.0.to_str().unwrap()]);
+        assert_eq!(df.lines().last().map(str::trim), Some("0"), "full: {df}");
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let applied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(applied["state"], "awaiting_confirmation", "{applied:#}");
+    let id = applied["id"].as_str().unwrap().to_string();
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.0.join(format!("{id}/record.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        record["state"], "awaiting_confirmation",
+        "the record says so"
+    );
+    assert!(t.ping(GUEST_IP), "the fix works");
+    std::fs::remove_file(&filler).unwrap();
+    let confirmed = fix(&t, &["--confirm", &id], None);
+    assert_eq!(
+        confirmed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&confirmed.stderr)
+    );
+    assert_eq!(settled(&t).0, "applied");
+}
+
+/// The fix's journal directory turns read-only (as ext4 does on an I/O error; here a
+/// read-only bind mount over it) before the final record: the fix rolls itself back and says
+/// the record could not be written; nothing is left changed, the reverter and the next run
+/// find nothing left to undo (no "revert failed" from undoing twice), the record then says
+/// rolled back, and `--confirm` refuses rather than claim a fix that is not there stays.
+#[test]
+fn a_final_record_that_cannot_be_written_rolls_the_fix_back() {
+    let t = Topology::new();
+    route_fault(&t);
+    let old = routes(&t);
+    let fixes = t.dir.path().join("state/fixes");
+    let out = fix_paused(&t, ROUTE_FIX, "verified", |pid| {
+        let dir = std::fs::read_dir(&fixes)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+            .unwrap();
+        let d = dir.to_str().unwrap();
+        // In the fix's own mount namespace (ip netns exec made it), which its reverter
+        // shares; later runs start from the case's and see the directory writable again.
+        must(&[
+            "nsenter", "-t", pid, "-m", "mount", "--bind", "-o", "ro", d, d,
+        ]);
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the fix cannot be recorded, so it was rolled back")
+            && stderr.contains("the journal still says applying"),
+        "{stderr}"
+    );
+    assert_eq!(routes(&t), old, "entirely old");
+    assert!(!t.ping(GUEST_IP), "the fault is back");
+    // The reverter finds its fix rolled back already, and cannot record that either.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(routes(&t), old);
+    let (state_name, entry) = settled(&t);
+    assert_eq!(state_name, "rolled_back", "{entry:#}");
+    let id = entry["id"].as_str().unwrap().to_string();
+    let confirm = fix(&t, &["--confirm", &id], None);
+    let said = String::from_utf8_lossy(&confirm.stderr);
+    assert_eq!(confirm.status.code(), Some(64), "{said}");
+    assert!(said.contains("does not await confirmation"), "{said}");
+    assert_eq!(routes(&t), old);
 }

@@ -381,7 +381,7 @@ fn a_confirmed_fix_stays_and_undo_restores_both_causes() {
 }
 
 /// The guest's iptables ruleset without the save tool's comments and counters.
-fn ruleset(t: &Topology) -> String {
+pub(crate) fn ruleset(t: &Topology) -> String {
     let out = t.exec(&t.guest, &["iptables-save"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -555,7 +555,7 @@ fn a_missing_secondary_ip_is_added_now_and_persisted() {
 /// Runs `args` in the guest with ufw's configuration from the case's tree: a private mount
 /// namespace binds the case's `etc/ufw` (the [paths] etc the fix edits) over /etc/ufw and its
 /// copy of /etc/default/ufw (no kernel modules to load), so ufw never touches the machine's own.
-fn in_ufw(t: &Topology, args: &[&str]) -> Output {
+pub(crate) fn in_ufw(t: &Topology, args: &[&str]) -> Output {
     let etc = t.dir.path().join("etc");
     let script = format!(
         "mount --bind {} /etc/ufw && mount --bind {} /etc/default/ufw && exec \"$@\"",
@@ -584,7 +584,7 @@ const UFW_ECHO: &str = "-A ufw-before-input -p icmp --icmp-type echo-request -j 
 
 /// ufw enabled in the guest (default deny incoming, SSH allowed), with the echo-request accept
 /// taken out of before.rules as a hardening guide might: the ping fails.
-fn ufw_fault(t: &Topology) {
+pub(crate) fn ufw_fault(t: &Topology) {
     let etc = t.dir.path().join("etc");
     let out = run(&["cp", "-a", "/etc/ufw", etc.to_str().unwrap()]);
     assert!(
@@ -684,7 +684,7 @@ fn a_ufw_ruleset_gets_the_accept_in_before_rules() {
 /// reach through DBUS_SYSTEM_BUS_ADDRESS), with its configuration copied into the case
 /// (`--system-config`) and a private /run, so nothing of the machine's own is touched. Both
 /// processes are killed when this is dropped (declare it after the Topology).
-struct Firewalld {
+pub(crate) struct Firewalld {
     /// `DBUS_SYSTEM_BUS_ADDRESS=…` of the private bus, as `env` takes it.
     bus_env: String,
     etc: std::path::PathBuf,
@@ -692,7 +692,7 @@ struct Firewalld {
 }
 
 impl Firewalld {
-    fn start(t: &Topology) -> Firewalld {
+    pub(crate) fn start(t: &Topology) -> Firewalld {
         use std::process::{Command, Stdio};
         let etc = t.dir.path().join("etc/firewalld");
         let out = run(&["cp", "-a", "/etc/firewalld", etc.to_str().unwrap()]);
@@ -780,11 +780,11 @@ impl Firewalld {
         full
     }
 
-    fn cmd(&self, t: &Topology, args: &[&str]) -> Output {
+    pub(crate) fn cmd(&self, t: &Topology, args: &[&str]) -> Output {
         run(&self.in_guest(t, args))
     }
 
-    fn must(&self, t: &Topology, args: &[&str]) -> String {
+    pub(crate) fn must(&self, t: &Topology, args: &[&str]) -> String {
         must(&self.in_guest(t, args))
     }
 

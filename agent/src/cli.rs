@@ -249,7 +249,7 @@ fn explain(id: &str, json: bool) -> i32 {
     if json {
         let v = serde_json::json!({
             "id": c.id, "decides": c.decides, "evidence": c.evidence,
-            "causes": c.causes.iter().map(|k| serde_json::json!({"cause": k.cause, "remedy": k.remedy})).collect::<Vec<_>>(),
+            "causes": c.causes.iter().map(|k| serde_json::json!({"id": k.id, "cause": k.cause, "remedy": k.remedy})).collect::<Vec<_>>(),
         });
         return print(&format!("{v}\n"));
     }
@@ -257,9 +257,12 @@ fn explain(id: &str, json: bool) -> i32 {
     for e in c.evidence {
         out.push_str(&format!("  - {e}\n"));
     }
-    out.push_str("\nCauses it can name, and their remedies:\n");
+    out.push_str("\nCauses it can name (the cause id a finding and ecs_diag_check_cause carry), and their remedies:\n");
     for k in c.causes {
-        out.push_str(&format!("  - {}\n      remedy: {}\n", k.cause, k.remedy));
+        out.push_str(&format!(
+            "  - {}: {}\n      remedy: {}\n",
+            k.id, k.cause, k.remedy
+        ));
     }
     print(&out)
 }

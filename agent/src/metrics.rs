@@ -29,6 +29,7 @@ const STATUSES: [Status; 5] = [
 pub struct Metrics {
     registry: Registry,
     check_status: Family<Labels, Gauge>,
+    check_cause: Family<Labels, Gauge>,
     last_transition: Family<Labels, Gauge<f64, AtomicU64>>,
     last_refresh: Gauge<f64, AtomicU64>,
     stale: Gauge,
@@ -55,6 +56,12 @@ impl Metrics {
             "check_status",
             "Status of each check (state set: 1 for the current status)",
             check_status.clone(),
+        );
+        let check_cause = Family::<Labels, Gauge>::default();
+        registry.register(
+            "check_cause",
+            "The cause a failing or warning check names (1; a registered cause id, `ecs-diag explain CHECK` lists them)",
+            check_cause.clone(),
         );
         let last_transition = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         registry.register_with_unit(
@@ -123,6 +130,7 @@ impl Metrics {
         Metrics {
             registry,
             check_status,
+            check_cause,
             last_transition,
             last_refresh,
             stale,
@@ -154,6 +162,20 @@ impl Metrics {
                 self.check_status
                     .get_or_create(&labels)
                     .set(i64::from(status == st));
+            }
+        }
+        // Only the causes named now: a cause that went away leaves the scrape. The labels are
+        // registry ids (`classified` drops any other), so the series are bounded.
+        self.check_cause.clear();
+        for f in &report.checks {
+            if let Some(cause) = f
+                .cause
+                .as_ref()
+                .filter(|_| matches!(f.status, Status::Warn | Status::Fail))
+            {
+                self.check_cause
+                    .get_or_create(&vec![("check", f.id.clone()), ("cause", cause.clone())])
+                    .set(1);
             }
         }
         self.last_refresh.set(unix_seconds);
@@ -239,6 +261,38 @@ pub fn prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+/// The shipped cause alerts (`packaging/prometheus/ecs-diag.causes.rules.yml`), generated from
+/// the check registry: one alert rule per cause id, carrying the metric's `cause` label (so
+/// Alertmanager can `group_by: [cause]`), its annotations the cause and its remedy.
+pub fn cause_rules() -> String {
+    // YAML double-quoted scalar.
+    let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = String::from(
+        "# Generated from the check registry (agent/src/checks): do not edit; after changing a\n\
+         # cause, `UPDATE_SNAPSHOTS=1 cargo test -p ecs-diag --lib cause_rules` rewrites it.\n\
+         # One alert per cause id: its `cause` label lets Alertmanager group by cause\n\
+         # (`group_by: [cause]`); the annotations say the cause and the remedy.\n\
+         groups:\n  - name: ecs-diag-causes\n    rules:\n",
+    );
+    let mut seen: Vec<&str> = Vec::new();
+    for check in crate::checks::catalogue() {
+        for c in check.causes {
+            if seen.contains(&c.id) {
+                continue;
+            }
+            seen.push(c.id);
+            out.push_str(&format!(
+                "      - alert: EcsDiagCause\n        expr: ecs_diag_check_cause{{cause=\"{}\"}} == 1\n        for: 5m\n        labels:\n          severity: warning\n          cause: {}\n        annotations:\n          summary: {}\n          description: {}\n",
+                c.id,
+                c.id,
+                quoted(&format!("{{{{ $labels.instance }}}}: {{{{ $labels.check }}}}: {}", c.cause)),
+                quoted(&format!("Cause {} named by {{{{ $labels.check }}}} for 5 minutes. Remedy: {}", c.id, c.remedy)),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +310,58 @@ mod tests {
                 Finding::fail("sysctl.icmp_echo", "y"),
             ],
         }
+    }
+
+    /// The shipped cause alerts are the registry's (`UPDATE_SNAPSHOTS=1` rewrites the file).
+    #[test]
+    fn cause_rules_are_generated_from_the_registry() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging/prometheus/ecs-diag.causes.rules.yml");
+        let want = cause_rules();
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", path.display()));
+        assert_eq!(
+            have, want,
+            "UPDATE_SNAPSHOTS=1 cargo test -p ecs-diag --lib cause_rules"
+        );
+        for check in crate::checks::catalogue() {
+            for c in check.causes {
+                assert!(want.contains(&format!("cause=\"{}\"", c.id)), "{}", c.id);
+            }
+        }
+    }
+
+    /// The cause of each failing or warning finding, and only while it is named.
+    #[test]
+    fn causes_are_labelled_while_named() {
+        let mut m = Metrics::new();
+        let s = healthy();
+        let mut r = report();
+        r.checks[1] = Finding::fail("sysctl.icmp_echo", "y").cause("echo_ignored_now");
+        r.checks
+            .push(Finding::ok("route.default", "fine").cause("no_default_route"));
+        m.record(&s, &r, 1.0);
+        let text = prometheus_text(&m.openmetrics());
+        assert!(text.contains("# TYPE ecs_diag_check_cause gauge"), "{text}");
+        assert!(
+            text.contains(
+                "ecs_diag_check_cause{check=\"sysctl.icmp_echo\",cause=\"echo_ignored_now\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("no_default_route"),
+            "an ok finding names no cause: {text}"
+        );
+        m.record(&s, &report(), 2.0);
+        let text = prometheus_text(&m.openmetrics());
+        assert!(
+            !text.contains("echo_ignored_now"),
+            "gone once not named: {text}"
+        );
     }
 
     #[test]

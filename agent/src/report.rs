@@ -46,6 +46,10 @@ pub struct Finding {
     /// finding stands on its own. Decided from what each finding judges and relies on.
     #[serde(default)]
     pub caused_by: Vec<String>,
+    /// On warn and fail: the stable id of the cause named (one of its check's registered
+    /// causes, `ecs-diag explain ID` lists them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// `serve`: when this check last changed status (RFC 3339), kept across restarts. Absent
     /// from one-shot reports, which have no history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +91,7 @@ impl Finding {
             evidence: serde_json::Value::Object(Default::default()),
             remedy: Vec::new(),
             caused_by: Vec::new(),
+            cause: None,
             since: None,
             judges: Vec::new(),
             relies_on: Vec::new(),
@@ -109,6 +114,11 @@ impl Finding {
     }
     pub fn evidence(mut self, evidence: serde_json::Value) -> Finding {
         self.evidence = evidence;
+        self
+    }
+    /// Names the cause (a registered cause id of this check).
+    pub fn cause(mut self, id: &str) -> Finding {
+        self.cause = Some(id.to_string());
         self
     }
     pub fn remedy<S: Into<String>>(mut self, steps: impl IntoIterator<Item = S>) -> Finding {

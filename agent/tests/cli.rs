@@ -163,6 +163,13 @@ fn nagios_and_prometheus_formats() {
         text.contains("ecs_diag_check_status{check=\"sysctl.icmp_echo\",status=\"fail\"} 1"),
         "{text}"
     );
+    // The cause, as a label a fleet can alert and group on (promtool checks it below).
+    assert!(
+        text.contains(
+            "ecs_diag_check_cause{check=\"sysctl.icmp_echo\",cause=\"echo_ignored_now\"} 1"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("# EOF"));
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

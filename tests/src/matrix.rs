@@ -629,6 +629,17 @@ impl Topology {
             0
         };
         assert_eq!(out.status.code(), Some(want), "exit code for {statuses:?}");
+        // Every warn and fail names its cause (a registered id: the agent drops any other);
+        // nothing else does.
+        for c in report["checks"].as_array().unwrap() {
+            let named = c["cause"].as_str().filter(|s| !s.is_empty());
+            match c["status"].as_str() {
+                Some("warn" | "fail") => {
+                    assert!(named.is_some(), "{} names no cause: {c:#}", c["id"])
+                }
+                _ => assert!(c.get("cause").is_none(), "{} names a cause: {c:#}", c["id"]),
+            }
+        }
         report["checks"]
             .as_array()
             .unwrap()

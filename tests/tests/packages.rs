@@ -69,6 +69,7 @@ const SHIPPED: &[&str] = &[
     "/usr/share/bash-completion/completions/ecs-diag",
     "/usr/share/fish/vendor_completions.d/ecs-diag.fish",
     "/usr/share/ecs-diag/prometheus/ecs-diag.rules.yml",
+    "/usr/share/ecs-diag/prometheus/ecs-diag.causes.rules.yml",
     "/usr/share/ecs-diag/ram-policy.json",
     "/usr/share/doc/ecs-diag/README.md",
 ];

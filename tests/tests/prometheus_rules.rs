@@ -28,3 +28,11 @@ fn alert_rules_are_valid() {
 fn alert_rules_pass_their_unit_tests() {
     promtool(&["test", "rules", "ecs-diag.rules.test.yml"]);
 }
+
+/// The cause alerts generated from the check registry: valid, and one fires for a cause named
+/// for 5 minutes with the cause label (to group by) and the remedy in its description.
+#[test]
+fn cause_alert_rules_are_valid_and_pass_their_unit_tests() {
+    promtool(&["check", "rules", "ecs-diag.causes.rules.yml"]);
+    promtool(&["test", "rules", "ecs-diag.causes.rules.test.yml"]);
+}

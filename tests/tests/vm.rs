@@ -70,6 +70,52 @@ fn package(suffix: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no *{suffix} in {}: run scripts/package", dir.display()))
 }
 
+fn image_dir(vm: &Vm) -> PathBuf {
+    root().join(format!("target/vm/{}-{}", vm.suite, vm.arch))
+}
+
+/// Every image's build, started together the first time any is wanted (the builds wait on
+/// the mirror and on dpkg more than on the CPU; one after the other they take twice as long).
+static BUILDS: std::sync::OnceLock<std::sync::Mutex<BTreeMap<&'static str, Option<bool>>>> =
+    std::sync::OnceLock::new();
+
+/// Whether `vm`'s image was built (or found cached); waits for its build.
+fn built(vm: &Vm) -> bool {
+    let builds = BUILDS.get_or_init(|| {
+        let mut all = BTreeMap::new();
+        for v in VMS {
+            all.insert(v.name, None);
+        }
+        for v in VMS {
+            std::thread::spawn(move || {
+                let ok = Command::new(root().join("tests/vm/image"))
+                    .args([v.suite, v.arch])
+                    .arg(image_dir(v))
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if let Some(b) = BUILDS.get() {
+                    let mut m = b.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    m.insert(v.name, Some(ok));
+                }
+            });
+        }
+        std::sync::Mutex::new(all)
+    });
+    loop {
+        let done = builds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(vm.name)
+            .copied()
+            .flatten();
+        if let Some(ok) = done {
+            return ok;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// What the guest reported, by name (`system`, `unit`, `check-healthy`, ...).
 struct Report {
     results: BTreeMap<String, String>,
@@ -113,12 +159,7 @@ fn base64_decode(s: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(s.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -126,13 +167,8 @@ fn base64_decode(s: &str) -> String {
 /// Builds (or finds cached) the image, boots it, serves the guest's requests until it says
 /// `end` and powers off; what it reported.
 fn boot(vm: &Vm) -> Report {
-    let image = root().join(format!("target/vm/{}-{}", vm.suite, vm.arch));
-    let built = Command::new(root().join("tests/vm/image"))
-        .args([vm.suite, vm.arch])
-        .arg(&image)
-        .status()
-        .expect("tests/vm/image");
-    assert!(built.success(), "{}: the image was not built", vm.name);
+    let image = image_dir(vm);
+    assert!(built(vm), "{}: the image was not built", vm.name);
 
     let case = tempfile::tempdir().unwrap();
     let payload = case.path().join("payload");
@@ -219,7 +255,10 @@ fn boot(vm: &Vm) -> Report {
             "virtio-serial-pci",
         ])
         .arg("-chardev")
-        .arg(format!("socket,id=lab,path={},server=on,wait=off", sock.display()))
+        .arg(format!(
+            "socket,id=lab,path={},server=on,wait=off",
+            sock.display()
+        ))
         .args(["-device", "virtserialport,chardev=lab,name=lab"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -280,8 +319,8 @@ fn boot(vm: &Vm) -> Report {
         } else if l == "ping" {
             // The ground truth: three echo requests from the client address; any reply is ok.
             let out = run(&[
-                "ip", "netns", "exec", &ns, "ping", "-n", "-c", "3", "-i", "0.3", "-W", "1",
-                "-I", CLIENT, GUEST,
+                "ip", "netns", "exec", &ns, "ping", "-n", "-c", "3", "-i", "0.3", "-W", "1", "-I",
+                CLIENT, GUEST,
             ]);
             let answer = if out.status.success() { "ok" } else { "fail" };
             writeln!(writer, "{answer}").unwrap();
@@ -314,7 +353,11 @@ fn judge(vm: &Vm, r: &Report) {
     let system = r.json("system");
     let kernel = system["kernel"].as_str().unwrap();
     let systemd = system["systemd"].as_str().unwrap();
-    assert!(kernel.starts_with(vm.kernel), "{}: kernel {kernel}", vm.name);
+    assert!(
+        kernel.starts_with(vm.kernel),
+        "{}: kernel {kernel}",
+        vm.name
+    );
     assert!(
         systemd.starts_with(&format!("systemd {}", vm.systemd)),
         "{}: {systemd}",
@@ -338,7 +381,12 @@ fn judge(vm: &Vm, r: &Report) {
         let line = unit.lines().find(|l| l.starts_with(prop)).unwrap();
         let mut caps: Vec<&str> = line[prop.len()..].split_whitespace().collect();
         caps.sort();
-        assert_eq!(caps, ["cap_net_admin", "cap_net_raw"], "{}: {line}", vm.name);
+        assert_eq!(
+            caps,
+            ["cap_net_admin", "cap_net_raw"],
+            "{}: {line}",
+            vm.name
+        );
     }
     let field = |name: &str| {
         unit.lines()
@@ -373,7 +421,12 @@ fn judge(vm: &Vm, r: &Report) {
     // answers (route.reply and neigh.gateway on arm64 too: qemu-user could not).
     assert_eq!(r.text("ping-healthy").trim(), "ok", "{}", vm.name);
     let healthy = r.statuses("check-healthy");
-    for id in ["route.reply", "neigh.gateway", "link.primary", "sysctl.icmp_echo"] {
+    for id in [
+        "route.reply",
+        "neigh.gateway",
+        "link.primary",
+        "sysctl.icmp_echo",
+    ] {
         assert_eq!(
             healthy.get(id).map(String::as_str),
             Some("ok"),
@@ -417,6 +470,28 @@ fn judge(vm: &Vm, r: &Report) {
             );
         }
     }
+    // The transient timer: armed before the change, and (unconfirmed) it reverted the fix.
+    let nft_fix = r.json("fix-nft");
+    assert_eq!(
+        nft_fix["state"], "awaiting_confirmation",
+        "{}: {nft_fix:#}",
+        vm.name
+    );
+    let armed = nft_fix["reverter"].to_string();
+    assert!(armed.contains("ecs-diag-revert-"), "{}: {armed}", vm.name);
+    let timers = r.text("timer-armed");
+    assert!(timers.contains("ecs-diag-revert-"), "{}: {timers}", vm.name);
+    assert_eq!(r.text("ping-nft-fixed").trim(), "ok", "{}", vm.name);
+    assert_eq!(
+        r.text("ping-nft-reverted").trim(),
+        "fail",
+        "{}: the timer reverted the unconfirmed fix",
+        vm.name
+    );
+    let history = r.json("history-nft");
+    let last = history.as_array().and_then(|h| h.last()).unwrap();
+    assert_eq!(last["state"], "reverted", "{}: {last:#}", vm.name);
+
     let fix = r.json("fix-sysctl");
     assert_eq!(fix["state"], "applied", "{}: {fix:#}", vm.name);
     assert_eq!(r.text("ping-sysctl-fixed").trim(), "ok", "{}", vm.name);
@@ -456,7 +531,37 @@ fn judge(vm: &Vm, r: &Report) {
     println!("{:<16} healthy: {}", vm.name, line.join(" "));
 }
 
-fn lab(vm: &Vm) {
+const VMS: &[Vm] = &[
+    Vm {
+        name: "debian11-amd64",
+        suite: "bullseye",
+        arch: "amd64",
+        kernel: "5.10.",
+        systemd: "247",
+        timeout: Duration::from_secs(300),
+    },
+    Vm {
+        name: "debian13-amd64",
+        suite: "trixie",
+        arch: "amd64",
+        kernel: "6.12.",
+        systemd: "257",
+        timeout: Duration::from_secs(400),
+    },
+    Vm {
+        name: "debian11-arm64",
+        suite: "bullseye",
+        arch: "arm64",
+        kernel: "5.10.",
+        systemd: "247",
+        timeout: Duration::from_secs(400),
+    },
+];
+
+fn lab(name: &str) {
+    let vm = VMS.iter().find(|v| v.name == name).unwrap();
+    // The image first (all build together), then the boot, one VM at a time.
+    assert!(built(vm), "{}: the image was not built", vm.name);
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -466,36 +571,15 @@ fn lab(vm: &Vm) {
 
 #[test]
 fn debian11_amd64_kernel_5_10_systemd_247() {
-    lab(&Vm {
-        name: "debian11-amd64",
-        suite: "bullseye",
-        arch: "amd64",
-        kernel: "5.10.",
-        systemd: "247",
-        timeout: Duration::from_secs(300),
-    });
+    lab("debian11-amd64");
 }
 
 #[test]
 fn debian13_amd64_kernel_6_12_systemd_257() {
-    lab(&Vm {
-        name: "debian13-amd64",
-        suite: "trixie",
-        arch: "amd64",
-        kernel: "6.12.",
-        systemd: "257",
-        timeout: Duration::from_secs(400),
-    });
+    lab("debian13-amd64");
 }
 
 #[test]
 fn debian11_arm64_kernel_5_10_systemd_247() {
-    lab(&Vm {
-        name: "debian11-arm64",
-        suite: "bullseye",
-        arch: "arm64",
-        kernel: "5.10.",
-        systemd: "247",
-        timeout: Duration::from_secs(400),
-    });
+    lab("debian11-arm64");
 }

@@ -76,6 +76,18 @@ if command -v iptables-legacy >/dev/null; then
 fi
 gw=$(ip -4 route show default | awk '{print $3; exit}')
 fault route 'ip route del default' "ip route add default via $gw dev eth0"
+# The safety net under this systemd: a firewall fix can cut connectivity, so its revert is
+# armed as a systemd transient timer before the change; left unconfirmed, the timer (not the
+# fix process, long gone) reverts it and the ping fails again.
+nft add table inet lab && nft add chain inet lab input "{ type filter hook input priority 0; }" && nft add rule inet lab input icmp type echo-request drop
+ecs-diag fix --client "$CLIENT" --apply --yes --json --revert-after 10 | send fix-nft
+systemctl list-timers --all --no-pager 'ecs-diag-revert-*' | send timer-armed
+echo "$(ask ping)" | send ping-nft-fixed
+sleep 16
+echo "$(ask ping)" | send ping-nft-reverted
+ecs-diag fix --history --json | send history-nft
+nft delete table inet lab
+
 # The sysctl fault is undone by the agent's own fix.
 fault sysctl 'sysctl -q -w net.ipv4.icmp_echo_ignore_all=1' ''
 ecs-diag fix --client "$CLIENT" --apply --yes --json | send fix-sysctl

@@ -24,10 +24,10 @@ pub const CHECKS: &[Check] = &[
         decides: "the primary private IPv4 address and prefix equal the values the cloud assigned, on the primary interface; so are the IPv6 addresses it assigned",
         evidence: &["netlink addresses", "the metadata's primary IP, netmask (or vSwitch CIDR) and ipv6s of the primary ENI"],
         causes: &[
-            Cause { cause: "the assigned address is missing, or a different static address is configured", remedy: "ip addr replace ASSIGNED/PREFIX dev IF; prefer DHCP" },
-            Cause { cause: "the prefix differs from the assigned one", remedy: "ip addr replace ASSIGNED/PREFIX dev IF" },
-            Cause { cause: "the assigned address sits on another interface", remedy: "ip addr del IP/PREFIX dev OTHER && ip addr add IP/PREFIX dev IF" },
-            Cause { cause: "an assigned IPv6 address is missing (DHCPv6 not enabled)", remedy: "ip -6 addr add IPV6/64 dev IF; enable DHCPv6 (IPV6INIT=yes DHCPV6C=yes, dhcp6: true)" },
+            Cause { id: "address_missing", cause: "the assigned address is missing, or a different static address is configured", remedy: "ip addr replace ASSIGNED/PREFIX dev IF; prefer DHCP" },
+            Cause { id: "prefix_mismatch", cause: "the prefix differs from the assigned one", remedy: "ip addr replace ASSIGNED/PREFIX dev IF" },
+            Cause { id: "address_on_other_interface", cause: "the assigned address sits on another interface", remedy: "ip addr del IP/PREFIX dev OTHER && ip addr add IP/PREFIX dev IF" },
+            Cause { id: "ipv6_address_missing", cause: "an assigned IPv6 address is missing (DHCPv6 not enabled)", remedy: "ip -6 addr add IPV6/64 dev IF; enable DHCPv6 (IPV6INIT=yes DHCPV6C=yes, dhcp6: true)" },
         ],
         judge: |s, _| {
             let v6: Vec<Subject> = super::assigned_ipv6s(s)
@@ -45,7 +45,7 @@ pub const CHECKS: &[Check] = &[
         decides: "every secondary private IPv4 the cloud assigned is configured",
         evidence: &["netlink addresses", "the metadata's private-ipv4s of each ENI"],
         causes: &[
-            Cause { cause: "an assigned secondary private IP is not configured", remedy: "ip addr add IP/PREFIX dev IF; persist it (IPADDR1= in ifcfg, addresses: in netplan)" },
+            Cause { id: "secondary_ip_missing", cause: "an assigned secondary private IP is not configured", remedy: "ip addr add IP/PREFIX dev IF; persist it (IPADDR1= in ifcfg, addresses: in netplan)" },
         ],
         judge: |s, _| secondary(s),
     },
@@ -54,7 +54,7 @@ pub const CHECKS: &[Check] = &[
         decides: "the persisted network configuration (ifcfg, netplan, ifupdown, NetworkManager, networkd) is DHCP or matches the assigned values, so the next boot is right",
         evidence: &["network configuration files under [paths] etc", "the metadata's assigned address, prefix and gateway"],
         causes: &[
-            Cause { cause: "a static address, prefix or gateway in a configuration file differs from the assigned one", remedy: "set BOOTPROTO=dhcp (ifcfg), dhcp4: true (netplan) or iface IF inet dhcp (ifupdown), or correct the values" },
+            Cause { id: "static_config_mismatch", cause: "a static address, prefix or gateway in a configuration file differs from the assigned one", remedy: "set BOOTPROTO=dhcp (ifcfg), dhcp4: true (netplan) or iface IF inet dhcp (ifupdown), or correct the values" },
         ],
         judge: |s, _| config(s),
     },
@@ -92,6 +92,7 @@ pub fn primary(s: &Snapshot) -> Finding {
     let Some((ip, prefix, eni)) = assigned(s) else {
         if have.is_empty() {
             return Finding::fail(PRIMARY, format!("{name} has no IPv4 address"))
+                .cause("address_missing")
                 .evidence(json!({"interface": name, "ipv4": have_s, "metadata": "not available"}))
                 .remedy([format!(
                     "dhclient {name}   (or: ip addr add <ip>/<prefix> dev {name})"
@@ -138,10 +139,12 @@ pub fn primary(s: &Snapshot) -> Finding {
                 ];
                 if gateway_on_link {
                     Finding::warn(PRIMARY, format!("{summary}: hosts in the VPC outside the configured subnet are unreachable"))
+                        .cause("prefix_mismatch")
                         .evidence(evidence)
                         .remedy(remedy)
                 } else {
                     Finding::fail(PRIMARY, format!("{summary}: the gateway is not on-link"))
+                        .cause("prefix_mismatch")
                         .evidence(evidence)
                         .remedy(remedy)
                 }
@@ -164,6 +167,7 @@ pub fn primary(s: &Snapshot) -> Finding {
                 "the assigned address {ip} is on {other_name}, not on the primary interface {name}"
             ),
         )
+        .cause("address_on_other_interface")
         .evidence(evidence)
         .remedy([format!(
             "ip addr del {ip}/{} dev {other_name} && ip addr add {want} dev {name}",
@@ -176,6 +180,7 @@ pub fn primary(s: &Snapshot) -> Finding {
         format!("{name} has {} but the cloud assigned {want}: the VPC drops traffic for unassigned addresses", have_s.join(", "))
     };
     Finding::fail(PRIMARY, summary)
+        .cause("address_missing")
         .evidence(evidence)
         .remedy([format!("ip addr add {want} dev {name}"), dhcp])
 }
@@ -217,6 +222,7 @@ pub fn primary_v6(s: &Snapshot) -> Option<Finding> {
                 PRIMARY,
                 format!("the assigned IPv6 address {a} is on {other}, not on the primary interface {name}"),
             )
+            .cause("address_on_other_interface")
             .evidence(evidence)
             .remedy([format!("ip -6 addr del {a}/{len} dev {other} && ip -6 addr add {a}/{prefix} dev {name}")]),
         );
@@ -242,6 +248,7 @@ pub fn primary_v6(s: &Snapshot) -> Option<Finding> {
                 PRIMARY,
                 format!("{name} lacks the assigned IPv6 address {list} (it has {has}): the VPC delivers IPv6 traffic only to assigned addresses"),
             )
+            .cause("ipv6_address_missing")
             .evidence(evidence)
             .remedy(remedy),
         );

@@ -58,8 +58,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the instance is Running and under no operation lock (overdue payment, security lock)",
         evidence: &["ECS DescribeInstanceAttribute: Status, OperationLocks"],
         causes: &[
-            Cause { cause: "the instance is not Running", remedy: "start it: ECS console → Instances → Start, or `aliyun ecs StartInstance --InstanceId ID`" },
-            Cause { cause: "an operation lock (financial: overdue payment; security: locked for a violation)", remedy: "settle the overdue payment in the Billing console, or open a ticket about the security lock" },
+            Cause { id: "instance_not_running", cause: "the instance is not Running", remedy: "start it: ECS console → Instances → Start, or `aliyun ecs StartInstance --InstanceId ID`" },
+            Cause { id: "operation_lock", cause: "an operation lock (financial: overdue payment; security: locked for a violation)", remedy: "settle the overdue payment in the Billing console, or open a ticket about the security lock" },
         ],
         judge: |s, _| instance(s),
     },
@@ -68,9 +68,10 @@ pub const CHECKS: &[Check] = &[
         decides: "every security group of the ENI, evaluated as the cloud does (priority 1 first, Drop wins ties, normal/enterprise defaults, stateful), accepts the inbound echo request from the client and lets each listening port through; names the deciding rule; quota warnings",
         evidence: &["ECS DescribeNetworkInterfaces (each ENI's groups)", "ECS DescribeSecurityGroups (normal or enterprise)", "ECS DescribeSecurityGroupAttribute (ingress and egress rules)", "the listening sockets"],
         causes: &[
-            Cause { cause: "no rule accepts ICMP from the client: the groups' default denies it", remedy: "`aliyun ecs AuthorizeSecurityGroup --RegionId R --SecurityGroupId SG --IpProtocol icmp --PortRange -1/-1 --SourceCidrIp CLIENT/32 --Priority 1`, or ECS console → Security Groups → Inbound → Add Rule (ICMP(IPv4), source, priority 1)" },
-            Cause { cause: "a Drop rule of higher (smaller) or equal priority matches first", remedy: "delete that rule or give the Accept rule a smaller priority number" },
-            Cause { cause: "a group holds ≥ 90% of its 200 rules, or the ENI is in 5 groups", remedy: "merge rules (port ranges, prefix lists) before the quota blocks the next change" },
+            Cause { id: "sg_no_icmp_accept", cause: "no rule accepts ICMP from the client: the groups' default denies it", remedy: "`aliyun ecs AuthorizeSecurityGroup --RegionId R --SecurityGroupId SG --IpProtocol icmp --PortRange -1/-1 --SourceCidrIp CLIENT/32 --Priority 1`, or ECS console → Security Groups → Inbound → Add Rule (ICMP(IPv4), source, priority 1)" },
+            Cause { id: "sg_drop_rule", cause: "a Drop rule of higher (smaller) or equal priority matches first", remedy: "delete that rule or give the Accept rule a smaller priority number" },
+            Cause { id: "smtp_blocked", cause: "mail is sent on TCP 25, which the platform blocks outbound by default whatever the group says", remedy: "send through port 465 (SMTP over TLS), or apply to unblock port 25 in the ECS console" },
+            Cause { id: "sg_quota", cause: "a group holds ≥ 90% of its 200 rules, or the ENI is in 5 groups", remedy: "merge rules (port ranges, prefix lists) before the quota blocks the next change" },
         ],
         judge: |s, _| security_group(s),
     },
@@ -79,8 +80,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the vSwitch's network ACL (stateless) lets the echo request in and the echo reply out; names the deciding entry",
         evidence: &["VPC DescribeVSwitchAttributes (the ACL's id)", "VPC DescribeNetworkAclAttributes (ingress and egress entries, in order)"],
         causes: &[
-            Cause { cause: "an inbound entry drops the request, or none matches", remedy: "VPC console → Network ACL → Inbound Rules: accept ICMP from the client before the deciding entry" },
-            Cause { cause: "an outbound entry drops the reply (the ACL is stateless)", remedy: "VPC console → Network ACL → Outbound Rules: accept ICMP to the client before the deciding entry" },
+            Cause { id: "acl_ingress_drops", cause: "an inbound entry drops the request, or none matches", remedy: "VPC console → Network ACL → Inbound Rules: accept ICMP from the client before the deciding entry" },
+            Cause { id: "acl_egress_drops", cause: "an outbound entry drops the reply (the ACL is stateless)", remedy: "VPC console → Network ACL → Outbound Rules: accept ICMP to the client before the deciding entry" },
         ],
         judge: |s, _| network_acl(s),
     },
@@ -89,7 +90,7 @@ pub const CHECKS: &[Check] = &[
         decides: "where the VPC has an IPv4 gateway enabled, the vSwitch's route table sends public traffic (0.0.0.0/0) to it",
         evidence: &["VPC ListIpv4Gateways (the enabled gateway)", "VPC DescribeVSwitchAttributes (the vSwitch's route table)", "VPC DescribeRouteEntryList (its entries)"],
         causes: &[
-            Cause { cause: "no route covers the client, or the most specific one points elsewhere", remedy: "VPC console → Route Tables → the vSwitch's table → Add Route Entry: 0.0.0.0/0, next hop IPv4 gateway; or `aliyun vpc CreateRouteEntry --RegionId R --RouteTableId VTB --DestinationCidrBlock 0.0.0.0/0 --NextHopType Ipv4Gateway --NextHopId IPV4GW`" },
+            Cause { id: "vpc_route_missing", cause: "no route covers the client, or the most specific one points elsewhere", remedy: "VPC console → Route Tables → the vSwitch's table → Add Route Entry: 0.0.0.0/0, next hop IPv4 gateway; or `aliyun vpc CreateRouteEntry --RegionId R --RouteTableId VTB --DestinationCidrBlock 0.0.0.0/0 --NextHopType Ipv4Gateway --NextHopId IPV4GW`" },
         ],
         judge: |s, _| route(s),
     },
@@ -98,8 +99,9 @@ pub const CHECKS: &[Check] = &[
         decides: "a public IP or an in-use EIP is bound to the instance (or the ENI holding the pinged address), and the metadata agrees",
         evidence: &["ECS DescribeInstanceAttribute (PublicIpAddress, EipAddress)", "ECS DescribeNetworkInterfaces (AssociatedPublicIp)", "VPC DescribeEipAddresses", "metadata public-ipv4 / eipv4"],
         causes: &[
-            Cause { cause: "no public IP and no EIP", remedy: "allocate an EIP and associate it: `aliyun vpc AllocateEipAddress` then `aliyun vpc AssociateEipAddress --AllocationId ID --InstanceId INSTANCE`" },
-            Cause { cause: "the EIP is not InUse", remedy: "associate it with this instance in the VPC console → Elastic IP Addresses" },
+            Cause { id: "no_public_ip", cause: "no public IP and no EIP", remedy: "allocate an EIP and associate it: `aliyun vpc AllocateEipAddress` then `aliyun vpc AssociateEipAddress --AllocationId ID --InstanceId INSTANCE`" },
+            Cause { id: "public_ip_changed", cause: "the metadata's public IP is not the one the cloud API says is bound: the binding changed", remedy: "ping the address the cloud API names" },
+            Cause { id: "eip_not_in_use", cause: "the EIP is not InUse", remedy: "associate it with this instance in the VPC console → Elastic IP Addresses" },
         ],
         judge: |s, _| public_ip(s),
     },
@@ -108,7 +110,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the public IP is not in Anti-DDoS blackhole filtering (and when it ends, where known)",
         evidence: &["Anti-DDoS DescribeInstanceIpAddress (IpStatus)", "Anti-DDoS DescribeDdosEventList (when the blackhole ends)"],
         causes: &[
-            Cause { cause: "blackhole filtering after a DDoS attack: all traffic to the IP is dropped upstream", remedy: "wait for the blackhole to end (the Anti-DDoS console shows when), or deactivate it early there; consider Anti-DDoS Pro for a larger threshold" },
+            Cause { id: "ddos_scrubbing", cause: "a DDoS attack is being scrubbed: clean traffic passes, probes may be dropped", remedy: "wait for the attack to end; the Anti-DDoS console shows it" },
+            Cause { id: "blackholed", cause: "blackhole filtering after a DDoS attack: all traffic to the IP is dropped upstream", remedy: "wait for the blackhole to end (the Anti-DDoS console shows when), or deactivate it early there; consider Anti-DDoS Pro for a larger threshold" },
         ],
         judge: |s, _| blackhole(s),
     },
@@ -117,7 +120,7 @@ pub const CHECKS: &[Check] = &[
         decides: "where Cloud Firewall protects the public IP, its Internet-border inbound policies (by order, first match) pass the echo request from the client; names the deciding policy; each listening port as evidence",
         evidence: &["Cloud Firewall DescribeAssetList (ProtectStatus of the public IP)", "Cloud Firewall DescribeControlPolicy (direction in)", "the listening sockets"],
         causes: &[
-            Cause { cause: "an inbound access-control policy drops ICMP from the client", remedy: "Cloud Firewall console → Access Control → Internet Border → Inbound: edit or disable the policy, or add an Accept policy for ICMP with a smaller order number (`aliyun cloudfw AddControlPolicy --Direction in --AclAction accept --Proto ICMP ...`)" },
+            Cause { id: "cloud_firewall_drops", cause: "an inbound access-control policy drops ICMP from the client", remedy: "Cloud Firewall console → Access Control → Internet Border → Inbound: edit or disable the policy, or add an Accept policy for ICMP with a smaller order number (`aliyun cloudfw AddControlPolicy --Direction in --AclAction accept --Proto ICMP ...`)" },
         ],
         judge: |s, _| firewall::judge(s),
     },
@@ -126,7 +129,7 @@ pub const CHECKS: &[Check] = &[
         decides: "Security Center has no unhandled urgent (fail) or suspicious (warn) alert for this instance in the last 7 days; the connection-tracking fill as in-guest evidence of an outbound flood",
         evidence: &["Security Center DescribeSuspEvents (unhandled, serious and suspicious, 7 days)", "/proc/sys/net/netfilter/nf_conntrack_count and _max"],
         causes: &[
-            Cause { cause: "the instance is compromised (an urgent alert), and may be penalised for attacking others", remedy: "handle the alert in the Security Center console; isolate, clean, rotate credentials, and open a ticket to lift a penalty" },
+            Cause { id: "instance_compromised", cause: "the instance is compromised (an urgent alert), and may be penalised for attacking others", remedy: "handle the alert in the Security Center console; isolate, clean, rotate credentials, and open a ticket to lift a penalty" },
         ],
         judge: |s, _| security_alerts::judge(s),
     },
@@ -253,7 +256,7 @@ pub fn instance(s: &Snapshot) -> Finding {
         return Finding::fail(
             INSTANCE,
             format!("{} is locked: {} (status {})", i.id, locks.join(", "), i.status),
-        )
+        ).cause("operation_lock")
         .evidence(evidence)
         .remedy(["settle the overdue payment in the Billing console (financial), or open a ticket with Alibaba Cloud about the security lock".to_string()]);
     }
@@ -261,7 +264,7 @@ pub fn instance(s: &Snapshot) -> Finding {
         return Finding::fail(
             INSTANCE,
             format!("{} is {}, not Running: nothing answers while it is not", i.id, i.status),
-        )
+        ).cause("instance_not_running")
         .evidence(evidence)
         .remedy([format!(
             "start it: ECS console → Instances → Start, or `aliyun ecs StartInstance --InstanceId {}`",
@@ -500,6 +503,11 @@ fn security_group_of(
                 _ => Vec::new(),
             };
             remedy.extend(authorize(cidr));
+            let deny_cause = if matches!(d, Decision::Rule { .. }) {
+                "sg_drop_rule"
+            } else {
+                "sg_no_icmp_accept"
+            };
             match narrower {
                 Some((g, r)) => Finding::warn(
                     SECURITY_GROUP,
@@ -507,11 +515,11 @@ fn security_group_of(
                         "the security groups accept echo requests only from some sources ({}); {who}: {verdict}",
                         describe_rule(g, r)
                     ),
-                ),
+                ).cause("sg_no_icmp_accept"),
                 None => Finding::fail(
                     SECURITY_GROUP,
                     format!("security group {} denies the echo request from {who}: {verdict}", group_ids.join(", ")),
-                ),
+                ).cause(deny_cause),
             }
             .evidence(evidence)
             .remedy(remedy)
@@ -522,7 +530,7 @@ fn security_group_of(
                 "echo request from {who} accepted ({verdict}); {}",
                 warnings.iter().cloned().chain(smtp.clone()).collect::<Vec<_>>().join("; ")
             ),
-        )
+        ).cause(if warnings.is_empty() { "smtp_blocked" } else { "sg_quota" })
         .evidence(evidence)
         .remedy(
             warnings
@@ -605,6 +613,11 @@ pub fn network_acl(s: &Snapshot) -> Finding {
     }
     if !fails.is_empty() {
         return Finding::fail(NETWORK_ACL, fails.join("; "))
+            .cause(if request.accepts() == Some(false) {
+                "acl_ingress_drops"
+            } else {
+                "acl_egress_drops"
+            })
             .evidence(evidence)
             .remedy(remedy);
     }
@@ -732,13 +745,14 @@ pub fn public_ip(s: &Snapshot) -> Finding {
         if !idle.is_empty() {
             why.push_str(&format!("; {}", idle.join("; ")));
         }
-        return Finding::fail(PUBLIC_IP, why).evidence(evidence).remedy([format!(
+        return Finding::fail(PUBLIC_IP, why).cause("no_public_ip").evidence(evidence).remedy([format!(
             "allocate and associate an EIP: `aliyun vpc AllocateEipAddress --RegionId {}` then `aliyun vpc AssociateEipAddress --AllocationId ALLOCATION --InstanceId {}`",
             f.region, i.id
         )]);
     }
     if !idle.is_empty() {
         return Finding::fail(PUBLIC_IP, idle.join("; "))
+            .cause("eip_not_in_use")
             .evidence(evidence)
             .remedy([
                 "VPC console → Elastic IP Addresses → Associate with this instance".to_string(),
@@ -749,7 +763,7 @@ pub fn public_ip(s: &Snapshot) -> Finding {
         return Finding::warn(
             PUBLIC_IP,
             format!("the metadata says the public IP is {m}, the cloud API says {}: the binding changed; ping the API's address", list.join(", ")),
-        )
+        ).cause("public_ip_changed")
         .evidence(evidence);
     }
     Finding::ok(PUBLIC_IP, format!("public IP bound: {}", list.join(", "))).evidence(evidence)
@@ -788,12 +802,14 @@ pub fn blackhole(s: &Snapshot) -> Finding {
                 ends.as_deref().map(|e| format!(" until {e}")).unwrap_or_else(|| " (end time not published)".to_string())
             ),
         )
+        .cause("blackholed")
         .evidence(evidence)
         .remedy(["wait for the blackhole to end, or deactivate it early in the Anti-DDoS console (Traffic Security → Anti-DDoS Origin → Assets); an attack that repeats needs Anti-DDoS Pro".to_string()]),
         DdosState::Scrubbing => Finding::warn(
             BLACKHOLE,
             format!("{} is under DDoS attack and its traffic is being scrubbed: clean traffic passes, but probes may be dropped", b.ip),
         )
+        .cause("ddos_scrubbing")
         .evidence(evidence),
         DdosState::Other(word) => Finding::unknown(
             BLACKHOLE,

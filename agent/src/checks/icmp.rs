@@ -22,8 +22,8 @@ pub const CHECKS: &[Check] = &[
         decides: "echo requests reach the kernel and are answered: /proc/net/snmp InEchos against OutEchoReps over a window (check --window, serve); counts since boot are reported, not judged",
         evidence: &["/proc/net/snmp and /proc/net/snmp6 ICMP counters (over the window, else since boot)", "firewall.icmp_in's verdict, when it drops echo requests"],
         causes: &[
-            Cause { cause: "requests arrive but are not answered", remedy: "the guest drops or ignores them: see the failing sysctl.*, route.* and firewall.* checks; ecs-diag watch" },
-            Cause { cause: "no request arrives", remedy: "outside the guest: security group, network ACL, public IP binding or blackhole filtering; mtr from the client" },
+            Cause { id: "echo_unanswered", cause: "requests arrive but are not answered", remedy: "the guest drops or ignores them: see the failing sysctl.*, route.* and firewall.* checks; ecs-diag watch" },
+            Cause { id: "echo_not_arriving", cause: "no request arrives", remedy: "outside the guest: security group, network ACL, public IP binding or blackhole filtering; mtr from the client" },
         ],
         judge: |s, c| live(s, c),
     },
@@ -251,12 +251,12 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
     });
     match a.arrival {
         // The firewall in force now drops them: that is a present cause, whatever the window.
-        Arrival::NotArriving if !e.dropped_by.is_empty() => Finding::warn(LIVE, a.summary)
+        Arrival::NotArriving if !e.dropped_by.is_empty() => Finding::warn(LIVE, a.summary).cause("echo_not_arriving")
             .evidence(evidence)
             .remedy(a.steps)
             .relies_on([Subject::FirewallPath(ECHO_IN)]),
         // The cloud side proves why none arrives: named, not inferred.
-        Arrival::NotArriving if !e.cloud_blocks.is_empty() => Finding::warn(LIVE, a.summary)
+        Arrival::NotArriving if !e.cloud_blocks.is_empty() => Finding::warn(LIVE, a.summary).cause("echo_not_arriving")
             .evidence(evidence)
             .remedy(a.steps),
         Arrival::NotArriving if windowed => Finding::skipped(
@@ -288,9 +288,9 @@ pub fn live(s: &Snapshot, ctx: &Context) -> Finding {
                 "live: ecs-diag watch --seconds 20 while pinging from the client".to_string(),
             ];
             let f = if replies == 0 {
-                Finding::fail(LIVE, summary)
+                Finding::fail(LIVE, summary).cause("echo_unanswered")
             } else {
-                Finding::warn(LIVE, summary)
+                Finding::warn(LIVE, summary).cause("echo_unanswered")
             };
             // Arriving and unanswered: the echo sysctl, the firewall on either way, the reply
             // route and the link it leaves by are each enough.

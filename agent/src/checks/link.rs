@@ -20,13 +20,14 @@ pub const CHECKS: &[Check] = &[
         decides: "the primary interface can exchange packets: administratively up, with a carrier, ARP on, not a port of a bridge or bond that takes its traffic, no dropping root qdisc, an MTU the VPC's traffic fits",
         evidence: &["netlink link flags (IFF_UP, IFF_LOWER_UP, IFF_NOARP), operstate, MTU and controller (IFLA_MASTER)", "the root qdisc (tc qdisc)", "the primary ENI's MAC from the instance metadata, else the default route's interface"],
         causes: &[
-            Cause { cause: "the interface is administratively down", remedy: "ip link set dev IF up; make it persistent (ONBOOT=yes, auto IF, netplan)" },
-            Cause { cause: "no carrier: the ENI is detached or its driver is not bound", remedy: "ECS console → instance → ENIs; see link.driver" },
-            Cause { cause: "ARP is off (NOARP): no neighbour can be resolved", remedy: "ip link set dev IF arp on" },
-            Cause { cause: "enslaved to a bridge or bond that is down or does not carry the addresses", remedy: "ip link set dev IF nomaster, or move the addresses to the bridge/bond" },
-            Cause { cause: "the root qdisc is noop or blackhole: every packet sent is dropped", remedy: "tc qdisc del dev IF root" },
-            Cause { cause: "the MTU is below the VPC's 1500 (fail when even a default ping does not fit)", remedy: "ip link set dev IF mtu 1500" },
-            Cause { cause: "no interface has the primary ENI's MAC", remedy: "check the ENI is attached and the driver loaded (see link.driver)" },
+            Cause { id: "link_down", cause: "the interface is administratively down", remedy: "ip link set dev IF up; make it persistent (ONBOOT=yes, auto IF, netplan)" },
+            Cause { id: "no_carrier", cause: "no carrier: the ENI is detached or its driver is not bound", remedy: "ECS console → instance → ENIs; see link.driver" },
+            Cause { id: "noarp", cause: "ARP is off (NOARP): no neighbour can be resolved", remedy: "ip link set dev IF arp on" },
+            Cause { id: "enslaved", cause: "enslaved to a bridge or bond that is down or does not carry the addresses", remedy: "ip link set dev IF nomaster, or move the addresses to the bridge/bond" },
+            Cause { id: "dropping_qdisc", cause: "the root qdisc is noop or blackhole: every packet sent is dropped", remedy: "tc qdisc del dev IF root" },
+            Cause { id: "mtu_too_small", cause: "the MTU is below the VPC's 1500 (fail when even a default ping does not fit)", remedy: "ip link set dev IF mtu 1500" },
+            Cause { id: "primary_mac_missing", cause: "no interface has the primary ENI's MAC", remedy: "check the ENI is attached and the driver loaded (see link.driver)" },
+            Cause { id: "operstate_not_up", cause: "up with a carrier, but the operstate is not up (dormant, lower layer down)", remedy: "ip link show dev IF; check the driver and what manages the link" },
         ],
         judge: |s, _| primary(s).judges(super::primary_link(s)),
     },
@@ -35,8 +36,8 @@ pub const CHECKS: &[Check] = &[
         decides: "every ENI the cloud attached has an OS interface that is up and addressed",
         evidence: &["metadata MACs of every attached ENI", "netlink links and their IPv4 addresses"],
         causes: &[
-            Cause { cause: "a secondary ENI has no OS interface", remedy: "check its driver and udev naming (see link.driver)" },
-            Cause { cause: "a secondary ENI's interface is down or has no address", remedy: "ip link set dev IF up; dhclient IF (or ip addr add IP/PREFIX dev IF)" },
+            Cause { id: "secondary_eni_missing", cause: "a secondary ENI has no OS interface", remedy: "check its driver and udev naming (see link.driver)" },
+            Cause { id: "secondary_eni_down", cause: "a secondary ENI's interface is down or has no address", remedy: "ip link set dev IF up; dhclient IF (or ip addr add IP/PREFIX dev IF)" },
         ],
         judge: |s, _| secondary(s),
     },
@@ -45,8 +46,8 @@ pub const CHECKS: &[Check] = &[
         decides: "each NIC is bound to a driver, and a known virtio/ENI driver",
         evidence: &["the sysfs driver binding of each interface's device (/sys/class/net/IF/device/driver)"],
         causes: &[
-            Cause { cause: "a NIC has no driver bound", remedy: "modprobe virtio_net" },
-            Cause { cause: "a NIC is bound to an unexpected driver", remedy: "check the image's kernel supports the instance type's NIC" },
+            Cause { id: "driver_unbound", cause: "a NIC has no driver bound", remedy: "modprobe virtio_net" },
+            Cause { id: "driver_unexpected", cause: "a NIC is bound to an unexpected driver", remedy: "check the image's kernel supports the instance type's NIC" },
         ],
         judge: |s, _| driver(s),
     },
@@ -92,6 +93,18 @@ pub struct LinkProblem {
     pub status: Status,
     pub summary: String,
     pub remedy: Vec<String>,
+}
+
+/// The registered cause id of a [`LinkProblem`]'s attribute.
+fn cause_of(attribute: &str) -> &'static str {
+    match attribute {
+        "admin_up" => "link_down",
+        "carrier" => "no_carrier",
+        "noarp" => "noarp",
+        "controller" => "enslaved",
+        "qdisc" => "dropping_qdisc",
+        _ => "mtu_too_small",
+    }
 }
 
 /// Every attribute of `l` that stops it from exchanging packets or resolving neighbours, the
@@ -248,7 +261,7 @@ pub fn primary(s: &Snapshot) -> Finding {
     let p = match primary_interface(s) {
         Ok(p) => p,
         Err(super::NoPrimary::MacMissing(mac)) => {
-            return Finding::fail(PRIMARY, format!("no interface has the primary ENI's MAC {mac}: the ENI is not visible to the OS"))
+            return Finding::fail(PRIMARY, format!("no interface has the primary ENI's MAC {mac}: the ENI is not visible to the OS")).cause("primary_mac_missing")
                 .evidence(json!({"metadata_mac": mac, "interfaces": s.links.ok().ok().map(|ls| ls.iter().map(|l| json!({"name": l.name, "mac": l.mac})).collect::<Vec<_>>())}))
                 .remedy(["ip -br link", "check the NIC driver is loaded: lsmod | grep virtio_net; modprobe virtio_net", "in the ECS console, check the primary ENI and restart the instance"]);
         }
@@ -284,6 +297,7 @@ pub fn primary(s: &Snapshot) -> Finding {
             first.summary.clone()
         };
         return Finding::new(PRIMARY, first.status, summary)
+            .cause(cause_of(first.attribute))
             .evidence(evidence)
             .remedy(remedy);
     }
@@ -295,6 +309,7 @@ pub fn primary(s: &Snapshot) -> Finding {
                 l.name, l.operstate
             ),
         )
+        .cause("operstate_not_up")
         .evidence(evidence)
         .remedy([format!("ip link show dev {}", l.name)]);
     }
@@ -378,10 +393,16 @@ pub fn secondary(s: &Snapshot) -> Finding {
             .unwrap_or_default()
             .to_string();
         let who = problems[0]["eni"].as_str().unwrap_or_default().to_string();
+        let missing = problems[0]["interface"].is_null();
         return Finding::fail(
             SECONDARY,
             format!("{n} secondary ENI(s) not working: {who}: {first}"),
         )
+        .cause(if missing {
+            "secondary_eni_missing"
+        } else {
+            "secondary_eni_down"
+        })
         .evidence(evidence)
         .remedy(remedy);
     }
@@ -414,12 +435,15 @@ pub fn driver(s: &Snapshot) -> Finding {
             Finding::ok(DRIVER, format!("{name} is driven by {drv}")).evidence(evidence)
         }
         (Some(drv), _) => Finding::warn(DRIVER, format!("{name} is driven by {drv}, not a driver ECS ENIs use (virtio_net, ...)"))
+            .cause("driver_unexpected")
             .evidence(evidence)
             .remedy([format!("ethtool -i {name}"), "check this is the ENI and not a virtual or third-party interface".to_string()]),
         (None, true) => Finding::fail(DRIVER, format!("{name} has a device but no driver is bound to it"))
+            .cause("driver_unbound")
             .evidence(evidence)
             .remedy(["modprobe virtio_net".to_string(), "dmesg | grep -i -e virtio -e eth".to_string(), "if the module is missing, reinstall the kernel's modules package and rebuild the initramfs (dracut -f / update-initramfs -u)".to_string()]),
         (None, false) => Finding::warn(DRIVER, format!("{name} is a virtual interface (no NIC device behind it)"))
+            .cause("driver_unexpected")
             .evidence(evidence)
             .remedy([format!("ip -d link show dev {name}")]),
     }

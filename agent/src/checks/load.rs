@@ -23,8 +23,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the CPUs are not saturated, waiting on I/O or stolen by the hypervisor, and tasks do not queue for a CPU",
         evidence: &["/proc/stat CPU times (over the window, else the load average)", "/proc/pressure/cpu (some avg10)", "/proc/PID/stat CPU time over the window (the top processes, named when it is not ok)", "thresholds cpu_*_pct, load_per_cpu and pressure_some_pct"],
         causes: &[
-            Cause { cause: "all CPUs busy, or one CPU saturated (softirq work waits)", remedy: "find the busy processes (top); a larger instance type" },
-            Cause { cause: "CPU steal: the hypervisor runs something else", remedy: "burstable instance out of CPU credits, or an oversubscribed host: change the instance type" },
+            Cause { id: "cpu_saturated", cause: "all CPUs busy, or one CPU saturated (softirq work waits)", remedy: "find the busy processes (top); a larger instance type" },
+            Cause { id: "cpu_steal", cause: "CPU steal: the hypervisor runs something else", remedy: "burstable instance out of CPU credits, or an oversubscribed host: change the instance type" },
         ],
         judge: |s, c| cpu(s, c.criteria),
     },
@@ -33,7 +33,7 @@ pub const CHECKS: &[Check] = &[
         decides: "memory is not exhausted: MemAvailable above its thresholds, no heavy swapping, no OOM kills",
         evidence: &["/proc/meminfo, /proc/vmstat (swap pages, oom_kill)", "/proc/PID/stat RSS and /proc/PID/status VmSwap (the top processes, named when it is not ok)", "thresholds memory_available_*, swap_pages_per_s, oom_kills"],
         causes: &[
-            Cause { cause: "little memory available, swapping or OOM kills", remedy: "find the processes using memory (ps aux --sort=-rss); add memory or stop them" },
+            Cause { id: "memory_exhausted", cause: "little memory available, swapping or OOM kills", remedy: "find the processes using memory (ps aux --sort=-rss); add memory or stop them" },
         ],
         judge: |s, c| memory(s, c.criteria),
     },
@@ -42,7 +42,7 @@ pub const CHECKS: &[Check] = &[
         decides: "tasks are not stalled on I/O or memory: PSI some/full, disk busy time (CPU pressure is load.cpu's)",
         evidence: &["/proc/pressure/{memory,io}", "/proc/diskstats over the window"],
         causes: &[
-            Cause { cause: "tasks stall on I/O, a disk is busy most of the window", remedy: "iostat -x 1; find the process (iotop); the disk's IOPS/throughput limit" },
+            Cause { id: "io_stall", cause: "tasks stall on I/O, a disk is busy most of the window", remedy: "iostat -x 1; find the process (iotop); the disk's IOPS/throughput limit" },
         ],
         judge: |s, c| io(s, c.criteria),
     },
@@ -51,7 +51,7 @@ pub const CHECKS: &[Check] = &[
         decides: "no processes stuck in uninterruptible sleep (D state) across the window",
         evidence: &["/proc/PID/stat and wchan of every process (the agent's own excluded)"],
         causes: &[
-            Cause { cause: "processes stuck in D state (hung NFS, a failing disk)", remedy: "cat /proc/PID/stack; check the mounts and disks they wait on" },
+            Cause { id: "dstate_processes", cause: "processes stuck in D state (hung NFS, a failing disk)", remedy: "cat /proc/PID/stack; check the mounts and disks they wait on" },
         ],
         judge: |s, c| dstate(s, c.criteria),
     },
@@ -301,7 +301,11 @@ pub fn cpu(s: &Snapshot, c: &Criteria) -> Finding {
             shares(&now.total).2
         ),
     };
-    from_reasons(CPU, fails, warns, ok, evidence, remedy)
+    from_reasons(CPU, fails, warns, ok, evidence, remedy).cause(if stolen {
+        "cpu_steal"
+    } else {
+        "cpu_saturated"
+    })
 }
 
 pub fn memory(s: &Snapshot, c: &Criteria) -> Finding {

@@ -41,6 +41,9 @@ pub struct Check {
 
 /// A cause a check can name and what fixes it.
 pub struct Cause {
+    /// Stable, snake_case: the finding's `cause` and the `cause` label of
+    /// `ecs_diag_check_cause` (one of a fixed set, so a fleet can alert and group on it).
+    pub id: &'static str,
     pub cause: &'static str,
     pub remedy: &'static str,
 }
@@ -138,10 +141,33 @@ pub fn evaluate(snapshot: &Snapshot, criteria: &Criteria) -> Vec<Finding> {
                 earlier: &findings,
             },
         );
-        findings.push(f);
+        findings.push(classified(check, f));
     }
     causality::link_consequences(&mut findings);
     findings
+}
+
+/// The finding with its cause checked against its check's registry: only a warn or fail names
+/// one; a check with a single cause names it; an id its check does not register is a bug,
+/// dropped rather than exported as a metric label (debug builds stop on it).
+fn classified(check: &Check, mut f: Finding) -> Finding {
+    if !matches!(f.status, Status::Warn | Status::Fail) {
+        f.cause = None;
+        return f;
+    }
+    match &f.cause {
+        Some(c) if check.causes.iter().any(|k| k.id == c) => {}
+        Some(c) => {
+            debug_assert!(false, "{}: cause {c} is not registered", check.id);
+            f.cause = None;
+        }
+        None => {
+            if let [only] = check.causes {
+                f.cause = Some(only.id.to_string());
+            }
+        }
+    }
+    f
 }
 
 pub fn report(snapshot: &Snapshot, criteria: &Criteria, started: std::time::Instant) -> Report {
@@ -415,5 +441,74 @@ mod registry_tests {
         assert_eq!(judged, ids);
         assert!(find("sysctl.icmp_echo").is_some());
         assert!(find("sysctl").is_none());
+    }
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::fixture::*;
+    use super::*;
+    use crate::report::Status;
+
+    /// Every warn and fail of a whole evaluation names a cause its check registers, on a
+    /// spread of faults (single-cause checks are named by `classified`, the others at their
+    /// verdict); ok findings name none; cause ids are unique within a check.
+    #[test]
+    fn every_warn_and_fail_names_a_registered_cause() {
+        let faults: Vec<(&str, Box<dyn Fn(&mut Snapshot)>)> = vec![
+            ("link down", Box::new(|s| links(s)[1].admin_up = false)),
+            (
+                "no default route",
+                Box::new(|s| routes(s).retain(|r| !r.is_default())),
+            ),
+            (
+                "echo ignored",
+                Box::new(|s| {
+                    sysctls(s).insert("net.ipv4.icmp_echo_ignore_all".into(), sysctl("1"));
+                }),
+            ),
+            ("address missing", Box::new(|s| addresses(s).clear())),
+        ];
+        let mut named = 0;
+        for (what, edit) in faults {
+            let mut s = healthy();
+            edit(&mut s);
+            for f in evaluate(&s, &criteria()) {
+                let check = find(&f.id).unwrap();
+                match f.status {
+                    Status::Warn | Status::Fail => {
+                        let cause = f.cause.as_deref().unwrap_or_else(|| {
+                            panic!(
+                                "{what}: {} is {:?} and names no cause: {}",
+                                f.id, f.status, f.summary
+                            )
+                        });
+                        assert!(
+                            check.causes.iter().any(|c| c.id == cause),
+                            "{what}: {}: {cause}",
+                            f.id
+                        );
+                        named += 1;
+                    }
+                    _ => assert_eq!(f.cause, None, "{what}: {}", f.id),
+                }
+            }
+        }
+        assert!(named >= 4, "the faults were seen: {named}");
+        for c in catalogue() {
+            let mut ids: Vec<&str> = c.causes.iter().map(|k| k.id).collect();
+            assert!(!ids.is_empty(), "{} registers no cause", c.id);
+            assert!(
+                ids.iter().all(|i| !i.is_empty()
+                    && i.chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')),
+                "{}: {ids:?}",
+                c.id
+            );
+            ids.sort();
+            let n = ids.len();
+            ids.dedup();
+            assert_eq!(ids.len(), n, "{}: a cause id twice", c.id);
+        }
     }
 }

@@ -26,11 +26,11 @@ pub const CHECKS: &[Check] = &[Check {
     ],
     causes: &[
         Cause {
-            cause: "the gateway does not answer ARP or neighbour discovery (entry FAILED or INCOMPLETE)",
+            id: "gateway_unresolved", cause: "the gateway does not answer ARP or neighbour discovery (entry FAILED or INCOMPLETE)",
             remedy: "ip neigh show GATEWAY; ip -s link show dev IF; arping -c 3 -I IF GATEWAY",
         },
         Cause {
-            cause: "the link cannot hold an entry: down, no carrier, ARP off or enslaved (see link.primary)",
+            id: "link_cannot_resolve", cause: "the link cannot hold an entry: down, no carrier, ARP off or enslaved (see link.primary)",
             remedy: "fix link.primary first",
         },
     ],
@@ -91,6 +91,7 @@ pub fn gateway(s: &Snapshot) -> Finding {
                     p.link.name
                 ),
             )
+            .cause("link_cannot_resolve")
             .evidence(json!({
                 "interface": p.link.name,
                 "gateways": gateways.iter().map(|(g, _)| g).collect::<Vec<_>>(),
@@ -145,7 +146,7 @@ pub fn gateway(s: &Snapshot) -> Finding {
             )
         };
         let family = if g.is_ipv6() { " over IPv6" } else { "" };
-        return Finding::fail(GATEWAY, format!("the gateway {g} does not answer {protocol} on {dev} (neighbour entry {state}): nothing can leave the subnet{family}"))
+        return Finding::fail(GATEWAY, format!("the gateway {g} does not answer {protocol} on {dev} (neighbour entry {state}): nothing can leave the subnet{family}")).cause("gateway_unresolved")
             .evidence(evidence)
             .remedy([
                 probe,

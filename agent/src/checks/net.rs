@@ -24,7 +24,7 @@ pub const CHECKS: &[Check] = &[
         decides: "throughput in each direction stays below the instance's bandwidth limit",
         evidence: &["netlink link byte counters over the window", "limits.bandwidth_mbps, else the metadata's instance/max-netbw-egress and -ingress (Kbit/s)", "threshold bandwidth_pct"],
         causes: &[
-            Cause { cause: "traffic at the bandwidth limit: packets, pings included, are dropped by the cloud", remedy: "find the traffic (iftop, nethogs); raise the bandwidth or change the instance type" },
+            Cause { id: "bandwidth_at_limit", cause: "traffic at the bandwidth limit: packets, pings included, are dropped by the cloud", remedy: "find the traffic (iftop, nethogs); raise the bandwidth or change the instance type" },
         ],
         judge: |s, c| bandwidth(s, c.criteria),
     },
@@ -33,9 +33,9 @@ pub const CHECKS: &[Check] = &[
         decides: "the guest does not drop packets itself: qdisc drops, interface drops and errors, softnet backlog overflow",
         evidence: &["netlink tc qdisc statistics", "netlink link statistics", "/proc/net/softnet_stat"],
         causes: &[
-            Cause { cause: "a qdisc drops packets (or everything)", remedy: "tc -s qdisc show dev IF; tc qdisc del dev IF root" },
-            Cause { cause: "interface drops or errors", remedy: "ip -s link show dev IF; ethtool -S IF" },
-            Cause { cause: "softnet backlog overflow", remedy: "sysctl -w net.core.netdev_max_backlog=10000" },
+            Cause { id: "qdisc_drops", cause: "a qdisc drops packets (or everything)", remedy: "tc -s qdisc show dev IF; tc qdisc del dev IF root" },
+            Cause { id: "interface_drops", cause: "interface drops or errors", remedy: "ip -s link show dev IF; ethtool -S IF" },
+            Cause { id: "softnet_backlog_overflow", cause: "softnet backlog overflow", remedy: "sysctl -w net.core.netdev_max_backlog=10000" },
         ],
         judge: |s, c| drops(s, c.criteria),
     },
@@ -44,7 +44,7 @@ pub const CHECKS: &[Check] = &[
         decides: "the connection-tracking table is not full and does not drop new flows",
         evidence: &["nf_conntrack count and max", "conntrack drop, early_drop and insert_failed counters"],
         causes: &[
-            Cause { cause: "the conntrack table is (nearly) full", remedy: "sysctl -w net.netfilter.nf_conntrack_max=N (persist it in /etc/sysctl.d)" },
+            Cause { id: "conntrack_full", cause: "the conntrack table is (nearly) full", remedy: "sysctl -w net.netfilter.nf_conntrack_max=N (persist it in /etc/sysctl.d)" },
         ],
         judge: |s, c| conntrack(s, c.criteria),
     },
@@ -168,6 +168,8 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
     let mut seen = Vec::new();
     // A qdisc that drops everything is an attribute of the link (link.primary judges it).
     let mut dropping_links = Vec::new();
+    // The cause of each reason, in the order found (the first names the finding's cause).
+    let mut causes: Vec<&'static str> = Vec::new();
     for (l, st) in &c.links {
         for q in c
             .qdiscs
@@ -177,6 +179,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
             seen.push(json!({"interface": l.name, "qdisc": q.kind, "parent": q.parent, "sent": q.packets, "dropped": q.drops, "overlimits": q.overlimits}));
             let total = q.packets + q.drops;
             if q.packets == 0 {
+                causes.push("qdisc_drops");
                 fails.push(format!(
                     "qdisc {} ({}) on {} dropped every packet it was given {since} ({} dropped, 0 sent)",
                     q.kind, q.parent, l.name, q.drops
@@ -184,6 +187,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
                 remedy.push(format!("tc -s qdisc show dev {}; tc qdisc del dev {} root   (back to the default qdisc)", l.name, l.name));
                 dropping_links.push(Subject::Link(l.name.clone()));
             } else if q.drops as f64 * 100.0 / total as f64 >= th.link_drops_pct {
+                causes.push("qdisc_drops");
                 warns.push(format!(
                     "qdisc {} on {} dropped {} of {} packets {since}",
                     q.kind, l.name, q.drops, total
@@ -199,6 +203,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
         let total = st.rx_packets + st.tx_packets + bad;
         seen.push(json!({"interface": l.name, "stats": st}));
         if bad >= th.link_drops && bad as f64 * 100.0 / total.max(1) as f64 >= th.link_drops_pct {
+            causes.push("interface_drops");
             warns.push(format!(
                 "{} dropped or errored {bad} of {total} packets {since}",
                 l.name
@@ -208,6 +213,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
     }
     let softnet_dropped = c.softnet_dropped;
     if let Some(d) = softnet_dropped.filter(|d| *d > 0) {
+        causes.push("softnet_backlog_overflow");
         warns.push(format!(
             "the softnet backlog overflowed {since}: {d} packets dropped before the stack saw them"
         ));
@@ -228,6 +234,7 @@ pub fn drops(s: &Snapshot, c: &Criteria) -> Finding {
         evidence,
         remedy,
     )
+    .cause(causes.first().copied().unwrap_or("interface_drops"))
     .relies_on(dropping_links)
 }
 

@@ -26,10 +26,11 @@ pub const CHECKS: &[Check] = &[
         decides: "an IPv4 default route goes via the assigned gateway on the primary interface, and no blackhole, unreachable or prohibit route captures replies; where the instance uses IPv6, an IPv6 default route does the same (via the assigned or a link-local router)",
         evidence: &["netlink routes of every table", "the metadata gateway and ipv6-gateway", "the primary interface"],
         causes: &[
-            Cause { cause: "no default route", remedy: "ip route replace default via GATEWAY dev IF; make it persistent" },
-            Cause { cause: "no IPv6 default route on an instance with IPv6", remedy: "ip -6 route replace default via GATEWAY6 dev IF, or accept router advertisements (net.ipv6.conf.IF.accept_ra)" },
-            Cause { cause: "the default route uses another gateway or interface", remedy: "ip route replace default via GATEWAY dev IF" },
-            Cause { cause: "a blackhole, unreachable or prohibit route covers the client", remedy: "ip route del TYPE PREFIX, and remove it from the persisted configuration" },
+            Cause { id: "no_default_route", cause: "no default route", remedy: "ip route replace default via GATEWAY dev IF; make it persistent" },
+            Cause { id: "no_ipv6_default_route", cause: "no IPv6 default route on an instance with IPv6", remedy: "ip -6 route replace default via GATEWAY6 dev IF, or accept router advertisements (net.ipv6.conf.IF.accept_ra)" },
+            Cause { id: "default_route_elsewhere", cause: "the default route uses another gateway or interface", remedy: "ip route replace default via GATEWAY dev IF" },
+            Cause { id: "default_route_linkdown", cause: "the default route's interface has no carrier (marked linkdown; see link.primary)", remedy: "see link.primary" },
+            Cause { id: "blackhole_route", cause: "a blackhole, unreachable or prohibit route covers the client", remedy: "ip route del TYPE PREFIX, and remove it from the persisted configuration" },
         ],
         judge: |s, _| {
             let v6 = default_route_v6(s);
@@ -55,8 +56,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the kernel's own route lookup sends the reply to the client (or a stand-in Internet address) from each local address out of a working path, policy rules included",
         evidence: &["RTM_GETROUTE lookups from each local IPv4 address to the client, and from each global IPv6 address where the instance uses IPv6", "policy rules (ip rule)"],
         causes: &[
-            Cause { cause: "the lookup is refused (no route, unreachable, prohibit)", remedy: "ip route get CLIENT from LOCAL; ip rule; ip route show table all" },
-            Cause { cause: "replies from a secondary ENI's address leave by another interface", remedy: "ip rule add from ENI_IP table 100; ip route add default via GATEWAY dev ENI table 100" },
+            Cause { id: "reply_unroutable", cause: "the lookup is refused (no route, unreachable, prohibit)", remedy: "ip route get CLIENT from LOCAL; ip rule; ip route show table all" },
+            Cause { id: "asymmetric_reply_route", cause: "replies from a secondary ENI's address leave by another interface", remedy: "ip rule add from ENI_IP table 100; ip route add default via GATEWAY dev ENI table 100" },
         ],
         judge: |s, _| {
             reply(s)
@@ -121,7 +122,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
         if r.table != crate::snapshot::TABLE_MAIN {
             del.push_str(&format!(" table {}", r.table));
         }
-        return Finding::fail(DEFAULT, format!("route `{text}` drops replies to {}", target_label(s)))
+        return Finding::fail(DEFAULT, format!("route `{text}` drops replies to {}", target_label(s))).cause("blackhole_route")
             .evidence(json!({"capturing_route": text, "target": dest}))
             .remedy([del, "remove it from the persisted configuration too (route-eth0 files, netplan routes:, /etc/network/interfaces `up` lines, or the script that adds it)".to_string()]);
     }
@@ -149,6 +150,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
             DEFAULT,
             "no IPv4 default route: replies to the Internet have nowhere to go",
         )
+        .cause("no_default_route")
         .evidence(evidence)
         .remedy([add, persist]);
     };
@@ -160,6 +162,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
                 route_text(s, best)
             ),
         )
+        .cause("blackhole_route")
         .evidence(evidence)
         .remedy([format!("ip route del {} default", best.kind), add, persist]);
     }
@@ -183,6 +186,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
                             "the default route via {g} is marked linkdown: {pname} has no carrier"
                         ),
                     )
+                    .cause("default_route_linkdown")
                     .evidence(evidence);
                 }
                 return Finding::ok(
@@ -211,6 +215,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
                 format!("the default route goes via {via}, but the vSwitch gateway is {g}")
             };
             Finding::fail(DEFAULT, summary)
+                .cause("default_route_elsewhere")
                 .evidence(evidence)
                 .remedy([add, persist])
         }
@@ -220,6 +225,7 @@ pub fn default_route(s: &Snapshot) -> Finding {
                     DEFAULT,
                     format!("the default route `{}` is not on {pname}", default_texts[0]),
                 )
+                .cause("default_route_elsewhere")
                 .evidence(evidence);
             }
             let what = format!(
@@ -269,7 +275,7 @@ pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
             Finding::fail(
                 DEFAULT,
                 format!("no IPv6 default route: replies to IPv6 clients have nowhere to go (this instance has IPv6: {})", ipv6_reason(s)),
-            )
+            ).cause("no_ipv6_default_route")
             .evidence(evidence)
             .remedy([add, persist]),
         );
@@ -283,6 +289,7 @@ pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
                     texts[0]
                 ),
             )
+            .cause("blackhole_route")
             .evidence(evidence)
             .remedy([
                 format!("ip -6 route del {} default", best.kind),
@@ -302,6 +309,7 @@ pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
                     texts[0]
                 ),
             )
+            .cause("default_route_elsewhere")
             .evidence(evidence)
             .remedy([add, persist]),
         );
@@ -321,6 +329,7 @@ pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
         };
         return Some(
             Finding::fail(DEFAULT, summary)
+                .cause("default_route_elsewhere")
                 .evidence(evidence)
                 .remedy([add, persist]),
         );
@@ -334,6 +343,7 @@ pub fn default_route_v6(s: &Snapshot) -> Option<Finding> {
                     texts[0]
                 ),
             )
+            .cause("default_route_linkdown")
             .evidence(evidence),
         );
     }
@@ -425,12 +435,12 @@ fn reply_family(s: &Snapshot, lookups: &[&RouteLookup], who: String, target: IpA
         "{ip} route get {target} from <local address>; {ip} rule; {ip} route show table all"
     );
     if !failing.is_empty() {
-        return Finding::fail(REPLY, format!("replies to {who} cannot be sent: {}", failing.join("; ")))
+        return Finding::fail(REPLY, format!("replies to {who} cannot be sent: {}", failing.join("; "))).cause("reply_unroutable")
             .evidence(evidence)
             .remedy([check, "add or fix the default route (see route.default) and remove blackhole/unreachable/prohibit routes or rules that match".to_string()]);
     }
     if !asymmetric.is_empty() {
-        return Finding::warn(REPLY, format!("replies to {who} leave by another interface than they arrive on: {}: the VPC drops packets whose source address belongs to another ENI", asymmetric.join("; ")))
+        return Finding::warn(REPLY, format!("replies to {who} leave by another interface than they arrive on: {}: the VPC drops packets whose source address belongs to another ENI", asymmetric.join("; "))).cause("asymmetric_reply_route")
             .evidence(evidence)
             .remedy([check, "add a policy route per ENI: ip rule add from <eni-ip> table 100; ip route add default via <gateway> dev <eni> table 100".to_string()]);
     }

@@ -25,8 +25,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the kernel answers IPv4 echo requests: net.ipv4.icmp_echo_ignore_all is 0 now and after reboot",
         evidence: &["/proc/sys/net/ipv4/icmp_echo_ignore_all", "sysctl.conf and sysctl.d files, in systemd-sysctl's precedence"],
         causes: &[
-            Cause { cause: "echo requests are ignored now", remedy: "sysctl -w net.ipv4.icmp_echo_ignore_all=0" },
-            Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
+            Cause { id: "echo_ignored_now", cause: "echo requests are ignored now", remedy: "sysctl -w net.ipv4.icmp_echo_ignore_all=0" },
+            Cause { id: "echo_ignored_at_boot", cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
         ],
         judge: |s, _| {
             icmp_echo(s).judges([Subject::Sysctl("net.ipv4.icmp_echo_ignore_all".into())])
@@ -37,8 +37,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the kernel answers IPv6 echo requests: net.ipv6.icmp.echo_ignore_all is 0 now and after reboot",
         evidence: &["/proc/sys/net/ipv6/icmp/echo_ignore_all", "sysctl.conf and sysctl.d files"],
         causes: &[
-            Cause { cause: "IPv6 echo requests are ignored now", remedy: "sysctl -w net.ipv6.icmp.echo_ignore_all=0" },
-            Cause { cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
+            Cause { id: "echo6_ignored_now", cause: "IPv6 echo requests are ignored now", remedy: "sysctl -w net.ipv6.icmp.echo_ignore_all=0" },
+            Cause { id: "echo_ignored_at_boot", cause: "a sysctl.d or sysctl.conf line sets it to 1 at boot", remedy: "edit the winning file and line the evidence names" },
         ],
         judge: |s, _| {
             icmp_echo6(s).judges([Subject::Sysctl("net.ipv6.icmp.echo_ignore_all".into())])
@@ -49,7 +49,7 @@ pub const CHECKS: &[Check] = &[
         decides: "strict reverse-path filtering does not drop requests on a multi-homed instance whose replies would leave by another interface",
         evidence: &["net.ipv4.conf.{all,IF}.rp_filter", "the kernel's reply-route lookups per interface"],
         causes: &[
-            Cause { cause: "strict rp_filter on an interface whose replies route out of another", remedy: "sysctl -w net.ipv4.conf.IF.rp_filter=2 net.ipv4.conf.all.rp_filter=2 (loose mode), or add policy routes" },
+            Cause { id: "strict_rp_filter", cause: "strict rp_filter on an interface whose replies route out of another", remedy: "sysctl -w net.ipv4.conf.IF.rp_filter=2 net.ipv4.conf.all.rp_filter=2 (loose mode), or add policy routes" },
         ],
         judge: |s, _| rp_filter(s),
     },
@@ -58,7 +58,7 @@ pub const CHECKS: &[Check] = &[
         decides: "echo replies are not throttled: icmp_ratemask does not include echo reply, or icmp_ratelimit is 0",
         evidence: &["net.ipv4.icmp_ratelimit, net.ipv4.icmp_ratemask, net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst", "OutRateLimit counters (kernels ≥ 6.0)"],
         causes: &[
-            Cause { cause: "echo replies are in the rate mask", remedy: "sysctl -w net.ipv4.icmp_ratemask=6168 (the default, without echo reply)" },
+            Cause { id: "echo_reply_rate_limited", cause: "echo replies are in the rate mask", remedy: "sysctl -w net.ipv4.icmp_ratemask=6168 (the default, without echo reply)" },
         ],
         judge: |s, _| icmp_ratelimit(s),
     },
@@ -130,6 +130,11 @@ fn echo_ignore(s: &Snapshot, id: &str, name: &str, family: &str) -> Finding {
             id,
             format!("{name} = {now}: the kernel ignores every {family} ping"),
         )
+        .cause(if id == ICMP_ECHO6 {
+            "echo6_ignored_now"
+        } else {
+            "echo_ignored_now"
+        })
         .evidence(evidence)
         .remedy([format!("sysctl -w {name}=0"), fix_file]);
     }
@@ -141,6 +146,7 @@ fn echo_ignore(s: &Snapshot, id: &str, name: &str, family: &str) -> Finding {
                 p.file, p.line, p.value
             ),
         )
+        .cause("echo_ignored_at_boot")
         .evidence(evidence)
         .remedy([fix_file]);
     }

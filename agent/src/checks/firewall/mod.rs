@@ -38,7 +38,7 @@ pub const CHECKS: &[Check] = &[
         decides: "the guest firewall accepts an inbound IPv4 echo request from the client (or any Internet address)",
         evidence: &["iptables-nft-save -c and iptables-legacy-save -c (every table)", "native nftables tables (nft -j list ruleset)", "ipset contents the rules match on"],
         causes: &[
-            Cause { cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
+            Cause { id: "guest_rule_drops_echo", cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
         ],
         judge: |s, _| icmp_in(s).judges([Subject::FirewallPath(ECHO_IN)]),
     },
@@ -47,7 +47,7 @@ pub const CHECKS: &[Check] = &[
         decides: "the guest firewall lets the IPv4 echo reply out to the client",
         evidence: &["the OUTPUT and POSTROUTING chains of every table, both backends", "native nftables output hooks"],
         causes: &[
-            Cause { cause: "a rule (or a chain policy) drops the outgoing echo reply", remedy: "insert an accept for ICMP echo-reply ahead of the deciding rule" },
+            Cause { id: "guest_rule_drops_reply", cause: "a rule (or a chain policy) drops the outgoing echo reply", remedy: "insert an accept for ICMP echo-reply ahead of the deciding rule" },
         ],
         judge: |s, _| icmp_out(s).judges([Subject::FirewallPath(ECHO_OUT)]),
     },
@@ -56,8 +56,8 @@ pub const CHECKS: &[Check] = &[
         decides: "the guest firewall accepts an inbound ICMPv6 echo request and lets the reply out, and lets neighbour discovery with the router through both ways (untracked by conntrack)",
         evidence: &["ip6tables-nft-save -c and ip6tables-legacy-save -c", "native nftables ip6 and inet tables"],
         causes: &[
-            Cause { cause: "an ip6tables or nft rule (or policy) drops the ICMPv6 echo request or reply", remedy: "insert an accept for ipv6-icmp echo-request / echo-reply ahead of the deciding rule" },
-            Cause { cause: "a rule (or a DROP policy with only an ESTABLISHED,RELATED accept) drops neighbour solicitations or advertisements: IPv6 breaks though echo is accepted", remedy: "insert an accept for ipv6-icmp neighbour-solicitation / neighbour-advertisement ahead of the deciding rule" },
+            Cause { id: "guest_rule_drops_echo6", cause: "an ip6tables or nft rule (or policy) drops the ICMPv6 echo request or reply", remedy: "insert an accept for ipv6-icmp echo-request / echo-reply ahead of the deciding rule" },
+            Cause { id: "guest_rule_drops_neighbour_discovery", cause: "a rule (or a DROP policy with only an ESTABLISHED,RELATED accept) drops neighbour solicitations or advertisements: IPv6 breaks though echo is accepted", remedy: "insert an accept for ipv6-icmp neighbour-solicitation / neighbour-advertisement ahead of the deciding rule" },
         ],
         judge: |s, _| icmp6(s).judges([Subject::FirewallPath(ECHO6)]),
     },
@@ -66,7 +66,7 @@ pub const CHECKS: &[Check] = &[
         decides: "each listening TCP/UDP port that is reachable from outside is accepted by the guest firewall",
         evidence: &["listening sockets (sock_diag)", "the rulesets, judged for a new connection to each port"],
         causes: &[
-            Cause { cause: "the firewall drops new connections to a listening port", remedy: "open the port: firewall-cmd --add-port, ufw allow, iptables -I INPUT, or nft insert rule" },
+            Cause { id: "guest_rule_drops_port", cause: "the firewall drops new connections to a listening port", remedy: "open the port: firewall-cmd --add-port, ufw allow, iptables -I INPUT, or nft insert rule" },
         ],
         judge: |s, _| ports(s),
     },
@@ -439,7 +439,15 @@ fn verdict_finding(id: &str, fw: &Firewall, family: &str, packet: Packet, what: 
             .evidence(evidence)
             .remedy(remedy);
         }
-        return Finding::fail(id, summary).evidence(evidence).remedy(remedy);
+        let cause = match id {
+            ICMP6 => "guest_rule_drops_echo6",
+            ICMP_OUT => "guest_rule_drops_reply",
+            _ => "guest_rule_drops_echo",
+        };
+        return Finding::fail(id, summary)
+            .cause(cause)
+            .evidence(evidence)
+            .remedy(remedy);
     }
     if !j.unreadable.is_empty() {
         // For lack of privilege: say which tool needs what, not each tool's own words (those
@@ -583,7 +591,7 @@ pub fn icmp6(s: &Snapshot) -> Finding {
                     "{}: without neighbour discovery nothing reaches {} over IPv6, even though echo is accepted",
                     f.summary, j.local
                 );
-                return Finding { summary, ..f };
+                return Finding { summary, ..f }.cause("guest_rule_drops_neighbour_discovery");
             }
             return f;
         }

@@ -455,7 +455,8 @@ mod cause_tests {
     /// verdict); ok findings name none; cause ids are unique within a check.
     #[test]
     fn every_warn_and_fail_names_a_registered_cause() {
-        let faults: Vec<(&str, Box<dyn Fn(&mut Snapshot)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Snapshot)>;
+        let faults: Vec<(&str, Edit)> = vec![
             ("link down", Box::new(|s| links(s)[1].admin_up = false)),
             (
                 "no default route",

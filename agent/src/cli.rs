@@ -61,6 +61,10 @@ pub enum Command {
         /// apart, and judge on the rates between them.
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         window: Option<u64>,
+        /// Also judge that NAME resolves, as this guest resolves it, to this instance's public
+        /// IP or EIP (dns.resolution); repeatable, added to [dns] domains.
+        #[arg(long = "domain", value_name = "NAME", value_parser = domain_name)]
+        domains: Vec<String>,
     },
     /// Run the daemon: refresh periodically and serve the report, metrics and health over HTTP.
     Serve {
@@ -297,6 +301,11 @@ fn print(text: &str) -> i32 {
     0
 }
 
+/// `--domain NAME`: a name that can be asked (letters, digits, '-', '_', dots).
+fn domain_name(s: &str) -> Result<String, String> {
+    sources::dns::valid_name(s).map(|_| s.to_string())
+}
+
 pub fn run(cli: Cli) -> i32 {
     if let Err(e) = sources::held_files::adopt() {
         eprintln!("ecs-diag: warning: {e}");
@@ -321,16 +330,22 @@ pub fn run(cli: Cli) -> i32 {
             config,
             from,
             window,
+            domains,
         } => {
             let started = Instant::now();
             if from.is_some() && window.is_some() {
                 eprintln!("ecs-diag: --window samples this machine twice; a saved snapshot cannot be re-sampled: drop --window, or take the snapshot with the window (ecs-diag check --window N)");
                 return EXIT_USAGE;
             }
-            let config = match load_config(config.as_deref()) {
+            let mut config = match load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if from.is_some() && !domains.is_empty() {
+                eprintln!("ecs-diag: --domain resolves names on this machine; a saved snapshot holds the names it was taken with: drop --domain");
+                return EXIT_USAGE;
+            }
+            config.dns.domains.extend(domains);
             let snapshot = match from {
                 Some(path) => match read_snapshot(&path) {
                     Ok(s) if client.is_some() && s.client != client => {

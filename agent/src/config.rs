@@ -25,6 +25,29 @@ pub struct Config {
     pub limits: Limits,
     /// Cloud-side verdicts through the instance RAM role (DESIGN.md's `[cloud]`).
     pub cloud: CloudConfig,
+    /// dns.resolution: the names that must resolve to this instance's public IP. Additive.
+    pub dns: DnsConfig,
+}
+
+/// `[dns]`: the names `serve` judges (the CLI adds `--domain`), and how long resolving may take.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    pub domains: Vec<String>,
+    /// One query to one nameserver (resolv.conf's own `timeout:` is used when shorter).
+    pub timeout_ms: u64,
+    /// Every query of one diagnosis together.
+    pub budget_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            domains: Vec::new(),
+            timeout_ms: 1000,
+            budget_ms: 3000,
+        }
+    }
 }
 
 /// When to read cloud-side facts (security groups, ACLs, routes, EIPs, blackhole) from the
@@ -434,6 +457,29 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let d = &self.dns;
+        if !(1..=10_000).contains(&d.timeout_ms) {
+            return Err(format!(
+                "dns.timeout_ms = {}: expected milliseconds between 1 and 10000",
+                d.timeout_ms
+            ));
+        }
+        if !(1..=60_000).contains(&d.budget_ms) {
+            return Err(format!(
+                "dns.budget_ms = {}: expected milliseconds between 1 and 60000",
+                d.budget_ms
+            ));
+        }
+        if d.domains.len() > 32 {
+            return Err(format!(
+                "dns.domains has {} names: expected at most 32",
+                d.domains.len()
+            ));
+        }
+        for name in &d.domains {
+            crate::sources::dns::valid_name(name)
+                .map_err(|e| format!("dns.domains: {name:?}: {e}"))?;
+        }
         let m = &self.metadata;
         if !m.url.starts_with("http://") {
             return Err(format!(

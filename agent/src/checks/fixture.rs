@@ -167,6 +167,7 @@ pub fn healthy() -> Snapshot {
         nftables: Gathered::Ok(None),
         listeners: Gathered::Ok(vec![]),
         smtp_attempts: Gathered::Ok(vec![]),
+        dns: Gathered::Ok(Vec::new()),
         qdiscs: Gathered::Ok(vec![]),
         softnet: Gathered::Ok(vec![SoftnetCpu {
             processed: 100,

@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod causality;
 pub mod cloud;
+pub mod dns;
 pub mod firewall;
 pub mod icmp;
 pub mod link;
@@ -93,6 +94,7 @@ const FAMILIES: &[&[Check]] = &[
     load::CHECKS,
     net::CHECKS,
     cloud::CHECKS,
+    dns::CHECKS,
     icmp::CHECKS,
 ];
 

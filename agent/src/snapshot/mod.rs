@@ -133,6 +133,10 @@ pub struct Snapshot {
     /// (SYN_SENT)`): a mail sender the platform's block stops. Additive.
     #[serde(default = "no_smtp_attempts")]
     pub smtp_attempts: Gathered<Vec<String>>,
+    /// How each `--domain` / `[dns] domains` name resolves in this guest (empty: none asked).
+    /// Additive.
+    #[serde(default = "no_names_asked")]
+    pub dns: Gathered<Vec<Resolution>>,
     /// Milliseconds since the Unix epoch when the counters below were read.
     #[serde(default)]
     pub at_ms: u64,
@@ -226,6 +230,7 @@ impl Snapshot {
             ("os", r(&self.os)),
             ("listeners", r(&self.listeners)),
             ("smtp_attempts", r(&self.smtp_attempts)),
+            ("dns", r(&self.dns)),
             ("cpu", r(&self.cpu)),
             ("memory", r(&self.memory)),
             ("pressure", r(&self.pressure)),
@@ -237,6 +242,36 @@ impl Snapshot {
 
 fn not_in_snapshot<T>() -> Gathered<T> {
     Gathered::Failed("not recorded in this snapshot".to_string())
+}
+
+fn no_names_asked() -> Gathered<Vec<Resolution>> {
+    Gathered::Ok(Vec::new())
+}
+
+/// One name as this guest resolves it (`sources::dns`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resolution {
+    /// As given.
+    pub name: String,
+    /// `files` (/etc/hosts), `dns`, or `none` (nsswitch asks neither).
+    pub source: String,
+    /// The nameserver that answered (`ip:53`), or the hosts file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// The name asked (after the search list), where it differs or DNS answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<String>,
+    /// A and AAAA addresses, in answer order.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// The smallest TTL of the addresses, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u32>,
+    /// The answer code (NOERROR, NXDOMAIN, SERVFAIL, ...), where a nameserver answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// Why nothing answered (timeouts, an unreadable resolv.conf, a name that is not one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn no_smtp_attempts() -> Gathered<Vec<String>> {

@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod cloud;
+pub mod dns;
 pub mod held_files;
 pub mod kfree_skb;
 pub mod load;
@@ -116,6 +117,8 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
             };
             (md, cloud)
         });
+        // Names resolve (bounded by [dns] budget_ms) while everything else is read.
+        let dns = scope.spawn(|| dns::resolve_all(&config.paths, &config.dns, &[]));
         // The firewall tools are separate processes: run them while netlink is read.
         let firewall =
             scope.spawn(|| rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
@@ -138,6 +141,9 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         snapshot.nft_genid = facts.genid;
         snapshot.denied = facts.denied;
         snapshot.legacy_signature = facts.legacy_signature;
+        snapshot.dns = dns
+            .join()
+            .unwrap_or_else(|_| Gathered::Failed("the DNS resolver panicked".to_string()));
         (snapshot.metadata, snapshot.cloud) = metadata.join().unwrap_or_else(|_| {
             let reason = "the metadata reader panicked".to_string();
             (
@@ -202,6 +208,8 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
             Gathered::Ok(Vec::new())
         },
         qdiscs,
+        // Filled in by `gather`, which resolves concurrently.
+        dns: Gathered::Ok(Vec::new()),
         softnet: netstat::softnet(&config.paths.proc),
         conntrack: netstat::conntrack(&config.paths.proc),
         os: sysfs::os_release(&config.paths),

@@ -5,6 +5,7 @@
 mod addr;
 mod cloud;
 mod crash;
+mod dns;
 mod firewall;
 mod fix;
 mod icmp;

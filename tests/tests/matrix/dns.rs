@@ -117,7 +117,7 @@ fn a_name_is_judged_by_what_the_guests_resolver_answers() {
         format!("nameserver {CLIENT}\noptions timeout:1 attempts:1\n"),
     )
     .unwrap();
-    let server = dnsmasq(&t);
+    let _server = dnsmasq(&t);
     assert!(t.ping(GUEST_IP), "the instance itself answers pings");
 
     // The right address: ok, naming the nameserver and the TTL it gave.

@@ -90,6 +90,37 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The path from this instance towards a client, hop by hop, mtr-style
+    ///
+    /// Per hop: loss, sent and last/avg/best/worst/stdev RTT, from probes with increasing TTL;
+    /// then where loss starts and persists, which router only rate-limits its answers, and
+    /// whether the path leaves the instance's region. Sends probes only when run (needs
+    /// CAP_NET_RAW).
+    Trace {
+        /// The client to trace towards (IPv4).
+        #[arg(long, value_name = "ADDR")]
+        client: IpAddr,
+        /// What to send: ICMP echo requests, UDP datagrams (traceroute's ports from 33434) or
+        /// TCP SYNs (to --port, default 80).
+        #[arg(long, value_enum, default_value = "icmp")]
+        protocol: crate::sources::probes::Protocol,
+        /// UDP or TCP destination port.
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// Rounds of probes (one per hop each round).
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+        count: u32,
+        /// The farthest hop probed.
+        #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u8).range(1..=64))]
+        max_hops: u8,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Config file (default /etc/ecs-diag/config.toml if it exists): the metadata settings
+        /// the instance's region is read with.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// List every check: its id and the question it answers.
     Checks {
         /// Print a JSON array of {id, decides} instead of a table.
@@ -400,6 +431,18 @@ pub fn run(cli: Cli) -> i32 {
             report.exit_code()
         }
         Command::Serve { config } => crate::daemon::run(config),
+        Command::Trace {
+            client,
+            protocol,
+            port,
+            count,
+            max_hops,
+            json,
+            config,
+        } => match load_config(config.as_deref()) {
+            Ok(config) => crate::trace::run(&config, client, protocol, port, count, max_hops, json),
+            Err(code) => code,
+        },
         Command::Watch {
             seconds,
             client,

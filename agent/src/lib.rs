@@ -18,6 +18,7 @@ pub mod report;
 pub mod ruleset;
 pub mod snapshot;
 pub mod sources;
+pub mod trace;
 pub mod watch;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -136,6 +136,33 @@ pub const MANUALS: &[Manual] = &[
         see_also: &["ecs-diag-check(1)", "ping(8)", "mtr(8)"],
     },
     Manual {
+        command: "trace",
+        details: &[
+            "The instance's half of a bidirectional link test (the other half is mtr from the client towards the public IP). Sends --count rounds (default 10) of probes towards the client, one per TTL from 1 up to the client's distance (at most --max-hops, 30): ICMP echo requests (default), UDP datagrams to traceroute's ports from 33434 (or --port), or TCP SYNs to --port (default 80). Each round waits at most 1 s for the answers: a router's time exceeded, the client's echo reply, port unreachable, SYN-ACK or RST. It prints one line per hop (address, loss %, sent, last/avg/best/worst/stdev RTT in ms) and the verdict: the first hop from which every hop to the end loses probes (where packets are lost), hops that lose probes a later hop answers (that router rate-limits its ICMP answers: not loss), whether the client was reached, and whether the path leaves the instance's region (a hop adding 40 ms or more: a long-haul or cross-border link). IPv4 only (for IPv6: mtr -6).",
+            "Only a person running it sends probes: check and serve never do. Needs root or CAP_NET_RAW (a raw ICMP socket); the region comes from the metadata where [metadata] mode allows it.",
+        ],
+        files: &[
+            CONFIG,
+            ("raw ICMP socket, UDP and TCP sockets", "the probes (TTL set per probe) and the routers' ICMP answers"),
+            ("http://100.100.100.200", "the region: only where DMI says Alibaba Cloud ECS, or [metadata] mode = \"always\""),
+        ],
+        exit_status: &[
+            ("0", "the client answered and no loss persists to it"),
+            ("1", "the client answered, but loss starting at a hop persists to it"),
+            ("2", "the client never answered"),
+            EXIT_ERRORS[0],
+            ("71", "a socket cannot be opened"),
+            ("77", "without CAP_NET_RAW"),
+            EXIT_ERRORS[2],
+        ],
+        examples: &[
+            ("sudo ecs-diag trace --client 203.0.113.7", "ICMP, 10 rounds"),
+            ("sudo ecs-diag trace --client 203.0.113.7 --protocol tcp --port 443 --count 20", "the way HTTPS goes"),
+            ("sudo ecs-diag trace --client 203.0.113.7 --json | jq .verdict", "the verdict for a script"),
+        ],
+        see_also: &["ecs-diag-watch(1)", "mtr(8)", "traceroute(8)"],
+    },
+    Manual {
         command: "fix",
         details: &[
             "Diagnoses, then plans a fix for each failing check that has a safe automatic one, and prints the plan: the exact commands and a unified diff of each file it would change, and why. Nothing is changed without --apply. Fixes so far: sysctl.icmp_echo and sysctl.icmp_echo6 (the running value, and the exact sysctl.d or sysctl.conf line that wins at boot, commented with why; a vendor file or a glob is overridden in /etc/sysctl.d/zz-ecs-diag.conf), sysctl.rp_filter (loose mode, 2, on exactly the interfaces the finding proved strict and asymmetric, now and at boot), link.primary (an administratively down primary interface is brought up), route.default (a missing IPv4 default route is added via the vSwitch gateway the metadata assigns, on the primary interface, and where the instance uses IPv6 a missing IPv6 default route via the assigned IPv6 gateway), addr.primary (an assigned IPv6 address missing from the primary interface, as after the link was set down, is added back with the vSwitch prefix; a wrong IPv4 address is left to a person), addr.secondary (each missing assigned secondary private IP added to its interface, and persisted where one format alone configures it: IPADDRn=/PREFIXn= in its ifcfg file, addresses: under its ethernets id in /etc/netplan/99-ecs-diag.yaml, which netplan appends to the interface's own, or addressN= in the [ipv4] section of its NetworkManager keyfile; elsewhere until reboot, said in the plan), and firewall.icmp_in / firewall.icmp_out (an ACCEPT for ICMP echo from or to the client inserted just before the deciding iptables rule, same table, chain and backend, or before a native nftables rule by its handle, tagged with a comment the undo finds it by; no other rule is ever deleted; where ufw manages the rules the accept goes first into ufw-before-input in /etc/ufw/before.rules, or before6.rules, and ufw reload loads it; where firewalld manages them, a rich rule at the lowest priority, rule priority=\"-32768\" … icmp-type name=\"echo-request\" accept, in the zone whose chain decided, added at runtime and with --permanent so a firewall-cmd --reload keeps it, and removed the same way by --undo; an outgoing packet or a rule outside the zone chains is left to a person), and firewall.icmp6 (the same with ip6tables or nftables, for every IPv6 packet the check finds blocked in one run: echo either way, and neighbour discovery with the router, accepted from any address). Every other failing check is listed as not fixed, with why.",

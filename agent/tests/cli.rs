@@ -465,9 +465,11 @@ fn watch_without_pings_says_nothing_arrived() {
     let v = lines.last().unwrap().clone();
     assert_eq!(v["type"], "verdict");
     assert_eq!(v["verdict"], "not_arriving", "{v:#}");
-    // The traceroute suggestion names the client.
+    // The path suggestion names the client: this instance's own trace towards it.
     assert!(
-        v["steps"].to_string().contains("mtr -n 192.0.2.77"),
+        v["steps"]
+            .to_string()
+            .contains("ecs-diag trace --client 192.0.2.77"),
         "{v:#}"
     );
     assert_eq!(o.status.code(), Some(1));
@@ -673,7 +675,7 @@ fn help_texts_teach_and_match_their_snapshots() {
         .collect();
     assert_eq!(
         registered,
-        ["check", "serve", "watch", "fix", "snapshot", "checks", "explain"]
+        ["check", "serve", "watch", "trace", "fix", "snapshot", "checks", "explain"]
     );
     for cmd in &registered {
         assert!(ecs_diag::manual::of(cmd).is_some(), "{cmd} has no manual");
@@ -721,4 +723,40 @@ fn hand_over_outside_the_unit_says_what_it_is_for() {
     // Hidden from the help: operators never run it.
     let help = String::from_utf8_lossy(&ecs_diag(&["--help"]).stdout).to_string();
     assert!(!help.contains("hand-over"), "{help}");
+}
+
+/// `trace` as nobody (no CAP_NET_RAW): a clear message and exit 77, no probe sent, no panic.
+#[test]
+fn trace_without_raw_sockets_says_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = isolated(dir.path(), "");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args([
+            "trace",
+            "--client",
+            "127.0.0.1",
+            "--count",
+            "1",
+            "--config",
+            &cfg,
+        ])
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("it needs CAP_NET_RAW (run it as root)"),
+        "{}",
+        stderr(&out)
+    );
+    // IPv6 clients are refused up front, naming what does it instead.
+    let out = ecs_diag(&["trace", "--client", "2001:db8::1", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("mtr -6"), "{}", stderr(&out));
 }

@@ -139,7 +139,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
         let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
         let pages = pages().unwrap();
-        assert_eq!(pages.len(), 8, "ecs-diag and its seven commands");
+        assert_eq!(pages.len(), 9, "ecs-diag and its eight commands");
         for (name, text) in pages {
             for section in ["FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
                 // checks and explain read no files.

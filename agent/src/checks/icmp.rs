@@ -106,7 +106,7 @@ pub fn path_steps() -> Vec<String> {
     vec![
         "the instance answers: the replies are lost on the way back or the client filters them".to_string(),
         "from the client: mtr -n <public-ip>   (where do the probes stop?)".to_string(),
-        "from this instance: mtr -n <client-ip>   (the return path)".to_string(),
+        "from this instance: ecs-diag trace --client <client-ip>   (the return path, hop by hop: where loss starts, which router only rate-limits)".to_string(),
         "check the client's own firewall and its network's ICMP policy; try another client or network".to_string(),
     ]
 }

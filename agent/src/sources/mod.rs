@@ -13,6 +13,7 @@ pub mod netstat;
 pub mod network_config;
 pub mod nfnetlink;
 pub mod nftrace;
+pub mod probes;
 pub mod rulesets;
 pub mod snmp;
 pub mod sockets;

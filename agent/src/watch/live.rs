@@ -242,7 +242,7 @@ pub fn fill_in(
         .collect();
     if let (Arrival::NotArriving, Some(c)) = (arrival, client) {
         steps.push(format!(
-            "from this instance: mtr -n {c}   (does the path to the client work the other way?)"
+            "from this instance: ecs-diag trace --client {c}   (does the path to the client work the other way?)"
         ));
     }
     steps
@@ -353,7 +353,7 @@ mod tests {
             "{all}"
         );
         assert!(
-            all.contains("from this instance: mtr -n 203.0.113.7"),
+            all.contains("from this instance: ecs-diag trace --client 203.0.113.7"),
             "{all}"
         );
         let steps = fill_in(
@@ -364,7 +364,7 @@ mod tests {
         );
         assert!(steps
             .join("\n")
-            .contains("mtr -n 203.0.113.7   (the return path)"));
+            .contains("ecs-diag trace --client 203.0.113.7   (the return path"));
     }
 
     #[test]

@@ -14,4 +14,5 @@ mod neigh;
 mod net;
 mod route;
 mod sysctl;
+mod trace;
 mod watch;

@@ -179,7 +179,7 @@ pub fn verdict(hops: &[Hop], reached: bool, region: Option<&str>) -> Verdict {
             if rate_limited.len() == 1 { "s" } else { "" }
         ));
     }
-    let region = region.unwrap_or("unknown (no metadata)");
+    let region = region.unwrap_or("unknown: no metadata");
     parts.push(match long_haul {
         Some((h, from, to)) => format!(
             "the path likely leaves the instance's region ({region}) at {}: the round trip jumps from {from:.1} ms to {to:.1} ms (a long-haul or cross-border link; expect its latency, loss and jitter)",
@@ -211,8 +211,9 @@ pub fn table(
     v: &Verdict,
 ) -> String {
     let mut out = format!(
-        "Path from this instance to {client} ({:?}, {rounds} rounds)\n {:>3}  {:<16} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
-        protocol, "Hop", "Address", "Loss%", "Sent", "Last", "Avg", "Best", "Worst", "StDev"
+        "Path from this instance to {client} ({}, {rounds} rounds)\n {:>3}  {:<16} {:>6} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+        format!("{protocol:?}").to_lowercase(),
+        "Hop", "Address", "Loss%", "Sent", "Last", "Avg", "Best", "Worst", "StDev"
     );
     for h in hops {
         out.push_str(&format!(

@@ -1,4 +1,5 @@
-//! Configuration files and metadata bodies: the agent's config, sysctl.d, ifcfg, ifupdown,
+//! Configuration files and metadata bodies: the agent's config, resolv.conf, nsswitch.conf,
+//! /etc/hosts, sysctl.d, ifcfg, ifupdown,
 //! NetworkManager, networkd, netplan, the metadata service's answers (the RAM role's
 //! credentials document too) and the cloud API's answers (instance, security group, network
 //! ACL, route entries, ENIs, EIPs, IPv4 gateways, Anti-DDoS, Cloud Firewall, Security Center).
@@ -15,6 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let p = Path::new("fuzz");
     let _ = Config::parse(text);
+    let _ = ecs_diag::sources::dns::parse_resolv_conf(text);
+    let _ = ecs_diag::sources::dns::parse_nsswitch_hosts(text);
+    let _ = ecs_diag::sources::dns::hosts_lookup(text, "www.example.com");
+    let _ = ecs_diag::sources::dns::valid_name(text);
     let settings = sysctl::parse_sysctl_file(text, "fuzz");
     let _ = sysctl::after_reboot(&settings, "net.ipv4.conf.eth0.rp_filter");
     // Patterns straight from the input, against real names (interface names are at most 15).

@@ -1,11 +1,19 @@
 //! `/proc/net/{snmp,snmp6,tcp,udp}`, `/proc/PID/{stat,status}` and `skb:kfree_skb` trace
-//! lines: clear errors, never panics.
+//! lines, and the packets that come off the network: the ICMP answers to `trace`'s probes and
+//! DNS replies: clear errors, never panics.
 #![no_main]
-use ecs_diag::sources::{kfree_skb, load, snmp, sockets};
+use ecs_diag::sources::{dns, kfree_skb, load, probes, snmp, sockets};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = load::parse_pid_stat(data);
+    let _ = probes::parse_icmp(data);
+    if let Ok(name) = dns::Name::from_ascii("www.example.com.") {
+        for kind in [dns::RecordType::A, dns::RecordType::AAAA] {
+            let id = data.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            let _ = dns::answer_of(data, id, &name, kind);
+        }
+    }
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = snmp::icmp_from(text, Some(text), 0);
     let _ = snmp::parse_uptime(text);

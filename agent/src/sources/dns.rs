@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::RData;
+/// The name and record types [`answer_of`] takes (hickory-proto's).
+pub use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::{DnsConfig, PathsConfig};
 use crate::snapshot::{Gathered, Resolution};
@@ -142,10 +144,10 @@ fn read_small(path: &Path) -> std::io::Result<String> {
 
 /// What one query to one nameserver answered.
 #[derive(Debug)]
-struct Answer {
-    code: ResponseCode,
-    addresses: Vec<IpAddr>,
-    ttl: Option<u32>,
+pub struct Answer {
+    pub code: ResponseCode,
+    pub addresses: Vec<IpAddr>,
+    pub ttl: Option<u32>,
 }
 
 /// One query, one datagram each way: the first reply whose id and question match, or an
@@ -204,34 +206,40 @@ fn exchange(
             Err(e) => return Err(format!("{server}: {e}")),
         };
         // Not ours or not a reply: keep waiting for the one that is.
-        let Ok(reply) = Message::from_vec(&buf[..n]) else {
-            continue;
-        };
-        if reply.id() != id
-            || reply.message_type() != MessageType::Response
-            || reply.queries().first().map(|q| (q.name(), q.query_type())) != Some((name, kind))
-        {
-            continue;
+        if let Some(answer) = answer_of(&buf[..n], id, name, kind) {
+            return Ok(answer);
         }
-        let mut addresses = Vec::new();
-        let mut ttl: Option<u32> = None;
-        for r in reply.answers() {
-            let ip = match r.data() {
-                RData::A(a) if kind == RecordType::A => IpAddr::V4(a.0),
-                RData::AAAA(a) if kind == RecordType::AAAA => IpAddr::V6(a.0),
-                _ => continue,
-            };
-            ttl = Some(ttl.map_or(r.ttl(), |t| t.min(r.ttl())));
-            if !addresses.contains(&ip) {
-                addresses.push(ip);
-            }
-        }
-        return Ok(Answer {
-            code: reply.response_code(),
-            addresses,
-            ttl,
-        });
     }
+}
+
+/// The answer in a DNS reply to query `id` for `name`/`kind`; None when the bytes are not that
+/// reply (another query's, a stray datagram, garbage). Any bytes are safe.
+pub fn answer_of(bytes: &[u8], id: u16, name: &Name, kind: RecordType) -> Option<Answer> {
+    let reply = Message::from_vec(bytes).ok()?;
+    if reply.id() != id
+        || reply.message_type() != MessageType::Response
+        || reply.queries().first().map(|q| (q.name(), q.query_type())) != Some((name, kind))
+    {
+        return None;
+    }
+    let mut addresses = Vec::new();
+    let mut ttl: Option<u32> = None;
+    for r in reply.answers() {
+        let ip = match r.data() {
+            RData::A(a) if kind == RecordType::A => IpAddr::V4(a.0),
+            RData::AAAA(a) if kind == RecordType::AAAA => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        ttl = Some(ttl.map_or(r.ttl(), |t| t.min(r.ttl())));
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    Some(Answer {
+        code: reply.response_code(),
+        addresses,
+        ttl,
+    })
 }
 
 /// The names to ask for `name`: with fewer dots than `ndots`, each search domain first.

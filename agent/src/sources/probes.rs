@@ -176,6 +176,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Probe>, String> {
     let mut last_ttl = plan.max_hops;
     for round in 0..plan.rounds {
         let mut flight: Vec<InFlight> = Vec::new();
+        let mut answers: Vec<Probe> = Vec::new();
         for ttl in 1..=last_ttl {
             let sent = Instant::now();
             let seq = ((round as u16) << 8) | u16::from(ttl);
@@ -246,103 +247,14 @@ pub fn run(plan: &Plan) -> Result<Vec<Probe>, String> {
                     });
                 }
             }
-            // Spaced a little, as mtr does, so a router's ICMP rate limit is not hit by us alone.
-            std::thread::sleep(Duration::from_millis(5));
+            // Spaced a little, as mtr does, so a router's ICMP rate limit is not hit by us
+            // alone; what answers meanwhile is read as it comes.
+            let spacing = Instant::now() + Duration::from_millis(5);
+            collect(&raw, plan, &mut flight, &mut answers, spacing);
+            std::thread::sleep(spacing.saturating_duration_since(Instant::now()));
         }
         let deadline = Instant::now() + plan.wait;
-        let mut answers: Vec<Probe> = Vec::new();
-        while flight.iter().any(|f| !f.done) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let mut fds = vec![libc::pollfd {
-                fd: raw.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            let tcp_index: Vec<usize> = flight
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.tcp.is_some() && !f.done)
-                .map(|(i, _)| i)
-                .collect();
-            for &i in &tcp_index {
-                if let Some(s) = &flight[i].tcp {
-                    fds.push(libc::pollfd {
-                        fd: s.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    });
-                }
-            }
-            let ms = left.as_millis().min(1000) as libc::c_int;
-            // SAFETY: fds is a valid array of pollfd for the duration of the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
-            if n < 0 {
-                continue;
-            }
-            // Destination answered a TCP SYN (SYN-ACK: connected; RST: refused). Any other
-            // error is the router's ICMP the raw socket matches: the socket leaves the poll
-            // set, the probe stays open for that match.
-            for (k, &i) in tcp_index.iter().enumerate() {
-                if fds[k + 1].revents == 0 {
-                    continue;
-                }
-                let f = &mut flight[i];
-                let err = f.tcp.as_ref().and_then(|s| s.take_error().ok().flatten());
-                let reached = match &err {
-                    None => true,
-                    Some(e) => e.raw_os_error() == Some(libc::ECONNREFUSED),
-                };
-                f.tcp = None;
-                if reached {
-                    f.done = true;
-                    answers.push(Probe {
-                        round: f.round,
-                        ttl: f.ttl,
-                        from: Some(plan.dest),
-                        rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
-                        reached: true,
-                    });
-                }
-            }
-            if fds[0].revents & libc::POLLIN == 0 {
-                continue;
-            }
-            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
-            while let Ok(len) = raw.recv(&mut buf) {
-                // SAFETY: recv initialised the first `len` bytes.
-                let bytes: Vec<u8> = buf[..len]
-                    .iter()
-                    .map(|b| unsafe { b.assume_init() })
-                    .collect();
-                let Some(a) = parse_icmp(&bytes) else {
-                    continue;
-                };
-                let key = match (a.icmp_type, plan.protocol) {
-                    (0, Protocol::Icmp) if a.from == plan.dest => {
-                        a.echo.map(|(i, s)| Key::Echo(i, s))
-                    }
-                    (3 | 11, _) if a.quoted_dest == Some(plan.dest) => match plan.protocol {
-                        Protocol::Icmp => a.quoted_echo.map(|(i, s)| Key::Echo(i, s)),
-                        _ => a.quoted_src_port.map(Key::Port),
-                    },
-                    _ => None,
-                };
-                let Some(key) = key else { continue };
-                if let Some(f) = flight.iter_mut().find(|f| !f.done && f.key == key) {
-                    f.done = true;
-                    answers.push(Probe {
-                        round: f.round,
-                        ttl: f.ttl,
-                        from: Some(a.from),
-                        rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
-                        reached: a.from == plan.dest,
-                    });
-                }
-            }
-        }
+        collect(&raw, plan, &mut flight, &mut answers, deadline);
         // Later rounds stop at the destination's distance, as mtr does.
         if let Some(t) = answers.iter().filter(|p| p.reached).map(|p| p.ttl).min() {
             last_ttl = last_ttl.min(t);
@@ -363,6 +275,108 @@ pub fn run(plan: &Plan) -> Result<Vec<Probe>, String> {
     // Probes beyond the destination's distance (first rounds) are not hops.
     out.retain(|p| p.ttl <= last_ttl);
     Ok(out)
+}
+
+/// Reads answers (the raw socket, and the destination's SYN-ACK or RST on a TCP probe's
+/// socket) until every probe in `flight` is answered or `deadline`, each matched to its probe
+/// as it arrives, so its RTT is the probe's own.
+fn collect(
+    raw: &Socket,
+    plan: &Plan,
+    flight: &mut [InFlight],
+    answers: &mut Vec<Probe>,
+    deadline: Instant,
+) {
+    while flight.iter().any(|f| !f.done) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: raw.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let tcp_index: Vec<usize> = flight
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.tcp.is_some() && !f.done)
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &tcp_index {
+            if let Some(s) = &flight[i].tcp {
+                fds.push(libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                });
+            }
+        }
+        let ms = left.as_millis().min(1000) as libc::c_int;
+        // SAFETY: fds is a valid array of pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms.max(1)) };
+        if n < 0 {
+            continue;
+        }
+        // Destination answered a TCP SYN (SYN-ACK: connected; RST: refused). Any other
+        // error is the router's ICMP the raw socket matches: the socket leaves the poll
+        // set, the probe stays open for that match.
+        for (k, &i) in tcp_index.iter().enumerate() {
+            if fds[k + 1].revents == 0 {
+                continue;
+            }
+            let f = &mut flight[i];
+            let err = f.tcp.as_ref().and_then(|s| s.take_error().ok().flatten());
+            let reached = match &err {
+                None => true,
+                Some(e) => e.raw_os_error() == Some(libc::ECONNREFUSED),
+            };
+            f.tcp = None;
+            if reached {
+                f.done = true;
+                answers.push(Probe {
+                    round: f.round,
+                    ttl: f.ttl,
+                    from: Some(plan.dest),
+                    rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
+                    reached: true,
+                });
+            }
+        }
+        if fds[0].revents & libc::POLLIN == 0 {
+            continue;
+        }
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+        while let Ok(len) = raw.recv(&mut buf) {
+            // SAFETY: recv initialised the first `len` bytes.
+            let bytes: Vec<u8> = buf[..len]
+                .iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect();
+            let Some(a) = parse_icmp(&bytes) else {
+                continue;
+            };
+            let key = match (a.icmp_type, plan.protocol) {
+                (0, Protocol::Icmp) if a.from == plan.dest => a.echo.map(|(i, s)| Key::Echo(i, s)),
+                (3 | 11, _) if a.quoted_dest == Some(plan.dest) => match plan.protocol {
+                    Protocol::Icmp => a.quoted_echo.map(|(i, s)| Key::Echo(i, s)),
+                    _ => a.quoted_src_port.map(Key::Port),
+                },
+                _ => None,
+            };
+            let Some(key) = key else { continue };
+            if let Some(f) = flight.iter_mut().find(|f| !f.done && f.key == key) {
+                f.done = true;
+                answers.push(Probe {
+                    round: f.round,
+                    ttl: f.ttl,
+                    from: Some(a.from),
+                    rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
+                    reached: a.from == plan.dest,
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -254,6 +254,27 @@ fn loss_at_a_router_is_named_where_it_starts_as_mtr_shows_it() {
         verdict.contains("loss starts at hop 2 (10.91.2.2)"),
         "{verdict}"
     );
+    // The table a person reads (printed for the record; the JSON above is what is judged).
+    let config = p.dir.path().join("config.toml");
+    let table = p.exec(
+        0,
+        &[
+            agent_bin(),
+            "trace",
+            "--client",
+            CLIENT_END,
+            "--count",
+            "10",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    println!("{}", String::from_utf8_lossy(&table.stdout));
+    assert_eq!(
+        table.status.code(),
+        Some(1),
+        "loss persisting to the client"
+    );
     let mtr = p.mtr("30");
     let hosts: Vec<&str> = mtr.iter().map(|(h, _)| h.as_str()).collect();
     assert_eq!(hosts, HOPS, "mtr: {mtr:?}");

@@ -434,8 +434,15 @@ fn judge(vm: &Vm, r: &Report) {
             vm.name
         );
     }
+    // Every check it can judge is judged: none fails, none is unknown (the metadata and cloud
+    // checks are skipped: not Alibaba Cloud).
     for (id, status) in &healthy {
         assert_ne!(status, "fail", "{}: {id} fails on a healthy VM", vm.name);
+        assert_ne!(
+            status, "unknown",
+            "{}: {id} cannot tell on a booted kernel",
+            vm.name
+        );
     }
 
     // Each fault: the ping fails, the agent names it, and it works again once undone.

@@ -369,9 +369,12 @@ pub(crate) fn with_ipv6(v4: Finding, v6: Option<Finding>) -> Finding {
             format!("{}; {}", v6.summary, out.summary)
         };
         out.status = v6.status;
+        // The worse verdict names the cause.
+        out.cause = v6.cause.or(out.cause);
         out.remedy = v6.remedy.into_iter().chain(out.remedy).collect();
     } else {
         out.summary = format!("{}; {}", out.summary, v6.summary);
+        out.cause = out.cause.or(v6.cause);
         out.remedy.extend(v6.remedy);
     }
     out
@@ -471,6 +474,21 @@ mod cause_tests {
                 }),
             ),
             ("address missing", Box::new(|s| addresses(s).clear())),
+            // A merged IPv4 + IPv6 verdict (addr.primary, route.default) keeps the cause.
+            (
+                "IPv6 address missing",
+                Box::new(|s| {
+                    crate::checks::fixture::with_ipv6(s);
+                    addresses(s).retain(|a| !a.address.is_ipv6());
+                }),
+            ),
+            (
+                "IPv6 default route missing",
+                Box::new(|s| {
+                    crate::checks::fixture::with_ipv6(s);
+                    remove_ipv6_default(s);
+                }),
+            ),
         ];
         let mut named = 0;
         for (what, edit) in faults {

@@ -200,6 +200,23 @@ impl Default for Thresholds {
     }
 }
 
+/// `key = value` within `range`, else the error naming the key, the value and what is allowed.
+fn within(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<(), String> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} = {value}: expected {unit} between {} and {}",
+        range.start(),
+        range.end()
+    ))
+}
+
 impl Thresholds {
     /// Every value finite and not negative; fail thresholds beyond their warn thresholds.
     fn validate(&self) -> Result<(), String> {
@@ -458,18 +475,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let d = &self.dns;
-        if !(1..=10_000).contains(&d.timeout_ms) {
-            return Err(format!(
-                "dns.timeout_ms = {}: expected milliseconds between 1 and 10000",
-                d.timeout_ms
-            ));
-        }
-        if !(1..=60_000).contains(&d.budget_ms) {
-            return Err(format!(
-                "dns.budget_ms = {}: expected milliseconds between 1 and 60000",
-                d.budget_ms
-            ));
-        }
+        within("dns.timeout_ms", d.timeout_ms, 1..=10_000, "milliseconds")?;
+        within("dns.budget_ms", d.budget_ms, 1..=60_000, "milliseconds")?;
         if d.domains.len() > 32 {
             return Err(format!(
                 "dns.domains has {} names: expected at most 32",
@@ -487,18 +494,18 @@ impl Config {
                 m.url
             ));
         }
-        if !(1..=60_000).contains(&m.timeout_ms) {
-            return Err(format!(
-                "metadata.timeout_ms = {}: expected milliseconds between 1 and 60000",
-                m.timeout_ms
-            ));
-        }
-        if !(1..=300_000).contains(&m.budget_ms) {
-            return Err(format!(
-                "metadata.budget_ms = {}: expected milliseconds between 1 and 300000",
-                m.budget_ms
-            ));
-        }
+        within(
+            "metadata.timeout_ms",
+            m.timeout_ms,
+            1..=60_000,
+            "milliseconds",
+        )?;
+        within(
+            "metadata.budget_ms",
+            m.budget_ms,
+            1..=300_000,
+            "milliseconds",
+        )?;
         let Ok(listen) = self.server.listen.parse::<SocketAddr>() else {
             return Err(format!(
                 "server.listen = {:?}: expected an address and port such as \"127.0.0.1:9717\"",
@@ -511,18 +518,18 @@ impl Config {
                 self.server.listen
             ));
         }
-        if self.server.diagnose_min_interval_s > 3600 {
-            return Err(format!(
-                "server.diagnose_min_interval_s = {}: expected seconds between 0 and 3600",
-                self.server.diagnose_min_interval_s
-            ));
-        }
-        if !(1..=3600).contains(&self.refresh.timeout_s) {
-            return Err(format!(
-                "refresh.timeout_s = {}: expected seconds between 1 and 3600",
-                self.refresh.timeout_s
-            ));
-        }
+        within(
+            "server.diagnose_min_interval_s",
+            self.server.diagnose_min_interval_s,
+            0..=3600,
+            "seconds",
+        )?;
+        within(
+            "refresh.timeout_s",
+            self.refresh.timeout_s,
+            1..=3600,
+            "seconds",
+        )?;
         self.thresholds.validate()?;
         if let Some(b) = self.limits.bandwidth_mbps {
             if !b.is_finite() || b <= 0.0 || b > 1e7 {
@@ -549,25 +556,15 @@ impl Config {
                 ));
             }
         }
-        if !(1..=86_400).contains(&self.refresh.interval_s) {
-            return Err(format!(
-                "refresh.interval_s = {}: expected seconds between 1 and 86400",
-                self.refresh.interval_s
-            ));
-        }
+        within(
+            "refresh.interval_s",
+            self.refresh.interval_s,
+            1..=86_400,
+            "seconds",
+        )?;
         let c = &self.cloud;
-        if !(1..=60_000).contains(&c.budget_ms) {
-            return Err(format!(
-                "cloud.budget_ms = {}: expected milliseconds between 1 and 60000",
-                c.budget_ms
-            ));
-        }
-        if c.cache_s > 86_400 {
-            return Err(format!(
-                "cloud.cache_s = {}: expected seconds between 0 and 86400",
-                c.cache_s
-            ));
-        }
+        within("cloud.budget_ms", c.budget_ms, 1..=60_000, "milliseconds")?;
+        within("cloud.cache_s", c.cache_s, 0..=86_400, "seconds")?;
         for (key, url) in [
             ("ecs", &c.endpoints.ecs),
             ("vpc", &c.endpoints.vpc),

@@ -8,5 +8,7 @@ pub const USAGE: i32 = 64;
 pub const NOINPUT: i32 = 66;
 /// The system refused something the program needs (a runtime, a socket, signal handlers).
 pub const OSERR: i32 = 71;
+/// Not permitted: `fix --apply` without root, `trace` without CAP_NET_RAW.
+pub const NOPERM: i32 = 77;
 /// A bad configuration file.
 pub const CONFIG: i32 = 78;

@@ -261,7 +261,7 @@ pub fn run(
         Err(e) => {
             eprintln!("ecs-diag: {e}");
             return if e == probes::NEEDS_RAW {
-                77
+                crate::exit::NOPERM
             } else {
                 crate::exit::OSERR
             };

@@ -347,17 +347,20 @@ fn metadata_service_that_is_down_turns_comparisons_unknown() {
     assert_eq!(s["addr.secondary"], "unknown");
 }
 
+/// An isolated config that user nobody can read (as `isolated` with no extra text).
+fn isolated_for_nobody(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let cfg = isolated(dir, "");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    cfg
+}
+
 #[test]
 fn runs_without_root() {
     // As nobody: netlink and /proc still work; nothing panics; a report comes out.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = isolated(dir.path(), "");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cfg = isolated_for_nobody(dir.path());
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -729,13 +732,7 @@ fn hand_over_outside_the_unit_says_what_it_is_for() {
 #[test]
 fn trace_without_raw_sockets_says_what_it_needs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = isolated(dir.path(), "");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cfg = isolated_for_nobody(dir.path());
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
         .args([

@@ -27,6 +27,21 @@ use serde_json::{json, Value};
 /// The agent's report: check id → (status, the whole finding).
 pub type Report = BTreeMap<String, (String, Value)>;
 
+/// A `check --json` report as id → (status, finding).
+pub fn findings(report: &Value) -> Report {
+    report["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks in the report: {report:#}"))
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                (c["status"].as_str().unwrap().to_string(), c.clone()),
+            )
+        })
+        .collect()
+}
+
 pub const MAC0: &str = "00:16:3e:00:00:01";
 pub const MAC1: &str = "00:16:3e:00:00:02";
 pub const GUEST_IP: &str = "10.77.0.10";
@@ -640,17 +655,7 @@ impl Topology {
                 _ => assert!(c.get("cause").is_none(), "{} names a cause: {c:#}", c["id"]),
             }
         }
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["id"].as_str().unwrap().to_string(),
-                    (c["status"].as_str().unwrap().to_string(), c.clone()),
-                )
-            })
-            .collect()
+        findings(&report)
     }
 
     /// A native nftables table `inet guard` in the guest with an input chain (policy accept),

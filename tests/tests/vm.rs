@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecs_diag_matrix::matrix::{must, run};
+use ecs_diag_matrix::matrix::{findings, must, run};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -137,17 +137,9 @@ impl Report {
 
     /// check id → status, from a `check --json` report.
     fn statuses(&self, name: &str) -> BTreeMap<String, String> {
-        let v = self.json(name);
-        v["checks"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name}: no checks: {v:#}"))
-            .iter()
-            .map(|c| {
-                (
-                    c["id"].as_str().unwrap().to_string(),
-                    c["status"].as_str().unwrap().to_string(),
-                )
-            })
+        findings(&self.json(name))
+            .into_iter()
+            .map(|(id, (status, _))| (id, status))
             .collect()
     }
 }
@@ -167,8 +159,8 @@ fn base64_decode(s: &str) -> String {
 /// Builds (or finds cached) the image, boots it, serves the guest's requests until it says
 /// `end` and powers off; what it reported.
 fn boot(vm: &Vm) -> Report {
+    // lab() waited for the build.
     let image = image_dir(vm);
-    assert!(built(vm), "{}: the image was not built", vm.name);
 
     let case = tempfile::tempdir().unwrap();
     let payload = case.path().join("payload");

@@ -70,7 +70,9 @@ fault() {
     echo "$(ask ping)" | send "ping-$name-undone"
   fi
 }
-fault nft 'nft add table inet lab && nft add chain inet lab input "{ type filter hook input priority 0; }" && nft add rule inet lab input icmp type echo-request drop' 'nft delete table inet lab'
+# An nft drop of the echo request in a table of its own (twice: a fault, then the timer).
+NFT_DROP='nft add table inet lab && nft add chain inet lab input "{ type filter hook input priority 0; }" && nft add rule inet lab input icmp type echo-request drop'
+fault nft "$NFT_DROP" 'nft delete table inet lab'
 if command -v iptables-legacy >/dev/null; then
   fault iptables-legacy 'iptables-legacy -I INPUT -p icmp --icmp-type echo-request -j DROP' 'iptables-legacy -D INPUT -p icmp --icmp-type echo-request -j DROP'
 fi
@@ -79,7 +81,7 @@ fault route 'ip route del default' "ip route add default via $gw dev eth0"
 # The safety net under this systemd: a firewall fix can cut connectivity, so its revert is
 # armed as a systemd transient timer before the change; left unconfirmed, the timer (not the
 # fix process, long gone) reverts it and the ping fails again.
-nft add table inet lab && nft add chain inet lab input "{ type filter hook input priority 0; }" && nft add rule inet lab input icmp type echo-request drop
+sh -c "$NFT_DROP"
 ecs-diag fix --client "$CLIENT" --apply --yes --json --revert-after 10 | send fix-nft
 systemctl list-timers --all --no-pager 'ecs-diag-revert-*' | send timer-armed
 echo "$(ask ping)" | send ping-nft-fixed

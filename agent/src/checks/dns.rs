@@ -175,14 +175,20 @@ pub fn resolution(s: &Snapshot) -> Finding {
             "addresses": r.addresses, "ttl_s": r.ttl_s, "error": r.error,
         })).collect::<Vec<_>>(),
     });
-    let worst = |st: Status| judged.iter().filter(move |(s, _, _)| *s == st);
-    if let Some((_, cause, _)) = worst(Status::Fail).next() {
-        let lines: Vec<&str> = worst(Status::Fail).map(|(_, _, l)| l.as_str()).collect();
-        let first = names
+    // The names with this status, and their lines.
+    let with = |st: Status| {
+        names
             .iter()
             .zip(&judged)
-            .find(|(_, (st, _, _))| *st == Status::Fail)
-            .map(|(r, _)| r);
+            .filter(move |(_, (s, _, _))| *s == st)
+    };
+    let lines = |st: Status| {
+        with(st)
+            .map(|(_, (_, _, l))| l.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if let Some((first, (_, cause, _))) = with(Status::Fail).next() {
         let mut remedy = vec![format!(
             "point the name's A record at {} (Alibaba Cloud DNS console → the domain → records), then wait out the old TTL",
             public_ips
@@ -190,26 +196,24 @@ pub fn resolution(s: &Snapshot) -> Finding {
                 .map(IpAddr::to_string)
                 .unwrap_or_else(|| "the public IP".into())
         )];
-        if first.is_some_and(|r| r.source == "files") {
+        if first.source == "files" {
             remedy.insert(
                 0,
                 "remove or correct the name's line in /etc/hosts".to_string(),
             );
         }
-        if let Some(r) = first {
-            remedy.push(format!(
-                "check it yourself: dig {} A +noall +answer",
-                r.name
-            ));
-        }
-        return Finding::fail(RESOLUTION, lines.join("; "))
+        remedy.push(format!(
+            "check it yourself: dig {} A +noall +answer",
+            first.name
+        ));
+        // Every failing verdict of judge_name names its cause.
+        return Finding::fail(RESOLUTION, lines(Status::Fail))
             .cause(cause.unwrap_or("domain_wrong_address"))
             .evidence(evidence)
             .remedy(remedy);
     }
-    if worst(Status::Unknown).next().is_some() {
-        let lines: Vec<&str> = worst(Status::Unknown).map(|(_, _, l)| l.as_str()).collect();
-        return Finding::unknown(RESOLUTION, lines.join("; ")).evidence(evidence);
+    if with(Status::Unknown).next().is_some() {
+        return Finding::unknown(RESOLUTION, lines(Status::Unknown)).evidence(evidence);
     }
     let lines: Vec<&str> = judged.iter().map(|(_, _, l)| l.as_str()).collect();
     let mut summary = lines.join("; ");

@@ -36,7 +36,7 @@ use crate::snapshot::Snapshot;
 /// Exit codes of `fix` besides 0 (planned, applied and verified) and the shared ones.
 pub const EXIT_ROLLED_BACK: i32 = 1;
 /// sysexits' EX_NOPERM: not root.
-pub const EXIT_NOPERM: i32 = 77;
+pub const EXIT_NOPERM: i32 = crate::exit::NOPERM;
 
 /// One change a fix makes, with what it was before: the record of an applied fix is its own
 /// backup.

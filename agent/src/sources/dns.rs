@@ -8,7 +8,6 @@
 //! answer code and the TTL are known.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -18,9 +17,6 @@ pub use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::{DnsConfig, PathsConfig};
 use crate::snapshot::{Gathered, Resolution};
-
-/// A resolv.conf, or `/etc/hosts`, longer than this is not one.
-const MAX_FILE: u64 = 256 * 1024;
 
 /// Whether `name` is a name that can be asked: at most 253 characters, labels of 1–63 of
 /// letters, digits, `-` and `_`, separated by dots (a trailing dot allowed).
@@ -133,15 +129,6 @@ pub fn hosts_lookup(text: &str, name: &str) -> Vec<IpAddr> {
     out
 }
 
-fn read_small(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE)
-        .read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// What one query to one nameserver answered.
 #[derive(Debug)]
 pub struct Answer {
@@ -179,14 +166,12 @@ fn exchange(
     sock.send(&bytes)
         .map_err(|e| format!("cannot send to {server}: {e}"))?;
     let deadline = Instant::now() + timeout;
+    let silent = || format!("{server} did not answer within {} ms", timeout.as_millis());
     let mut buf = [0u8; 4096];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "{server} did not answer within {} ms",
-                timeout.as_millis()
-            ));
+            return Err(silent());
         }
         sock.set_read_timeout(Some(left))
             .map_err(|e| format!("socket: {e}"))?;
@@ -198,10 +183,7 @@ fn exchange(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(format!(
-                    "{server} did not answer within {} ms",
-                    timeout.as_millis()
-                ))
+                return Err(silent())
             }
             Err(e) => return Err(format!("{server}: {e}")),
         };
@@ -331,23 +313,20 @@ fn code_name(code: ResponseCode) -> String {
     }
 }
 
-/// Resolves every name (`--domain` and `[dns] domains`) the way the guest does; empty when
-/// there are none. A name that cannot even be asked says why in its own entry.
-pub fn resolve_all(
-    paths: &PathsConfig,
-    config: &DnsConfig,
-    extra: &[String],
-) -> Gathered<Vec<Resolution>> {
-    let mut names: Vec<&String> = config.domains.iter().chain(extra.iter()).collect();
-    names.dedup();
+/// Resolves every name of `[dns] domains` (the CLI adds `--domain` there) the way the guest
+/// does, each once; empty when there are none. A name that cannot even be asked says why in
+/// its own entry.
+pub fn resolve_all(paths: &PathsConfig, config: &DnsConfig) -> Gathered<Vec<Resolution>> {
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<&String> = config.domains.iter().filter(|n| seen.insert(*n)).collect();
     if names.is_empty() {
         return Gathered::Ok(Vec::new());
     }
-    let nsswitch = read_small(&paths.etc.join("nsswitch.conf"))
+    let nsswitch = super::read_config_file(&paths.etc.join("nsswitch.conf"))
         .map(|t| parse_nsswitch_hosts(&t))
         .unwrap_or_else(|_| vec!["files".into(), "dns".into()]);
-    let hosts = read_small(&paths.etc.join("hosts")).unwrap_or_default();
-    let resolv = match read_small(&paths.etc.join("resolv.conf")) {
+    let hosts = super::read_config_file(&paths.etc.join("hosts")).unwrap_or_default();
+    let resolv = match super::read_config_file(&paths.etc.join("resolv.conf")) {
         Ok(t) => Ok(parse_resolv_conf(&t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(parse_resolv_conf("")),
         Err(e) => Err(format!(

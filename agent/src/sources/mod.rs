@@ -118,8 +118,10 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
             };
             (md, cloud)
         });
-        // Names resolve (bounded by [dns] budget_ms) while everything else is read.
-        let dns = scope.spawn(|| dns::resolve_all(&config.paths, &config.dns, &[]));
+        // Names resolve (bounded by [dns] budget_ms) while everything else is read; with no
+        // name to resolve, no thread.
+        let dns = (!config.dns.domains.is_empty())
+            .then(|| scope.spawn(|| dns::resolve_all(&config.paths, &config.dns)));
         // The firewall tools are separate processes: run them while netlink is read.
         let firewall =
             scope.spawn(|| rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
@@ -142,9 +144,11 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         snapshot.nft_genid = facts.genid;
         snapshot.denied = facts.denied;
         snapshot.legacy_signature = facts.legacy_signature;
-        snapshot.dns = dns
-            .join()
-            .unwrap_or_else(|_| Gathered::Failed("the DNS resolver panicked".to_string()));
+        if let Some(dns) = dns {
+            snapshot.dns = dns
+                .join()
+                .unwrap_or_else(|_| Gathered::Failed("the DNS resolver panicked".to_string()));
+        }
         (snapshot.metadata, snapshot.cloud) = metadata.join().unwrap_or_else(|_| {
             let reason = "the metadata reader panicked".to_string();
             (

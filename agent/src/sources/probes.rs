@@ -138,7 +138,7 @@ fn echo_request(id: u16, seq: u16) -> Vec<u8> {
     p
 }
 
-/// A probe in flight: how its answer will be recognised.
+/// A probe in flight: how its answer will be recognised, and the answer once it came.
 struct InFlight {
     round: u32,
     ttl: u8,
@@ -147,7 +147,63 @@ struct InFlight {
     key: Key,
     /// TCP: its socket (a SYN-ACK or RST completes the connect).
     tcp: Option<Socket>,
-    done: bool,
+    answer: Option<Probe>,
+}
+
+impl InFlight {
+    fn new(round: u32, ttl: u8, sent: Instant, key: Key, tcp: Option<Socket>) -> InFlight {
+        InFlight {
+            round,
+            ttl,
+            sent,
+            key,
+            tcp,
+            answer: None,
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.answer.is_none()
+    }
+
+    /// Records the answer from `from`, timed now.
+    fn answered(&mut self, from: Ipv4Addr, reached: bool) {
+        self.answer = Some(Probe {
+            round: self.round,
+            ttl: self.ttl,
+            from: Some(from),
+            rtt_ms: Some(self.sent.elapsed().as_secs_f64() * 1000.0),
+            reached,
+        });
+    }
+
+    /// The answer, or the probe unanswered.
+    fn outcome(self) -> Probe {
+        self.answer.unwrap_or(Probe {
+            round: self.round,
+            ttl: self.ttl,
+            from: None,
+            rtt_ms: None,
+            reached: false,
+        })
+    }
+}
+
+/// A UDP or TCP socket for one probe: its TTL set, bound to a port of its own (the port the
+/// routers quote back).
+fn port_socket(kind: Type, proto: SockProto, ttl: u8, what: &str) -> Result<(Socket, u16), String> {
+    let s = Socket::new(Domain::IPV4, kind, Some(proto))
+        .map_err(|e| format!("cannot open a {what} socket: {e}"))?;
+    s.set_ttl_v4(u32::from(ttl))
+        .map_err(|e| format!("cannot set the TTL: {e}"))?;
+    s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
+        .map_err(|e| format!("cannot bind a {what} socket: {e}"))?;
+    let port = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(0, |a| a.port());
+    Ok((s, port))
 }
 
 #[derive(PartialEq)]
@@ -176,101 +232,50 @@ pub fn run(plan: &Plan) -> Result<Vec<Probe>, String> {
     let mut last_ttl = plan.max_hops;
     for round in 0..plan.rounds {
         let mut flight: Vec<InFlight> = Vec::new();
-        let mut answers: Vec<Probe> = Vec::new();
         for ttl in 1..=last_ttl {
             let sent = Instant::now();
             let seq = ((round as u16) << 8) | u16::from(ttl);
-            match plan.protocol {
+            flight.push(match plan.protocol {
                 Protocol::Icmp => {
                     raw.set_ttl_v4(u32::from(ttl))
                         .map_err(|e| format!("cannot set the TTL: {e}"))?;
                     // A send refused (no route) is a probe that gets no answer.
                     let _ = raw.send_to(&echo_request(id, seq), &dest);
-                    flight.push(InFlight {
-                        round,
-                        ttl,
-                        sent,
-                        key: Key::Echo(id, seq),
-                        tcp: None,
-                        done: false,
-                    });
+                    InFlight::new(round, ttl, sent, Key::Echo(id, seq), None)
                 }
                 Protocol::Udp => {
-                    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProto::UDP))
-                        .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-                    s.set_ttl_v4(u32::from(ttl))
-                        .map_err(|e| format!("cannot set the TTL: {e}"))?;
-                    s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
-                        .map_err(|e| format!("cannot bind a UDP socket: {e}"))?;
-                    // A given port is kept (a firewall may pass only it); else traceroute's 33434 and up.
+                    let (s, local) = port_socket(Type::DGRAM, SockProto::UDP, ttl, "UDP")?;
+                    // A given port is kept (a firewall may pass only it); else traceroute's
+                    // 33434 and up.
                     let port = plan.port.unwrap_or(33434 + seq % 1000);
                     let to = SockAddr::from(SocketAddrV4::new(plan.dest, port));
                     let _ = s.send_to(b"ecs-diag trace probe", &to);
-                    let local = s
-                        .local_addr()
-                        .ok()
-                        .and_then(|a| a.as_socket())
-                        .map_or(0, |a| a.port());
-                    flight.push(InFlight {
-                        round,
-                        ttl,
-                        sent,
-                        key: Key::Port(local),
-                        tcp: None,
-                        done: false,
-                    });
+                    InFlight::new(round, ttl, sent, Key::Port(local), None)
                 }
                 Protocol::Tcp => {
-                    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(SockProto::TCP))
-                        .map_err(|e| format!("cannot open a TCP socket: {e}"))?;
-                    s.set_ttl_v4(u32::from(ttl))
-                        .map_err(|e| format!("cannot set the TTL: {e}"))?;
+                    let (s, local) = port_socket(Type::STREAM, SockProto::TCP, ttl, "TCP")?;
                     s.set_nonblocking(true)
                         .map_err(|e| format!("socket: {e}"))?;
-                    s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
-                        .map_err(|e| format!("cannot bind a TCP socket: {e}"))?;
                     let to = SockAddr::from(SocketAddrV4::new(plan.dest, plan.port.unwrap_or(80)));
                     // EINPROGRESS: the SYN is on its way.
                     let _ = s.connect(&to);
-                    let local = s
-                        .local_addr()
-                        .ok()
-                        .and_then(|a| a.as_socket())
-                        .map_or(0, |a| a.port());
-                    flight.push(InFlight {
-                        round,
-                        ttl,
-                        sent,
-                        key: Key::Port(local),
-                        tcp: Some(s),
-                        done: false,
-                    });
+                    InFlight::new(round, ttl, sent, Key::Port(local), Some(s))
                 }
-            }
+            });
             // Spaced a little, as mtr does, so a router's ICMP rate limit is not hit by us
             // alone; what answers meanwhile is read as it comes.
             let spacing = Instant::now() + Duration::from_millis(5);
-            collect(&raw, plan, &mut flight, &mut answers, spacing);
+            collect(&raw, plan, &mut flight, spacing);
             std::thread::sleep(spacing.saturating_duration_since(Instant::now()));
         }
         let deadline = Instant::now() + plan.wait;
-        collect(&raw, plan, &mut flight, &mut answers, deadline);
+        collect(&raw, plan, &mut flight, deadline);
+        let probes: Vec<Probe> = flight.into_iter().map(InFlight::outcome).collect();
         // Later rounds stop at the destination's distance, as mtr does.
-        if let Some(t) = answers.iter().filter(|p| p.reached).map(|p| p.ttl).min() {
+        if let Some(t) = probes.iter().filter(|p| p.reached).map(|p| p.ttl).min() {
             last_ttl = last_ttl.min(t);
         }
-        for f in &flight {
-            match answers.iter().find(|p| p.ttl == f.ttl) {
-                Some(p) => out.push(p.clone()),
-                None => out.push(Probe {
-                    round: f.round,
-                    ttl: f.ttl,
-                    from: None,
-                    rtt_ms: None,
-                    reached: false,
-                }),
-            }
-        }
+        out.extend(probes);
     }
     // Probes beyond the destination's distance (first rounds) are not hops.
     out.retain(|p| p.ttl <= last_ttl);
@@ -280,14 +285,8 @@ pub fn run(plan: &Plan) -> Result<Vec<Probe>, String> {
 /// Reads answers (the raw socket, and the destination's SYN-ACK or RST on a TCP probe's
 /// socket) until every probe in `flight` is answered or `deadline`, each matched to its probe
 /// as it arrives, so its RTT is the probe's own.
-fn collect(
-    raw: &Socket,
-    plan: &Plan,
-    flight: &mut [InFlight],
-    answers: &mut Vec<Probe>,
-    deadline: Instant,
-) {
-    while flight.iter().any(|f| !f.done) {
+fn collect(raw: &Socket, plan: &Plan, flight: &mut [InFlight], deadline: Instant) {
+    while flight.iter().any(InFlight::waiting) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -300,7 +299,7 @@ fn collect(
         let tcp_index: Vec<usize> = flight
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.tcp.is_some() && !f.done)
+            .filter(|(_, f)| f.tcp.is_some() && f.waiting())
             .map(|(i, _)| i)
             .collect();
         for &i in &tcp_index {
@@ -333,14 +332,7 @@ fn collect(
             };
             f.tcp = None;
             if reached {
-                f.done = true;
-                answers.push(Probe {
-                    round: f.round,
-                    ttl: f.ttl,
-                    from: Some(plan.dest),
-                    rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
-                    reached: true,
-                });
+                f.answered(plan.dest, true);
             }
         }
         if fds[0].revents & libc::POLLIN == 0 {
@@ -365,15 +357,8 @@ fn collect(
                 _ => None,
             };
             let Some(key) = key else { continue };
-            if let Some(f) = flight.iter_mut().find(|f| !f.done && f.key == key) {
-                f.done = true;
-                answers.push(Probe {
-                    round: f.round,
-                    ttl: f.ttl,
-                    from: Some(a.from),
-                    rtt_ms: Some(f.sent.elapsed().as_secs_f64() * 1000.0),
-                    reached: a.from == plan.dest,
-                });
+            if let Some(f) = flight.iter_mut().find(|f| f.waiting() && f.key == key) {
+                f.answered(a.from, a.from == plan.dest);
             }
         }
     }

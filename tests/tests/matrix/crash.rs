@@ -161,8 +161,9 @@ fn eth0_ipv4(t: &Topology) -> String {
     String::from_utf8_lossy(&a.stdout).trim().to_string()
 }
 
-/// The crash points of a connectivity-risky fix that adds an address and writes its file.
-const ADDRESS_AND_FILE: &[&str] = &[
+/// The crash points of a connectivity-risky fix of two changes, one a file write: an address
+/// and its file, or ufw's before.rules and its reload.
+const TWO_CHANGES_AND_A_FILE: &[&str] = &[
     "journaled",
     "armed",
     "change-1",
@@ -658,7 +659,7 @@ fn crash_secondary_ip_and_its_ifcfg() {
             Runner::Guest
         },
         state: secondary_state,
-        steps: ADDRESS_AND_FILE,
+        steps: TWO_CHANGES_AND_A_FILE,
         target: SECONDARY_IP,
     });
 }
@@ -672,7 +673,7 @@ fn crash_secondary_ip_and_a_root_only_networkmanager_keyfile() {
             Runner::Guest
         },
         state: keyfile_state,
-        steps: ADDRESS_AND_FILE,
+        steps: TWO_CHANGES_AND_A_FILE,
         target: SECONDARY_IP,
     });
 }
@@ -686,7 +687,7 @@ fn crash_secondary_ip_and_a_netplan_drop_in() {
             Runner::Guest
         },
         state: netplan_state,
-        steps: ADDRESS_AND_FILE,
+        steps: TWO_CHANGES_AND_A_FILE,
         target: SECONDARY_IP,
     });
 }
@@ -709,15 +710,7 @@ fn crash_ufw() {
             Runner::Ufw
         },
         state: ufw_state,
-        steps: &[
-            "journaled",
-            "armed",
-            "change-1",
-            "file-written",
-            "change-2",
-            "verified",
-            "saved",
-        ],
+        steps: TWO_CHANGES_AND_A_FILE,
         target: GUEST_IP,
     });
 }

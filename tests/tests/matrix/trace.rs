@@ -38,15 +38,7 @@ impl Path {
             must(&["ip", "netns", "add", n]);
             must(&["ip", "-n", n, "link", "set", "lo", "up"]);
             // No ICMP rate limit unless a case sets one: the probes come faster than 1/s.
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                n,
-                "sysctl",
-                "-qw",
-                "net.ipv4.icmp_ratelimit=0",
-            ]);
+            sysctl(n, "net.ipv4.icmp_ratelimit=0");
         }
         let [g, r1, r2, c] = &p.ns;
         for (a, b, net) in [(g, r1, 1), (r1, r2, 2), (r2, c, 3)] {
@@ -103,15 +95,7 @@ impl Path {
         ]);
         must(&["ip", "-n", c, "route", "add", "default", "via", "10.91.3.1"]);
         for r in [r1, r2] {
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                r,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ]);
+            sysctl(r, "net.ipv4.ip_forward=1");
         }
         // The agent reads no metadata here (never the real service).
         std::fs::write(
@@ -174,6 +158,11 @@ impl Path {
             })
             .collect()
     }
+}
+
+/// Sets a sysctl inside namespace `ns`.
+fn sysctl(ns: &str, setting: &str) {
+    must(&["ip", "netns", "exec", ns, "sysctl", "-qw", setting]);
 }
 
 fn unique() -> u32 {
@@ -287,8 +276,7 @@ fn loss_at_a_router_is_named_where_it_starts_as_mtr_shows_it() {
 #[test]
 fn a_router_that_rate_limits_its_answers_is_not_called_loss() {
     let p = Path::new();
-    let out = p.exec(2, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=10000"]);
-    assert!(out.status.success());
+    sysctl(&p.ns[2], "net.ipv4.icmp_ratelimit=10000");
     let t = p.trace(&["--count", "20"]);
     assert_eq!(t["reached"], true, "{t:#}");
     assert_eq!(t["loss_starts_at"], Value::Null, "{t:#}");

@@ -195,6 +195,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
     );
 
     let memory = load::memory(&config.paths.proc);
+    let listeners = sockets::read(&config.paths.proc);
     Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: crate::now_rfc3339(),
@@ -205,13 +206,13 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         network_config: network_config::read(&config.paths.etc),
         icmp: snmp::icmp(&config.paths.proc),
         icmp_previous: None,
-        listeners: sockets::read(&config.paths.proc),
         // The running kernel's own sockets only (a fixture root has none to ask).
         smtp_attempts: if config.paths.proc == std::path::Path::new("/proc") {
-            sockets::smtp_attempts()
+            sockets::smtp_attempts(&config.paths.proc, &listeners)
         } else {
             Gathered::Ok(Vec::new())
         },
+        listeners,
         qdiscs,
         // Filled in by `gather`, which resolves concurrently.
         dns: Gathered::Ok(Vec::new()),

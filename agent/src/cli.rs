@@ -540,7 +540,12 @@ pub fn command() -> clap::Command {
 
 /// Entry point for the binary: parse, run, exit code.
 pub fn main() -> i32 {
-    let parsed = command()
+    // The manuals (long help) are text for a person: built only when help is asked for.
+    let help = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "--help" || a == "-h" || a == "help");
+    let cmd = if help { command() } else { Cli::command() };
+    let parsed = cmd
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
     match parsed {

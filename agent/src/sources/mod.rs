@@ -102,7 +102,7 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
     std::thread::scope(|scope| {
         // The cloud side needs the metadata's region and ids: asked right after it, while
         // the local sources are read.
-        let metadata = scope.spawn(|| {
+        let read_metadata = || {
             let md = match decision.clone() {
                 Err(reason) => MetadataState::NotProbed { reason },
                 Ok(()) => match metadata::MetadataClient::new(&config.metadata).read() {
@@ -117,7 +117,10 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
                 None => cloud::read(config, &md, metadata_decision(MetadataMode::Auto, &dmi)),
             };
             (md, cloud)
-        });
+        };
+        // Not to be asked: nothing waits on the network (the cloud side needs the metadata),
+        // so no thread.
+        let metadata = decision.is_ok().then(|| scope.spawn(read_metadata));
         // Names resolve (bounded by [dns] budget_ms) while everything else is read; with no
         // name to resolve, no thread.
         let dns = (!config.dns.domains.is_empty())
@@ -149,20 +152,90 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
                 .join()
                 .unwrap_or_else(|_| Gathered::Failed("the DNS resolver panicked".to_string()));
         }
-        (snapshot.metadata, snapshot.cloud) = metadata.join().unwrap_or_else(|_| {
-            let reason = "the metadata reader panicked".to_string();
-            (
-                MetadataState::Failed {
-                    reason: reason.clone(),
-                },
-                crate::snapshot::CloudState::Failed { reason },
-            )
-        });
+        (snapshot.metadata, snapshot.cloud) = match metadata {
+            None => read_metadata(),
+            Some(asked) => asked.join().unwrap_or_else(|_| {
+                let reason = "the metadata reader panicked".to_string();
+                (
+                    MetadataState::Failed {
+                        reason: reason.clone(),
+                    },
+                    crate::snapshot::CloudState::Failed { reason },
+                )
+            }),
+        };
         snapshot
     })
 }
 
+/// The host's load and kernel counters, read from /proc files.
+struct HostFacts {
+    cpu: Gathered<crate::snapshot::CpuSample>,
+    tasks: Gathered<crate::snapshot::TaskSample>,
+    memory: Gathered<crate::snapshot::MemorySample>,
+    pressure: Gathered<Option<crate::snapshot::Pressure>>,
+    disks: Gathered<Vec<crate::snapshot::Disk>>,
+    softnet: Gathered<Vec<crate::snapshot::SoftnetCpu>>,
+    conntrack: Gathered<Option<crate::snapshot::Conntrack>>,
+    icmp: Gathered<crate::snapshot::IcmpCounters>,
+}
+
+impl HostFacts {
+    fn read(proc: &std::path::Path) -> HostFacts {
+        let memory = load::memory(proc);
+        HostFacts {
+            cpu: load::cpu(proc),
+            tasks: load::tasks(proc, swap_in_use(&memory)),
+            memory,
+            pressure: load::pressure(proc),
+            disks: load::disks(proc),
+            softnet: netstat::softnet(proc),
+            conntrack: netstat::conntrack(proc),
+            icmp: snmp::icmp(proc),
+        }
+    }
+
+    fn failed(why: &str) -> HostFacts {
+        let f = || why.to_string();
+        HostFacts {
+            cpu: Gathered::Failed(f()),
+            tasks: Gathered::Failed(f()),
+            memory: Gathered::Failed(f()),
+            pressure: Gathered::Failed(f()),
+            disks: Gathered::Failed(f()),
+            softnet: Gathered::Failed(f()),
+            conntrack: Gathered::Failed(f()),
+            icmp: Gathered::Failed(f()),
+        }
+    }
+}
+
 fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
+    std::thread::scope(|scope| {
+        // The host's load (a read of every process's stat: the longest single source, a
+        // millisecond per hundred processes) is read on another core while netlink is asked.
+        let host = scope.spawn(|| HostFacts::read(&config.paths.proc));
+        let network = gather_network(config, options);
+        let host = host
+            .join()
+            .unwrap_or_else(|_| HostFacts::failed("the load reader panicked"));
+        Snapshot {
+            cpu: host.cpu,
+            tasks: host.tasks,
+            memory: host.memory,
+            pressure: host.pressure,
+            disks: host.disks,
+            softnet: host.softnet,
+            conntrack: host.conntrack,
+            icmp: host.icmp,
+            ..network
+        }
+    })
+}
+
+/// Everything `gather_local` reads but the host's load: links, addresses, routes, rules,
+/// neighbours and qdiscs over netlink, drivers, sysctls, network configuration, sockets.
+fn gather_network(config: &Config, options: &GatherOptions) -> Snapshot {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -194,8 +267,11 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
             .map(|n| format!("net.ipv4.conf.{n}.rp_filter")),
     );
 
-    let memory = load::memory(&config.paths.proc);
     let listeners = sockets::read(&config.paths.proc);
+    // Read on the other thread (`HostFacts`), filled in by `gather_local`.
+    fn not_here<T>() -> Gathered<T> {
+        Gathered::Failed("not gathered".to_string())
+    }
     Snapshot {
         version: SNAPSHOT_VERSION,
         taken_at: crate::now_rfc3339(),
@@ -204,7 +280,7 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         drivers: sysfs::drivers(&config.paths.sys, link_names.iter().copied()),
         sysctls: sysctl::sysctls(&config.paths, &sysctl_names),
         network_config: network_config::read(&config.paths.etc),
-        icmp: snmp::icmp(&config.paths.proc),
+        icmp: not_here(),
         icmp_previous: None,
         // The running kernel's own sockets only (a fixture root has none to ask).
         smtp_attempts: if config.paths.proc == std::path::Path::new("/proc") {
@@ -216,8 +292,8 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         qdiscs,
         // Filled in by `gather`, which resolves concurrently.
         dns: Gathered::Ok(Vec::new()),
-        softnet: netstat::softnet(&config.paths.proc),
-        conntrack: netstat::conntrack(&config.paths.proc),
+        softnet: not_here(),
+        conntrack: not_here(),
         os: sysfs::os_release(&config.paths),
         // Filled in by `gather`, which reads the firewall concurrently.
         firewall: Gathered::Failed("not gathered".to_string()),
@@ -236,11 +312,11 @@ fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
         metadata: MetadataState::default(),
         cloud: Default::default(),
         at_ms: crate::unix_ms(),
-        cpu: load::cpu(&config.paths.proc),
-        tasks: load::tasks(&config.paths.proc, swap_in_use(&memory)),
-        memory,
-        pressure: load::pressure(&config.paths.proc),
-        disks: load::disks(&config.paths.proc),
+        cpu: not_here(),
+        tasks: not_here(),
+        memory: not_here(),
+        pressure: not_here(),
+        disks: not_here(),
         earlier: None,
     }
 }

@@ -369,15 +369,28 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
     }
     let tables = state.as_ref().map(|s| s.tables.clone());
     let denied = Mutex::new(Vec::new());
-    let (firewall, nftables) = std::thread::scope(|scope| {
-        let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
-        let fw = read(proc_root, &denied, tables.as_deref());
-        (
-            fw,
-            nft.join()
-                .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string())),
-        )
+    // nft runs beside the iptables tools only where it has a native table to dump: a thread
+    // with nothing to do costs more than it saves (a fresh stack, a TLB flush on exit).
+    let native = tables.as_ref().is_none_or(|t| {
+        t.iter()
+            .any(|(f, n)| !crate::ruleset::nft::is_xtables_table(f, n))
     });
+    let (firewall, nftables) = if native {
+        std::thread::scope(|scope| {
+            let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
+            let fw = read(proc_root, &denied, tables.as_deref());
+            (
+                fw,
+                nft.join()
+                    .unwrap_or_else(|_| Gathered::Failed("the nft reader panicked".to_string())),
+            )
+        })
+    } else {
+        (
+            read(proc_root, &denied, tables.as_deref()),
+            read_nft(tables.as_deref(), &denied),
+        )
+    };
     let ipsets = read_ipsets(&firewall, &denied);
     let mut denied = denied.into_inner().unwrap_or_default();
     denied.sort();
@@ -542,7 +555,6 @@ pub fn read(
     denied: &Mutex<Vec<Denied>>,
     nft_tables: Option<&[(String, String)]>,
 ) -> Gathered<Vec<Ruleset>> {
-    // The two families are independent: read them side by side.
     let per_family = |family: &str, nft: &str, legacy: &str, plain: &str, names: &str| {
         let mut out = Vec::new();
         let nft_family = if family == "ipv4" { "ip" } else { "ip6" };
@@ -607,26 +619,42 @@ pub fn read(
         }
         out
     };
-    let out: Vec<Ruleset> = std::thread::scope(|scope| {
-        let v6 = scope.spawn(|| {
-            per_family(
-                "ipv6",
-                "ip6tables-nft-save",
-                "ip6tables-legacy-save",
-                "ip6tables-save",
-                "ip6_tables_names",
-            )
-        });
-        let mut v4 = per_family(
+    let v4 = || {
+        per_family(
             "ipv4",
             "iptables-nft-save",
             "iptables-legacy-save",
             "iptables-save",
             "ip_tables_names",
-        );
-        v4.extend(v6.join().unwrap_or_default());
-        v4
-    });
+        )
+    };
+    let v6 = || {
+        per_family(
+            "ipv6",
+            "ip6tables-nft-save",
+            "ip6tables-legacy-save",
+            "ip6tables-save",
+            "ip6_tables_names",
+        )
+    };
+    // A family with no table of either backend runs no tool: it needs no thread of its own.
+    let empty = |nft_family: &str, names: &str| {
+        xtables_exist(nft_tables, nft_family) == Some(false)
+            && legacy_tables(proc_root, names).is_ok_and(|t| t.is_empty())
+    };
+    let out: Vec<Ruleset> = if empty("ip", "ip_tables_names") || empty("ip6", "ip6_tables_names") {
+        let mut out = v4();
+        out.extend(v6());
+        out
+    } else {
+        // The two families are independent: read them side by side.
+        std::thread::scope(|scope| {
+            let v6 = scope.spawn(v6);
+            let mut out = v4();
+            out.extend(v6.join().unwrap_or_default());
+            out
+        })
+    };
     let any_tool = !out.is_empty();
     if !any_tool {
         return Gathered::Failed(

@@ -423,6 +423,7 @@ mod tests {
             samples(None, counters(0, 0, 0))(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![crate::snapshot::Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),

@@ -200,10 +200,12 @@ fn accept_changes(
             changes.push(nft_accept(r, &accept, nft_type, &finding.id)?);
             continue;
         }
-        // `iptables-nft-save` listed it: `iptables-nft` changes it (likewise legacy, ip6tables).
-        let Some(cli) = tool.strip_suffix("-save") else {
+        // `iptables-nft-save` (or `iptables-nft -S`) listed it: `iptables-nft` changes it
+        // (likewise legacy, ip6tables).
+        let cli = tool.strip_suffix("-save").unwrap_or(tool);
+        if !cli.starts_with("iptables") && !cli.starts_with("ip6tables") {
             return Err(format!("unexpected tool {tool:?} in the evidence"));
-        };
+        }
         if cli.starts_with("ip6tables") != accept.v6 {
             return Err(format!("{tool} listed a rule for the other IP version"));
         }
@@ -728,6 +730,7 @@ mod tests {
         let tables = parse_save("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j DROP\nCOMMIT\n").unwrap();
         s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
             not_read: None,
+            nat: None,
             backend: "nft".into(),
             family: "ipv6".into(),
             tool: "ip6tables-nft-save".into(),

@@ -62,6 +62,18 @@ pub struct Ruleset {
     /// `tables` is then empty by the kernel's word, not by a tool's. Additive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_read: Option<String>,
+    /// The `nat` table when it was not listed but read over nfnetlink (its rules are never
+    /// walked: only whether one rewrites destinations matters). Additive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatTable>,
+}
+
+/// What the rules of a `nat` table read over nfnetlink say.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NatTable {
+    pub rules: usize,
+    /// Some rule is a DNAT, REDIRECT or NETMAP.
+    pub rewrites_destination: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

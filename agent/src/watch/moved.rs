@@ -140,6 +140,7 @@ mod tests {
     fn ruleset(save: &str) -> Ruleset {
         Ruleset {
             not_read: None,
+            nat: None,
             backend: "nft".into(),
             family: "ipv4".into(),
             tool: "iptables-nft-save".into(),

@@ -372,3 +372,141 @@ fn firewall_ip6tables_drops_neighbour_discovery() {
         r["firewall.icmp6"].1
     );
 }
+
+/// The iptables-nft tables are listed one by one (`iptables-nft -t TABLE -S -v`, converted to
+/// save lines) and nat is read over nfnetlink: the result must be exactly what
+/// `iptables-nft-save -c` prints — every chain, policy, rule word and counter — in both
+/// families, on rules whose text holds what the conversion could trip on (quotes, a `-c N N`
+/// inside a comment and after the target, ranges, goto, compat matches). The oracle is
+/// iptables itself; the nat fact is proven against its DNAT rules.
+#[test]
+fn listed_tables_read_what_iptables_nft_save_prints() {
+    use ecs_diag::ruleset::iptables::{SaveParser, Table};
+    let t = Topology::new();
+    assert_healthy(&t);
+    for cmd in [
+        "iptables -N MY-CHAIN",
+        "iptables -A INPUT -s 10.0.0.0/8 -i eth0 -p tcp --dport 22 -j ACCEPT",
+        "iptables -A INPUT ! -s 10.1.2.3 -p udp --sport 1000:2000 -j REJECT --reject-with icmp-host-prohibited",
+        "iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "iptables -A INPUT -m mark --mark 0x4000/0x4000 -j MY-CHAIN",
+        "iptables -A INPUT -d 192.168.1.0/25 -g MY-CHAIN",
+        "iptables -A INPUT -p icmp --icmp-type echo-request -j ACCEPT",
+        "iptables -t mangle -A PREROUTING -p icmp -j MARK --set-mark 7",
+        "iptables -t raw -A PREROUTING -p tcp --dport 9 -j NOTRACK",
+        "iptables -t nat -A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.77.0.10:80",
+        "iptables -t nat -A POSTROUTING -o eth0 -j MASQUERADE",
+        "ip6tables -A INPUT -p ipv6-icmp --icmpv6-type echo-request -j ACCEPT",
+        "ip6tables -t nat -A POSTROUTING -o eth0 -j MASQUERADE",
+        "iptables -P FORWARD DROP",
+    ] {
+        t.guest(cmd);
+    }
+    // Words with spaces, quotes and counters-like text in them.
+    t.g(&[
+        "iptables",
+        "-I",
+        "INPUT",
+        "4",
+        "-m",
+        "comment",
+        "--comment",
+        "say \"-c 1 2\" -j DROP",
+        "-j",
+        "RETURN",
+    ]);
+    t.g(&[
+        "iptables",
+        "-A",
+        "MY-CHAIN",
+        "-p",
+        "tcp",
+        "-m",
+        "multiport",
+        "--dports",
+        "80,443",
+        "-j",
+        "LOG",
+        "--log-prefix",
+        "x -c 3 4 ",
+    ]);
+    // Counters that are not zero.
+    assert!(t.ping(GUEST_IP));
+    let config = t.dir.path().join("config.toml");
+    let out = t.exec(
+        &t.guest,
+        &[
+            agent_bin(),
+            "snapshot",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let snapshot: ecs_diag::snapshot::Snapshot =
+        serde_json::from_slice(&out.stdout).expect("a snapshot");
+    let saved = |tool: &str| -> Vec<Table> {
+        let out = t.exec(&t.guest, &[tool, "-c"]);
+        let mut p = SaveParser::default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            p.feed(line).unwrap();
+        }
+        let mut tables = p.finish().unwrap();
+        tables.retain(|t| t.name != "nat");
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        tables
+    };
+    let rulesets = snapshot.firewall.ok().unwrap();
+    for (family, tool, dnat) in [
+        ("ipv4", "iptables-nft-save", true),
+        ("ipv6", "ip6tables-nft-save", false),
+    ] {
+        let r = rulesets
+            .iter()
+            .find(|r| r.family == family && r.backend == "nft")
+            .unwrap_or_else(|| panic!("no {family} ruleset: {rulesets:?}"));
+        assert_eq!(r.tool, tool.trim_end_matches("-save"), "listed per table");
+        let mut listed = r.tables.ok().unwrap().clone();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        // The ping's counters may move between the two reads: compare them apart.
+        let oracle = saved(tool);
+        assert_eq!(listed.len(), oracle.len(), "{listed:#?} vs {oracle:#?}");
+        for (a, b) in listed.iter().zip(&oracle) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.chains.len(), b.chains.len(), "{a:#?} vs {b:#?}");
+            for (ca, cb) in a.chains.iter().zip(&b.chains) {
+                assert_eq!((&ca.name, &ca.policy), (&cb.name, &cb.policy));
+                let args = |c: &ecs_diag::ruleset::iptables::Chain| {
+                    c.rules.iter().map(|r| r.args.clone()).collect::<Vec<_>>()
+                };
+                assert_eq!(args(ca), args(cb), "{} {}", a.name, ca.name);
+                for (ra, rb) in ca.rules.iter().zip(&cb.rules) {
+                    assert!(
+                        ra.packets <= rb.packets && ra.bytes <= rb.bytes,
+                        "{ra:?} {rb:?}"
+                    );
+                }
+            }
+        }
+        let nat = r.nat.expect("nat read over nfnetlink");
+        assert_eq!(
+            (nat.rules, nat.rewrites_destination),
+            (1 + dnat as usize, dnat)
+        );
+    }
+    // Some counter moved, and was read: the mangle rule every echo request crosses.
+    let v4 = rulesets.iter().find(|r| r.family == "ipv4").unwrap();
+    let mangle = v4
+        .tables
+        .ok()
+        .unwrap()
+        .iter()
+        .find(|t| t.name == "mangle")
+        .unwrap();
+    let marked = &mangle
+        .chains
+        .iter()
+        .find(|c| c.name == "PREROUTING")
+        .unwrap()
+        .rules[0];
+    assert!(marked.packets >= 1, "{marked:?}");
+}

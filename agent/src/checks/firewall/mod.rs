@@ -36,7 +36,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: ICMP_IN,
         decides: "the guest firewall accepts an inbound IPv4 echo request from the client (or any Internet address)",
-        evidence: &["iptables-nft-save -c and iptables-legacy-save -c (every table)", "native nftables tables (nft -j list ruleset)", "ipset contents the rules match on"],
+        evidence: &["iptables-nft -S -v per iptables-nft table (nat: whether a rule rewrites destinations, over nfnetlink), else iptables-nft-save -c; iptables-legacy-save -c (every table)", "native nftables tables (nft -j list ruleset)", "ipset contents the rules match on"],
         causes: &[
             Cause { id: "guest_rule_drops_echo", cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
         ],
@@ -140,6 +140,17 @@ fn ruleset_evidence(r: &Ruleset, d: &Decision) -> serde_json::Value {
     if let Some(why) = &r.not_read {
         v["not_read"] = json!(why);
     }
+    if let Some(nat) = &r.nat {
+        v["nat"] = json!(format!(
+            "not listed (its rules are not walked): {} rules read over nfnetlink, {}",
+            nat.rules,
+            if nat.rewrites_destination {
+                "some rewrite destinations (DNAT/REDIRECT/NETMAP)"
+            } else {
+                "none rewrites destinations"
+            }
+        ));
+    }
     v
 }
 
@@ -179,6 +190,8 @@ fn guest_dnat(fw: &Firewall) -> Option<bool> {
     let mut any = false;
     for r in fw.rulesets {
         let tables = r.tables.ok().ok()?;
+        // A nat table read over nfnetlink instead of listed.
+        any |= r.nat.is_some_and(|n| n.rewrites_destination);
         any |= tables
             .iter()
             .filter(|t| t.name == "nat")
@@ -277,6 +290,7 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
             let d = nft::evaluate(rs, packet);
             let native = Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "native".into(),
                 family: family.into(),
                 tool: "nft".into(),
@@ -727,6 +741,7 @@ mod tests {
         move |s| {
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -789,6 +804,7 @@ mod tests {
         let f = judge_check(icmp_in, |s| {
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -862,6 +878,7 @@ mod tests {
             add_v6(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv6".into(),
                 tool: "ip6tables-nft-save".into(),
@@ -886,6 +903,7 @@ mod tests {
             crate::checks::fixture::with_ipv6(s);
             s.firewall = Gathered::Ok(std::sync::Arc::new(vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv6".into(),
                 tool: "ip6tables-nft-save".into(),
@@ -1046,6 +1064,7 @@ mod tests {
         let rulesets = |text: &str| {
             vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),
@@ -1070,6 +1089,7 @@ mod tests {
         let unread: &'static [Ruleset] = Box::leak(
             vec![Ruleset {
                 not_read: None,
+                nat: None,
                 backend: "nft".into(),
                 family: "ipv4".into(),
                 tool: "iptables-nft-save".into(),

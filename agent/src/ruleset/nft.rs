@@ -73,26 +73,27 @@ pub fn parse_table_list(text: &str) -> Result<Vec<(String, String)>, String> {
 
 /// Parses `nft -j list ruleset` (or `list table`). Errors say what was expected.
 pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let items = doc
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or("expected an object with an \"nftables\" array")?;
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    // Taken, not cloned: each rule's expression tree moves into the ruleset as it is.
+    let items = match doc.get_mut("nftables").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => return Err("expected an object with an \"nftables\" array".to_string()),
+    };
     let mut rs = NftRuleset::default();
     // Tables and chains by name: every item finds its place in O(1), linear in the dump.
     let mut tables: HashMap<(String, String), usize> = HashMap::new();
     let mut chains: HashMap<(usize, String), usize> = HashMap::new();
     let mut table_of = |rs: &mut NftRuleset, family: &str, name: &str| -> usize {
-        *tables
-            .entry((family.to_string(), name.to_string()))
-            .or_insert_with(|| {
-                rs.tables.push(NftTable {
-                    family: family.into(),
-                    name: name.into(),
-                    ..Default::default()
-                });
-                rs.tables.len() - 1
-            })
+        if let Some(&i) = tables.get(&(family.to_string(), name.to_string())) {
+            return i;
+        }
+        rs.tables.push(NftTable {
+            family: family.into(),
+            name: name.into(),
+            ..Default::default()
+        });
+        tables.insert((family.to_string(), name.to_string()), rs.tables.len() - 1);
+        rs.tables.len() - 1
     };
     let s = |v: &Value, k: &str| {
         v.get(k)
@@ -100,7 +101,7 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
             .unwrap_or_default()
             .to_string()
     };
-    for item in items {
+    for mut item in items {
         if let Some(t) = item.get("table") {
             table_of(&mut rs, &s(t, "family"), &s(t, "name"));
         } else if let Some(c) = item.get("chain") {
@@ -113,16 +114,15 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
                 policy: c.get("policy").and_then(Value::as_str).map(str::to_string),
                 rules: Vec::new(),
             });
-        } else if let Some(r) = item.get("rule") {
+        } else if let Some(r) = item.get_mut("rule") {
             let i = table_of(&mut rs, &s(r, "family"), &s(r, "table"));
             let chain = s(r, "chain");
             let rule = NftRule {
                 handle: r.get("handle").and_then(Value::as_u64).unwrap_or(0),
-                expr: r
-                    .get("expr")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default(),
+                expr: match r.get_mut("expr").map(Value::take) {
+                    Some(Value::Array(expr)) => expr,
+                    _ => Vec::new(),
+                },
             };
             match chains
                 .get(&(i, chain.clone()))
@@ -131,13 +131,12 @@ pub fn parse_json(text: &str) -> Result<NftRuleset, String> {
                 Some(c) => c.rules.push(rule),
                 None => return Err(format!("rule {} for an unknown chain {chain}", rule.handle)),
             }
-        } else if let Some(set) = item.get("set") {
+        } else if let Some(set) = item.get_mut("set") {
             let i = table_of(&mut rs, &s(set, "family"), &s(set, "table"));
-            let elems = set
-                .get("elem")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let elems = match set.get_mut("elem").map(Value::take) {
+                Some(Value::Array(elems)) => elems,
+                _ => Vec::new(),
+            };
             rs.tables[i].sets.push((s(set, "name"), elems));
         }
     }

@@ -1,12 +1,15 @@
 //! `/proc/net/{snmp,snmp6,tcp,udp}`, `/proc/PID/{stat,status}` and `skb:kfree_skb` trace
 //! lines, and the packets that come off the network: the ICMP answers to `trace`'s probes and
-//! DNS replies: clear errors, never panics.
+//! DNS replies, and the nf_tables rule expressions iptables_nft prints: clear errors, never
+//! panics.
 #![no_main]
-use ecs_diag::sources::{dns, kfree_skb, load, probes, snmp, sockets};
+use ecs_diag::sources::{dns, iptables_nft, kfree_skb, load, probes, snmp, sockets};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = load::parse_pid_stat(data);
+    let _ = iptables_nft::print_rule(data, false);
+    let _ = iptables_nft::print_rule(data, true);
     let _ = probes::parse_icmp(data);
     if let Ok(name) = dns::Name::from_ascii("www.example.com.") {
         for kind in [dns::RecordType::A, dns::RecordType::AAAA] {

@@ -58,8 +58,9 @@ pub struct Ruleset {
     pub family: String,
     pub tool: String,
     pub tables: Gathered<Vec<crate::ruleset::iptables::Table>>,
-    /// Why the tool was not run (the kernel lists no table it could print), when it was not:
-    /// `tables` is then empty by the kernel's word, not by a tool's. Additive.
+    /// Why the tool was not run, when it was not: the kernel lists no table it could print
+    /// (`tables` is then empty by the kernel's word, not by a tool's), or the tables named
+    /// were read over nfnetlink instead. Additive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_read: Option<String>,
     /// The `nat` table when it was not listed but read over nfnetlink (its rules are never

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod cloud;
 pub mod dns;
 pub mod held_files;
+pub mod iptables_nft;
 pub mod kfree_skb;
 pub mod load;
 pub mod metadata;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
+pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_NEWGEN: u16 = 15;
@@ -79,7 +79,7 @@ pub(crate) fn messages(buf: &[u8]) -> Result<Vec<(u16, &[u8])>, String> {
 }
 
 /// The attribute `want` after the nfgenmsg header.
-fn attribute(payload: &[u8], want: u16) -> Option<&[u8]> {
+pub(crate) fn attribute(payload: &[u8], want: u16) -> Option<&[u8]> {
     attributes(payload.get(4..)?)
         .find(|(ty, _)| *ty == want)
         .map(|(_, v)| v)
@@ -88,7 +88,7 @@ fn attribute(payload: &[u8], want: u16) -> Option<&[u8]> {
 /// The attributes packed in `data` (a message body after its fixed header, or a nested
 /// attribute's value): (type without the nested/byte-order flags, value). Stops at the first
 /// malformed one.
-fn attributes(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(crate) fn attributes(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut off = 0;
     std::iter::from_fn(move || {
         let head = data.get(off..off + 4)?;
@@ -104,7 +104,7 @@ fn attributes(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 }
 
 /// A NUL-terminated netlink string attribute.
-fn text(v: &[u8]) -> &[u8] {
+pub(crate) fn text(v: &[u8]) -> &[u8] {
     v.split(|c| *c == 0).next().unwrap_or_default()
 }
 
@@ -148,33 +148,19 @@ fn rule_rewrites_destination(payload: &[u8]) -> bool {
 /// of chains costs milliseconds, where listing it through iptables-nft costs a tenth of a
 /// second or more.
 pub fn nat_rewrites(family: u8, timeout: Duration) -> Result<(bool, usize), String> {
-    let deadline = Instant::now() + timeout;
-    let mut sock = Socket::new(NETLINK_NETFILTER)
-        .map_err(|e| format!("cannot open a NETLINK_NETFILTER socket: {e}"))?;
-    sock.bind_auto()
-        .map_err(|e| format!("nfnetlink bind: {e}"))?;
-    sock.connect(&SocketAddr::new(0, 0))
-        .map_err(|e| format!("nfnetlink connect: {e}"))?;
-    sock.set_non_blocking(true)
-        .map_err(|e| format!("nfnetlink: {e}"))?;
-    let mut req = request(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 3);
-    req[16] = family;
-    // NFTA_RULE_TABLE "nat": 4 + 4 bytes.
-    req.extend_from_slice(&8u16.to_ne_bytes());
-    req.extend_from_slice(&NFTA_RULE_TABLE.to_ne_bytes());
-    req.extend_from_slice(b"nat\0");
-    let total = req.len() as u32;
-    req[..4].copy_from_slice(&total.to_ne_bytes());
-    let rules = exchange(&sock, &req, true, deadline)?;
-    let rules: Vec<&[u8]> = rules
-        .iter()
-        .filter(|(ty, _)| *ty == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
-        .map(|(_, p)| p.as_slice())
-        .collect();
-    Ok((
-        rules.iter().any(|p| rule_rewrites_destination(p)),
-        rules.len(),
-    ))
+    let req = table_dump_request(NFT_MSG_GETRULE, family, NFTA_RULE_TABLE, "nat");
+    let (mut rewrites, mut rules) = (false, 0);
+    dump(&req, timeout, |ty, p| {
+        // Filtered here too: a kernel that ignores the table attribute dumps every table.
+        if ty == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)
+            && attribute(p, NFTA_RULE_TABLE).map(text) == Some(b"nat")
+        {
+            rules += 1;
+            rewrites |= rule_rewrites_destination(p);
+        }
+        Ok(())
+    })?;
+    Ok((rewrites, rules))
 }
 
 /// The positive errno of an NLMSG_ERROR payload (0 for an ACK).
@@ -229,9 +215,8 @@ fn exchange(
     }
 }
 
-/// Reads the generation id and the table list. Needs CAP_NET_ADMIN, like nft itself.
-pub fn nft_state(timeout: Duration) -> Result<NftState, String> {
-    let deadline = Instant::now() + timeout;
+/// A connected, non-blocking NETLINK_NETFILTER socket.
+fn open() -> Result<Socket, String> {
     let mut sock = Socket::new(NETLINK_NETFILTER)
         .map_err(|e| format!("cannot open a NETLINK_NETFILTER socket: {e}"))?;
     sock.bind_auto()
@@ -240,7 +225,73 @@ pub fn nft_state(timeout: Duration) -> Result<NftState, String> {
         .map_err(|e| format!("nfnetlink connect: {e}"))?;
     sock.set_non_blocking(true)
         .map_err(|e| format!("nfnetlink: {e}"))?;
+    Ok(sock)
+}
 
+/// A dump request of nf_tables message `msg_type` for nfproto `family`, with one string
+/// attribute `attr` = `value` (the table: the kernel, or the caller, filters by it).
+pub(crate) fn table_dump_request(msg_type: u16, family: u8, attr: u16, value: &str) -> Vec<u8> {
+    let mut req = request(msg_type, NLM_F_REQUEST | NLM_F_DUMP, 3);
+    req[16] = family;
+    let len = 4 + value.len() + 1;
+    req.extend_from_slice(&(len as u16).to_ne_bytes());
+    req.extend_from_slice(&attr.to_ne_bytes());
+    req.extend_from_slice(value.as_bytes());
+    req.push(0);
+    req.resize((req.len() + 3) & !3, 0);
+    let total = req.len() as u32;
+    req[..4].copy_from_slice(&total.to_ne_bytes());
+    req
+}
+
+/// Sends a dump request and hands each answer's (type, payload) to `on_message` as it
+/// arrives, until DONE: a dump of 100,000 rules is never held whole.
+pub(crate) fn dump(
+    req: &[u8],
+    timeout: Duration,
+    mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let sock = open()?;
+    sock.send(req, 0)
+        .map_err(|e| format!("nfnetlink send: {e}"))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    loop {
+        buf.clear();
+        match sock.recv(&mut buf, 0) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    return Err("nfnetlink: no answer from the kernel in time".to_string());
+                }
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            Err(e) => return Err(format!("nfnetlink recv: {e}")),
+        }
+        for (ty, payload) in messages(&buf)? {
+            match ty {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let errno = errno_of(payload);
+                    if errno != 0 {
+                        let what = std::io::Error::from_raw_os_error(errno);
+                        return Err(format!("nf_tables refused the request: {what}"));
+                    }
+                }
+                _ => on_message(ty, payload)?,
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("nfnetlink: the dump did not end in time".to_string());
+        }
+    }
+}
+
+/// Reads the generation id and the table list. Needs CAP_NET_ADMIN, like nft itself.
+pub fn nft_state(timeout: Duration) -> Result<NftState, String> {
+    let deadline = Instant::now() + timeout;
+    let sock = open()?;
     let gen = exchange(
         &sock,
         &request(NFT_MSG_GETGEN, NLM_F_REQUEST, 1),

@@ -367,7 +367,21 @@ fn read_listed(
     };
     let mut parser = SaveParser::default();
     let mut result = Ok(true);
+    let nfproto = if family == "ipv4" { 2 } else { 10 };
+    let mut native = Vec::new();
     for table in tables.iter().filter(|t| **t != "nat") {
+        // Straight from nf_tables where every rule is one iptables_nft prints; else iptables.
+        if let Ok(Some(lines)) = super::iptables_nft::read_table(nfproto, table, TOOL_TIMEOUT) {
+            native.push(*table);
+            if let Some(e) = lines.iter().find_map(|l| parser.feed(l).err()) {
+                result = Err(ToolError::Output {
+                    tool: "nfnetlink".to_string(),
+                    message: e,
+                });
+                break;
+            }
+            continue;
+        }
         let mut fed = parser.feed(&format!("*{table}"));
         if fed.is_ok() {
             result = run_tool_lines(&[lister, "-t", table, "-S", "-v"], TOOL_TIMEOUT, |line| {
@@ -401,7 +415,12 @@ fn read_listed(
         family: family.into(),
         tool: lister.to_string(),
         tables,
-        not_read: None,
+        not_read: (!native.is_empty()).then(|| {
+            format!(
+                "not run for {}: read over nfnetlink (every rule one of the plain matches iptables-nft writes natively) and printed as iptables-nft-save prints it",
+                native.join(", ")
+            )
+        }),
         nat,
     })
 }

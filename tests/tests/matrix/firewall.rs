@@ -510,3 +510,134 @@ fn listed_tables_read_what_iptables_nft_save_prints() {
         .rules[0];
     assert!(marked.packets >= 1, "{marked:?}");
 }
+
+/// Tables whose every rule is one of the plain matches iptables-nft writes natively are read
+/// straight from nf_tables (no iptables process): what that prints must be exactly what
+/// `iptables-nft-save -c` prints — chains, policies, rule words — in both families.
+#[test]
+fn plain_tables_read_over_nfnetlink_equal_iptables_nft_save() {
+    use ecs_diag::ruleset::iptables::{SaveParser, Table};
+    let t = Topology::new();
+    assert_healthy(&t);
+    for cmd in [
+        "iptables -N MY-CHAIN",
+        "iptables -N OTHER",
+        "iptables -A INPUT -s 10.0.0.0/8 -i eth0 -p tcp --dport 22 -j ACCEPT",
+        "iptables -A INPUT -s 10.1.2.0/23 ! -d 192.168.0.1 -p icmp -j MY-CHAIN",
+        "iptables -A INPUT ! -i lo -p tcp ! --dport 2222 -j OTHER",
+        "iptables -A INPUT -i eth+ -p udp --sport 1000:2000 -j DROP",
+        "iptables -A INPUT -p tcp --sport 5 --dport 6 -j RETURN",
+        "iptables -A INPUT ! -p udp -s 203.0.113.7 -j ACCEPT",
+        "iptables -A INPUT -p udp --dport 53 -g OTHER",
+        "iptables -A INPUT -p icmp -j ACCEPT",
+        "iptables -A MY-CHAIN",
+        "iptables -A OTHER -d 10.77.0.10/32 -p tcp --dport 10:20 -j DROP",
+        "iptables -A OUTPUT -o eth0 -p tcp --sport 1 -j ACCEPT",
+        "iptables -P FORWARD DROP",
+        "iptables -t raw -A PREROUTING -s 198.51.100.0/24 -j DROP",
+        "ip6tables -A INPUT -s fd00::/8 -d ::1/128 -p ipv6-icmp -j ACCEPT",
+        "ip6tables -A INPUT -s 2001:db8:18::/48 -p tcp --dport 443 -j DROP",
+    ] {
+        t.guest(cmd);
+    }
+    assert!(t.ping(GUEST_IP));
+    let config = t.dir.path().join("config.toml");
+    let out = t.exec(
+        &t.guest,
+        &[
+            agent_bin(),
+            "snapshot",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let snapshot: ecs_diag::snapshot::Snapshot =
+        serde_json::from_slice(&out.stdout).expect("a snapshot");
+    let rulesets = snapshot.firewall.ok().unwrap();
+    for (family, tool, native) in [
+        ("ipv4", "iptables-nft-save", "filter, raw"),
+        ("ipv6", "ip6tables-nft-save", "filter"),
+    ] {
+        let r = rulesets
+            .iter()
+            .find(|r| r.family == family && r.backend == "nft")
+            .unwrap_or_else(|| panic!("no {family} ruleset: {rulesets:?}"));
+        let why = r.not_read.as_deref().unwrap_or_default();
+        assert!(
+            why.starts_with(&format!("not run for {native}: read over nfnetlink")),
+            "{why}"
+        );
+        let mut listed: Vec<Table> = r.tables.ok().unwrap().clone();
+        let out = t.exec(&t.guest, &[tool, "-c"]);
+        let mut p = SaveParser::default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            p.feed(line).unwrap();
+        }
+        let mut oracle = p.finish().unwrap();
+        for tables in [&mut listed, &mut oracle] {
+            tables.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in tables.iter_mut() {
+                t.chains.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        assert_eq!(listed.len(), oracle.len(), "{listed:#?} vs {oracle:#?}");
+        for (a, b) in listed.iter().zip(&oracle) {
+            assert_eq!(a.name, b.name);
+            let names = |t: &Table| t.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(a), names(b), "{} chains", a.name);
+            for (ca, cb) in a.chains.iter().zip(&b.chains) {
+                assert_eq!(ca.policy, cb.policy, "{} {}", a.name, ca.name);
+                let args = |c: &ecs_diag::ruleset::iptables::Chain| {
+                    c.rules.iter().map(|r| r.args.join(" ")).collect::<Vec<_>>()
+                };
+                assert_eq!(args(ca), args(cb), "{} {}", a.name, ca.name);
+                for (ra, rb) in ca.rules.iter().zip(&cb.rules) {
+                    assert!(
+                        ra.packets <= rb.packets && ra.bytes <= rb.bytes,
+                        "{ra:?} {rb:?}"
+                    );
+                }
+            }
+        }
+    }
+    // The counters were read: the ping's echo requests took the icmp accept.
+    let v4 = rulesets.iter().find(|r| r.family == "ipv4").unwrap();
+    let filter = v4
+        .tables
+        .ok()
+        .unwrap()
+        .iter()
+        .find(|t| t.name == "filter")
+        .unwrap();
+    let input = filter.chains.iter().find(|c| c.name == "INPUT").unwrap();
+    let icmp = input
+        .rules
+        .iter()
+        .find(|r| r.args.join(" ") == "-p icmp -j ACCEPT")
+        .unwrap();
+    assert!(icmp.packets >= 1, "{icmp:?}");
+}
+
+/// A drop read over nfnetlink is judged like one read by iptables, against the real ping.
+#[test]
+fn firewall_plain_drop_read_over_nfnetlink() {
+    let r = firewall_case(
+        &[("firewall.icmp_in", "fail")],
+        false,
+        &["iptables -A INPUT -s 198.18.0.0/16 -p icmp -j DROP"],
+    );
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.contains("rule 1 of filter INPUT") && s.contains("-s 198.18.0.0/16 -p icmp -j DROP"),
+        "{s}"
+    );
+    let rs = &r["firewall.icmp_in"].1["evidence"]["rulesets"][0];
+    assert!(
+        rs["not_read"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over nfnetlink"),
+        "{rs}"
+    );
+    assert!(rs["decided_by"]["packets"].as_u64().unwrap() >= 3, "{rs}");
+}

@@ -10,9 +10,11 @@
 //! `-s A -p tcp --dport N -j DROP` rules take them 1.5 s, the kernel's dump of them a fraction.
 //! The matrix proves the output equal to `iptables-nft-save -c`, word for word.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
+
+use crate::ruleset::iptables::{Chain, SavedRule, Table};
 
 use super::nfnetlink::{
     attribute, attributes, dump, table_dump_request, text, NFNL_SUBSYS_NFTABLES,
@@ -38,15 +40,6 @@ const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
-
-/// A chain as `iptables-nft-save` declares it.
-struct ChainLine {
-    name: String,
-    /// Base chains: ACCEPT or DROP; user chains: None (`-`).
-    policy: Option<&'static str>,
-    packets: u64,
-    bytes: u64,
-}
 
 fn be32(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
@@ -318,12 +311,17 @@ fn protocol_name(p: u8) -> Option<&'static str> {
     })
 }
 
-/// The rule's words after `-A CHAIN`, in iptables-save's order.
-fn words(r: &Rule) -> Option<String> {
-    let mut out = String::new();
-    let opt = |out: &mut String, flag: &str, v: &Option<(bool, String)>| {
+/// The rule's words after `-A CHAIN`, in iptables-save's order (none holds a space: names
+/// with one are left to iptables).
+fn words(r: &Rule) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let opt = |out: &mut Vec<String>, flag: &str, v: &Option<(bool, String)>| {
         if let Some((invert, value)) = v {
-            let _ = write!(out, "{}{flag} {value} ", if *invert { "! " } else { "" });
+            if *invert {
+                out.push("!".into());
+            }
+            out.push(flag.into());
+            out.push(value.clone());
         }
     };
     opt(&mut out, "-s", &r.src);
@@ -332,36 +330,36 @@ fn words(r: &Rule) -> Option<String> {
     opt(&mut out, "-o", &r.oif);
     if let Some((invert, p)) = r.proto {
         let name = protocol_name(p)?;
-        let _ = write!(out, "{}-p {name} ", if invert { "! " } else { "" });
+        if invert {
+            out.push("!".into());
+        }
+        out.extend(["-p".into(), name.into()]);
         if r.sport.is_some() || r.dport.is_some() {
-            let _ = write!(out, "-m {name} ");
+            out.extend(["-m".into(), name.into()]);
         }
     }
     opt(&mut out, "--sport", &r.sport);
     opt(&mut out, "--dport", &r.dport);
     if let Some(t) = &r.target {
-        out.push_str(t);
+        out.extend(t.split(' ').map(str::to_string));
     }
-    Some(out.trim_end().to_string())
+    Some(out)
 }
 
 /// One rule's NFTA_RULE_EXPRESSIONS as the words iptables-save prints after `-A CHAIN`;
 /// None where iptables would be asked instead. (The fuzz target's entry.)
 pub fn print_rule(exprs: &[u8], v6: bool) -> Option<String> {
-    words(&rule(exprs, v6)?)
+    Some(words(&rule(exprs, v6)?)?.join(" "))
 }
 
-/// The table `table` of nfproto `family` (2 ip, 10 ip6) as `iptables-nft-save -c` lines
-/// (`*table` … `COMMIT`); `Ok(None)` when some rule is not one this reader prints, `Err` when
-/// nf_tables could not be asked.
-pub fn read_table(
-    family: u8,
-    table: &str,
-    timeout: Duration,
-) -> Result<Option<Vec<String>>, String> {
+/// The table `table` of nfproto `family` (2 ip, 10 ip6) as `iptables-nft-save -c` would
+/// give it to [`SaveParser`](crate::ruleset::iptables::SaveParser) (built directly, without
+/// the text); `Ok(None)` when some rule is not one this reader prints, `Err` when nf_tables
+/// could not be asked.
+pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<Table>, String> {
     let v6 = family == 10;
     let of_table = |p: &[u8], attr: u16| attribute(p, attr).map(text) == Some(table.as_bytes());
-    let mut chains = Vec::new();
+    let mut chains: Vec<Chain> = Vec::new();
     dump(
         &table_dump_request(NFT_MSG_GETCHAIN, family, NFTA_CHAIN_TABLE, table),
         timeout,
@@ -385,14 +383,18 @@ pub fn read_table(
                     )
                 })
                 .unwrap_or((0, 0));
-            chains.push(ChainLine {
+            chains.push(Chain {
                 name,
-                policy: base.then(|| match attribute(p, NFTA_CHAIN_POLICY).and_then(be32) {
-                    Some(0) => "DROP",
-                    _ => "ACCEPT",
+                policy: base.then(|| {
+                    match attribute(p, NFTA_CHAIN_POLICY).and_then(be32) {
+                        Some(0) => "DROP",
+                        _ => "ACCEPT",
+                    }
+                    .to_string()
                 }),
                 packets,
                 bytes,
+                ..Default::default()
             });
             Ok(())
         },
@@ -412,24 +414,18 @@ pub fn read_table(
     };
     for name in builtin {
         if !chains.iter().any(|c| c.name == *name) {
-            chains.push(ChainLine {
+            chains.push(Chain {
                 name: name.to_string(),
-                policy: Some("ACCEPT"),
-                packets: 0,
-                bytes: 0,
+                policy: Some("ACCEPT".to_string()),
+                ..Default::default()
             });
         }
     }
-    let mut lines = vec![format!("*{table}")];
-    lines.extend(chains.iter().map(|c| {
-        format!(
-            ":{} {} [{}:{}]",
-            c.name,
-            c.policy.unwrap_or("-"),
-            c.packets,
-            c.bytes
-        )
-    }));
+    let index: HashMap<String, usize> = chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.clone(), i))
+        .collect();
     let mut printable = true;
     dump(
         &table_dump_request(NFT_MSG_GETRULE, family, NFTA_RULE_TABLE, table),
@@ -441,35 +437,35 @@ pub fn read_table(
             {
                 return Ok(());
             }
-            let chain =
-                attribute(p, NFTA_RULE_CHAIN).and_then(|c| std::str::from_utf8(text(c)).ok());
-            let printed = match (chain, attribute(p, NFTA_RULE_USERDATA)) {
-                // A comment (or anything iptables keeps in user data): iptables prints it.
-                (Some(chain), None) => attribute(p, NFTA_RULE_EXPRESSIONS)
+            let chain = attribute(p, NFTA_RULE_CHAIN)
+                .and_then(|c| index.get(std::str::from_utf8(text(c)).ok()?));
+            // A comment (or anything iptables keeps in user data): iptables prints it.
+            let saved = match (chain, attribute(p, NFTA_RULE_USERDATA)) {
+                (Some(&chain), None) => attribute(p, NFTA_RULE_EXPRESSIONS)
                     .map_or(Some(Rule::default()), |e| rule(e, v6))
                     .and_then(|r| {
-                        let w = words(&r)?;
-                        let (packets, bytes) = r.counters;
-                        Some(if w.is_empty() {
-                            format!("[{packets}:{bytes}] -A {chain}")
-                        } else {
-                            format!("[{packets}:{bytes}] -A {chain} {w}")
-                        })
+                        Some((
+                            chain,
+                            SavedRule {
+                                args: words(&r)?,
+                                packets: r.counters.0,
+                                bytes: r.counters.1,
+                            },
+                        ))
                     }),
                 _ => None,
             };
-            match printed {
-                Some(line) => lines.push(line),
+            match saved {
+                Some((chain, rule)) => chains[chain].rules.push(rule),
                 None => printable = false,
             }
             Ok(())
         },
     )?;
-    if !printable {
-        return Ok(None);
-    }
-    lines.push("COMMIT".to_string());
-    Ok(Some(lines))
+    Ok(printable.then(|| Table {
+        name: table.to_string(),
+        chains,
+    }))
 }
 
 #[cfg(test)]

@@ -371,15 +371,8 @@ fn read_listed(
     let mut native = Vec::new();
     for table in tables.iter().filter(|t| **t != "nat") {
         // Straight from nf_tables where every rule is one iptables_nft prints; else iptables.
-        if let Ok(Some(lines)) = super::iptables_nft::read_table(nfproto, table, TOOL_TIMEOUT) {
-            native.push(*table);
-            if let Some(e) = lines.iter().find_map(|l| parser.feed(l).err()) {
-                result = Err(ToolError::Output {
-                    tool: "nfnetlink".to_string(),
-                    message: e,
-                });
-                break;
-            }
+        if let Ok(Some(t)) = super::iptables_nft::read_table(nfproto, table, TOOL_TIMEOUT) {
+            native.push(t);
             continue;
         }
         let mut fed = parser.feed(&format!("*{table}"));
@@ -399,9 +392,13 @@ fn read_listed(
             break;
         }
     }
+    let read_natively: Vec<String> = native.iter().map(|t| t.name.clone()).collect();
     let tables = match result {
         Ok(true) => match parser.finish() {
-            Ok(t) => Gathered::Ok(t),
+            Ok(mut t) => {
+                t.extend(native);
+                Gathered::Ok(t)
+            }
             Err(e) => Gathered::Failed(format!("{lister} -S output: {e}")),
         },
         Ok(false) => return None,
@@ -415,10 +412,10 @@ fn read_listed(
         family: family.into(),
         tool: lister.to_string(),
         tables,
-        not_read: (!native.is_empty()).then(|| {
+        not_read: (!read_natively.is_empty()).then(|| {
             format!(
                 "not run for {}: read over nfnetlink (every rule one of the plain matches iptables-nft writes natively) and printed as iptables-nft-save prints it",
-                native.join(", ")
+                read_natively.join(", ")
             )
         }),
         nat,

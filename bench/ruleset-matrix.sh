@@ -153,18 +153,26 @@ shell_script="
     cat /sys/class/dmi/id/product_name /sys/class/dmi/id/sys_vendor
     readlink /sys/class/net/$dev/device/driver; true"
 
-# Median wall time (us) of RUNS runs of a command, timed inside the namespace as on the
-# instance itself: entered once, its /sys mounted once (\`ip netns exec\` mounts a fresh
-# sysfs each time, whose first lookups both ways would pay on every run), and read with
-# bash's clock (no \`date\` process inside the measured interval).
-median_us() {
+# Median wall times (us) of RUNS runs each of two commands (separated by --), timed inside
+# the namespace as on the instance itself: entered once, its /sys mounted once (`ip netns
+# exec` mounts a fresh sysfs each time, whose first lookups both ways would pay on every run),
+# read with bash's clock (no `date` process inside the measured interval), and the two taken
+# in turn, so a host whose speed drifts during the run slows both alike.
+medians_us() {
   in_ns bash -c '
     runs=$1; shift
-    "$@" >/dev/null 2>&1
+    a=(); while [ "$1" != -- ]; do a+=("$1"); shift; done; shift
+    "${a[@]}" >/dev/null 2>&1; "$@" >/dev/null 2>&1
     for ((i = 0; i < runs; i++)); do
-      t0=$EPOCHREALTIME; "$@" >/dev/null 2>&1; t1=$EPOCHREALTIME
-      echo $(( ${t1/./} - ${t0/./} ))
-    done | sort -n | awk "{a[NR]=\$1} END {print a[int((NR+1)/2)]}"' _ "$runs" "$@"
+      t0=$EPOCHREALTIME; "${a[@]}" >/dev/null 2>&1; t1=$EPOCHREALTIME
+      "$@" >/dev/null 2>&1; t2=$EPOCHREALTIME
+      echo "$(( ${t1/./} - ${t0/./} )) $(( ${t2/./} - ${t1/./} ))"
+    done > /tmp/ecs-diag-bench-$$
+    for col in 1 2; do
+      cut -d" " -f$col /tmp/ecs-diag-bench-$$ | sort -n | awk "{a[NR]=\$1} END {printf \"%s \", a[int((NR+1)/2)]}"
+    done
+    echo
+    rm -f /tmp/ecs-diag-bench-$$' _ "$runs" "$@"
 }
 agent_way=("$bin" check --json --config "$tmp/config.toml")
 shell_way=(sh -c "$shell_script")
@@ -205,8 +213,11 @@ for case in none firewalld docker kube-proxy 100k; do
     kube-proxy) kube_rules; target=0.5 ;;
     100k) rules_100k; target=1.0 baseline=save ;;
   esac
-  agent=$(median_us "${agent_way[@]}")
-  if [ $baseline = save ]; then shell=$(median_us "${save_alone[@]}"); else shell=$(median_us "${shell_way[@]}"); fi
+  if [ $baseline = save ]; then
+    read -r agent shell < <(medians_us "${agent_way[@]}" -- "${save_alone[@]}")
+  else
+    read -r agent shell < <(medians_us "${agent_way[@]}" -- "${shell_way[@]}")
+  fi
   rss=$(peak_rss)
   refresh_cpu_ms > "$tmp/cpu"
   cpu=$(cat "$tmp/cpu")

@@ -516,6 +516,13 @@ impl Topology {
         std::fs::write(d.join("ifcfg-eth0"), text).unwrap();
     }
 
+    /// `ecs-diag snapshot` in the guest with this topology's config: its JSON.
+    pub fn snapshot_json(&self) -> Vec<u8> {
+        let config = self.dir.path().join("config.toml");
+        let config = config.to_str().unwrap_or_default();
+        self.exec(&self.guest, &[agent_bin(), "snapshot", "--config", config])
+            .stdout
+    }
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         let mut full = vec!["ip", "netns", "exec", ns];
         full.extend_from_slice(args);

@@ -184,11 +184,17 @@ fn rule(exprs: &[u8], v6: bool) -> Option<Rule> {
             return None;
         }
         let f = fields(data);
+        // A load whose value nothing compared before the next one: not what iptables writes.
+        if matches!(name, b"meta" | b"payload") && !matches!(loaded, Loaded::Nothing) {
+            return None;
+        }
         match name {
-            // dreg, key
-            b"meta" => loaded = Loaded::Meta(be32(f[2]?)?),
-            // dreg, base, offset, len
-            b"payload" => loaded = Loaded::Payload(be32(f[2]?)?, be32(f[3]?)?, be32(f[4]?)?, None),
+            // dreg, key (a load: `meta … set` has a source register instead)
+            b"meta" if f[1].is_some() => loaded = Loaded::Meta(be32(f[2]?)?),
+            // dreg, base, offset, len (a load: a payload write has no destination register)
+            b"payload" if f[1].is_some() => {
+                loaded = Loaded::Payload(be32(f[2]?)?, be32(f[3]?)?, be32(f[4]?)?, None)
+            }
             // sreg, dreg, len, mask, xor (and an op, absent or 0 for mask-and-xor)
             b"bitwise" => {
                 let Loaded::Payload(_, _, len, mask @ None) = &mut loaded else {

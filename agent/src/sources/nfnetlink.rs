@@ -171,17 +171,20 @@ pub(crate) fn errno_of(payload: &[u8]) -> i32 {
         .unwrap_or(0)
 }
 
-/// Sends one request and collects its answers until DONE (dump) or the first answer.
+/// Sends one request and hands each answer's (type, payload) to `on_message` as it arrives,
+/// until DONE (a dump) or the first datagram that carried an answer (a single request).
+/// Bounded by `deadline`: a dump of 100,000 rules is never held whole.
 fn exchange(
     sock: &Socket,
     req: &[u8],
     dump: bool,
     deadline: Instant,
-) -> Result<Vec<(u16, Vec<u8>)>, String> {
+    mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
     sock.send(req, 0)
         .map_err(|e| format!("nfnetlink send: {e}"))?;
-    let mut out = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut answered = false;
     loop {
         buf.clear();
         match sock.recv(&mut buf, 0) {
@@ -197,7 +200,7 @@ fn exchange(
         }
         for (ty, payload) in messages(&buf)? {
             match ty {
-                NLMSG_DONE => return Ok(out),
+                NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {
                     let errno = errno_of(payload);
                     if errno == 0 {
@@ -206,11 +209,17 @@ fn exchange(
                     let what = std::io::Error::from_raw_os_error(errno);
                     return Err(format!("nf_tables refused the request: {what}"));
                 }
-                _ => out.push((ty, payload.to_vec())),
+                _ => {
+                    answered = true;
+                    on_message(ty, payload)?;
+                }
             }
         }
-        if !dump && !out.is_empty() {
-            return Ok(out);
+        if !dump && answered {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("nfnetlink: the dump did not end in time".to_string());
         }
     }
 }
@@ -244,84 +253,52 @@ pub(crate) fn table_dump_request(msg_type: u16, family: u8, attr: u16, value: &s
     req
 }
 
-/// Sends a dump request and hands each answer's (type, payload) to `on_message` as it
-/// arrives, until DONE: a dump of 100,000 rules is never held whole.
+/// Sends a dump request on a socket of its own and hands each answer to `on_message` as it
+/// arrives, until DONE or `timeout`.
 pub(crate) fn dump(
     req: &[u8],
     timeout: Duration,
-    mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+    on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let sock = open()?;
-    sock.send(req, 0)
-        .map_err(|e| format!("nfnetlink send: {e}"))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    loop {
-        buf.clear();
-        match sock.recv(&mut buf, 0) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() > deadline {
-                    return Err("nfnetlink: no answer from the kernel in time".to_string());
-                }
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
-            Err(e) => return Err(format!("nfnetlink recv: {e}")),
-        }
-        for (ty, payload) in messages(&buf)? {
-            match ty {
-                NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let errno = errno_of(payload);
-                    if errno != 0 {
-                        let what = std::io::Error::from_raw_os_error(errno);
-                        return Err(format!("nf_tables refused the request: {what}"));
-                    }
-                }
-                _ => on_message(ty, payload)?,
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("nfnetlink: the dump did not end in time".to_string());
-        }
-    }
+    exchange(&open()?, req, true, Instant::now() + timeout, on_message)
 }
 
 /// Reads the generation id and the table list. Needs CAP_NET_ADMIN, like nft itself.
 pub fn nft_state(timeout: Duration) -> Result<NftState, String> {
     let deadline = Instant::now() + timeout;
     let sock = open()?;
-    let gen = exchange(
+    let mut genid = None;
+    exchange(
         &sock,
         &request(NFT_MSG_GETGEN, NLM_F_REQUEST, 1),
         false,
         deadline,
+        |ty, p| {
+            if ty == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN) {
+                genid = genid.or(attribute(p, NFTA_NAME)
+                    .and_then(|b| Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))));
+            }
+            Ok(())
+        },
     )?;
-    let genid = gen
-        .iter()
-        .find(|(ty, _)| *ty == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN))
-        .and_then(|(_, p)| attribute(p, NFTA_NAME))
-        .and_then(|b| b.get(..4))
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or("nfnetlink: the generation answer carries no id")?;
-
-    let dump = exchange(
+    let genid = genid.ok_or("nfnetlink: the generation answer carries no id")?;
+    let mut tables = Vec::new();
+    exchange(
         &sock,
         &request(NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, 2),
         true,
         deadline,
+        |ty, p| {
+            if ty != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || p.is_empty() {
+                return Ok(());
+            }
+            let name = attribute(p, NFTA_NAME)
+                .map(|b| String::from_utf8_lossy(text(b)).into_owned())
+                .ok_or("nfnetlink: a table without a name")?;
+            tables.push((family_name(p[0]), name));
+            Ok(())
+        },
     )?;
-    let mut tables = Vec::new();
-    for (ty, p) in dump {
-        if ty != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || p.is_empty() {
-            continue;
-        }
-        let name = attribute(&p, NFTA_NAME)
-            .map(|b| String::from_utf8_lossy(text(b)).into_owned())
-            .ok_or("nfnetlink: a table without a name")?;
-        tables.push((family_name(p[0]), name));
-    }
     Ok(NftState { genid, tables })
 }
 

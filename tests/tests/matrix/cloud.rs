@@ -434,19 +434,10 @@ fn serve_caches_cloud_facts_and_no_output_holds_a_secret() {
 fn a_snapshot_replays_the_cloud_facts() {
     let t = Topology::new();
     sg_rules(&t, json!([]));
-    let config = t.dir.path().join("config.toml");
-    let out = t.exec(
-        &t.guest,
-        &[
-            agent_bin(),
-            "snapshot",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let json = t.snapshot_json();
     let saved = t.dir.path().join("snapshot.json");
-    std::fs::write(&saved, &out.stdout).unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    std::fs::write(&saved, &json).unwrap();
+    let text = String::from_utf8_lossy(&json);
     assert!(
         text.contains("sgr-matrix") || text.contains("sg-matrix"),
         "{text}"

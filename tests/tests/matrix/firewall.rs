@@ -373,6 +373,48 @@ fn firewall_ip6tables_drops_neighbour_discovery() {
     );
 }
 
+/// What `tool -c` (iptables-nft-save) prints in the guest, parsed: the oracle.
+fn saved_by(t: &Topology, tool: &str) -> Vec<ecs_diag::ruleset::iptables::Table> {
+    let out = t.exec(&t.guest, &[tool, "-c"]);
+    let mut p = ecs_diag::ruleset::iptables::SaveParser::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        p.feed(line).unwrap();
+    }
+    p.finish().unwrap()
+}
+
+/// The agent's tables equal the oracle's: tables, chains and policies by name, every rule's
+/// words in order; counters no higher than the oracle's (read after them).
+fn assert_same_tables(
+    mut listed: Vec<ecs_diag::ruleset::iptables::Table>,
+    mut oracle: Vec<ecs_diag::ruleset::iptables::Table>,
+) {
+    use ecs_diag::ruleset::iptables::{Chain, Table};
+    for tables in [&mut listed, &mut oracle] {
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        for t in tables.iter_mut() {
+            t.chains.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+    let names = |ts: &[Table]| ts.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&listed), names(&oracle), "{listed:#?} vs {oracle:#?}");
+    for (a, b) in listed.iter().zip(&oracle) {
+        let chains = |t: &Table| t.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(chains(a), chains(b), "{} chains", a.name);
+        for (ca, cb) in a.chains.iter().zip(&b.chains) {
+            assert_eq!(ca.policy, cb.policy, "{} {}", a.name, ca.name);
+            let args = |c: &Chain| c.rules.iter().map(|r| r.args.clone()).collect::<Vec<_>>();
+            assert_eq!(args(ca), args(cb), "{} {}", a.name, ca.name);
+            for (ra, rb) in ca.rules.iter().zip(&cb.rules) {
+                assert!(
+                    ra.packets <= rb.packets && ra.bytes <= rb.bytes,
+                    "{ra:?} {rb:?}"
+                );
+            }
+        }
+    }
+}
+
 /// The iptables-nft tables are listed one by one (`iptables-nft -t TABLE -S -v`, converted to
 /// save lines) and nat is read over nfnetlink: the result must be exactly what
 /// `iptables-nft-save -c` prints — every chain, policy, rule word and counter — in both
@@ -381,7 +423,6 @@ fn firewall_ip6tables_drops_neighbour_discovery() {
 /// iptables itself; the nat fact is proven against its DNAT rules.
 #[test]
 fn listed_tables_read_what_iptables_nft_save_prints() {
-    use ecs_diag::ruleset::iptables::{SaveParser, Table};
     let t = Topology::new();
     assert_healthy(&t);
     for cmd in [
@@ -432,29 +473,8 @@ fn listed_tables_read_what_iptables_nft_save_prints() {
     ]);
     // Counters that are not zero.
     assert!(t.ping(GUEST_IP));
-    let config = t.dir.path().join("config.toml");
-    let out = t.exec(
-        &t.guest,
-        &[
-            agent_bin(),
-            "snapshot",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
     let snapshot: ecs_diag::snapshot::Snapshot =
-        serde_json::from_slice(&out.stdout).expect("a snapshot");
-    let saved = |tool: &str| -> Vec<Table> {
-        let out = t.exec(&t.guest, &[tool, "-c"]);
-        let mut p = SaveParser::default();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            p.feed(line).unwrap();
-        }
-        let mut tables = p.finish().unwrap();
-        tables.retain(|t| t.name != "nat");
-        tables.sort_by(|a, b| a.name.cmp(&b.name));
-        tables
-    };
+        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
     let rulesets = snapshot.firewall.ok().unwrap();
     for (family, tool, dnat) in [
         ("ipv4", "iptables-nft-save", true),
@@ -465,28 +485,9 @@ fn listed_tables_read_what_iptables_nft_save_prints() {
             .find(|r| r.family == family && r.backend == "nft")
             .unwrap_or_else(|| panic!("no {family} ruleset: {rulesets:?}"));
         assert_eq!(r.tool, tool.trim_end_matches("-save"), "listed per table");
-        let mut listed = r.tables.ok().unwrap().clone();
-        listed.sort_by(|a, b| a.name.cmp(&b.name));
-        // The ping's counters may move between the two reads: compare them apart.
-        let oracle = saved(tool);
-        assert_eq!(listed.len(), oracle.len(), "{listed:#?} vs {oracle:#?}");
-        for (a, b) in listed.iter().zip(&oracle) {
-            assert_eq!(a.name, b.name);
-            assert_eq!(a.chains.len(), b.chains.len(), "{a:#?} vs {b:#?}");
-            for (ca, cb) in a.chains.iter().zip(&b.chains) {
-                assert_eq!((&ca.name, &ca.policy), (&cb.name, &cb.policy));
-                let args = |c: &ecs_diag::ruleset::iptables::Chain| {
-                    c.rules.iter().map(|r| r.args.clone()).collect::<Vec<_>>()
-                };
-                assert_eq!(args(ca), args(cb), "{} {}", a.name, ca.name);
-                for (ra, rb) in ca.rules.iter().zip(&cb.rules) {
-                    assert!(
-                        ra.packets <= rb.packets && ra.bytes <= rb.bytes,
-                        "{ra:?} {rb:?}"
-                    );
-                }
-            }
-        }
+        let mut oracle = saved_by(&t, tool);
+        oracle.retain(|t| t.name != "nat");
+        assert_same_tables(r.tables.ok().unwrap().clone(), oracle);
         let nat = r.nat.expect("nat read over nfnetlink");
         assert_eq!(
             (nat.rules, nat.rewrites_destination),
@@ -516,7 +517,6 @@ fn listed_tables_read_what_iptables_nft_save_prints() {
 /// `iptables-nft-save -c` prints — chains, policies, rule words — in both families.
 #[test]
 fn plain_tables_read_over_nfnetlink_equal_iptables_nft_save() {
-    use ecs_diag::ruleset::iptables::{SaveParser, Table};
     let t = Topology::new();
     assert_healthy(&t);
     for cmd in [
@@ -541,18 +541,8 @@ fn plain_tables_read_over_nfnetlink_equal_iptables_nft_save() {
         t.guest(cmd);
     }
     assert!(t.ping(GUEST_IP));
-    let config = t.dir.path().join("config.toml");
-    let out = t.exec(
-        &t.guest,
-        &[
-            agent_bin(),
-            "snapshot",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
     let snapshot: ecs_diag::snapshot::Snapshot =
-        serde_json::from_slice(&out.stdout).expect("a snapshot");
+        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
     let rulesets = snapshot.firewall.ok().unwrap();
     for (family, tool, native) in [
         ("ipv4", "iptables-nft-save", "filter, raw"),
@@ -567,38 +557,7 @@ fn plain_tables_read_over_nfnetlink_equal_iptables_nft_save() {
             why.starts_with(&format!("not run for {native}: read over nfnetlink")),
             "{why}"
         );
-        let mut listed: Vec<Table> = r.tables.ok().unwrap().clone();
-        let out = t.exec(&t.guest, &[tool, "-c"]);
-        let mut p = SaveParser::default();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            p.feed(line).unwrap();
-        }
-        let mut oracle = p.finish().unwrap();
-        for tables in [&mut listed, &mut oracle] {
-            tables.sort_by(|a, b| a.name.cmp(&b.name));
-            for t in tables.iter_mut() {
-                t.chains.sort_by(|a, b| a.name.cmp(&b.name));
-            }
-        }
-        assert_eq!(listed.len(), oracle.len(), "{listed:#?} vs {oracle:#?}");
-        for (a, b) in listed.iter().zip(&oracle) {
-            assert_eq!(a.name, b.name);
-            let names = |t: &Table| t.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-            assert_eq!(names(a), names(b), "{} chains", a.name);
-            for (ca, cb) in a.chains.iter().zip(&b.chains) {
-                assert_eq!(ca.policy, cb.policy, "{} {}", a.name, ca.name);
-                let args = |c: &ecs_diag::ruleset::iptables::Chain| {
-                    c.rules.iter().map(|r| r.args.join(" ")).collect::<Vec<_>>()
-                };
-                assert_eq!(args(ca), args(cb), "{} {}", a.name, ca.name);
-                for (ra, rb) in ca.rules.iter().zip(&cb.rules) {
-                    assert!(
-                        ra.packets <= rb.packets && ra.bytes <= rb.bytes,
-                        "{ra:?} {rb:?}"
-                    );
-                }
-            }
-        }
+        assert_same_tables(r.tables.ok().unwrap().clone(), saved_by(&t, tool));
     }
     // The counters were read: the ping's echo requests took the icmp accept.
     let v4 = rulesets.iter().find(|r| r.family == "ipv4").unwrap();

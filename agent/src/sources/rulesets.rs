@@ -354,8 +354,8 @@ fn read_listed(
     denied: &Mutex<Vec<Denied>>,
 ) -> Option<Ruleset> {
     super::tools::resolve(lister)?;
+    let nfproto = if family == "ipv4" { 2 } else { 10 };
     let nat = if tables.contains(&"nat") {
-        let nfproto = if family == "ipv4" { 2 } else { 10 };
         let (rewrites_destination, rules) =
             super::nfnetlink::nat_rewrites(nfproto, TOOL_TIMEOUT).ok()?;
         Some(crate::snapshot::NatTable {
@@ -367,7 +367,6 @@ fn read_listed(
     };
     let mut parser = SaveParser::default();
     let mut result = Ok(true);
-    let nfproto = if family == "ipv4" { 2 } else { 10 };
     let mut native = Vec::new();
     for table in tables.iter().filter(|t| **t != "nat") {
         // Straight from nf_tables where every rule is one iptables_nft prints; else iptables.
@@ -681,11 +680,7 @@ const XTABLES: [&str; 5] = ["filter", "nat", "mangle", "raw", "security"];
 /// Whether nf_tables (asked over nfnetlink) holds a table iptables-nft-save of this nft family
 /// would print; None where the kernel was not asked.
 fn xtables_exist(nft_tables: Option<&[(String, String)]>, nft_family: &str) -> Option<bool> {
-    nft_tables.map(|tables| {
-        tables
-            .iter()
-            .any(|(f, name)| f == nft_family && XTABLES.contains(&name.as_str()))
-    })
+    xtables_of(nft_tables, nft_family).map(|t| !t.is_empty())
 }
 
 /// The iptables-nft tables nf_tables (asked over nfnetlink) holds in this nft family, in

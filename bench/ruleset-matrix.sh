@@ -14,6 +14,7 @@
 # machine's own rules are not touched.
 #
 #   bench/ruleset-matrix.sh [RUNS]     (default 21; needs root, iptables, nftables, python3)
+#   CASES="none firewalld" bench/ruleset-matrix.sh 11     (only those cases)
 set -euo pipefail
 trap 'echo "bench/ruleset-matrix.sh: line $LINENO failed" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -203,7 +204,7 @@ refresh_cpu_ms() {
 
 echo "host: $(nproc) cores, kernel $(uname -r), $runs runs each, median wall time; binary: $bin"
 printf '%-11s %12s %12s %7s %8s %11s %14s\n' ruleset "check (us)" "shell (us)" ratio target "peak RSS" "CPU/refresh"
-for case in none firewalld docker kube-proxy 100k; do
+for case in ${CASES:-none firewalld docker kube-proxy 100k}; do
   reset_rules
   target=0.25 baseline=shell
   case $case in

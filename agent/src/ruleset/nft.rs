@@ -15,6 +15,10 @@ use super::eval::{first_decisive, CtState, Decider, Decision, Packet, Verdict, L
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct NftRuleset {
     pub tables: Vec<NftTable>,
+    /// Tables read over nfnetlink instead of by `nft` ("inet firewalld"): every rule was one
+    /// the agent prints as `nft -j` does (see `sources::nftables`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_natively: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -17,7 +17,8 @@ use std::time::Duration;
 use crate::ruleset::iptables::{Chain, SavedRule, Table};
 
 use super::nfnetlink::{
-    attribute, attributes, dump, table_dump_request, text, NFNL_SUBSYS_NFTABLES,
+    attribute, attributes, be32, be64, fields, table_dump_request, text, value, well_formed, Dumps,
+    NFNL_SUBSYS_NFTABLES,
 };
 
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -36,52 +37,9 @@ const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
-
-fn be32(v: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
-}
-
-fn be64(v: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
-}
-
-/// Whether `data` is attributes end to end (a truncated or garbled one is not skipped over).
-fn well_formed(data: &[u8]) -> bool {
-    let mut off = 0;
-    while off < data.len() {
-        let Some(head) = data.get(off..off + 4) else {
-            return false;
-        };
-        let len = u16::from_ne_bytes([head[0], head[1]]) as usize;
-        if len < 4 || off + len > data.len() {
-            return false;
-        }
-        off += (len + 3) & !3;
-    }
-    true
-}
-
-/// The attributes of an expression's data, by type (later duplicates ignored).
-fn fields(data: &[u8]) -> [Option<&[u8]>; 8] {
-    let mut f = [None; 8];
-    for (ty, v) in attributes(data) {
-        if let Some(slot) = f.get_mut(ty as usize) {
-            slot.get_or_insert(v);
-        }
-    }
-    f
-}
-
-/// A nested NFTA_DATA_VALUE.
-fn value(nested: Option<&[u8]>) -> Option<&[u8]> {
-    attributes(nested?)
-        .find(|(ty, _)| *ty == NFTA_DATA_VALUE)
-        .map(|(_, v)| v)
-}
 
 /// What a rule matches and does, in iptables-save's words.
 #[derive(Default)]
@@ -366,9 +324,9 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
     let v6 = family == 10;
     let of_table = |p: &[u8], attr: u16| attribute(p, attr).map(text) == Some(table.as_bytes());
     let mut chains: Vec<Chain> = Vec::new();
-    dump(
+    let nf = Dumps::open(timeout)?;
+    nf.dump(
         &table_dump_request(NFT_MSG_GETCHAIN, family, NFTA_CHAIN_TABLE, table),
-        timeout,
         |ty, p| {
             if ty != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN)
                 || !of_table(p, NFTA_CHAIN_TABLE)
@@ -433,9 +391,8 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
         .map(|(i, c)| (c.name.clone(), i))
         .collect();
     let mut printable = true;
-    dump(
+    nf.dump(
         &table_dump_request(NFT_MSG_GETRULE, family, NFTA_RULE_TABLE, table),
-        timeout,
         |ty, p| {
             if !printable
                 || ty != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)
@@ -477,6 +434,7 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::nfnetlink::NFTA_DATA_VALUE;
 
     /// A netlink attribute, padded.
     fn attr(ty: u16, value: &[u8]) -> Vec<u8> {

@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod netstat;
 pub mod network_config;
 pub mod nfnetlink;
+pub mod nftables;
 pub mod nftrace;
 pub mod probes;
 pub mod rulesets;

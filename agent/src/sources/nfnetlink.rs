@@ -28,6 +28,7 @@ const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_NAT_TYPE: u16 = 1;
 const NFTA_TARGET_NAME: u16 = 1;
 const NFT_NAT_DNAT: u32 = 1;
+pub(crate) const NFTA_DATA_VALUE: u16 = 1;
 
 /// The nf_tables state: generation id and (family, name) of every table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +107,48 @@ pub(crate) fn attributes(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// A NUL-terminated netlink string attribute.
 pub(crate) fn text(v: &[u8]) -> &[u8] {
     v.split(|c| *c == 0).next().unwrap_or_default()
+}
+
+pub(crate) fn be32(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
+}
+
+pub(crate) fn be64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+/// Whether `data` is attributes end to end (a truncated or garbled one is not skipped over).
+pub(crate) fn well_formed(data: &[u8]) -> bool {
+    let mut off = 0;
+    while off < data.len() {
+        let Some(head) = data.get(off..off + 4) else {
+            return false;
+        };
+        let len = u16::from_ne_bytes([head[0], head[1]]) as usize;
+        if len < 4 || off + len > data.len() {
+            return false;
+        }
+        off += (len + 3) & !3;
+    }
+    true
+}
+
+/// The attributes of an expression's data, by type (later duplicates ignored).
+pub(crate) fn fields(data: &[u8]) -> [Option<&[u8]>; 8] {
+    let mut f = [None; 8];
+    for (ty, v) in attributes(data) {
+        if let Some(slot) = f.get_mut(ty as usize) {
+            slot.get_or_insert(v);
+        }
+    }
+    f
+}
+
+/// A nested NFTA_DATA_VALUE.
+pub(crate) fn value(nested: Option<&[u8]>) -> Option<&[u8]> {
+    attributes(nested?)
+        .find(|(ty, _)| *ty == NFTA_DATA_VALUE)
+        .map(|(_, v)| v)
 }
 
 /// Whether one rule message (NEWRULE payload) rewrites the destination: a native `dnat` or
@@ -240,17 +283,50 @@ fn open() -> Result<Socket, String> {
 /// A dump request of nf_tables message `msg_type` for nfproto `family`, with one string
 /// attribute `attr` = `value` (the table: the kernel, or the caller, filters by it).
 pub(crate) fn table_dump_request(msg_type: u16, family: u8, attr: u16, value: &str) -> Vec<u8> {
+    dump_request(msg_type, family, &[(attr, value)])
+}
+
+/// A dump request of nf_tables message `msg_type` for nfproto `family` with string attributes
+/// (a set's elements are asked by table and set name).
+pub(crate) fn dump_request(msg_type: u16, family: u8, attrs: &[(u16, &str)]) -> Vec<u8> {
     let mut req = request(msg_type, NLM_F_REQUEST | NLM_F_DUMP, 3);
     req[16] = family;
-    let len = 4 + value.len() + 1;
-    req.extend_from_slice(&(len as u16).to_ne_bytes());
-    req.extend_from_slice(&attr.to_ne_bytes());
-    req.extend_from_slice(value.as_bytes());
-    req.push(0);
-    req.resize((req.len() + 3) & !3, 0);
+    for (attr, value) in attrs {
+        let len = 4 + value.len() + 1;
+        req.extend_from_slice(&(len as u16).to_ne_bytes());
+        req.extend_from_slice(&attr.to_ne_bytes());
+        req.extend_from_slice(value.as_bytes());
+        req.push(0);
+        req.resize((req.len() + 3) & !3, 0);
+    }
     let total = req.len() as u32;
     req[..4].copy_from_slice(&total.to_ne_bytes());
     req
+}
+
+/// One nfnetlink socket for a series of dumps (a table's chains, sets, each set's elements,
+/// rules), all bounded by one deadline: a socket per dump costs five system calls more each.
+pub(crate) struct Dumps {
+    sock: Socket,
+    deadline: Instant,
+}
+
+impl Dumps {
+    pub(crate) fn open(timeout: Duration) -> Result<Dumps, String> {
+        Ok(Dumps {
+            sock: open()?,
+            deadline: Instant::now() + timeout,
+        })
+    }
+
+    /// Sends a dump request and hands each answer to `on_message` as it arrives, until DONE.
+    pub(crate) fn dump(
+        &self,
+        req: &[u8],
+        on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        exchange(&self.sock, req, true, self.deadline, on_message)
+    }
 }
 
 /// Sends a dump request on a socket of its own and hands each answer to `on_message` as it

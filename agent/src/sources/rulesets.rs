@@ -451,6 +451,18 @@ pub fn read_nft(
     };
     let mut all = NftRuleset::default();
     for (family, name) in tables.iter().filter(|(f, n)| !is_xtables_table(f, n)) {
+        // Straight from nf_tables where every rule is one nftables.rs prints; else nft.
+        let nfproto = match family.as_str() {
+            "inet" => 1,
+            "ip" => 2,
+            "ip6" => 10,
+            _ => 0,
+        };
+        if let Ok(Some(t)) = super::nftables::read_table(nfproto, name, TOOL_TIMEOUT) {
+            all.read_natively.push(format!("{family} {name}"));
+            all.tables.push(t);
+            continue;
+        }
         match run_tool(&["nft", "-j", "list", "table", family, name], TOOL_TIMEOUT) {
             Ok(Some(text)) => match parse_json(&text) {
                 Ok(rs) => all.tables.extend(rs.tables),

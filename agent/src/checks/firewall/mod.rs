@@ -36,7 +36,7 @@ pub const CHECKS: &[Check] = &[
     Check {
         id: ICMP_IN,
         decides: "the guest firewall accepts an inbound IPv4 echo request from the client (or any Internet address)",
-        evidence: &["iptables-nft -S -v per iptables-nft table (nat: whether a rule rewrites destinations, over nfnetlink), else iptables-nft-save -c; iptables-legacy-save -c (every table)", "native nftables tables (nft -j list ruleset)", "ipset contents the rules match on"],
+        evidence: &["iptables-nft -S -v per iptables-nft table (nat: whether a rule rewrites destinations, over nfnetlink), else iptables-nft-save -c; iptables-legacy-save -c (every table)", "native nftables tables: over nfnetlink where every rule is a plain one, else nft -j list table", "ipset contents the rules match on"],
         causes: &[
             Cause { id: "guest_rule_drops_echo", cause: "a rule (or a chain policy) drops or rejects the echo request; the deciding rule is named with its counters", remedy: "insert an accept for ICMP echo ahead of it, in the terms of what manages the rules (firewall-cmd, ufw, iptables -I, nft insert)" },
         ],
@@ -289,7 +289,12 @@ fn judge_rulesets(fw: &Firewall, family: &str, packet: &Packet) -> Judged {
         Ok(Some(rs)) => {
             let d = nft::evaluate(rs, packet);
             let native = Ruleset {
-                not_read: None,
+                not_read: (!rs.read_natively.is_empty()).then(|| {
+                    format!(
+                        "nft not run for {}: read over nfnetlink (every rule one nft prints back plainly) and given as nft -j gives it",
+                        rs.read_natively.join(", ")
+                    )
+                }),
                 nat: None,
                 backend: "native".into(),
                 family: family.into(),

@@ -878,3 +878,44 @@ pub fn firewall_case(
 pub fn summary(r: &Report, id: &str) -> String {
     r[id].1["summary"].as_str().unwrap().to_string()
 }
+
+/// The agent's native nftables table equals what `nft -j list table` gives in the guest
+/// (parsed as the agent parses nft's own output): every chain, hook, priority, policy, rule
+/// handle and statement, and the named sets; counters no higher than nft's (read after).
+pub fn assert_same_nft_table(t: &Topology, ours: &ecs_diag::ruleset::nft::NftTable) {
+    let (family, name) = (ours.family.as_str(), ours.name.as_str());
+    let out = t.exec(&t.guest, &["nft", "-j", "list", "table", family, name]);
+    let oracle = ecs_diag::ruleset::nft::parse_json(&String::from_utf8_lossy(&out.stdout))
+        .unwrap()
+        .tables
+        .remove(0);
+    let names = |t: &ecs_diag::ruleset::nft::NftTable| {
+        t.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(ours), names(&oracle), "{family} {name}");
+    for (a, b) in ours.chains.iter().zip(&oracle.chains) {
+        assert_eq!(
+            (&a.hook, a.prio, &a.policy),
+            (&b.hook, b.prio, &b.policy),
+            "{family} {name} {}",
+            a.name
+        );
+        assert_eq!(a.rules.len(), b.rules.len(), "{family} {name} {}", a.name);
+        for (ra, rb) in a.rules.iter().zip(&b.rules) {
+            assert_eq!(ra.handle, rb.handle, "{family} {name} {}", a.name);
+            let (mut ea, mut eb) = (ra.expr.clone(), rb.expr.clone());
+            for (x, y) in ea.iter_mut().zip(eb.iter_mut()) {
+                if let (Some(cx), Some(cy)) = (x.get_mut("counter"), y.get_mut("counter")) {
+                    assert!(
+                        cx["packets"].as_u64() <= cy["packets"].as_u64(),
+                        "{cx} {cy}"
+                    );
+                    *cx = serde_json::Value::Null;
+                    *cy = serde_json::Value::Null;
+                }
+            }
+            assert_eq!(ea, eb, "{family} {name} {} handle {}", a.name, ra.handle);
+        }
+    }
+    assert_eq!(ours.sets, oracle.sets, "{family} {name}");
+}

@@ -976,3 +976,285 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<N
         sets: Vec::new(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::nfnetlink::NFTA_DATA_VALUE;
+
+    /// A netlink attribute, padded.
+    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&ty.to_ne_bytes());
+        a.extend_from_slice(value);
+        a.resize((a.len() + 3) & !3, 0);
+        a
+    }
+
+    fn expr(name: &str, fields: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (ty, v) in fields {
+            data.extend(attr(*ty, v));
+        }
+        let mut name = name.as_bytes().to_vec();
+        name.push(0);
+        let mut elem = attr(NFTA_EXPR_NAME, &name);
+        elem.extend(attr(NFTA_EXPR_DATA, &data));
+        attr(NFTA_LIST_ELEM, &elem)
+    }
+
+    fn be(n: u32) -> Vec<u8> {
+        n.to_be_bytes().to_vec()
+    }
+
+    fn data(v: &[u8]) -> Vec<u8> {
+        attr(NFTA_DATA_VALUE, v)
+    }
+
+    fn meta(key: u32) -> Vec<u8> {
+        expr("meta", &[(1, be(1)), (2, be(key))])
+    }
+
+    fn payload(base: u32, off: u32, len: u32) -> Vec<u8> {
+        expr(
+            "payload",
+            &[(1, be(1)), (2, be(base)), (3, be(off)), (4, be(len))],
+        )
+    }
+
+    fn cmp(op: u32, v: &[u8]) -> Vec<u8> {
+        expr("cmp", &[(1, be(1)), (2, be(op)), (3, data(v))])
+    }
+
+    fn verdict(code: i32) -> Vec<u8> {
+        let v = attr(NFTA_VERDICT_CODE as u16, &code.to_be_bytes());
+        expr("immediate", &[(1, be(0)), (2, attr(NFTA_DATA_VERDICT, &v))])
+    }
+
+    fn json_of(e: &[u8], family: u8, sets: &HashMap<String, AnonymousSet>) -> Option<String> {
+        rule_json(e, family, sets).map(|v| Value::Array(v).to_string())
+    }
+
+    #[test]
+    fn dependencies_go_as_nft_takes_them_away_and_fields_are_named() {
+        let none = HashMap::new();
+        // inet: `ip6 daddr fe80::/64 udp dport 546 accept`, as nft 1.0.6 writes it.
+        let e = [
+            meta(NFT_META_NFPROTO),
+            cmp(0, &[10]),
+            payload(1, 24, 8),
+            cmp(0, &[0xfe, 0x80, 0, 0, 0, 0, 0, 0]),
+            meta(NFT_META_L4PROTO),
+            cmp(0, &[17]),
+            payload(2, 2, 2),
+            cmp(0, &[0x02, 0x22]),
+            verdict(1),
+        ]
+        .concat();
+        assert_eq!(
+            json_of(&e, NFPROTO_INET, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"payload":{"field":"daddr","protocol":"ip6"}},"op":"==","right":{"prefix":{"addr":"fe80::","len":64}}}},{"match":{"left":{"payload":{"field":"dport","protocol":"udp"}},"op":"==","right":546}},{"accept":null}]"#
+            )
+        );
+        // The same network field in an inet table without its nfproto: left to nft.
+        let bare = [payload(1, 24, 8), cmp(0, &[0xfe, 0x80, 0, 0, 0, 0, 0, 0])].concat();
+        assert_eq!(json_of(&bare, NFPROTO_INET, &none), None);
+        assert!(json_of(&bare, NFPROTO_IPV6, &none).is_some());
+        // `meta nfproto ipv6` before a fib lookup is no dependency: printed.
+        let fib = [
+            meta(NFT_META_NFPROTO),
+            cmp(0, &[10]),
+            expr("fib", &[(1, be(1)), (2, be(1)), (3, be(1 | 4 | 8 | 32))]),
+            cmp(0, &[0]),
+            verdict(0),
+        ]
+        .concat();
+        assert_eq!(
+            json_of(&fib, NFPROTO_INET, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"meta":{"key":"nfproto"}},"op":"==","right":"ipv6"}},{"match":{"left":{"fib":{"flags":["saddr","mark","iif"],"result":"oif"}},"op":"==","right":false}},{"drop":null}]"#
+            )
+        );
+        // Both ports in one 4-byte load are two matches; ICMP needs its family.
+        let ports = [
+            meta(NFT_META_L4PROTO),
+            cmp(0, &[6]),
+            payload(2, 0, 4),
+            cmp(0, &[0, 1, 0, 2]),
+        ]
+        .concat();
+        assert_eq!(
+            json_of(&ports, NFPROTO_IPV4, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"payload":{"field":"sport","protocol":"tcp"}},"op":"==","right":1}},{"match":{"left":{"payload":{"field":"dport","protocol":"tcp"}},"op":"==","right":2}}]"#
+            )
+        );
+        let icmp6_in_v4 = [
+            meta(NFT_META_L4PROTO),
+            cmp(0, &[58]),
+            payload(2, 0, 1),
+            cmp(0, &[128]),
+        ]
+        .concat();
+        assert_eq!(json_of(&icmp6_in_v4, NFPROTO_IPV4, &none), None);
+        assert_eq!(
+            json_of(&icmp6_in_v4, NFPROTO_IPV6, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"payload":{"field":"type","protocol":"icmpv6"}},"op":"==","right":"echo-request"}}]"#
+            )
+        );
+    }
+
+    #[test]
+    fn flags_ranges_and_rejects() {
+        let none = HashMap::new();
+        // `ct state established,related`: (state & 6) != 0.
+        let ct = [
+            expr("ct", &[(1, be(1)), (2, be(NFT_CT_STATE))]),
+            expr(
+                "bitwise",
+                &[
+                    (1, be(1)),
+                    (2, be(1)),
+                    (3, be(4)),
+                    (4, data(&6u32.to_ne_bytes())),
+                    (5, data(&[0; 4])),
+                ],
+            ),
+            cmp(1, &[0; 4]),
+        ]
+        .concat();
+        assert_eq!(
+            json_of(&ct, NFPROTO_INET, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"ct":{"key":"state"}},"op":"in","right":["established","related"]}}]"#
+            )
+        );
+        // `tcp dport 1024-65535` written as >= and <=.
+        let range = [
+            meta(NFT_META_L4PROTO),
+            cmp(0, &[6]),
+            payload(2, 2, 2),
+            cmp(NFT_CMP_GTE, &[4, 0]),
+            cmp(NFT_CMP_LTE, &[0xff, 0xff]),
+        ]
+        .concat();
+        assert_eq!(
+            json_of(&range, NFPROTO_INET, &none).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"payload":{"field":"dport","protocol":"tcp"}},"op":"==","right":{"range":[1024,65535]}}}]"#
+            )
+        );
+        // A lone `>=`: left to nft.
+        assert_eq!(
+            json_of(
+                &range[..range.len() - cmp(3, &[0, 0]).len()],
+                NFPROTO_INET,
+                &none
+            ),
+            None
+        );
+        let reject = |kind: u32, code: u8| expr("reject", &[(1, be(kind)), (2, vec![code])]);
+        assert_eq!(
+            json_of(&reject(2, 3), NFPROTO_INET, &none).as_deref(),
+            Some(r#"[{"reject":{"expr":"admin-prohibited","type":"icmpx"}}]"#)
+        );
+        assert_eq!(
+            json_of(&reject(0, 10), NFPROTO_IPV4, &none).as_deref(),
+            Some(r#"[{"reject":{"expr":"host-prohibited","type":"icmp"}}]"#)
+        );
+        // ICMP of no known family (inet without context), a TCP reset: left to nft.
+        assert_eq!(json_of(&reject(0, 3), NFPROTO_INET, &none), None);
+        assert_eq!(json_of(&reject(1, 0), NFPROTO_INET, &none), None);
+    }
+
+    #[test]
+    fn anonymous_sets_print_sorted_and_intervals_as_prefixes_or_ranges() {
+        let lookup = |set: &str| {
+            let mut name = set.as_bytes().to_vec();
+            name.push(0);
+            expr("lookup", &[(1, name), (2, be(1))])
+        };
+        let mut sets = HashMap::new();
+        sets.insert(
+            "__set0".to_string(),
+            AnonymousSet {
+                interval: true,
+                elements: vec![
+                    // 10.0.0.0/8, 1.2.3.4, 5.6.7.8-5.6.7.20, in the kernel's descending order.
+                    (vec![5, 6, 7, 21], true),
+                    (vec![5, 6, 7, 8], false),
+                    (vec![11, 0, 0, 0], true),
+                    (vec![10, 0, 0, 0], false),
+                    (vec![1, 2, 3, 5], true),
+                    (vec![1, 2, 3, 4], false),
+                    (vec![0, 0, 0, 0], true),
+                ],
+            },
+        );
+        sets.insert(
+            "__set1".to_string(),
+            AnonymousSet {
+                interval: false,
+                elements: vec![(vec![58], false), (vec![1], false)],
+            },
+        );
+        sets.insert(
+            "__set2".to_string(),
+            AnonymousSet {
+                interval: true,
+                // Open to the end of the address space: left to nft.
+                elements: vec![(vec![128, 0, 0, 0], false)],
+            },
+        );
+        let e = [payload(1, 12, 4), lookup("__set0")].concat();
+        assert_eq!(
+            json_of(&e, NFPROTO_IPV4, &sets).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"payload":{"field":"saddr","protocol":"ip"}},"op":"==","right":{"set":["1.2.3.4",{"range":["5.6.7.8","5.6.7.20"]},{"prefix":{"addr":"10.0.0.0","len":8}}]}}}]"#
+            )
+        );
+        let e = [meta(NFT_META_L4PROTO), lookup("__set1")].concat();
+        assert_eq!(
+            json_of(&e, NFPROTO_INET, &sets).as_deref(),
+            Some(
+                r#"[{"match":{"left":{"meta":{"key":"l4proto"}},"op":"==","right":{"set":["icmp","ipv6-icmp"]}}}]"#
+            )
+        );
+        for set in ["__set2", "named"] {
+            let e = [payload(1, 12, 4), lookup(set)].concat();
+            assert_eq!(json_of(&e, NFPROTO_IPV4, &sets), None, "{set}");
+        }
+    }
+
+    #[test]
+    fn what_it_does_not_know_is_left_to_nft_never_a_panic() {
+        let none = HashMap::new();
+        let log = expr("log", &[(2, b"x\0".to_vec())]);
+        assert_eq!(json_of(&log, NFPROTO_INET, &none), None);
+        // meta mark, a load nothing compared, a comparison with no load, garbage.
+        assert_eq!(
+            json_of(
+                &[meta(3), cmp(0, &[1, 0, 0, 0])].concat(),
+                NFPROTO_INET,
+                &none
+            ),
+            None
+        );
+        assert_eq!(json_of(&meta(NFT_META_L4PROTO), NFPROTO_INET, &none), None);
+        assert_eq!(json_of(&cmp(0, &[6]), NFPROTO_INET, &none), None);
+        assert_eq!(json_of(&[0xff; 9], NFPROTO_INET, &none), None);
+        assert_eq!(json_of(&[], NFPROTO_INET, &none).as_deref(), Some("[]"));
+        // Interface names: exact with the NUL, a wildcard without; odd ones left to nft.
+        assert_eq!(interface(b"eth0\0\0\0\0"), Some(Value::from("eth0")));
+        assert_eq!(interface(b"eth"), Some(Value::from("eth*")));
+        assert_eq!(interface(b"a b\0"), None);
+        assert_eq!(interface(b"\0"), None);
+        assert_eq!(
+            address(false, &[10, 1, 2, 0], Some(&[255, 0, 255, 0])),
+            None
+        );
+    }
+}

@@ -600,3 +600,162 @@ fn firewall_plain_drop_read_over_nfnetlink() {
     );
     assert!(rs["decided_by"]["packets"].as_u64().unwrap() >= 3, "{rs}");
 }
+
+/// A corpus of native nftables rules in the shapes nft prints back plainly, in all three
+/// families the reader takes; `nft -f` syntax.
+const NATIVE_CORPUS: &str = r#"
+table inet corpus {
+    chain input {
+        type filter hook forward priority -5; policy accept;
+        tcp dport 22 accept
+        tcp dport != 22 counter drop
+        udp sport 53 udp dport 1024-65535 accept
+        tcp dport { 22, 80, 443, 8080, 3306, 5432 } accept
+        tcp dport { 1000-2000, 3000, 4000-4001 } drop
+        tcp dport != { 22, 80 } drop
+        tcp dport != 1000-2000 drop
+        tcp dport 22 tcp sport 1 accept
+        udp sport 1 udp dport 2 accept
+        ip saddr 10.0.0.0/8 drop
+        ip saddr 10.1.2.0/23 ip daddr 192.168.1.1 drop
+        ip6 saddr 2001:db8::/32 drop
+        ip6 saddr != fe80::/10 drop
+        ip saddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 1.2.3.4, 5.6.7.8-5.6.7.20 } drop
+        ip saddr != { 10.0.0.0/8, 1.1.1.1 } drop
+        ip6 saddr { ::1, 2001:db8::/48, fe80::1-fe80::5 } drop
+        icmp type echo-request drop
+        icmp type { echo-request, echo-reply, destination-unreachable, 42 } accept
+        icmpv6 type { echo-request, nd-neighbor-solicit, mld-listener-query, mld2-listener-report } accept
+        icmpv6 type 200 accept
+        ct state established,related accept
+        ct state invalid drop
+        ct state != established accept
+        ct state { established, related, new } accept
+        ct status dnat accept
+        ct status != dnat accept
+        meta l4proto { tcp, udp } accept
+        meta l4proto ipv6-icmp accept
+        meta nfproto ipv4 meta l4proto icmp accept
+        meta nfproto ipv6 meta l4proto udp udp dport 53 accept
+        meta nfproto ipv4 tcp dport 22 accept
+        iifname "eth0" accept
+        iifname "eth*" accept
+        oifname != "lo" drop
+        iifname { "eth0", "lo", "docker0" } accept
+        meta nfproto ipv6 fib saddr . mark . iif oif missing drop
+        fib saddr . iif oif missing drop
+        ip saddr 1.2.3.4 reject with icmp host-prohibited
+        ip6 saddr ::1 reject with icmpv6 admin-prohibited
+        udp dport { 1-100, 200-300 } counter reject
+        ip daddr 10.77.0.10 tcp dport 80 counter accept
+        reject with icmpx admin-prohibited
+        jump other
+        goto other
+        continue
+    }
+    chain other {
+        return
+    }
+}
+table ip corpus4 {
+    chain output {
+        type filter hook output priority 0; policy accept;
+        ip saddr 10.0.0.0/8 icmp type echo-request drop
+        ip daddr 10.0.0.1 reject with icmp port-unreachable
+        ip saddr 1.2.3.4 tcp sport 1 tcp dport 2 counter accept
+        iifname "eth0" ip saddr { 1.2.3.0/24 } accept
+        udp dport { 53, 123 } accept
+    }
+}
+table ip6 corpus6 {
+    chain forward {
+        type filter hook forward priority 0; policy drop;
+        ip6 saddr 2001:db8::1 tcp dport 22 accept
+        icmpv6 type { echo-request, echo-reply } accept
+        ip6 saddr fe80::/10 ip6 daddr ff02::1 accept
+        reject with icmpv6 addr-unreachable
+    }
+}
+table inet mixed {
+    chain input {
+        type filter hook input priority 5; policy accept;
+        tcp dport 22 accept
+        tcp dport 23 log prefix "telnet " drop
+    }
+}
+"#;
+
+/// Native nftables tables are read over nfnetlink where every rule is one the reader prints
+/// back: the result must be what `nft -j list table` gives (parsed as the agent parses nft's
+/// own output) — every chain, hook, priority, policy, rule handle and statement — for
+/// firewalld's default zone (as firewalld 1.3 writes it) and a corpus of plain rules in the
+/// inet, ip and ip6 families. A table with one rule outside those shapes (`log`) is read by
+/// nft instead. The verdict stands against the real ping: firewalld's zone rejects echo.
+#[test]
+fn native_tables_read_over_nfnetlink_equal_nft_json() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../agent/src/ruleset/fixtures/nft-firewalld.json"
+    );
+    t.g(&["nft", "-j", "-f", fixture]);
+    let corpus = t.dir.path().join("corpus.nft");
+    std::fs::write(&corpus, NATIVE_CORPUS).unwrap();
+    t.g(&["nft", "-f", corpus.to_str().unwrap()]);
+    assert!(
+        !t.ping(GUEST_IP),
+        "ground truth: firewalld's zone rejects echo"
+    );
+
+    let snapshot: ecs_diag::snapshot::Snapshot =
+        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
+    let native = snapshot
+        .nftables
+        .ok()
+        .unwrap()
+        .clone()
+        .expect("native tables");
+    let mut natively = native.read_natively.clone();
+    natively.sort();
+    assert_eq!(
+        natively,
+        ["inet corpus", "inet firewalld", "ip corpus4", "ip6 corpus6"]
+    );
+    for (family, name) in [
+        ("inet", "firewalld"),
+        ("inet", "corpus"),
+        ("ip", "corpus4"),
+        ("ip6", "corpus6"),
+        ("inet", "mixed"),
+    ] {
+        let ours = native
+            .tables
+            .iter()
+            .find(|t| t.family == family && t.name == name)
+            .unwrap_or_else(|| panic!("{family} {name} not read"));
+        assert_same_nft_table(&t, ours);
+    }
+
+    let r = t.diagnose(None);
+    assert_eq!(r["firewall.icmp_in"].0, "fail", "{}", show(&r));
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.contains("filter_IN_public_deny") && s.contains("admin-prohibited"),
+        "{s}"
+    );
+    let rs = &r["firewall.icmp_in"].1["evidence"]["rulesets"];
+    let nft = rs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["backend"] == "native")
+        .unwrap();
+    assert!(
+        nft["not_read"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("read over nfnetlink"),
+        "{nft}"
+    );
+}

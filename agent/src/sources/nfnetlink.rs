@@ -222,15 +222,24 @@ fn exchange(
     req: &[u8],
     dump: bool,
     deadline: Instant,
-    mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+    on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     sock.send(req, 0)
         .map_err(|e| format!("nfnetlink send: {e}"))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    with_recv_buffer(|buf| receive(sock, buf, dump, deadline, on_message))
+}
+
+fn receive(
+    sock: &Socket,
+    buf: &mut Vec<u8>,
+    dump: bool,
+    deadline: Instant,
+    mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
+) -> Result<(), String> {
     let mut answered = false;
     loop {
         buf.clear();
-        match sock.recv(&mut buf, 0) {
+        match sock.recv(buf, 0) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if Instant::now() > deadline {
@@ -241,7 +250,7 @@ fn exchange(
             }
             Err(e) => return Err(format!("nfnetlink recv: {e}")),
         }
-        for (ty, payload) in messages(&buf)? {
+        for (ty, payload) in messages(buf)? {
             match ty {
                 NLMSG_DONE => return Ok(()),
                 NLMSG_ERROR => {
@@ -265,6 +274,29 @@ fn exchange(
             return Err("nfnetlink: the dump did not end in time".to_string());
         }
     }
+}
+
+thread_local! {
+    /// One receive buffer per thread, reused by every netlink exchange on it: in the static
+    /// build each fresh 64 KiB buffer was an mmap, a munmap (a TLB shootdown on the cores of
+    /// the process's other threads) and a page fault for every 4 KiB the kernel wrote into it
+    /// — for a firewalld table's ten dumps, more than the dumps themselves.
+    static RECV_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's netlink receive buffer (64 KiB: the kernel fills a dump
+/// datagram up to 32 KiB, more for a large message); a fresh one if it is in use.
+pub(crate) fn with_recv_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    const SIZE: usize = 1 << 16;
+    RECV_BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.capacity() < SIZE {
+                buf.reserve_exact(SIZE);
+            }
+            f(&mut buf)
+        }
+        Err(_) => f(&mut Vec::with_capacity(SIZE)),
+    })
 }
 
 /// A connected, non-blocking NETLINK_NETFILTER socket.

@@ -522,13 +522,18 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
     }
     let tables = state.as_ref().map(|s| s.tables.clone());
     let denied = Mutex::new(Vec::new());
-    // nft runs beside the iptables tools only where it has a native table to dump: a thread
-    // with nothing to do costs more than it saves (a fresh stack, a TLB flush on exit).
-    let native = tables.as_ref().is_none_or(|t| {
-        t.iter()
-            .any(|(f, n)| !crate::ruleset::nft::is_xtables_table(f, n))
-    });
-    let (firewall, nftables) = if native {
+    // nft runs beside the iptables tools only where both have tables to read: a thread with
+    // nothing to do beside it costs more than it saves (a fresh stack, a TLB flush on exit,
+    // and on two cores a slice of someone else's time). Native tables are read over
+    // nfnetlink in a fraction of a millisecond unless nft itself must be run.
+    let some = |native: bool| {
+        tables.as_ref().is_none_or(|t| {
+            t.iter()
+                .any(|(f, n)| crate::ruleset::nft::is_xtables_table(f, n) != native)
+        })
+    };
+    let legacy_tables = legacy.as_ref().is_none_or(|l| !l.is_empty());
+    let (firewall, nftables) = if some(true) && (some(false) || legacy_tables) {
         std::thread::scope(|scope| {
             let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
             let fw = read(proc_root, &denied, tables.as_deref());

@@ -170,12 +170,11 @@ fn diag_sockets(family: u8, protocol: u8, states: u32) -> Result<Vec<DiagSocket>
     sock.send(&req, 0)
         .map_err(|e| format!("sock_diag send: {e}"))?;
     let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    loop {
+    super::nfnetlink::with_recv_buffer(|buf| loop {
         buf.clear();
-        sock.recv(&mut buf, 0)
+        sock.recv(buf, 0)
             .map_err(|e| format!("sock_diag recv: {e}"))?;
-        for (ty, msg) in super::nfnetlink::messages(&buf).map_err(|e| format!("sock_diag: {e}"))? {
+        for (ty, msg) in super::nfnetlink::messages(buf).map_err(|e| format!("sock_diag: {e}"))? {
             match ty {
                 NLMSG_DONE => return Ok(out),
                 NLMSG_ERROR => {
@@ -212,7 +211,7 @@ fn diag_sockets(family: u8, protocol: u8, states: u32) -> Result<Vec<DiagSocket>
                 _ => {}
             }
         }
-    }
+    })
 }
 
 /// Listening TCP and unconnected UDP sockets, from sock_diag.

@@ -38,6 +38,8 @@ const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
 const NFTA_CHAIN_POLICY: u16 = 5;
+const NFTA_CHAIN_FLAGS: u16 = 10;
+const NFT_CHAIN_BINDING: u32 = 4;
 const NFTA_HOOK_HOOKNUM: usize = 1;
 const NFTA_HOOK_PRIORITY: usize = 2;
 const NFTA_RULE_TABLE: u16 = 1;
@@ -844,7 +846,11 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<N
             if ty != msg(NFT_MSG_NEWCHAIN) || !of_table(p, NFTA_CHAIN_TABLE) {
                 return Ok(());
             }
-            let Some(name) = name_of(p, NFTA_CHAIN_NAME) else {
+            // A chain bound to one rule (`jump { … }`) nft prints inside that rule: left to nft.
+            let bound = attribute(p, NFTA_CHAIN_FLAGS)
+                .and_then(be32)
+                .is_some_and(|f| f & NFT_CHAIN_BINDING != 0);
+            let Some(name) = name_of(p, NFTA_CHAIN_NAME).filter(|_| !bound) else {
                 readable = false;
                 return Ok(());
             };

@@ -683,14 +683,20 @@ table inet mixed {
         tcp dport 23 log prefix "telnet " drop
     }
 }
+table inet bound {
+    chain input {
+        type filter hook input priority 6; policy accept;
+        tcp dport 2222 jump { ip saddr 192.0.2.99 drop; }
+    }
+}
 "#;
 
 /// Native nftables tables are read over nfnetlink where every rule is one the reader prints
 /// back: the result must be what `nft -j list table` gives (parsed as the agent parses nft's
 /// own output) — every chain, hook, priority, policy, rule handle and statement — for
 /// firewalld's default zone (as firewalld 1.3 writes it) and a corpus of plain rules in the
-/// inet, ip and ip6 families. A table with one rule outside those shapes (`log`) is read by
-/// nft instead. The verdict stands against the real ping: firewalld's zone rejects echo.
+/// inet, ip and ip6 families. A table with one rule outside those shapes (`log`, or a chain
+/// bound to a rule) is read by nft instead. The verdict stands against the real ping: firewalld's zone rejects echo.
 #[test]
 fn native_tables_read_over_nfnetlink_equal_nft_json() {
     let t = Topology::new();
@@ -728,6 +734,7 @@ fn native_tables_read_over_nfnetlink_equal_nft_json() {
         ("ip", "corpus4"),
         ("ip6", "corpus6"),
         ("inet", "mixed"),
+        ("inet", "bound"),
     ] {
         let ours = native
             .tables

@@ -523,6 +523,13 @@ impl Topology {
         self.exec(&self.guest, &[agent_bin(), "snapshot", "--config", config])
             .stdout
     }
+    /// The native nftables tables of `ecs-diag snapshot` in the guest.
+    pub fn native_nft(&self) -> ecs_diag::ruleset::nft::NftRuleset {
+        let snapshot: ecs_diag::snapshot::Snapshot =
+            serde_json::from_slice(&self.snapshot_json()).expect("a snapshot");
+        let native = snapshot.nftables.ok().expect("nftables read");
+        native.as_deref().cloned().expect("native tables")
+    }
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         let mut full = vec!["ip", "netns", "exec", ns];
         full.extend_from_slice(args);

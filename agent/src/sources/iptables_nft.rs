@@ -434,37 +434,7 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::nfnetlink::NFTA_DATA_VALUE;
-
-    /// A netlink attribute, padded.
-    fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
-        let mut a = Vec::new();
-        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-        a.extend_from_slice(&ty.to_ne_bytes());
-        a.extend_from_slice(value);
-        a.resize((a.len() + 3) & !3, 0);
-        a
-    }
-
-    fn expr(name: &str, fields: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut data = Vec::new();
-        for (ty, v) in fields {
-            data.extend(attr(*ty, v));
-        }
-        let mut name = name.as_bytes().to_vec();
-        name.push(0);
-        let mut elem = attr(NFTA_EXPR_NAME, &name);
-        elem.extend(attr(NFTA_EXPR_DATA, &data));
-        attr(NFTA_LIST_ELEM, &elem)
-    }
-
-    fn be(n: u32) -> Vec<u8> {
-        n.to_be_bytes().to_vec()
-    }
-
-    fn data(v: &[u8]) -> Vec<u8> {
-        attr(NFTA_DATA_VALUE, v)
-    }
+    use crate::sources::nfnetlink::build::{attr, be, data, expr};
 
     fn verdict(code: i32, chain: Option<&str>) -> Vec<u8> {
         let mut v = attr(NFTA_VERDICT_CODE, &code.to_be_bytes());

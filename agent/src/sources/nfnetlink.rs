@@ -410,6 +410,43 @@ pub fn nft_state(timeout: Duration) -> Result<NftState, String> {
     Ok(NftState { genid, tables })
 }
 
+/// Builders of nf_tables rule expressions as the kernel dumps them, for the readers' tests.
+#[cfg(test)]
+pub(crate) mod build {
+    /// A netlink attribute, padded.
+    pub fn attr(ty: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&ty.to_ne_bytes());
+        a.extend_from_slice(value);
+        a.resize((a.len() + 3) & !3, 0);
+        a
+    }
+
+    /// One NFTA_LIST_ELEM expression: its name and data attributes.
+    pub fn expr(name: &str, fields: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (ty, v) in fields {
+            data.extend(attr(*ty, v));
+        }
+        let mut name = name.as_bytes().to_vec();
+        name.push(0);
+        // NFTA_EXPR_NAME, NFTA_EXPR_DATA, in NFTA_LIST_ELEM.
+        let mut elem = attr(1, &name);
+        elem.extend(attr(2, &data));
+        attr(1, &elem)
+    }
+
+    pub fn be(n: u32) -> Vec<u8> {
+        n.to_be_bytes().to_vec()
+    }
+
+    /// A nested NFTA_DATA_VALUE.
+    pub fn data(v: &[u8]) -> Vec<u8> {
+        attr(super::NFTA_DATA_VALUE, v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -714,14 +714,7 @@ fn native_tables_read_over_nfnetlink_equal_nft_json() {
         "ground truth: firewalld's zone rejects echo"
     );
 
-    let snapshot: ecs_diag::snapshot::Snapshot =
-        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
-    let native = snapshot
-        .nftables
-        .ok()
-        .unwrap()
-        .clone()
-        .expect("native tables");
+    let native = t.native_nft();
     let mut natively = native.read_natively.clone();
     natively.sort();
     assert_eq!(

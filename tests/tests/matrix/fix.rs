@@ -833,14 +833,7 @@ fn a_firewalld_icmp_block_is_passed_by_a_rich_rule_it_keeps() {
     );
     assert!(!t.ping(GUEST_IP6), "ground truth: over IPv6 as well");
     // firewalld's own ruleset is read over nfnetlink, equal to nft's listing of it.
-    let snapshot: ecs_diag::snapshot::Snapshot =
-        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
-    let native = snapshot
-        .nftables
-        .ok()
-        .unwrap()
-        .clone()
-        .expect("native tables");
+    let native = t.native_nft();
     assert_eq!(native.read_natively, ["inet firewalld"], "{native:?}");
     for table in &native.tables {
         assert_same_nft_table(&t, table);

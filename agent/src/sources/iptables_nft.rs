@@ -17,8 +17,8 @@ use std::time::Duration;
 use crate::ruleset::iptables::{Chain, SavedRule, Table};
 
 use super::nfnetlink::{
-    attribute, attributes, be32, be64, fields, table_dump_request, text, value, well_formed, Dumps,
-    NFNL_SUBSYS_NFTABLES,
+    attribute, attributes, be32, be64, expressions, fields, negated, table_dump_request, text,
+    value, Dumps, NFNL_SUBSYS_NFTABLES,
 };
 
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -34,9 +34,6 @@ const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_RULE_USERDATA: u16 = 7;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
@@ -123,24 +120,7 @@ fn port(data: &[u8]) -> Option<u16> {
 fn rule(exprs: &[u8], v6: bool) -> Option<Rule> {
     let mut r = Rule::default();
     let mut loaded = Loaded::Nothing;
-    if !well_formed(exprs) {
-        return None;
-    }
-    for (ty, elem) in attributes(exprs) {
-        if ty != NFTA_LIST_ELEM || !well_formed(elem) {
-            return None;
-        }
-        let (mut name, mut data) = (&[][..], &[][..]);
-        for (t, v) in attributes(elem) {
-            match t {
-                NFTA_EXPR_NAME => name = text(v),
-                NFTA_EXPR_DATA => data = v,
-                _ => {}
-            }
-        }
-        if !well_formed(data) {
-            return None;
-        }
+    for (name, data) in expressions(exprs)? {
         let f = fields(data);
         // A load whose value nothing compared before the next one: not what iptables writes.
         if matches!(name, b"meta" | b"payload") && !matches!(loaded, Loaded::Nothing) {
@@ -168,11 +148,7 @@ fn rule(exprs: &[u8], v6: bool) -> Option<Rule> {
             }
             // sreg, op, data
             b"cmp" => {
-                let invert = match be32(f[2]?)? {
-                    0 => false,
-                    1 => true,
-                    _ => return None,
-                };
+                let invert = negated(f[2]?)?;
                 let data = value(f[3])?;
                 match std::mem::replace(&mut loaded, Loaded::Nothing) {
                     Loaded::Meta(6) if r.iif.is_none() => r.iif = Some((invert, interface(data)?)),
@@ -221,11 +197,7 @@ fn rule(exprs: &[u8], v6: bool) -> Option<Rule> {
                     return None;
                 };
                 let ports = r.proto.is_some_and(|(inv, p)| !inv && (p == 6 || p == 17));
-                let invert = match be32(f[2]?)? {
-                    0 => false,
-                    1 => true,
-                    _ => return None,
-                };
+                let invert = negated(f[2]?)?;
                 let range = format!("{}:{}", port(value(f[3])?)?, port(value(f[4])?)?);
                 match off {
                     0 if ports && r.sport.is_none() => r.sport = Some((invert, range)),

@@ -37,6 +37,16 @@ pub struct NftState {
     pub tables: Vec<(String, String)>,
 }
 
+/// The nfproto number of nft's family name (0 for one the readers do not take).
+pub fn family_number(name: &str) -> u8 {
+    match name {
+        "inet" => 1,
+        "ip" => 2,
+        "ip6" => 10,
+        _ => 0,
+    }
+}
+
 /// nft's name for an nfproto family number.
 pub fn family_name(f: u8) -> String {
     match f {
@@ -151,6 +161,46 @@ pub(crate) fn value(nested: Option<&[u8]>) -> Option<&[u8]> {
         .map(|(_, v)| v)
 }
 
+/// One NFTA_LIST_ELEM expression: (name, data). Either is empty when absent.
+pub(crate) fn expression(elem: &[u8]) -> (&[u8], &[u8]) {
+    let (mut name, mut data) = (&[][..], &[][..]);
+    for (ty, v) in attributes(elem) {
+        match ty {
+            NFTA_EXPR_NAME => name = text(v),
+            NFTA_EXPR_DATA => data = v,
+            _ => {}
+        }
+    }
+    (name, data)
+}
+
+/// A rule's NFTA_RULE_EXPRESSIONS as (name, data) pairs, for the readers that print rules;
+/// None when any attribute is truncated or garbled (a rule is never half read).
+pub(crate) fn expressions(exprs: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    if !well_formed(exprs) {
+        return None;
+    }
+    attributes(exprs)
+        .map(|(ty, elem)| {
+            if ty != NFTA_LIST_ELEM || !well_formed(elem) {
+                return None;
+            }
+            let (name, data) = expression(elem);
+            well_formed(data).then_some((name, data))
+        })
+        .collect()
+}
+
+/// Whether a `cmp` or `range` operator (or a lookup's flags) negates: 0 equal, 1 not equal;
+/// None for any other (an ordering the readers do not print).
+pub(crate) fn negated(op: &[u8]) -> Option<bool> {
+    match be32(op)? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// Whether one rule message (NEWRULE payload) rewrites the destination: a native `dnat` or
 /// `redirect`, or iptables' DNAT, REDIRECT or NETMAP target through the xtables compat layer.
 fn rule_rewrites_destination(payload: &[u8]) -> bool {
@@ -160,15 +210,7 @@ fn rule_rewrites_destination(payload: &[u8]) -> bool {
     attributes(exprs)
         .filter(|(ty, _)| *ty == NFTA_LIST_ELEM)
         .any(|(_, elem)| {
-            let mut name = &[][..];
-            let mut data = &[][..];
-            for (ty, v) in attributes(elem) {
-                match ty {
-                    NFTA_EXPR_NAME => name = text(v),
-                    NFTA_EXPR_DATA => data = v,
-                    _ => {}
-                }
-            }
+            let (name, data) = expression(elem);
             match name {
                 b"redir" => true,
                 b"nat" => attributes(data).any(|(ty, v)| {

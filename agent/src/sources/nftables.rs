@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 use crate::ruleset::nft::{NftChain, NftRule, NftTable};
 
 use super::nfnetlink::{
-    attribute, attributes, be32, be64, dump_request, fields, table_dump_request, text, value,
-    well_formed, Dumps, NFNL_SUBSYS_NFTABLES,
+    attribute, attributes, be32, be64, dump_request, expressions, fields, negated,
+    table_dump_request, text, value, Dumps, NFNL_SUBSYS_NFTABLES,
 };
 
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -55,8 +55,6 @@ const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: usize = 1;
 const NFTA_VERDICT_CHAIN: usize = 2;
@@ -144,35 +142,31 @@ fn verdict(data: &[u8]) -> Option<Value> {
     })
 }
 
+/// The comparison of a load taken whole; None when a bitwise mask came between (only a plain
+/// `cmp` prints a masked value: a prefix or a flag test).
+fn whole(
+    loaded: &mut Option<(Left, Option<Vec<u8>>)>,
+    negated: bool,
+    right: Right,
+) -> Option<Item> {
+    match loaded.take()? {
+        (left, None) => Some(Item::Match {
+            left,
+            mask: None,
+            negated,
+            right,
+        }),
+        _ => None,
+    }
+}
+
 /// A rule's expressions as loads and what they were compared with; None for any expression
 /// or attribute this reader does not know.
 fn items(exprs: &[u8]) -> Option<Vec<Item>> {
-    if !well_formed(exprs) {
-        return None;
-    }
     let mut out = Vec::new();
     let mut loaded: Option<(Left, Option<Vec<u8>>)> = None;
     let mut low: Option<Vec<u8>> = None;
-    let negation = |op: &[u8]| match be32(op)? {
-        0 => Some(false),
-        1 => Some(true),
-        _ => None,
-    };
-    for (ty, elem) in attributes(exprs) {
-        if ty != NFTA_LIST_ELEM || !well_formed(elem) {
-            return None;
-        }
-        let (mut name, mut data) = (&[][..], &[][..]);
-        for (t, v) in attributes(elem) {
-            match t {
-                NFTA_EXPR_NAME => name = text(v),
-                NFTA_EXPR_DATA => data = v,
-                _ => {}
-            }
-        }
-        if !well_formed(data) {
-            return None;
-        }
+    for (name, data) in expressions(exprs)? {
         let f = fields(data);
         let is_load = matches!(name, b"meta" | b"payload" | b"ct" | b"fib");
         // A load nothing compared, or a statement between a load and its comparison.
@@ -228,19 +222,14 @@ fn items(exprs: &[u8]) -> Option<Vec<Item>> {
                         continue;
                     }
                     (NFT_CMP_LTE, Some((_, None)), Some(_)) => {
-                        let (left, _) = loaded.take()?;
-                        out.push(Item::Match {
-                            left,
-                            mask: None,
-                            negated: false,
-                            right: Right::Range(low.take()?, data),
-                        });
+                        let range = Right::Range(low.take()?, data);
+                        out.push(whole(&mut loaded, false, range)?);
                         continue;
                     }
                     (_, _, Some(_)) => return None,
                     _ => {}
                 }
-                let negated = negation(f[2]?)?;
+                let negated = negated(f[2]?)?;
                 let (left, mask) = loaded.take()?;
                 out.push(match (&left, mask) {
                     // `ct state established,related`: (state & bits) != 0.
@@ -267,31 +256,16 @@ fn items(exprs: &[u8]) -> Option<Vec<Item>> {
             b"lookup" if f[3].is_none() => {
                 let negated = match f[5] {
                     None => false,
-                    Some(flags) => negation(flags)?,
+                    Some(flags) => negated(flags)?,
                 };
                 let set = std::str::from_utf8(text(f[1]?)).ok()?.to_string();
-                let (left, None) = loaded.take()? else {
-                    return None;
-                };
-                out.push(Item::Match {
-                    left,
-                    mask: None,
-                    negated,
-                    right: Right::Set(set),
-                });
+                out.push(whole(&mut loaded, negated, Right::Set(set))?);
             }
             // sreg, op, from, to
             b"range" => {
-                let negated = negation(f[2]?)?;
-                let (left, None) = loaded.take()? else {
-                    return None;
-                };
-                out.push(Item::Match {
-                    left,
-                    mask: None,
-                    negated,
-                    right: Right::Range(value(f[3])?.to_vec(), value(f[4])?.to_vec()),
-                });
+                let negated = negated(f[2]?)?;
+                let range = Right::Range(value(f[3])?.to_vec(), value(f[4])?.to_vec());
+                out.push(whole(&mut loaded, negated, range)?);
             }
             // bytes, packets
             b"counter" => out.push(Item::Statement(

@@ -452,12 +452,7 @@ pub fn read_nft(
     let mut all = NftRuleset::default();
     for (family, name) in tables.iter().filter(|(f, n)| !is_xtables_table(f, n)) {
         // Straight from nf_tables where every rule is one nftables.rs prints; else nft.
-        let nfproto = match family.as_str() {
-            "inet" => 1,
-            "ip" => 2,
-            "ip6" => 10,
-            _ => 0,
-        };
+        let nfproto = super::nfnetlink::family_number(family);
         if let Ok(Some(t)) = super::nftables::read_table(nfproto, name, TOOL_TIMEOUT) {
             all.read_natively.push(format!("{family} {name}"));
             all.tables.push(t);

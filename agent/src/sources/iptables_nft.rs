@@ -11,14 +11,13 @@
 //! The matrix proves the output equal to `iptables-nft-save -c`, word for word.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::ruleset::iptables::{Chain, SavedRule, Table};
 
 use super::nfnetlink::{
-    attribute, attributes, be32, be64, expressions, fields, negated, table_dump_request, text,
-    value, Dumps, NFNL_SUBSYS_NFTABLES,
+    attribute, attributes, be32, be64, compared_network, expressions, fields, negated,
+    table_dump_request, text, value, Dumps, NFNL_SUBSYS_NFTABLES,
 };
 
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -79,36 +78,11 @@ fn interface(data: &[u8]) -> Option<String> {
 
 /// `A/P` from the compared bytes and the prefix (from the mask, else the load's length).
 fn network(v6: bool, data: &[u8], len: u32, mask: Option<&[u8]>) -> Option<String> {
-    let full = if v6 { 16 } else { 4 };
-    if data.len() != len as usize || len == 0 || len > full {
+    if data.len() != len as usize {
         return None;
     }
-    let prefix = match mask {
-        None => len * 8,
-        Some(m) => {
-            if m.len() != data.len() {
-                return None;
-            }
-            let ones: u32 = m.iter().map(|b| b.count_ones()).sum();
-            // Contiguous leading ones only.
-            let bits = m.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
-            let width = m.len() as u32 * 8;
-            if ones == 0 || bits != (!0u128 >> (128 - ones)) << (width - ones) {
-                return None;
-            }
-            ones
-        }
-    };
-    let mut addr = [0u8; 16];
-    addr[..data.len()].copy_from_slice(data);
-    Some(if v6 {
-        format!("{}/{prefix}", Ipv6Addr::from(addr))
-    } else {
-        format!(
-            "{}/{prefix}",
-            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])
-        )
-    })
+    let (addr, prefix) = compared_network(v6, data, mask)?;
+    Some(format!("{addr}/{prefix}"))
 }
 
 fn port(data: &[u8]) -> Option<u16> {

@@ -161,6 +161,44 @@ pub(crate) fn value(nested: Option<&[u8]>) -> Option<&[u8]> {
         .map(|(_, v)| v)
 }
 
+/// The network a payload comparison matches: the compared leading bytes of an address
+/// (zero-filled to its length) and the prefix length, from the bitwise mask before the
+/// comparison (contiguous leading ones only) or else the bytes compared. None for no bytes,
+/// more than an address holds, or any other mask.
+pub(crate) fn compared_network(
+    v6: bool,
+    data: &[u8],
+    mask: Option<&[u8]>,
+) -> Option<(std::net::IpAddr, u32)> {
+    let full = if v6 { 16 } else { 4 };
+    if data.is_empty() || data.len() > full {
+        return None;
+    }
+    let prefix = match mask {
+        None => data.len() as u32 * 8,
+        Some(m) => {
+            if m.len() != data.len() {
+                return None;
+            }
+            let ones: u32 = m.iter().map(|b| b.count_ones()).sum();
+            let bits = m.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+            let width = m.len() as u32 * 8;
+            if ones == 0 || bits != (!0u128 >> (128 - ones)) << (width - ones) {
+                return None;
+            }
+            ones
+        }
+    };
+    let mut addr = [0u8; 16];
+    addr[..data.len()].copy_from_slice(data);
+    let addr = if v6 {
+        std::net::IpAddr::from(addr)
+    } else {
+        std::net::IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+    };
+    Some((addr, prefix))
+}
+
 /// One NFTA_LIST_ELEM expression: (name, data). Either is empty when absent.
 pub(crate) fn expression(elem: &[u8]) -> (&[u8], &[u8]) {
     let (mut name, mut data) = (&[][..], &[][..]);

@@ -14,7 +14,6 @@
 //! the result equal to what `nft -j list table` gives, rule for rule.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -22,8 +21,8 @@ use serde_json::{json, Value};
 use crate::ruleset::nft::{NftChain, NftRule, NftTable};
 
 use super::nfnetlink::{
-    attribute, attributes, be32, be64, dump_request, expressions, fields, negated,
-    table_dump_request, text, value, Dumps, NFNL_SUBSYS_NFTABLES,
+    attribute, attributes, be32, be64, compared_network, dump_request, expressions, fields,
+    negated, table_dump_request, text, value, Dumps, NFNL_SUBSYS_NFTABLES,
 };
 
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -371,36 +370,11 @@ fn bit_names(data: &[u8], names: &[(u32, &str)]) -> Option<Vec<Value>> {
 
 /// An address, or `{"prefix"}` when fewer bits than the whole address were compared.
 fn address(v6: bool, data: &[u8], mask: Option<&[u8]>) -> Option<Value> {
-    let full = if v6 { 16 } else { 4 };
-    if data.is_empty() || data.len() > full {
-        return None;
-    }
-    let prefix = match mask {
-        None => data.len() as u32 * 8,
-        Some(m) => {
-            if m.len() != data.len() {
-                return None;
-            }
-            let ones: u32 = m.iter().map(|b| b.count_ones()).sum();
-            let bits = m.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
-            let width = m.len() as u32 * 8;
-            if ones == 0 || bits != (!0u128 >> (128 - ones)) << (width - ones) {
-                return None;
-            }
-            ones
-        }
-    };
-    let mut addr = [0u8; 16];
-    addr[..data.len()].copy_from_slice(data);
-    let text = if v6 {
-        Ipv6Addr::from(addr).to_string()
+    let (addr, prefix) = compared_network(v6, data, mask)?;
+    Some(if prefix == if v6 { 128 } else { 32 } {
+        Value::from(addr.to_string())
     } else {
-        Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string()
-    };
-    Some(if prefix == full as u32 * 8 {
-        Value::from(text)
-    } else {
-        json!({"prefix": {"addr": text, "len": prefix}})
+        json!({"prefix": {"addr": addr.to_string(), "len": prefix}})
     })
 }
 

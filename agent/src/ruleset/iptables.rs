@@ -11,7 +11,7 @@ pub struct Table {
     pub chains: Vec<Chain>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Chain {
     pub name: String,
     /// `ACCEPT`/`DROP` for built-in chains; absent for user chains.
@@ -22,6 +22,25 @@ pub struct Chain {
     /// The rules parsed once, on first use, and kept with the chain (not serialised).
     #[serde(skip)]
     pub parsed: std::sync::OnceLock<Vec<ParsedRule>>,
+}
+
+/// Equal chains hold equal rules; whether they were parsed yet is not part of it.
+impl PartialEq for Chain {
+    fn eq(&self, other: &Chain) -> bool {
+        (
+            &self.name,
+            &self.policy,
+            self.packets,
+            self.bytes,
+            &self.rules,
+        ) == (
+            &other.name,
+            &other.policy,
+            other.packets,
+            other.bytes,
+            &other.rules,
+        )
+    }
 }
 
 impl Chain {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::ruleset::iptables::{Chain, SavedRule, Table};
+use crate::ruleset::iptables::{parse_rule, Chain, ParsedRule, SavedRule, Table};
 
 use super::nfnetlink::{
     attribute, attributes, be32, be64, compared_network, expressions, fields, negated,
@@ -337,6 +337,13 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
         .map(|(i, c)| (c.name.clone(), i))
         .collect();
     let mut printable = true;
+    // The rules of a table the firewall walk crosses are parsed as they arrive, while the
+    // kernel builds the next datagram, rather than at the first walk after the whole dump.
+    let walked = crate::ruleset::eval::hooks(true)
+        .iter()
+        .chain(crate::ruleset::eval::hooks(false))
+        .any(|(t, _)| *t == table);
+    let mut parsed: Vec<Vec<ParsedRule>> = vec![Vec::new(); chains.len()];
     nf.dump(
         &table_dump_request(NFT_MSG_GETRULE, family, NFTA_RULE_TABLE, table),
         |ty, p| {
@@ -365,12 +372,22 @@ pub fn read_table(family: u8, table: &str, timeout: Duration) -> Result<Option<T
                 _ => None,
             };
             match saved {
-                Some((chain, rule)) => chains[chain].rules.push(rule),
+                Some((chain, rule)) => {
+                    if walked {
+                        parsed[chain].push(parse_rule(&rule.args));
+                    }
+                    chains[chain].rules.push(rule)
+                }
                 None => printable = false,
             }
             Ok(())
         },
     )?;
+    if walked {
+        for (chain, parsed) in chains.iter_mut().zip(parsed) {
+            chain.parsed = parsed.into();
+        }
+    }
     Ok(printable.then(|| Table {
         name: table.to_string(),
         chains,

@@ -577,6 +577,63 @@ fn plain_tables_read_over_nfnetlink_equal_iptables_nft_save() {
     assert!(icmp.packets >= 1, "{icmp:?}");
 }
 
+/// A table whose dump runs to dozens of datagrams (3,000 rules) is received on a second thread
+/// while the first reads it: the result must still be exactly what `iptables-nft-save -c`
+/// prints, rule for rule in order, and the drop after the 3,000 rules is found against the
+/// real ping, by its position.
+#[test]
+fn a_long_table_read_over_nfnetlink_on_two_threads_equals_iptables_nft_save() {
+    let t = Topology::new();
+    assert_healthy(&t);
+    let mut rules =
+        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for i in 0..3000 {
+        rules += &format!(
+            "-A INPUT -s 198.18.{}.{}/32 -p tcp -m tcp --dport 9 -j DROP\n",
+            i / 256,
+            i % 256
+        );
+    }
+    rules += "-A INPUT -p icmp -j DROP\nCOMMIT\n";
+    let file = t.dir.path().join("long.rules");
+    std::fs::write(&file, rules).unwrap();
+    t.g(&[
+        "sh",
+        "-c",
+        &format!("iptables-nft-restore < {}", file.display()),
+    ]);
+    assert!(!t.ping(GUEST_IP));
+    let r = t.diagnose(None);
+    assert_eq!(r["firewall.icmp_in"].0, "fail", "{}", show(&r));
+    let s = summary(&r, "firewall.icmp_in");
+    assert!(
+        s.contains("rule 3001 of filter INPUT") && s.contains("-p icmp -j DROP"),
+        "{s}"
+    );
+    let snapshot: ecs_diag::snapshot::Snapshot =
+        serde_json::from_slice(&t.snapshot_json()).expect("a snapshot");
+    let rulesets = snapshot.firewall.ok().unwrap();
+    let v4 = rulesets
+        .iter()
+        .find(|r| r.family == "ipv4" && r.backend == "nft")
+        .unwrap_or_else(|| panic!("no ipv4 ruleset: {rulesets:?}"));
+    let why = v4.not_read.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("not run for filter: read over nfnetlink"),
+        "{why}"
+    );
+    let tables = v4.tables.ok().unwrap().clone();
+    assert_eq!(
+        tables[0]
+            .chains
+            .iter()
+            .map(|c| c.rules.len())
+            .sum::<usize>(),
+        3001
+    );
+    assert_same_tables(tables, saved_by(&t, "iptables-nft-save"));
+}
+
 /// A drop read over nfnetlink is judged like one read by iptables, against the real ping.
 #[test]
 fn firewall_plain_drop_read_over_nfnetlink() {

@@ -527,7 +527,7 @@ fn set_json(left: &Left, set: &AnonymousSet, cx: Context) -> Option<Value> {
             .iter()
             .map(|(k, _)| right_json(left, k, None, cx))
             .collect::<Option<Vec<_>>>()?;
-        return Some(json!({ "set": out }));
+        return Some(object([("set", Value::Array(out))]));
     }
     // Intervals: only addresses and ports, big-endian numbers of at most 16 bytes.
     let width = match left {
@@ -560,7 +560,7 @@ fn set_json(left: &Left, set: &AnonymousSet, cx: Context) -> Option<Value> {
     if open.is_some() {
         return None;
     }
-    Some(json!({ "set": out }))
+    Some(object([("set", Value::Array(out))]))
 }
 
 fn interval_json(
@@ -579,12 +579,38 @@ fn interval_json(
         let len = width as u32 * 8 - size.trailing_zeros();
         let mut v = right_json(left, &bytes(lo), None, cx)?;
         let addr = v.take();
-        return Some(json!({"prefix": {"addr": addr, "len": len}}));
+        return Some(object([(
+            "prefix",
+            object([("addr", addr), ("len", Value::from(len))]),
+        )]));
     }
-    Some(json!({"range": [
-        right_json(left, &bytes(lo), None, cx)?,
-        right_json(left, &bytes(hi), None, cx)?
-    ]}))
+    Some(object([(
+        "range",
+        Value::Array(vec![
+            right_json(left, &bytes(lo), None, cx)?,
+            right_json(left, &bytes(hi), None, cx)?,
+        ]),
+    )]))
+}
+
+/// `{"key": value, …}` with the values moved in: `json!` copies every Value it is given (it
+/// serialises each expression into a new Value), which was two fifths of reading firewalld's
+/// table.
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// nft's `{"match": {"op", "left", "right"}}`.
+fn matched(op: &str, left: Value, right: Value) -> Value {
+    object([(
+        "match",
+        object([("op", Value::from(op)), ("left", left), ("right", right)]),
+    )])
 }
 
 fn reject_json(kind: u32, code: u8, cx: Context) -> Option<Value> {
@@ -656,15 +682,17 @@ pub fn rule_json(
         _ => None,
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    // By value, so that a statement moves into the output instead of being copied.
+    let mut items = items.into_iter().peekable();
+    while let Some(item) = items.next() {
+        let next = items.peek();
         // The dependencies nft adds and takes away again: `meta nfproto` before a network
         // field in an inet table (or before `meta l4proto icmp|ipv6-icmp`, which implies it),
         // and `meta l4proto` before a transport field. (Printed or not, a dependency is
         // redundant: it never changes what the rule matches.)
         if family == NFPROTO_INET && cx.l3.is_none() {
-            if let Some(f @ (NFPROTO_IPV4 | NFPROTO_IPV6)) = dependency(item, NFT_META_NFPROTO) {
+            if let Some(f @ (NFPROTO_IPV4 | NFPROTO_IPV6)) = dependency(&item, NFT_META_NFPROTO) {
                 let icmp = if f == NFPROTO_IPV4 { 1 } else { 58 };
-                let next = items.get(i + 1);
                 // ICMP exists in one family only: `meta l4proto icmp` implies it.
                 if is_payload(next, 1)
                     || next.and_then(|n| dependency(n, NFT_META_L4PROTO)) == Some(icmp)
@@ -674,8 +702,8 @@ pub fn rule_json(
                 }
             }
         }
-        if cx.l4.is_none() && is_payload(items.get(i + 1), 2) {
-            if let Some(p) = dependency(item, NFT_META_L4PROTO) {
+        if cx.l4.is_none() && is_payload(next, 2) {
+            if let Some(p) = dependency(&item, NFT_META_L4PROTO) {
                 // ICMP of the other family, or ICMP in inet without its nfproto: left to nft.
                 match (p, cx.l3) {
                     (1, Some(NFPROTO_IPV4)) | (58, Some(NFPROTO_IPV6)) | (6 | 17, _) => {}
@@ -694,26 +722,26 @@ pub fn rule_json(
                 right: Right::Bytes(ports),
             },
             Some(6 | 17),
-        ) = (item, cx.l4)
+        ) = (&item, cx.l4)
         {
             for (off, port) in [(0, &ports.get(..2)?), (2, &ports.get(2..)?)] {
                 let left = Left::Payload(2, off, 2);
-                out.push(json!({"match": {
-                    "op": "==",
-                    "left": left_json(&left, cx)?,
-                    "right": right_json(&left, port, None, cx)?
-                }}));
+                out.push(matched(
+                    "==",
+                    left_json(&left, cx)?,
+                    right_json(&left, port, None, cx)?,
+                ));
             }
             continue;
         }
         out.push(match item {
-            Item::Statement(s) => s.clone(),
-            Item::Reject { kind, code } => reject_json(*kind, *code, cx)?,
+            Item::Statement(s) => s,
+            Item::Reject { kind, code } => reject_json(kind, code, cx)?,
             Item::Match {
-                left,
-                mask,
-                negated,
-                right,
+                ref left,
+                ref mask,
+                ref negated,
+                ref right,
             } => {
                 let l = left_json(left, cx)?;
                 let (op, r) = match right {
@@ -744,14 +772,17 @@ pub fn rule_json(
                         }
                         (
                             if *negated { "!=" } else { "==" },
-                            json!({"range": [
-                                right_json(left, from, None, cx)?,
-                                right_json(left, to, None, cx)?
-                            ]}),
+                            object([(
+                                "range",
+                                Value::Array(vec![
+                                    right_json(left, from, None, cx)?,
+                                    right_json(left, to, None, cx)?,
+                                ]),
+                            )]),
                         )
                     }
                 };
-                json!({"match": {"op": op, "left": l, "right": r}})
+                matched(op, l, r)
             }
         });
     }

@@ -317,21 +317,22 @@ fn receive(
     mut on_message: impl FnMut(u16, &[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut answered = false;
-    for datagram in 1.. {
+    let mut datagrams = 0;
+    loop {
         receive_datagram(sock, buf, deadline)?;
+        datagrams += 1;
         if hand_over(buf, &mut answered, &mut on_message)? || (!dump && answered) {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err("nfnetlink: the dump did not end in time".to_string());
         }
-        if dump && datagram == PIPELINE_AFTER {
+        if dump && datagrams == PIPELINE_AFTER {
             if let Some(done) = receive_pipelined(sock, deadline, &mut on_message) {
                 return done;
             }
         }
     }
-    Ok(())
 }
 
 /// Datagrams of one dump received in line before the rest are received on a thread of their
@@ -442,12 +443,10 @@ fn hand_over(
 }
 
 /// Whether [`hand_over`] ends the exchange at this datagram (DONE, a refusal, or malformed):
-/// the receiving thread stops there, as the in-line loop would.
+/// the receiving thread stops there, as the in-line loop would. Asked of `hand_over` itself,
+/// with nothing to hand to, so the two cannot disagree.
 fn ends_exchange(buf: &[u8]) -> bool {
-    messages(buf).map_or(true, |m| {
-        m.iter()
-            .any(|&(ty, p)| ty == NLMSG_DONE || (ty == NLMSG_ERROR && errno_of(p) != 0))
-    })
+    !matches!(hand_over(buf, &mut false, &mut |_, _| Ok(())), Ok(false))
 }
 
 /// 64 KiB: the kernel fills a dump datagram up to 32 KiB, more for one large message.
@@ -461,18 +460,17 @@ thread_local! {
     static RECV_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's netlink receive buffer (64 KiB: the kernel fills a dump
-/// datagram up to 32 KiB, more for a large message); a fresh one if it is in use.
+/// Runs `f` with this thread's netlink receive buffer ([`RECV_BUFFER_SIZE`]); a fresh one if
+/// it is in use.
 pub(crate) fn with_recv_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    const SIZE: usize = RECV_BUFFER_SIZE;
     RECV_BUFFER.with(|b| match b.try_borrow_mut() {
         Ok(mut buf) => {
-            if buf.capacity() < SIZE {
-                buf.reserve_exact(SIZE);
+            if buf.capacity() < RECV_BUFFER_SIZE {
+                buf.reserve_exact(RECV_BUFFER_SIZE);
             }
             f(&mut buf)
         }
-        Err(_) => f(&mut Vec::with_capacity(SIZE)),
+        Err(_) => f(&mut Vec::with_capacity(RECV_BUFFER_SIZE)),
     })
 }
 
@@ -681,12 +679,12 @@ mod tests {
                     return; // the receiver stopped early, as it may
                 }
             }
-            if let Some(end) = &end {
-                let _ = theirs.send(end);
-            }
-            if end.is_none() {
+            match end {
+                Some(end) => {
+                    let _ = theirs.send(&end);
+                }
                 // Held open a while: a dump that never ends must stop at the deadline.
-                std::thread::sleep(Duration::from_millis(600));
+                None => std::thread::sleep(Duration::from_millis(600)),
             }
         });
         (unsafe { Socket::from_raw_fd(ours.into_raw_fd()) }, sender)

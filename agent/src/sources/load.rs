@@ -263,87 +263,157 @@ pub fn tasks(proc_root: &Path, read_swap: bool) -> Gathered<TaskSample> {
 
 /// `tasks`, leaving out process `own` and its children from the stuck ones.
 pub fn tasks_except(proc_root: &Path, own: Option<u32>, read_swap: bool) -> Gathered<TaskSample> {
-    let entries = match std::fs::read_dir(proc_root) {
-        Ok(e) => e,
-        Err(e) => return Gathered::Failed(format!("cannot list {}: {e}", proc_root.display())),
-    };
-    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
-    let (hz, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_CLK_TCK),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let mut sample = TaskSample {
-        // USER_HZ is 100 on every Linux ABI; sysconf only fails on a broken libc.
-        ticks_per_s: u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100),
-        ..TaskSample::default()
-    };
-    let page_kib = u64::try_from(page)
-        .ok()
-        .filter(|p| *p >= 1024)
-        .unwrap_or(4096)
-        / 1024;
-    let mut path = proc_root.to_path_buf();
-    // One open and one read per process into a reused buffer: a stat line is at most 52
-    // numbers after a command of at most 64 bytes, and this scan is the bulk of a sample's
-    // cost on a host with many processes.
-    let mut buf = [0u8; 1024];
-    let mut status = String::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
+    match TaskScan::new(proc_root, own, read_swap) {
+        Ok(scan) => Gathered::Ok(scan.finish()),
+        Err(e) => Gathered::Failed(e),
+    }
+}
+
+/// One reading of every `/proc/PID` (`tasks`), shared by whichever threads have time: the
+/// longest single source (tens of microseconds a process), and the only one that divides, so
+/// threads that finish their own sources early take processes from it instead of idling.
+/// Each process is claimed once (an atomic cursor over the listing), each thread keeps its
+/// own part, and `finish` merges the parts in pid order: the sample is the same whoever
+/// read what.
+pub struct TaskScan {
+    proc_root: std::path::PathBuf,
+    own: Option<u32>,
+    read_swap: bool,
+    page_kib: u64,
+    ticks_per_s: u64,
+    pids: Vec<u32>,
+    next: std::sync::atomic::AtomicUsize,
+    parts: std::sync::Mutex<Vec<TaskSample>>,
+}
+
+impl TaskScan {
+    /// Lists the processes (`own` and its children are never counted as stuck); reads none.
+    pub fn new(proc_root: &Path, own: Option<u32>, read_swap: bool) -> Result<TaskScan, String> {
+        let entries = std::fs::read_dir(proc_root)
+            .map_err(|e| format!("cannot list {}: {e}", proc_root.display()))?;
+        let pids = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .collect();
+        // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+        let (hz, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
         };
-        path.push(&name);
+        Ok(TaskScan {
+            proc_root: proc_root.to_path_buf(),
+            own,
+            read_swap,
+            // USER_HZ is 100 on every Linux ABI; sysconf only fails on a broken libc.
+            ticks_per_s: u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100),
+            page_kib: u64::try_from(page)
+                .ok()
+                .filter(|p| *p >= 1024)
+                .unwrap_or(4096)
+                / 1024,
+            pids,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            parts: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Reads processes not yet claimed until none is left.
+    pub fn help(&self) {
+        use std::sync::atomic::Ordering;
+        let mut part = TaskSample::default();
+        let mut path = self.proc_root.clone();
+        // One open and one read per process into a reused buffer: a stat line is at most 52
+        // numbers after a command of at most 64 bytes.
+        let mut buf = [0u8; 1024];
+        let mut status = String::new();
+        // Relaxed: the cursor only hands out distinct indices; the parts are published
+        // through the mutex.
+        while let Some(&pid) = self.pids.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            path.push(pid.to_string());
+            self.read_process(pid, &mut path, &mut buf, &mut status, &mut part);
+            path.pop();
+        }
+        if part.processes > 0 {
+            // A poisoned lock only means another helper panicked; its part is still whole
+            // or absent, and this one is not lost.
+            let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+            parts.push(part);
+        }
+    }
+
+    /// `path` is `/proc/PID`; adds what it says to `part`.
+    fn read_process(
+        &self,
+        pid: u32,
+        path: &mut std::path::PathBuf,
+        buf: &mut [u8],
+        status: &mut String,
+        part: &mut TaskSample,
+    ) {
         path.push("stat");
-        let n = std::fs::File::open(&path).and_then(|mut f| f.read(&mut buf));
+        let n = std::fs::File::open(&*path).and_then(|mut f| f.read(buf));
         path.pop();
         let Some(stat) = n.ok().and_then(|n| parse_pid_stat(&buf[..n])) else {
-            path.pop();
-            continue;
+            return;
         };
-        sample.processes += 1;
-        let ours = own.is_some_and(|o| pid == o || stat.ppid == Some(o));
+        part.processes += 1;
+        let ours = self.own.is_some_and(|o| pid == o || stat.ppid == Some(o));
         if stat.state == 'D' && !ours {
             path.push("wchan");
-            let wchan = std::fs::read_to_string(&path)
+            let wchan = std::fs::read_to_string(&*path)
                 .ok()
                 .filter(|w| !w.is_empty() && w != "0");
             path.pop();
-            sample.dstate.push(Task {
+            part.dstate.push(Task {
                 pid,
                 command: stat.command.clone(),
                 wchan,
             });
         }
         if let Some(u) = stat.usage {
-            let swap_kib = if read_swap {
+            let swap_kib = if self.read_swap {
                 path.push("status");
                 status.clear();
-                let read = std::fs::File::open(&path).and_then(|mut f| {
+                let read = std::fs::File::open(&*path).and_then(|mut f| {
                     // Bounded: a status file is about 1.5 KiB.
-                    (&mut f).take(16 * 1024).read_to_string(&mut status)
+                    (&mut f).take(16 * 1024).read_to_string(status)
                 });
                 path.pop();
-                read.ok().and_then(|_| parse_vm_swap(&status))
+                read.ok().and_then(|_| parse_vm_swap(status))
             } else {
                 None
             };
-            sample.usage.push(TaskUsage {
+            part.usage.push(TaskUsage {
                 pid,
                 command: stat.command,
                 start_ticks: u.start_ticks,
                 cpu_ticks: u.cpu_ticks,
-                rss_kib: u.rss_pages.saturating_mul(page_kib),
+                rss_kib: u.rss_pages.saturating_mul(self.page_kib),
                 swap_kib,
             });
         }
-        path.pop();
     }
-    sample.dstate.sort_by_key(|t| t.pid);
-    sample.usage.sort_by_key(|t| t.pid);
-    Gathered::Ok(sample)
+
+    /// Reads what no helper did, then merges every part in pid order. Called once every
+    /// helper has returned (their threads joined); a part pushed later would be left out.
+    pub fn finish(&self) -> TaskSample {
+        self.help();
+        let parts = std::mem::take(&mut *self.parts.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut sample = TaskSample {
+            ticks_per_s: self.ticks_per_s,
+            ..TaskSample::default()
+        };
+        for part in parts {
+            sample.processes += part.processes;
+            sample.dstate.extend(part.dstate);
+            sample.usage.extend(part.usage);
+        }
+        sample.dstate.sort_by_key(|t| t.pid);
+        sample.usage.sort_by_key(|t| t.pid);
+        sample
+    }
 }
 
 /// What one `/proc/PID/stat` line says.
@@ -515,6 +585,37 @@ mod tests {
         assert_eq!(parse_vm_swap("Name:\tx\nVmSwap:\t     512 kB\n"), Some(512));
         assert_eq!(parse_vm_swap("Name:\tkthreadd\n"), None);
         assert_eq!(parse_vm_swap("VmSwap: lots\n"), None);
+    }
+
+    #[test]
+    fn a_scan_shared_by_threads_reads_each_process_once_and_equals_one_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for pid in 1..=300u32 {
+            std::fs::create_dir_all(p.join(pid.to_string())).unwrap();
+            let state = if pid % 7 == 0 { 'D' } else { 'S' };
+            std::fs::write(
+                p.join(format!("{pid}/stat")),
+                format!(
+                    "{pid} (p{pid}) {state} 1 0 0 0 0 0 0 0 0 0 {pid} 1 0 0 0 0 1 0 5 0 {pid} 0"
+                ),
+            )
+            .unwrap();
+        }
+        let alone = tasks_except(p, None, false).ok().unwrap().clone();
+        assert_eq!(alone.processes, 300);
+        assert_eq!(alone.dstate.len(), 42);
+        assert_eq!(alone.usage.len(), 300);
+        let scan = TaskScan::new(p, None, false).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| scan.help());
+            }
+        });
+        let shared = scan.finish();
+        assert_eq!(shared, alone);
+        // Once finished, nothing is left to read or merge again.
+        assert_eq!(scan.finish().processes, 0);
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn metadata_decision(mode: MetadataMode, dmi: &Gathered<Dmi>) -> Result<(), 
 pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
     let dmi = sysfs::dmi(&config.paths.sys);
     let decision = metadata_decision(config.metadata.mode, &dmi);
+    let scan = SharedScan::new();
     std::thread::scope(|scope| {
         // The cloud side needs the metadata's region and ids: asked right after it, while
         // the local sources are read.
@@ -128,9 +129,12 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         let dns = (!config.dns.domains.is_empty())
             .then(|| scope.spawn(|| dns::resolve_all(&config.paths, &config.dns)));
         // The firewall tools are separate processes: run them while netlink is read.
-        let firewall =
-            scope.spawn(|| rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref()));
-        let mut snapshot = gather_local(config, options);
+        let firewall = scope.spawn(|| {
+            let facts = rulesets::read_all(&config.paths.proc, options.firewall_cache.as_ref());
+            help_scan(&scan);
+            facts
+        });
+        let mut snapshot = gather_local(config, options, &scan);
         snapshot.dmi = dmi.clone();
         let facts = firewall.join().unwrap_or_else(|_| {
             let why = "the firewall reader panicked";
@@ -149,6 +153,12 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
         snapshot.nft_genid = facts.genid;
         snapshot.denied = facts.denied;
         snapshot.legacy_signature = facts.legacy_signature;
+        // Every helper has returned: the firewall thread and the local ones are joined.
+        snapshot.tasks = match scan.get() {
+            Some(Ok(s)) => Gathered::Ok(s.finish()),
+            Some(Err(e)) => Gathered::Failed(e.clone()),
+            None => Gathered::Failed("the load reader panicked".to_string()),
+        };
         if let Some(dns) = dns {
             snapshot.dns = dns
                 .join()
@@ -170,10 +180,21 @@ pub fn gather(config: &Config, options: &GatherOptions) -> Snapshot {
     })
 }
 
-/// The host's load and kernel counters, read from /proc files.
+/// The reading of every process (`load::TaskScan`), set up by the host thread once memory
+/// says whether swap is worth reading, and helped by every thread that finishes its own
+/// sources first.
+type SharedScan = std::sync::OnceLock<Result<load::TaskScan, String>>;
+
+/// Takes processes from the scan, if it has been set up, until none is left.
+fn help_scan(scan: &SharedScan) {
+    if let Some(Ok(s)) = scan.get() {
+        s.help();
+    }
+}
+
+/// The host's load and kernel counters, read from /proc files (every process: `SharedScan`).
 struct HostFacts {
     cpu: Gathered<crate::snapshot::CpuSample>,
-    tasks: Gathered<crate::snapshot::TaskSample>,
     memory: Gathered<crate::snapshot::MemorySample>,
     pressure: Gathered<Option<crate::snapshot::Pressure>>,
     disks: Gathered<Vec<crate::snapshot::Disk>>,
@@ -183,11 +204,14 @@ struct HostFacts {
 }
 
 impl HostFacts {
-    fn read(proc: &std::path::Path) -> HostFacts {
+    /// Reads the counters and sets up `scan` (reading no process).
+    fn read(proc: &std::path::Path, scan: &SharedScan) -> HostFacts {
         let memory = load::memory(proc);
+        // On the live /proc the agent and its helper tools are never counted as stuck.
+        let own = (proc == std::path::Path::new("/proc")).then(std::process::id);
+        let _ = scan.set(load::TaskScan::new(proc, own, swap_in_use(&memory)));
         HostFacts {
             cpu: load::cpu(proc),
-            tasks: load::tasks(proc, swap_in_use(&memory)),
             memory,
             pressure: load::pressure(proc),
             disks: load::disks(proc),
@@ -201,7 +225,6 @@ impl HostFacts {
         let f = || why.to_string();
         HostFacts {
             cpu: Gathered::Failed(f()),
-            tasks: Gathered::Failed(f()),
             memory: Gathered::Failed(f()),
             pressure: Gathered::Failed(f()),
             disks: Gathered::Failed(f()),
@@ -212,18 +235,25 @@ impl HostFacts {
     }
 }
 
-fn gather_local(config: &Config, options: &GatherOptions) -> Snapshot {
+/// The local sources; every process (`scan`) is left to `gather` to finish.
+fn gather_local(config: &Config, options: &GatherOptions, scan: &SharedScan) -> Snapshot {
+    let proc = &config.paths.proc;
     std::thread::scope(|scope| {
-        // The host's load (a read of every process's stat: the longest single source, a
-        // millisecond per hundred processes) is read on another core while netlink is asked.
-        let host = scope.spawn(|| HostFacts::read(&config.paths.proc));
+        // The host's load is read on another core while netlink is asked; every process
+        // (`scan`, the longest single source: a millisecond per hundred) is then shared by
+        // whichever thread is done with its own sources.
+        let host = scope.spawn(|| {
+            let facts = HostFacts::read(proc, scan);
+            help_scan(scan);
+            facts
+        });
         let network = gather_network(config, options);
+        help_scan(scan);
         let host = host
             .join()
             .unwrap_or_else(|_| HostFacts::failed("the load reader panicked"));
         Snapshot {
             cpu: host.cpu,
-            tasks: host.tasks,
             memory: host.memory,
             pressure: host.pressure,
             disks: host.disks,
@@ -315,6 +345,7 @@ fn gather_network(config: &Config, options: &GatherOptions) -> Snapshot {
         cloud: Default::default(),
         at_ms: crate::unix_ms(),
         cpu: not_here(),
+        // Filled in by `gather`, once every thread that helps read the processes is done.
         tasks: not_here(),
         memory: not_here(),
         pressure: not_here(),

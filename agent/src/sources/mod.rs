@@ -278,12 +278,15 @@ fn gather_network(config: &Config, options: &GatherOptions) -> Snapshot {
                 (all_failed(why.clone()), Gathered::Failed(why))
             }
             Ok(rt) => rt.block_on(async {
-                let facts = gather_netlink(options).await;
-                let qdiscs = match netlink::Netlink::connect() {
-                    Ok(nl) => nl.qdiscs().await,
-                    Err(e) => Gathered::Failed(e),
-                };
-                (facts, qdiscs)
+                // One socket for every dump (one at a time: the kernel answers EBUSY to a
+                // second dump on the same socket).
+                match netlink::Netlink::connect() {
+                    Ok(nl) => {
+                        let facts = gather_netlink(&nl, options).await;
+                        (facts, nl.qdiscs().await)
+                    }
+                    Err(e) => (all_failed(e.clone()), Gathered::Failed(e)),
+                }
             }),
         };
 
@@ -417,12 +420,7 @@ fn all_failed(e: String) -> NetlinkFacts {
     )
 }
 
-async fn gather_netlink(options: &GatherOptions) -> NetlinkFacts {
-    let nl = match netlink::Netlink::connect() {
-        Ok(nl) => nl,
-        Err(e) => return all_failed(e),
-    };
-    // One dump at a time: the kernel answers EBUSY to a second dump on the same socket.
+async fn gather_netlink(nl: &netlink::Netlink, options: &GatherOptions) -> NetlinkFacts {
     let links = nl.links().await;
     let addresses = nl.addresses().await;
     let routes = nl.routes().await;

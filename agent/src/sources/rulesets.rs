@@ -508,8 +508,9 @@ fn record(denied: &Mutex<Vec<Denied>>, d: Option<Denied>) {
 /// the generation id they belong to.
 pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFacts {
     let state = super::nfnetlink::nft_state(TOOL_TIMEOUT).ok();
+    let names = LegacyNames::read(proc_root);
     // Legacy tables whose signature cannot be read are always read again.
-    let legacy = legacy_signature(proc_root);
+    let legacy = legacy_signature(&names);
     if let (Some(st), Some(c), Some(sig)) = (&state, cache, &legacy) {
         if c.genid == Some(st.genid) && &c.legacy_signature == sig {
             return c.clone();
@@ -531,7 +532,7 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
     let (firewall, nftables) = if some(true) && (some(false) || legacy_tables) {
         std::thread::scope(|scope| {
             let nft = scope.spawn(|| read_nft(tables.as_deref(), &denied));
-            let fw = read(proc_root, &denied, tables.as_deref());
+            let fw = read(&names, &denied, tables.as_deref());
             (
                 fw,
                 nft.join()
@@ -540,7 +541,7 @@ pub fn read_all(proc_root: &Path, cache: Option<&FirewallFacts>) -> FirewallFact
         })
     } else {
         (
-            read(proc_root, &denied, tables.as_deref()),
+            read(&names, &denied, tables.as_deref()),
             read_nft(tables.as_deref(), &denied),
         )
     };
@@ -623,17 +624,39 @@ fn legacy_table_info(v6: bool, table: &str) -> Option<(u32, u32)> {
     Some((word(76), word(80)))
 }
 
+/// The kernel's legacy tables of both families (`legacy_tables`), each names file read once
+/// a refresh: the signature and the readers of both families all ask it.
+pub struct LegacyNames {
+    v4: Result<Vec<String>, (String, Option<Denied>)>,
+    v6: Result<Vec<String>, (String, Option<Denied>)>,
+}
+
+impl LegacyNames {
+    pub fn read(proc_root: &Path) -> LegacyNames {
+        LegacyNames {
+            v4: legacy_tables(proc_root, "ip_tables_names"),
+            v6: legacy_tables(proc_root, "ip6_tables_names"),
+        }
+    }
+
+    /// The tables of one names file (`ip_tables_names` or `ip6_tables_names`).
+    fn of(&self, names_file: &str) -> &Result<Vec<String>, (String, Option<Denied>)> {
+        if names_file == "ip6_tables_names" {
+            &self.v6
+        } else {
+            &self.v4
+        }
+    }
+}
+
 /// The legacy tables and their (entries, size); None if any cannot be read.
-pub fn legacy_signature(proc_root: &Path) -> Option<Vec<(String, String, u32, u32)>> {
+fn legacy_signature(names: &LegacyNames) -> Option<Vec<(String, String, u32, u32)>> {
     let mut sig = Vec::new();
-    for (family, names, v6) in [
-        ("ipv4", "ip_tables_names", false),
-        ("ipv6", "ip6_tables_names", true),
-    ] {
-        let Ok(text) = table_names(proc_root, names) else {
+    for (family, v6, tables) in [("ipv4", false, &names.v4), ("ipv6", true, &names.v6)] {
+        let Ok(tables) = tables else {
             continue;
         };
-        for table in text.split_whitespace() {
+        for table in tables {
             let (entries, size) = legacy_table_info(v6, table)?;
             sig.push((family.to_string(), table.to_string(), entries, size));
         }
@@ -720,7 +743,7 @@ fn xtables_of<'a>(
 /// nfnetlink; None: not known, so the tool runs), legacy by the kernel's names file. Fails as
 /// a whole only when no iptables tool is installed at all.
 pub fn read(
-    proc_root: &Path,
+    names: &LegacyNames,
     denied: &Mutex<Vec<Denied>>,
     nft_tables: Option<&[(String, String)]>,
 ) -> Gathered<Vec<Ruleset>> {
@@ -729,7 +752,7 @@ pub fn read(
                       nft: &str,
                       legacy: &str,
                       plain: &str,
-                      names: &str| {
+                      names_file: &str| {
         let mut out = Vec::new();
         let nft_family = if family == "ipv4" { "ip" } else { "ip6" };
         let nft_tables_exist = xtables_exist(nft_tables, nft_family);
@@ -752,17 +775,17 @@ pub fn read(
         {
             out.push(r);
         }
-        let tables = match legacy_tables(proc_root, names) {
+        let tables = match names.of(names_file) {
             Ok(t) => t,
             Err((e, d)) => {
-                record(denied, d);
+                record(denied, d.clone());
                 out.push(Ruleset {
                     not_read: None,
                     nat: None,
                     backend: "legacy".into(),
                     family: family.into(),
                     tool: legacy.into(),
-                    tables: Gathered::Failed(e),
+                    tables: Gathered::Failed(e.clone()),
                 });
                 return out;
             }
@@ -788,7 +811,7 @@ pub fn read(
                     tool: plain.into(),
                     tables: Gathered::Ok(Vec::new()),
                     not_read: Some(format!(
-                        "not run: the kernel lists no legacy table ({names}) and nf_tables no iptables-nft table in family {nft_family}"
+                        "not run: the kernel lists no legacy table ({names_file}) and nf_tables no iptables-nft table in family {nft_family}"
                     )),
                     nat: None,
                 });
@@ -820,9 +843,9 @@ pub fn read(
         )
     };
     // A family with no table of either backend runs no tool: it needs no thread of its own.
-    let empty = |nft_family: &str, names: &str| {
+    let empty = |nft_family: &str, names_file: &str| {
         xtables_exist(nft_tables, nft_family) == Some(false)
-            && legacy_tables(proc_root, names).is_ok_and(|t| t.is_empty())
+            && names.of(names_file).as_ref().is_ok_and(|t| t.is_empty())
     };
     let out: Vec<Ruleset> = if empty("ip", "ip_tables_names") || empty("ip6", "ip6_tables_names") {
         let mut out = v4();

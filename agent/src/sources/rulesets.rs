@@ -798,7 +798,7 @@ pub fn read(
                 "legacy",
                 family,
                 &[legacy, plain],
-                Some(&tables),
+                Some(tables),
                 denied,
             ));
         } else if out.is_empty() && nft_tables_exist == Some(false) {

@@ -75,9 +75,14 @@ struct DiagSocket {
 }
 
 /// One sock_diag dump: sockets of `family`/`protocol` in the `states` bitmask, as listeners.
-fn diag_dump(family: u8, protocol: u8, states: u32) -> Result<Vec<Listener>, String> {
+fn diag_dump(
+    sock: &mut netlink_sys::Socket,
+    family: u8,
+    protocol: u8,
+    states: u32,
+) -> Result<Vec<Listener>, String> {
     let proto = if protocol == 6 { "tcp" } else { "udp" };
-    Ok(diag_sockets(family, protocol, states)?
+    Ok(diag_sockets(sock, family, protocol, states)?
         .into_iter()
         .map(|d| Listener {
             proto: proto.to_string(),
@@ -101,11 +106,17 @@ pub fn smtp_attempts(
 ) -> Gathered<Vec<String>> {
     let sockstat = |file: &str| std::fs::read_to_string(proc_root.join("net").join(file)).ok();
     let mut out = Vec::new();
+    let mut sock = None;
     for (family, file, label) in [(2u8, "sockstat", "TCP:"), (10, "sockstat6", "TCP6:")] {
         if !may_be_connecting(sockstat(file).as_deref(), label, listeners, family == 2) {
             continue;
         }
-        match diag_sockets(family, 6, 1 << TCP_SYN_SENT) {
+        let asked = match &mut sock {
+            Some(sock) => diag_sockets(sock, family, 6, 1 << TCP_SYN_SENT),
+            None => diag_socket()
+                .and_then(|s| diag_sockets(sock.insert(s), family, 6, 1 << TCP_SYN_SENT)),
+        };
+        match asked {
             Ok(all) => out.extend(all.into_iter().filter(|d| d.dport == 25).map(|d| {
                 let show = |a: IpAddr, p: u16| match a {
                     IpAddr::V4(a) => format!("{a}:{p}"),
@@ -150,14 +161,24 @@ fn may_be_connecting(
     in_use.is_none_or(|n| n > listening)
 }
 
-/// One sock_diag dump: sockets of `family`/`protocol` in the `states` bitmask.
-fn diag_sockets(family: u8, protocol: u8, states: u32) -> Result<Vec<DiagSocket>, String> {
+/// A sock_diag socket: its dumps are asked one after another, each read to its end.
+fn diag_socket() -> Result<netlink_sys::Socket, String> {
     use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
     let mut sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| format!("sock_diag socket: {e}"))?;
     sock.bind_auto()
         .map_err(|e| format!("sock_diag bind: {e}"))?;
     sock.connect(&SocketAddr::new(0, 0))
         .map_err(|e| format!("sock_diag connect: {e}"))?;
+    Ok(sock)
+}
+
+/// One sock_diag dump on `sock`: sockets of `family`/`protocol` in the `states` bitmask.
+fn diag_sockets(
+    sock: &mut netlink_sys::Socket,
+    family: u8,
+    protocol: u8,
+    states: u32,
+) -> Result<Vec<DiagSocket>, String> {
     // nlmsghdr (16) + inet_diag_req_v2 (56): family, protocol, ext, pad, states, sockid (48).
     let mut req = Vec::with_capacity(72);
     req.extend_from_slice(&72u32.to_ne_bytes());
@@ -217,10 +238,11 @@ fn diag_sockets(family: u8, protocol: u8, states: u32) -> Result<Vec<DiagSocket>
 /// Listening TCP and unconnected UDP sockets, from sock_diag.
 fn read_diag() -> Result<Vec<Listener>, String> {
     let mut all = Vec::new();
+    let mut sock = diag_socket()?;
     for family in [2u8, 10] {
-        all.extend(diag_dump(family, 6, 1 << TCP_LISTEN)?);
+        all.extend(diag_dump(&mut sock, family, 6, 1 << TCP_LISTEN)?);
         // UDP: unconnected sockets (a connected one has a remote port).
-        all.extend(diag_dump(family, 17, 1 << TCP_CLOSE)?);
+        all.extend(diag_dump(&mut sock, family, 17, 1 << TCP_CLOSE)?);
     }
     Ok(all)
 }

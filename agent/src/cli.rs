@@ -36,6 +36,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's arguments are built only when it is the one asked for (or for help, man
+// pages and completions, which build them all): building every one took 0.1 ms of each
+// `check`'s serial start.
+#[command(defer = true)]
 pub enum Command {
     /// Diagnose once and print the findings.
     Check {

@@ -257,8 +257,13 @@ fn is_partition(name: &str) -> bool {
 /// it runs (`iptables-save` waiting on the kernel is briefly in D state) are never counted as
 /// stuck.
 pub fn tasks(proc_root: &Path, read_swap: bool) -> Gathered<TaskSample> {
-    let own = (proc_root == Path::new("/proc")).then(std::process::id);
-    tasks_except(proc_root, own, read_swap)
+    tasks_except(proc_root, own_process(proc_root), read_swap)
+}
+
+/// The agent's own pid where `proc_root` is the live /proc (it and its helper tools are never
+/// counted as stuck); a fixture root has none.
+pub fn own_process(proc_root: &Path) -> Option<u32> {
+    (proc_root == Path::new("/proc")).then(std::process::id)
 }
 
 /// `tasks`, leaving out process `own` and its children from the stuck ones.

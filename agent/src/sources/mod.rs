@@ -207,9 +207,11 @@ impl HostFacts {
     /// Reads the counters and sets up `scan` (reading no process).
     fn read(proc: &std::path::Path, scan: &SharedScan) -> HostFacts {
         let memory = load::memory(proc);
-        // On the live /proc the agent and its helper tools are never counted as stuck.
-        let own = (proc == std::path::Path::new("/proc")).then(std::process::id);
-        let _ = scan.set(load::TaskScan::new(proc, own, swap_in_use(&memory)));
+        let _ = scan.set(load::TaskScan::new(
+            proc,
+            load::own_process(proc),
+            swap_in_use(&memory),
+        ));
         HostFacts {
             cpu: load::cpu(proc),
             memory,

@@ -639,9 +639,9 @@ impl LegacyNames {
         }
     }
 
-    /// The tables of one names file (`ip_tables_names` or `ip6_tables_names`).
-    fn of(&self, names_file: &str) -> &Result<Vec<String>, (String, Option<Denied>)> {
-        if names_file == "ip6_tables_names" {
+    /// The tables of one family's names file.
+    fn of(&self, v6: bool) -> &Result<Vec<String>, (String, Option<Denied>)> {
+        if v6 {
             &self.v6
         } else {
             &self.v4
@@ -775,7 +775,7 @@ pub fn read(
         {
             out.push(r);
         }
-        let tables = match names.of(names_file) {
+        let tables = match names.of(family == "ipv6") {
             Ok(t) => t,
             Err((e, d)) => {
                 record(denied, d.clone());
@@ -843,11 +843,14 @@ pub fn read(
         )
     };
     // A family with no table of either backend runs no tool: it needs no thread of its own.
-    let empty = |nft_family: &str, names_file: &str| {
+    let empty = |nft_family: &str| {
         xtables_exist(nft_tables, nft_family) == Some(false)
-            && names.of(names_file).as_ref().is_ok_and(|t| t.is_empty())
+            && names
+                .of(nft_family == "ip6")
+                .as_ref()
+                .is_ok_and(|t| t.is_empty())
     };
-    let out: Vec<Ruleset> = if empty("ip", "ip_tables_names") || empty("ip6", "ip6_tables_names") {
+    let out: Vec<Ruleset> = if empty("ip") || empty("ip6") {
         let mut out = v4();
         out.extend(v6());
         out
